@@ -1,0 +1,82 @@
+using Attune.Tensors;
+
+namespace Attune.Formats;
+
+/// <summary>
+/// A Hugging Face checkpoint folder: <c>config.json</c>, the safetensors weights (single or sharded),
+/// and the tokenizer files beside them. Opening checks that every tensor the architecture needs is
+/// there with the right shape and reports all problems at once.
+/// </summary>
+public sealed class Checkpoint : IDisposable
+{
+    public const string ConfigFileName = "config.json";
+    public const string TokenizerFileName = "tokenizer.json";
+    public const string TokenizerConfigFileName = "tokenizer_config.json";
+    public const string GenerationConfigFileName = "generation_config.json";
+
+    public string Directory { get; }
+    public ModelConfig Config { get; }
+    public SafeTensorsIndex Weights { get; }
+
+    public string? TokenizerPath => FileIfPresent(TokenizerFileName);
+    public string? TokenizerConfigPath => FileIfPresent(TokenizerConfigFileName);
+    public string? GenerationConfigPath => FileIfPresent(GenerationConfigFileName);
+
+    Checkpoint(string dir, ModelConfig config, SafeTensorsIndex weights)
+    {
+        Directory = dir;
+        Config = config;
+        Weights = weights;
+    }
+
+    string? FileIfPresent(string name)
+    {
+        var p = Path.Combine(Directory, name);
+        return File.Exists(p) ? p : null;
+    }
+
+    public static Checkpoint Open(string dir)
+    {
+        if (!System.IO.Directory.Exists(dir))
+            throw new AttuneException(dir, File.Exists(dir) ? "is a file; a checkpoint is a folder with config.json" : "folder not found");
+        var config = ModelConfig.Load(Path.Combine(dir, ConfigFileName));
+        var weights = SafeTensorsIndex.Open(dir);
+        try
+        {
+            var problems = Validate(config, weights);
+            if (problems.Count > 0)
+            {
+                var shown = problems.Take(8).ToList();
+                var more = problems.Count > shown.Count ? $"; and {problems.Count - shown.Count} more" : "";
+                throw new AttuneException(dir, $"{problems.Count} problem(s) with the weights: {string.Join("; ", shown)}{more}");
+            }
+            return new Checkpoint(dir, config, weights);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Every missing, misshapen or non-float tensor, one line each.</summary>
+    public static List<string> Validate(ModelConfig config, SafeTensorsIndex weights)
+    {
+        var problems = new List<string>();
+        foreach (var t in TensorLayout.Expected(config))
+        {
+            if (!weights.TryGetEntry(t.Name, out var e))
+            {
+                if (!t.Optional) problems.Add($"tensor {t.Name} is missing");
+                continue;
+            }
+            if (!e.Shape.SequenceEqual(t.Shape))
+                problems.Add($"tensor {t.Name} has shape [{string.Join(", ", e.Shape)}], expected [{string.Join(", ", t.Shape)}]");
+            if (e.DType is not (DType.F32 or DType.F16 or DType.BF16))
+                problems.Add($"tensor {t.Name} is {e.DType.SafeTensorsName()}; weights must be F32, F16 or BF16");
+        }
+        return problems;
+    }
+
+    public void Dispose() => Weights.Dispose();
+}

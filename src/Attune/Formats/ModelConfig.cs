@@ -1,0 +1,216 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Attune.Formats;
+
+/// <summary>The decoder-only families Attune runs; each is a Hugging Face <c>architectures</c> entry.</summary>
+public enum Architecture
+{
+    Llama,   // LlamaForCausalLM (Llama 1/2/3, SmolLM, SmolLM2)
+    Mistral, // MistralForCausalLM
+    Qwen2,   // Qwen2ForCausalLM: q/k/v projections carry a bias
+    Qwen3,   // Qwen3ForCausalLM: RMSNorm on q and k per head
+}
+
+/// <summary><c>rope_scaling</c> from config.json. Only the <c>llama3</c> type changes the frequencies here.</summary>
+public sealed record RopeScaling(
+    string Type,
+    double Factor,
+    double LowFreqFactor,
+    double HighFreqFactor,
+    int OriginalMaxPositionEmbeddings);
+
+/// <summary>
+/// The hyper-parameters of a checkpoint, read from its own config.json with the defaults that
+/// transformers applies to each architecture when a field is absent.
+/// </summary>
+public sealed record ModelConfig
+{
+    public static readonly IReadOnlyDictionary<string, Architecture> SupportedArchitectures =
+        new Dictionary<string, Architecture>(StringComparer.Ordinal)
+        {
+            ["LlamaForCausalLM"] = Architecture.Llama,
+            ["MistralForCausalLM"] = Architecture.Mistral,
+            ["Qwen2ForCausalLM"] = Architecture.Qwen2,
+            ["Qwen3ForCausalLM"] = Architecture.Qwen3,
+        };
+
+    public required Architecture Architecture { get; init; }
+    public required string ArchitectureName { get; init; }
+    public required string ModelType { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int NumLayers { get; init; }
+    public required int NumHeads { get; init; }
+    public required int NumKvHeads { get; init; }
+    public required int HeadDim { get; init; }
+    public required int IntermediateSize { get; init; }
+    public required int VocabSize { get; init; }
+    public required double RmsNormEps { get; init; }
+    public required double RopeTheta { get; init; }
+    public RopeScaling? RopeScaling { get; init; }
+    public required bool TieWordEmbeddings { get; init; }
+    /// <summary>Bias on q/k/v projections (Qwen2 always; Llama/Qwen3 when attention_bias).</summary>
+    public required bool QkvBias { get; init; }
+    /// <summary>Bias on the attention output projection (Llama's attention_bias covers o_proj too).</summary>
+    public required bool OutputBias { get; init; }
+    public required bool MlpBias { get; init; }
+    public required int MaxPositionEmbeddings { get; init; }
+    public int? SlidingWindow { get; init; }
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    public string? TorchDtype { get; init; }
+
+    /// <summary>Reads and checks a config.json.</summary>
+    public static ModelConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
+        if (root is not JsonObject obj) throw new AttuneException(path, "not a JSON object");
+        return Parse(obj, path);
+    }
+
+    public static ModelConfig Parse(JsonObject o, string source)
+    {
+        var reader = new FieldReader(o, source);
+        var archName = reader.Architecture();
+        var arch = SupportedArchitectures[archName];
+        int hidden = reader.RequiredInt("hidden_size", min: 1);
+        int layers = reader.RequiredInt("num_hidden_layers", min: 1);
+        int heads = reader.RequiredInt("num_attention_heads", min: 1);
+        int kvHeads = reader.OptionalInt("num_key_value_heads", min: 1) ?? heads;
+        if (heads % kvHeads != 0)
+            throw new AttuneException(source, "num_key_value_heads", $"{kvHeads} does not divide num_attention_heads {heads}");
+        int? headDimField = reader.OptionalInt("head_dim", min: 1);
+        if (headDimField is null && hidden % heads != 0)
+            throw new AttuneException(source, "hidden_size", $"{hidden} is not a multiple of num_attention_heads {heads} and head_dim is not given");
+        int headDim = headDimField ?? hidden / heads;
+        bool attentionBias = reader.OptionalBool("attention_bias") ?? false;
+        string defaultType = arch switch
+        {
+            Architecture.Llama => "llama",
+            Architecture.Mistral => "mistral",
+            Architecture.Qwen2 => "qwen2",
+            _ => "qwen3",
+        };
+        return new ModelConfig
+        {
+            Architecture = arch,
+            ArchitectureName = archName,
+            ModelType = reader.OptionalString("model_type") ?? defaultType,
+            HiddenSize = hidden,
+            NumLayers = layers,
+            NumHeads = heads,
+            NumKvHeads = kvHeads,
+            HeadDim = headDim,
+            IntermediateSize = reader.RequiredInt("intermediate_size", min: 1),
+            VocabSize = reader.RequiredInt("vocab_size", min: 1),
+            RmsNormEps = reader.OptionalDouble("rms_norm_eps", positive: true) ?? 1e-6,
+            RopeTheta = reader.OptionalDouble("rope_theta", positive: true) ?? 10000.0,
+            RopeScaling = reader.RopeScaling(),
+            TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
+            QkvBias = arch == Architecture.Qwen2 || attentionBias,
+            OutputBias = arch is Architecture.Llama or Architecture.Mistral && attentionBias,
+            MlpBias = reader.OptionalBool("mlp_bias") ?? false,
+            MaxPositionEmbeddings = reader.OptionalInt("max_position_embeddings", min: 1) ?? 2048,
+            SlidingWindow = arch is Architecture.Mistral or Architecture.Qwen2 or Architecture.Qwen3
+                && (reader.OptionalBool("use_sliding_window") ?? arch == Architecture.Mistral)
+                ? reader.OptionalInt("sliding_window", min: 1) : null,
+            BosTokenId = reader.OptionalInt("bos_token_id", min: 0),
+            EosTokenIds = reader.IntOrIntList("eos_token_id"),
+            TorchDtype = reader.OptionalString("torch_dtype") ?? reader.OptionalString("dtype"),
+        };
+    }
+
+    /// <summary>Reads typed fields with errors that name the field.</summary>
+    sealed class FieldReader(JsonObject o, string source)
+    {
+        public string Architecture()
+        {
+            var supported = string.Join(", ", SupportedArchitectures.Keys);
+            if (o["architectures"] is not JsonArray arr || arr.Count == 0)
+                throw new AttuneException(source, "architectures", $"missing; Attune supports {supported}");
+            var names = arr.Select(a => a is JsonValue v && v.TryGetValue<string>(out var s) ? s : null).ToList();
+            var known = names.FirstOrDefault(n => n is not null && SupportedArchitectures.ContainsKey(n));
+            return known ?? throw new AttuneException(source, "architectures",
+                $"unsupported [{string.Join(", ", names.Select(n => n ?? "?"))}]; Attune supports {supported}");
+        }
+
+        JsonNode? Get(string name) => o.TryGetPropertyValue(name, out var n) ? n : null;
+
+        public int RequiredInt(string name, int min) =>
+            OptionalInt(name, min) ?? throw new AttuneException(source, name, "missing (an integer is required)");
+
+        public int? OptionalInt(string name, int min)
+        {
+            var n = Get(name);
+            if (n is null) return null;
+            if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<int>(out var i))
+            {
+                if (i < min) throw new AttuneException(source, name, $"{i} is below {min}");
+                return i;
+            }
+            throw new AttuneException(source, name, $"must be an integer, got {n.ToJsonString()}");
+        }
+
+        public double? OptionalDouble(string name, bool positive)
+        {
+            var n = Get(name);
+            if (n is null) return null;
+            if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var d))
+            {
+                if (positive && !(d > 0)) throw new AttuneException(source, name, $"must be positive, got {d}");
+                return d;
+            }
+            throw new AttuneException(source, name, $"must be a number, got {n.ToJsonString()}");
+        }
+
+        public bool? OptionalBool(string name)
+        {
+            var n = Get(name);
+            if (n is null) return null;
+            if (n is JsonValue v && v.TryGetValue<bool>(out var b)) return b;
+            throw new AttuneException(source, name, $"must be true or false, got {n.ToJsonString()}");
+        }
+
+        public string? OptionalString(string name)
+        {
+            var n = Get(name);
+            if (n is null) return null;
+            if (n is JsonValue v && v.TryGetValue<string>(out var s)) return s;
+            throw new AttuneException(source, name, $"must be a string, got {n.ToJsonString()}");
+        }
+
+        public IReadOnlyList<int> IntOrIntList(string name)
+        {
+            var n = Get(name);
+            if (n is null) return [];
+            if (n is JsonValue) return [OptionalInt(name, 0)!.Value];
+            if (n is JsonArray arr)
+                return arr.Select((x, i) => x is JsonValue v && v.TryGetValue<int>(out var id) && id >= 0 ? id
+                    : throw new AttuneException(source, $"{name}[{i}]", "must be a non-negative integer")).ToList();
+            throw new AttuneException(source, name, "must be an integer or a list of integers");
+        }
+
+        public RopeScaling? RopeScaling()
+        {
+            var n = Get("rope_scaling");
+            if (n is null) return null;
+            if (n is not JsonObject rs) throw new AttuneException(source, "rope_scaling", "must be an object or null");
+            var inner = new FieldReader(rs, source);
+            var type = inner.OptionalString("rope_type") ?? inner.OptionalString("type")
+                ?? throw new AttuneException(source, "rope_scaling.rope_type", "missing");
+            if (type == "default") return null;
+            if (type != "llama3" && type != "linear")
+                throw new AttuneException(source, "rope_scaling.rope_type", $"\"{type}\" is not supported (llama3, linear, default)");
+            double factor = inner.OptionalDouble("factor", positive: true)
+                ?? throw new AttuneException(source, "rope_scaling.factor", "missing");
+            if (type == "linear") return new RopeScaling(type, factor, 0, 0, 0);
+            return new RopeScaling(type, factor,
+                inner.OptionalDouble("low_freq_factor", positive: true) ?? throw new AttuneException(source, "rope_scaling.low_freq_factor", "missing"),
+                inner.OptionalDouble("high_freq_factor", positive: true) ?? throw new AttuneException(source, "rope_scaling.high_freq_factor", "missing"),
+                inner.OptionalInt("original_max_position_embeddings", min: 1) ?? throw new AttuneException(source, "rope_scaling.original_max_position_embeddings", "missing"));
+        }
+    }
+}

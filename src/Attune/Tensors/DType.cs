@@ -1,0 +1,91 @@
+namespace Attune.Tensors;
+
+/// <summary>Element types of stored tensors. Names follow safetensors (<c>F32</c>, <c>BF16</c>, …).</summary>
+public enum DType
+{
+    F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool,
+}
+
+public static class DTypes
+{
+    /// <summary>Bytes per element.</summary>
+    public static int SizeOf(this DType t) => t switch
+    {
+        DType.F64 or DType.I64 => 8,
+        DType.F32 or DType.I32 => 4,
+        DType.F16 or DType.BF16 or DType.I16 => 2,
+        DType.I8 or DType.U8 or DType.Bool => 1,
+        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+    };
+
+    /// <summary>The safetensors header spelling.</summary>
+    public static string SafeTensorsName(this DType t) => t switch
+    {
+        DType.Bool => "BOOL",
+        _ => t.ToString().ToUpperInvariant(),
+    };
+
+    /// <summary>Parses a safetensors dtype string; false for names Attune does not read.</summary>
+    public static bool TryParseSafeTensors(string name, out DType t)
+    {
+        switch (name)
+        {
+            case "F64": t = DType.F64; return true;
+            case "F32": t = DType.F32; return true;
+            case "F16": t = DType.F16; return true;
+            case "BF16": t = DType.BF16; return true;
+            case "I64": t = DType.I64; return true;
+            case "I32": t = DType.I32; return true;
+            case "I16": t = DType.I16; return true;
+            case "I8": t = DType.I8; return true;
+            case "U8": t = DType.U8; return true;
+            case "BOOL": t = DType.Bool; return true;
+            default: t = default; return false;
+        }
+    }
+
+    /// <summary>The CLR element type a view of this dtype is read as.</summary>
+    public static Type ClrType(this DType t) => t switch
+    {
+        DType.F64 => typeof(double),
+        DType.F32 => typeof(float),
+        DType.F16 => typeof(Half),
+        DType.BF16 => typeof(BFloat16),
+        DType.I64 => typeof(long),
+        DType.I32 => typeof(int),
+        DType.I16 => typeof(short),
+        DType.I8 => typeof(sbyte),
+        DType.U8 => typeof(byte),
+        DType.Bool => typeof(bool),
+        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+    };
+
+    /// <summary>Converts any floating-point view to f32 (the working precision of Attune's kernels).</summary>
+    public static void ToSingle(DType t, ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        switch (t)
+        {
+            case DType.F32:
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(src).CopyTo(dst);
+                break;
+            case DType.F16:
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(
+                    System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(src), dst);
+                break;
+            case DType.BF16:
+            {
+                var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(src);
+                for (int i = 0; i < bits.Length; i++) dst[i] = BFloat16.ToSingle(bits[i]);
+                break;
+            }
+            case DType.F64:
+            {
+                var d = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(src);
+                for (int i = 0; i < d.Length; i++) dst[i] = (float)d[i];
+                break;
+            }
+            default:
+                throw new NotSupportedException($"{t} is not a floating-point dtype");
+        }
+    }
+}
