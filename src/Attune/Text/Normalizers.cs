@@ -10,7 +10,7 @@ public abstract class Normalizer
 
     internal static Normalizer? FromJson(JsonElement e, TokenizerJson j, string field)
     {
-        if (e.ValueKind == JsonValueKind.Null) return null;
+        if (e.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return null;
         var type = j.Type(e, field);
         return type switch
         {

@@ -12,7 +12,7 @@ public abstract class PostProcessor
 
     internal static PostProcessor? FromJson(JsonElement e, TokenizerJson j, string field)
     {
-        if (e.ValueKind == JsonValueKind.Null) return null;
+        if (e.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return null;
         var type = j.Type(e, field);
         switch (type)
         {

@@ -95,7 +95,7 @@ public abstract class PreTokenizer
 
     internal static PreTokenizer? FromJson(JsonElement e, TokenizerJson j, string field)
     {
-        if (e.ValueKind == JsonValueKind.Null) return null;
+        if (e.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return null;
         var type = j.Type(e, field);
         return type switch
         {
