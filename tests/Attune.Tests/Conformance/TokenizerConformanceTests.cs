@@ -62,6 +62,76 @@ public class TokenizerConformanceTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, $"{failures.Count} disagreements with @lenml/tokenizers for {name}:\n{string.Join("\n", failures.Take(5))}");
     }
 
+    [Theory]
+    [InlineData("llama3")]
+    [InlineData("qwen3")]
+    [InlineData("gemma3")]
+    [InlineData("llama2")]
+    public void Decodings_agree_with_the_reference_on_corpus_encodings_and_random_ids(string name)
+    {
+        var tokenizer = Tokenizer.Load(Repo.NpmTokenizer(name));
+        var sequences = Corpus().Select(t => tokenizer.Encode(t, addSpecialTokens: true)).ToList();
+        // Random ids, specials and lone bytes included: decoding must not throw and must match.
+        var rng = new Random(11);
+        var specials = tokenizer.AddedTokens.Select(t => t.Id).ToArray();
+        for (int i = 0; i < 300; i++)
+            sequences.Add(Enumerable.Range(0, rng.Next(0, 12)).Select(_ => rng.Next(4) == 0 && specials.Length > 0
+                ? specials[rng.Next(specials.Length)] : rng.Next(tokenizer.VocabSize)).ToArray());
+        using var tmp = new TempDir();
+        var input = tmp["ids.jsonl"];
+        File.WriteAllLines(input, sequences.Select(ids => new JsonObject { ["ids"] = new JsonArray(ids.Select(x => (JsonNode)x).ToArray()) }.ToJsonString()));
+        var reference = NodePeer.Run("decode.mjs", name, input)
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.Equal(sequences.Count, reference.Count);
+
+        var failures = new List<string>();
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            foreach (var (key, skip) in new[] { ("text", false), ("text_skip", true) })
+            {
+                var expected = reference[i][key]!.GetValue<string>();
+                var actual = tokenizer.Decode(sequences[i], skipSpecialTokens: skip);
+                if (expected != actual)
+                    failures.Add($"sequence {i} [{string.Join(",", sequences[i].Take(20))}] ({key})\n  reference {Show(expected)}\n  attune    {Show(actual)}");
+            }
+        }
+        foreach (var f in failures.Take(10)) output.WriteLine(f);
+        Assert.True(failures.Count == 0, $"{failures.Count} decode disagreements with @lenml/tokenizers for {name}:\n{string.Join("\n", failures.Take(5))}");
+    }
+
+    /// <summary>
+    /// The one difference found between the peers: a run of <c>&lt;0xXX&gt;</c> tokens that is not valid
+    /// UTF-8. Hugging Face's Rust decoder (the reference for tokenizer.json) gives one U+FFFD per
+    /// byte token; transformers.js decodes the run leniently (one U+FFFD per maximal invalid
+    /// subsequence). Attune follows Rust; this test pins both behaviours so a change on either side shows.
+    /// </summary>
+    [Theory]
+    [InlineData("gemma3")]
+    [InlineData("llama2")]
+    public void Invalid_byte_fallback_runs_follow_the_rust_reference_where_transformers_js_differs(string name)
+    {
+        var tokenizer = Tokenizer.Load(Repo.NpmTokenizer(name));
+        int B(int b) => tokenizer.TokenToId($"<0x{b:X2}>")!.Value;
+        int[][] sequences =
+        [
+            [B(0xE2), B(0x82)],                 // "€" without its last byte
+            [B(0xF0), B(0x9F), B(0x98)],        // an emoji cut short
+            [B(0xE2), B(0x82), B(0xAC)],        // a whole "€": both agree
+        ];
+        using var tmp = new TempDir();
+        var input = tmp["ids.jsonl"];
+        File.WriteAllLines(input, sequences.Select(ids => new JsonObject { ["ids"] = new JsonArray(ids.Select(x => (JsonNode)x).ToArray()) }.ToJsonString()));
+        var reference = NodePeer.Run("decode.mjs", name, input)
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!["text"]!.GetValue<string>()).ToList();
+
+        Assert.Equal("\uFFFD\uFFFD", tokenizer.Decode(sequences[0]));
+        Assert.Equal("\uFFFD", reference[0]);
+        Assert.Equal("\uFFFD\uFFFD\uFFFD", tokenizer.Decode(sequences[1]));
+        Assert.Equal("\uFFFD", reference[1]);
+        Assert.Equal("€", tokenizer.Decode(sequences[2]));
+        Assert.Equal("€", reference[2]);
+    }
+
     static string Show(string s)
     {
         var t = string.Concat(s.Take(120).Select(c => c < 32 ? $"\\u{(int)c:X4}" : c.ToString()));
