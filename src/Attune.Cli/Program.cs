@@ -27,6 +27,7 @@ public static class Program
             TokenizeCommands.Detokenize(),
             InspectCommand.Build(),
         };
+        root.HelpName = "attune";
         return root;
     }
 

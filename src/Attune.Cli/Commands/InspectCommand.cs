@@ -44,17 +44,20 @@ public static class InspectCommand
         return cmd;
     }
 
+    /// <summary>A table row of plain text (tensor shapes like [2, 3] are not Spectre markup).</summary>
+    static void Row(Table t, params string[] cells) => t.AddRow(cells.Select(c => (Spectre.Console.Rendering.IRenderable)new Spectre.Console.Text(c)).ToArray());
+
     static void DescribeConfig(IAnsiConsole console, ModelConfig c)
     {
         var t = new Table().AddColumn("config").AddColumn("value");
-        t.AddRow("architecture", c.ArchitectureName);
-        t.AddRow("hidden / layers", $"{c.HiddenSize} / {c.NumLayers}");
-        t.AddRow("heads / kv heads / head dim", $"{c.NumHeads} / {c.NumKvHeads} / {c.HeadDim}");
-        t.AddRow("intermediate", c.IntermediateSize.ToString());
-        t.AddRow("vocab", c.VocabSize.ToString());
-        t.AddRow("rope theta", c.RopeTheta.ToString("G"));
-        t.AddRow("rope scaling", c.RopeScaling is null ? "-" : $"{c.RopeScaling.Type} ×{c.RopeScaling.Factor}");
-        t.AddRow("tied embeddings", c.TieWordEmbeddings ? "yes" : "no");
+        Row(t, "architecture", c.ArchitectureName);
+        Row(t, "hidden / layers", $"{c.HiddenSize} / {c.NumLayers}");
+        Row(t, "heads / kv heads / head dim", $"{c.NumHeads} / {c.NumKvHeads} / {c.HeadDim}");
+        Row(t, "intermediate", c.IntermediateSize.ToString());
+        Row(t, "vocab", c.VocabSize.ToString());
+        Row(t, "rope theta", c.RopeTheta.ToString("G"));
+        Row(t, "rope scaling", c.RopeScaling is null ? "-" : $"{c.RopeScaling.Type} ×{c.RopeScaling.Factor}");
+        Row(t, "tied embeddings", c.TieWordEmbeddings ? "yes" : "no");
         console.Write(t);
     }
 
@@ -73,7 +76,7 @@ public static class InspectCommand
         foreach (var n in index.Names)
         {
             var e = index.Entry(n);
-            t.AddRow(Markup.Escape(n), e.DType.SafeTensorsName(), $"[{string.Join(", ", e.Shape)}]");
+            Row(t, n, e.DType.SafeTensorsName(), $"[{string.Join(", ", e.Shape)}]");
         }
         console.Write(t);
     }
