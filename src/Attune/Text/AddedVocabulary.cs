@@ -31,21 +31,52 @@ public sealed class AddedVocabulary
 
     public void SplitNormalized(string text, List<(int Start, int Length, AddedToken? Token)> output) => _normalized.Split(text, output);
 
+    /// <summary>A trie over the tokens' characters: the longest match at a position costs its length.</summary>
     sealed class Matcher
     {
-        /// <summary>Candidates by first character, longest first.</summary>
-        readonly Dictionary<char, AddedToken[]> _byFirst;
+        /// <summary>Edges keyed by (node, character); node 0 is the root.</summary>
+        readonly Dictionary<long, int> _edges = [];
+        readonly List<AddedToken?> _terminal = [null];
         readonly bool[] _isFirstAscii = new bool[128];
 
         public int Count { get; }
 
         public Matcher(IEnumerable<AddedToken> tokens)
         {
-            var list = tokens.Where(t => t.Content.Length > 0).ToList();
-            Count = list.Count;
-            _byFirst = list.GroupBy(t => t.Content[0])
-                .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Content.Length).ThenBy(t => t.Id).ToArray());
-            foreach (var c in _byFirst.Keys) if (c < 128) _isFirstAscii[c] = true;
+            foreach (var t in tokens)
+            {
+                if (t.Content.Length == 0) continue;
+                Count++;
+                int node = 0;
+                foreach (var c in t.Content)
+                {
+                    long key = ((long)node << 16) | c;
+                    if (!_edges.TryGetValue(key, out var child))
+                    {
+                        child = _terminal.Count;
+                        _terminal.Add(null);
+                        _edges[key] = child;
+                    }
+                    node = child;
+                }
+                _terminal[node] ??= t; // the first entry of a repeated content wins
+                if (t.Content[0] < 128) _isFirstAscii[t.Content[0]] = true;
+            }
+        }
+
+        /// <summary>The longest token starting at <paramref name="i"/>, or null.</summary>
+        AddedToken? LongestAt(string text, int i)
+        {
+            char c = text[i];
+            if (c < 128 && !_isFirstAscii[c]) return null;
+            AddedToken? best = null;
+            int node = 0;
+            for (int j = i; j < text.Length; j++)
+            {
+                if (!_edges.TryGetValue(((long)node << 16) | text[j], out node)) break;
+                if (_terminal[node] is { } t) best = t;
+            }
+            return best;
         }
 
         public void Split(string text, List<(int, int, AddedToken?)> output)
@@ -59,20 +90,7 @@ public sealed class AddedVocabulary
             int i = 0;
             while (i < text.Length)
             {
-                char c = text[i];
-                if ((c < 128 && !_isFirstAscii[c]) || !_byFirst.TryGetValue(c, out var candidates))
-                {
-                    i++;
-                    continue;
-                }
-                AddedToken? hit = null;
-                foreach (var t in candidates)
-                    if (i + t.Content.Length <= text.Length
-                        && string.CompareOrdinal(text, i, t.Content, 0, t.Content.Length) == 0)
-                    {
-                        hit = t;
-                        break;
-                    }
+                var hit = LongestAt(text, i);
                 if (hit is null)
                 {
                     i++;

