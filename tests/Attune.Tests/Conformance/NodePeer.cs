@@ -5,6 +5,11 @@ namespace Attune.Tests.Conformance;
 /// <summary>Runs a script of tests/conformance under Node.js (the peers are npm packages).</summary>
 public static class NodePeer
 {
+    /// <summary>Runs a script that answers one JSON object per input line.</summary>
+    public static List<System.Text.Json.Nodes.JsonObject> RunJsonl(string script, string args, string stdinFile) =>
+        Run(script, args, stdinFile).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!.AsObject()).ToList();
+
     public static string Run(string script, string args, string stdinFile)
     {
         if (!Directory.Exists(Path.Combine(Repo.Conformance, "node_modules")))

@@ -43,8 +43,7 @@ public class TokenizerConformanceTests(ITestOutputHelper output)
     {
         var tokenizer = Tokenizer.Load(Repo.NpmTokenizer(name));
         var corpus = Corpus();
-        var reference = NodePeer.Run("tokenize.mjs", name, CorpusPath)
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        var reference = NodePeer.RunJsonl("tokenize.mjs", name, CorpusPath);
         Assert.Equal(corpus.Count, reference.Count);
 
         var failures = new List<string>();
@@ -77,11 +76,7 @@ public class TokenizerConformanceTests(ITestOutputHelper output)
         for (int i = 0; i < 300; i++)
             sequences.Add(Enumerable.Range(0, rng.Next(0, 12)).Select(_ => rng.Next(4) == 0 && specials.Length > 0
                 ? specials[rng.Next(specials.Length)] : rng.Next(tokenizer.VocabSize)).ToArray());
-        using var tmp = new TempDir();
-        var input = tmp["ids.jsonl"];
-        File.WriteAllLines(input, sequences.Select(ids => new JsonObject { ["ids"] = new JsonArray(ids.Select(x => (JsonNode)x).ToArray()) }.ToJsonString()));
-        var reference = NodePeer.Run("decode.mjs", name, input)
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        var reference = ReferenceDecodings(name, sequences);
         Assert.Equal(sequences.Count, reference.Count);
 
         var failures = new List<string>();
@@ -118,11 +113,7 @@ public class TokenizerConformanceTests(ITestOutputHelper output)
             [B(0xF0), B(0x9F), B(0x98)],        // an emoji cut short
             [B(0xE2), B(0x82), B(0xAC)],        // a whole "€": both agree
         ];
-        using var tmp = new TempDir();
-        var input = tmp["ids.jsonl"];
-        File.WriteAllLines(input, sequences.Select(ids => new JsonObject { ["ids"] = new JsonArray(ids.Select(x => (JsonNode)x).ToArray()) }.ToJsonString()));
-        var reference = NodePeer.Run("decode.mjs", name, input)
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!["text"]!.GetValue<string>()).ToList();
+        var reference = ReferenceDecodings(name, sequences).Select(r => r["text"]!.GetValue<string>()).ToList();
 
         Assert.Equal("\uFFFD\uFFFD", tokenizer.Decode(sequences[0]));
         Assert.Equal("\uFFFD", reference[0]);
@@ -130,6 +121,15 @@ public class TokenizerConformanceTests(ITestOutputHelper output)
         Assert.Equal("\uFFFD", reference[1]);
         Assert.Equal("€", tokenizer.Decode(sequences[2]));
         Assert.Equal("€", reference[2]);
+    }
+
+    /// <summary>What decode.mjs makes of each id sequence.</summary>
+    static List<JsonObject> ReferenceDecodings(string name, IEnumerable<int[]> sequences)
+    {
+        using var tmp = new TempDir();
+        var input = tmp["ids.jsonl"];
+        File.WriteAllLines(input, sequences.Select(ids => new JsonObject { ["ids"] = new JsonArray(ids.Select(x => (JsonNode)x).ToArray()) }.ToJsonString()));
+        return NodePeer.RunJsonl("decode.mjs", name, input);
     }
 
     static string Show(string s)
