@@ -25,6 +25,9 @@ public readonly unsafe struct TensorView
         ByteLength = byteLength;
     }
 
+    /// <summary>The first byte, for kernels that read the tensor in place.</summary>
+    public byte* Pointer => _data;
+
     public long ElementCount => DType.SizeOf() == 0 ? 0 : ByteLength / DType.SizeOf();
 
     public int Rank => Shape.Count;

@@ -1,0 +1,111 @@
+using Attune.Formats;
+using Attune.Tensors;
+
+namespace Attune.Modeling;
+
+/// <summary>The weights of one decoder layer: matrices read in place, small vectors as f32.</summary>
+public sealed class LayerWeights
+{
+    public required float[] AttnNorm { get; init; }
+    public required WeightMatrix Q { get; init; }
+    public required WeightMatrix K { get; init; }
+    public required WeightMatrix V { get; init; }
+    public required WeightMatrix O { get; init; }
+    public float[]? QBias { get; init; }
+    public float[]? KBias { get; init; }
+    public float[]? VBias { get; init; }
+    public float[]? OBias { get; init; }
+    /// <summary>Qwen3's per-head RMSNorm weights for q and k.</summary>
+    public float[]? QNorm { get; init; }
+    public float[]? KNorm { get; init; }
+    public required float[] FfnNorm { get; init; }
+    public required WeightMatrix Gate { get; init; }
+    public required WeightMatrix Up { get; init; }
+    public required WeightMatrix Down { get; init; }
+    public float[]? GateBias { get; init; }
+    public float[]? UpBias { get; init; }
+    public float[]? DownBias { get; init; }
+}
+
+/// <summary>
+/// A model's weights as the engine reads them: views over a memory-mapped checkpoint (nothing
+/// copied but the small vectors, converted to f32), or over memory this object owns.
+/// </summary>
+public sealed unsafe class ModelWeights : IDisposable
+{
+    readonly IDisposable? _owner;
+
+    public ModelConfig Config { get; }
+    public required WeightMatrix Embedding { get; init; }
+    /// <summary>The output projection; the embedding itself when the model ties them.</summary>
+    public required WeightMatrix LmHead { get; init; }
+    public required float[] FinalNorm { get; init; }
+    public required LayerWeights[] Layers { get; init; }
+
+    public ModelWeights(ModelConfig config, IDisposable? owner)
+    {
+        Config = config;
+        _owner = owner;
+    }
+
+    /// <summary>Bytes of the matrices (what a decode step streams from memory).</summary>
+    public long MatrixBytes =>
+        (LmHead.Data == Embedding.Data ? Embedding.ByteLength : Embedding.ByteLength + LmHead.ByteLength)
+        + Layers.Sum(l => l.Q.ByteLength + l.K.ByteLength + l.V.ByteLength + l.O.ByteLength + l.Gate.ByteLength + l.Up.ByteLength + l.Down.ByteLength);
+
+    /// <summary>Views over a checked checkpoint folder's tensors.</summary>
+    public static unsafe ModelWeights FromCheckpoint(Checkpoint ckpt, bool ownCheckpoint = false)
+    {
+        var c = ckpt.Config;
+        var w = ckpt.Weights;
+        WeightMatrix M(string name)
+        {
+            var v = w.GetView(name);
+            return new WeightMatrix(v.Pointer, WeightTypes.FromDType(v.DType), (int)v.Shape[0], (int)v.Shape[1]);
+        }
+        float[] F(string name)
+        {
+            var v = w.GetView(name);
+            var a = GC.AllocateUninitializedArray<float>((int)v.ElementCount, pinned: true);
+            DTypes.ToSingle(v.DType, v.Bytes, a);
+            return a;
+        }
+        float[]? OptF(string name) => w.Contains(name) ? F(name) : null;
+        string L(int i, string s) => TensorLayout.Layer(i, s);
+
+        var layers = new LayerWeights[c.NumLayers];
+        for (int i = 0; i < c.NumLayers; i++)
+            layers[i] = new LayerWeights
+            {
+                AttnNorm = F(L(i, "input_layernorm.weight")),
+                Q = M(L(i, "self_attn.q_proj.weight")),
+                K = M(L(i, "self_attn.k_proj.weight")),
+                V = M(L(i, "self_attn.v_proj.weight")),
+                O = M(L(i, "self_attn.o_proj.weight")),
+                QBias = c.QkvBias ? F(L(i, "self_attn.q_proj.bias")) : null,
+                KBias = c.QkvBias ? F(L(i, "self_attn.k_proj.bias")) : null,
+                VBias = c.QkvBias ? F(L(i, "self_attn.v_proj.bias")) : null,
+                OBias = c.OutputBias ? F(L(i, "self_attn.o_proj.bias")) : null,
+                QNorm = OptF(L(i, "self_attn.q_norm.weight")),
+                KNorm = OptF(L(i, "self_attn.k_norm.weight")),
+                FfnNorm = F(L(i, "post_attention_layernorm.weight")),
+                Gate = M(L(i, "mlp.gate_proj.weight")),
+                Up = M(L(i, "mlp.up_proj.weight")),
+                Down = M(L(i, "mlp.down_proj.weight")),
+                GateBias = c.MlpBias ? F(L(i, "mlp.gate_proj.bias")) : null,
+                UpBias = c.MlpBias ? F(L(i, "mlp.up_proj.bias")) : null,
+                DownBias = c.MlpBias ? F(L(i, "mlp.down_proj.bias")) : null,
+            };
+        var embedding = M(TensorLayout.Embedding);
+        return new ModelWeights(c, ownCheckpoint ? ckpt : null)
+        {
+            Embedding = embedding,
+            // Tied models use the embedding even when a copy of it is stored as lm_head.
+            LmHead = c.TieWordEmbeddings ? embedding : M(TensorLayout.LmHead),
+            FinalNorm = F(TensorLayout.FinalNorm),
+            Layers = layers,
+        };
+    }
+
+    public void Dispose() => _owner?.Dispose();
+}

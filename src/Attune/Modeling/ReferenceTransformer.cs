@@ -1,0 +1,126 @@
+using Attune.Formats;
+using Attune.Tensors;
+
+namespace Attune.Modeling;
+
+/// <summary>
+/// The same forward pass in plain double precision, one token at a time, with no vectors,
+/// threads or caches beyond lists of past keys and values. Slow on purpose: it exists so that
+/// tests can hold <see cref="Transformer"/> to it.
+/// </summary>
+public sealed class ReferenceTransformer(ModelWeights weights)
+{
+    readonly ModelConfig _c = weights.Config;
+
+    /// <summary>Logits at every position of <paramref name="tokens"/>.</summary>
+    public double[][] Logits(IReadOnlyList<int> tokens)
+    {
+        var c = _c;
+        int hd = c.HeadDim, group = c.NumHeads / c.NumKvHeads;
+        var invFreq = Rope.InverseFrequencies(c);
+        var keys = Enumerable.Range(0, c.NumLayers).Select(_ => new List<double[]>()).ToArray();
+        var values = Enumerable.Range(0, c.NumLayers).Select(_ => new List<double[]>()).ToArray();
+        var result = new double[tokens.Count][];
+        for (int p = 0; p < tokens.Count; p++)
+        {
+            var x = Row(weights.Embedding, tokens[p]);
+            for (int l = 0; l < c.NumLayers; l++)
+            {
+                var w = weights.Layers[l];
+                var h = RmsNorm(x, w.AttnNorm);
+                var q = Linear(w.Q, h, w.QBias);
+                var k = Linear(w.K, h, w.KBias);
+                var v = Linear(w.V, h, w.VBias);
+                for (int head = 0; head < c.NumHeads; head++)
+                {
+                    if (w.QNorm is not null) NormalizeSlice(q, head * hd, hd, w.QNorm);
+                    Rotate(q, head * hd, hd, p, invFreq);
+                }
+                for (int head = 0; head < c.NumKvHeads; head++)
+                {
+                    if (w.KNorm is not null) NormalizeSlice(k, head * hd, hd, w.KNorm);
+                    Rotate(k, head * hd, hd, p, invFreq);
+                }
+                keys[l].Add(k);
+                values[l].Add(v);
+                var att = new double[c.NumHeads * hd];
+                int first = c.SlidingWindow is int win && p >= win ? p - win + 1 : 0;
+                for (int head = 0; head < c.NumHeads; head++)
+                {
+                    int kvh = head / group;
+                    var scores = new double[p - first + 1];
+                    for (int j = first; j <= p; j++)
+                    {
+                        double s = 0;
+                        for (int i = 0; i < hd; i++) s += q[head * hd + i] * keys[l][j][kvh * hd + i];
+                        scores[j - first] = s / Math.Sqrt(hd);
+                    }
+                    double max = scores.Max(), sum = 0;
+                    for (int j = 0; j < scores.Length; j++) sum += scores[j] = Math.Exp(scores[j] - max);
+                    for (int j = first; j <= p; j++)
+                        for (int i = 0; i < hd; i++)
+                            att[head * hd + i] += scores[j - first] / sum * values[l][j][kvh * hd + i];
+                }
+                Accumulate(x, Linear(w.O, att, w.OBias));
+                h = RmsNorm(x, w.FfnNorm);
+                var gate = Linear(w.Gate, h, w.GateBias);
+                var up = Linear(w.Up, h, w.UpBias);
+                for (int i = 0; i < gate.Length; i++) gate[i] = gate[i] / (1 + Math.Exp(-gate[i])) * up[i];
+                Accumulate(x, Linear(w.Down, gate, w.DownBias));
+            }
+            result[p] = Linear(weights.LmHead, RmsNorm(x, weights.FinalNorm), null);
+        }
+        return result;
+    }
+
+    static double[] Row(WeightMatrix m, int r)
+    {
+        var f = new float[m.Cols];
+        m.RowToSingle(r, f);
+        return f.Select(v => (double)v).ToArray();
+    }
+
+    static double[] Linear(WeightMatrix m, double[] x, float[]? bias)
+    {
+        var y = new double[m.Rows];
+        var row = new float[m.Cols];
+        for (int r = 0; r < m.Rows; r++)
+        {
+            m.RowToSingle(r, row);
+            double s = bias?[r] ?? 0;
+            for (int i = 0; i < m.Cols; i++) s += row[i] * x[i];
+            y[r] = s;
+        }
+        return y;
+    }
+
+    double[] RmsNorm(double[] x, float[] weight)
+    {
+        double ms = x.Sum(v => v * v) / x.Length;
+        double scale = 1 / Math.Sqrt(ms + _c.RmsNormEps);
+        return x.Select((v, i) => v * scale * weight[i]).ToArray();
+    }
+
+    void NormalizeSlice(double[] x, int start, int n, float[] weight)
+    {
+        var normed = RmsNorm(x[start..(start + n)], weight);
+        Array.Copy(normed, 0, x, start, n);
+    }
+
+    static void Rotate(double[] x, int start, int hd, int pos, double[] invFreq)
+    {
+        int half = hd / 2;
+        for (int i = 0; i < half; i++)
+        {
+            double a = x[start + i], b = x[start + i + half];
+            double angle = pos * invFreq[i];
+            x[start + i] = a * Math.Cos(angle) - b * Math.Sin(angle);
+            x[start + i + half] = b * Math.Cos(angle) + a * Math.Sin(angle);
+        }
+    }
+
+    static void Accumulate(double[] x, double[] y)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] += y[i];
+    }
+}

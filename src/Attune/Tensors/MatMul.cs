@@ -1,0 +1,171 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Attune.Tensors;
+
+/// <summary>
+/// Y[t, r] = Σ_k W[r, k] · X[t, k] (+ bias[r]): a linear layer over T input rows. Work is split by
+/// output rows r, so each thread streams its own share of the weights once. With one input row it
+/// is a matrix-vector product (decode: memory-bound); with many, rows of W are converted to f32 four
+/// at a time and multiplied against four input rows at once in registers (prefill: compute-bound).
+/// </summary>
+public sealed unsafe class MatMul : IRangeJob
+{
+    WeightMatrix _w;
+    float* _x;
+    float* _y;
+    float* _bias;
+    int _t;
+    int _ldy;
+    int _yOffset;
+
+    [ThreadStatic] static float[]? t_rows;
+
+    /// <summary>Computes Y = X·Wᵀ (+ bias). X is [t, W.Cols] and Y is [t, W.Rows], both dense row-major.</summary>
+    public void Run(WorkerPool pool, WeightMatrix w, float* x, int t, float* y, float* bias = null) =>
+        Run(pool, w, x, t, y, w.Rows, 0, bias);
+
+    /// <summary>As <see cref="Run(WorkerPool, WeightMatrix, float*, int, float*, float*)"/> writing into columns
+    /// [yOffset, yOffset + W.Rows) of a Y whose rows are <paramref name="ldy"/> long.</summary>
+    public void Run(WorkerPool pool, WeightMatrix w, float* x, int t, float* y, int ldy, int yOffset, float* bias = null)
+    {
+        _w = w; _x = x; _y = y; _t = t; _bias = bias; _ldy = ldy; _yOffset = yOffset;
+        // Blocks of 4 rows keep the register kernel whole; one block per unit of work.
+        pool.Run(this, (w.Rows + 3) / 4);
+    }
+
+    public void Execute(int startBlock, int endBlock)
+    {
+        int r0 = startBlock * 4, r1 = Math.Min(endBlock * 4, _w.Rows);
+        if (_t == 1) MatVecRows(r0, r1);
+        else MatMulRows(r0, r1);
+    }
+
+    void MatVecRows(int r0, int r1)
+    {
+        float* y = _y + _yOffset;
+        for (int r = r0; r < r1; r++)
+            y[r] = _w.DotRow(r, _x) + (_bias == null ? 0 : _bias[r]);
+    }
+
+    void MatMulRows(int r0, int r1)
+    {
+        int k = _w.Cols;
+        bool convert = _w.Type != WeightType.F32;
+        var rows = t_rows;
+        if (convert && (rows is null || rows.Length < 4 * k)) t_rows = rows = new float[4 * k];
+        fixed (float* buf = rows)
+        {
+            int r = r0;
+            for (; r + 4 <= r1; r += 4)
+            {
+                float* w0, w1, w2, w3;
+                if (convert)
+                {
+                    for (int j = 0; j < 4; j++) _w.RowToSingle(r + j, new Span<float>(buf + j * k, k));
+                    w0 = buf; w1 = buf + k; w2 = buf + 2 * k; w3 = buf + 3 * k;
+                }
+                else
+                {
+                    w0 = (float*)_w.Row(r); w1 = (float*)_w.Row(r + 1); w2 = (float*)_w.Row(r + 2); w3 = (float*)_w.Row(r + 3);
+                }
+                int t = 0;
+                for (; t + 4 <= _t; t += 4) Kernel4x4(w0, w1, w2, w3, t, r, k);
+                for (; t < _t; t++)
+                {
+                    float* x = _x + (long)t * k;
+                    Store(t, r, Dot.F32(w0, x, k));
+                    Store(t, r + 1, Dot.F32(w1, x, k));
+                    Store(t, r + 2, Dot.F32(w2, x, k));
+                    Store(t, r + 3, Dot.F32(w3, x, k));
+                }
+            }
+            for (; r < r1; r++)
+            {
+                float* w0;
+                if (convert) { _w.RowToSingle(r, new Span<float>(buf, k)); w0 = buf; }
+                else w0 = (float*)_w.Row(r);
+                for (int t = 0; t < _t; t++) Store(t, r, Dot.F32(w0, _x + (long)t * k, k));
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void Store(int t, int r, float v) => _y[(long)t * _ldy + _yOffset + r] = v + (_bias == null ? 0 : _bias[r]);
+
+    /// <summary>Four weight rows against four input rows: 16 dot products sharing their loads.</summary>
+    void Kernel4x4(float* w0, float* w1, float* w2, float* w3, int t, int r, int k)
+    {
+        float* x0 = _x + (long)t * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+        int i = 0;
+        Span<float> s = stackalloc float[16];
+        if (Simd.Level == SimdLevel.V512 && k >= 16)
+        {
+            Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default,
+                c10 = default, c11 = default, c12 = default, c13 = default,
+                c20 = default, c21 = default, c22 = default, c23 = default,
+                c30 = default, c31 = default, c32 = default, c33 = default;
+            for (; i + 16 <= k; i += 16)
+            {
+                var a0 = Vector512.Load(w0 + i); var a1 = Vector512.Load(w1 + i);
+                var a2 = Vector512.Load(w2 + i); var a3 = Vector512.Load(w3 + i);
+                var b = Vector512.Load(x0 + i);
+                c00 = Vector512.FusedMultiplyAdd(a0, b, c00); c01 = Vector512.FusedMultiplyAdd(a1, b, c01);
+                c02 = Vector512.FusedMultiplyAdd(a2, b, c02); c03 = Vector512.FusedMultiplyAdd(a3, b, c03);
+                b = Vector512.Load(x1 + i);
+                c10 = Vector512.FusedMultiplyAdd(a0, b, c10); c11 = Vector512.FusedMultiplyAdd(a1, b, c11);
+                c12 = Vector512.FusedMultiplyAdd(a2, b, c12); c13 = Vector512.FusedMultiplyAdd(a3, b, c13);
+                b = Vector512.Load(x2 + i);
+                c20 = Vector512.FusedMultiplyAdd(a0, b, c20); c21 = Vector512.FusedMultiplyAdd(a1, b, c21);
+                c22 = Vector512.FusedMultiplyAdd(a2, b, c22); c23 = Vector512.FusedMultiplyAdd(a3, b, c23);
+                b = Vector512.Load(x3 + i);
+                c30 = Vector512.FusedMultiplyAdd(a0, b, c30); c31 = Vector512.FusedMultiplyAdd(a1, b, c31);
+                c32 = Vector512.FusedMultiplyAdd(a2, b, c32); c33 = Vector512.FusedMultiplyAdd(a3, b, c33);
+            }
+            s[0] = Vector512.Sum(c00); s[1] = Vector512.Sum(c01); s[2] = Vector512.Sum(c02); s[3] = Vector512.Sum(c03);
+            s[4] = Vector512.Sum(c10); s[5] = Vector512.Sum(c11); s[6] = Vector512.Sum(c12); s[7] = Vector512.Sum(c13);
+            s[8] = Vector512.Sum(c20); s[9] = Vector512.Sum(c21); s[10] = Vector512.Sum(c22); s[11] = Vector512.Sum(c23);
+            s[12] = Vector512.Sum(c30); s[13] = Vector512.Sum(c31); s[14] = Vector512.Sum(c32); s[15] = Vector512.Sum(c33);
+        }
+        else if (Simd.Level == SimdLevel.V256 && k >= 8)
+        {
+            Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
+                c10 = default, c11 = default, c12 = default, c13 = default,
+                c20 = default, c21 = default, c22 = default, c23 = default,
+                c30 = default, c31 = default, c32 = default, c33 = default;
+            for (; i + 8 <= k; i += 8)
+            {
+                var a0 = Vector256.Load(w0 + i); var a1 = Vector256.Load(w1 + i);
+                var a2 = Vector256.Load(w2 + i); var a3 = Vector256.Load(w3 + i);
+                var b = Vector256.Load(x0 + i);
+                c00 = Vector256.FusedMultiplyAdd(a0, b, c00); c01 = Vector256.FusedMultiplyAdd(a1, b, c01);
+                c02 = Vector256.FusedMultiplyAdd(a2, b, c02); c03 = Vector256.FusedMultiplyAdd(a3, b, c03);
+                b = Vector256.Load(x1 + i);
+                c10 = Vector256.FusedMultiplyAdd(a0, b, c10); c11 = Vector256.FusedMultiplyAdd(a1, b, c11);
+                c12 = Vector256.FusedMultiplyAdd(a2, b, c12); c13 = Vector256.FusedMultiplyAdd(a3, b, c13);
+                b = Vector256.Load(x2 + i);
+                c20 = Vector256.FusedMultiplyAdd(a0, b, c20); c21 = Vector256.FusedMultiplyAdd(a1, b, c21);
+                c22 = Vector256.FusedMultiplyAdd(a2, b, c22); c23 = Vector256.FusedMultiplyAdd(a3, b, c23);
+                b = Vector256.Load(x3 + i);
+                c30 = Vector256.FusedMultiplyAdd(a0, b, c30); c31 = Vector256.FusedMultiplyAdd(a1, b, c31);
+                c32 = Vector256.FusedMultiplyAdd(a2, b, c32); c33 = Vector256.FusedMultiplyAdd(a3, b, c33);
+            }
+            s[0] = Vector256.Sum(c00); s[1] = Vector256.Sum(c01); s[2] = Vector256.Sum(c02); s[3] = Vector256.Sum(c03);
+            s[4] = Vector256.Sum(c10); s[5] = Vector256.Sum(c11); s[6] = Vector256.Sum(c12); s[7] = Vector256.Sum(c13);
+            s[8] = Vector256.Sum(c20); s[9] = Vector256.Sum(c21); s[10] = Vector256.Sum(c22); s[11] = Vector256.Sum(c23);
+            s[12] = Vector256.Sum(c30); s[13] = Vector256.Sum(c31); s[14] = Vector256.Sum(c32); s[15] = Vector256.Sum(c33);
+        }
+        for (; i < k; i++)
+        {
+            float a0 = w0[i], a1 = w1[i], a2 = w2[i], a3 = w3[i];
+            float b0 = x0[i], b1 = x1[i], b2 = x2[i], b3 = x3[i];
+            s[0] += a0 * b0; s[1] += a1 * b0; s[2] += a2 * b0; s[3] += a3 * b0;
+            s[4] += a0 * b1; s[5] += a1 * b1; s[6] += a2 * b1; s[7] += a3 * b1;
+            s[8] += a0 * b2; s[9] += a1 * b2; s[10] += a2 * b2; s[11] += a3 * b2;
+            s[12] += a0 * b3; s[13] += a1 * b3; s[14] += a2 * b3; s[15] += a3 * b3;
+        }
+        for (int tt = 0; tt < 4; tt++)
+            for (int rr = 0; rr < 4; rr++)
+                Store(t + tt, r + rr, s[tt * 4 + rr]);
+    }
+}

@@ -1,0 +1,173 @@
+using System.Runtime.InteropServices;
+using Attune.Tensors;
+
+namespace Attune.Tests.Tensors;
+
+/// <summary>Kernels against plain double sums, on every SIMD level; levels are restored after each test.</summary>
+[Collection("Simd")]
+public class KernelTests : IDisposable
+{
+    readonly SimdLevel _saved = Simd.Level;
+    public void Dispose() => Simd.Level = _saved;
+
+    public static TheoryData<SimdLevel> Levels() => [SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512];
+
+    static float[] RandomFloats(Random rng, int n, float scale = 1) =>
+        Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray();
+
+    /// <summary>A weight row stored in <paramref name="type"/> plus the exact f32 values it holds.</summary>
+    static (byte[] Bytes, float[] Values) Stored(WeightType type, float[] w)
+    {
+        switch (type)
+        {
+            case WeightType.F32:
+                return (MemoryMarshal.AsBytes(w.AsSpan()).ToArray(), w);
+            case WeightType.F16:
+            {
+                var h = w.Select(v => (Half)v).ToArray();
+                return (MemoryMarshal.AsBytes(h.AsSpan()).ToArray(), h.Select(v => (float)v).ToArray());
+            }
+            case WeightType.BF16:
+            {
+                var b = w.Select(BFloat16.FromSingle).ToArray();
+                return (MemoryMarshal.AsBytes(b.AsSpan()).ToArray(), b.Select(BFloat16.ToSingle).ToArray());
+            }
+            default:
+            {
+                var q = Q8_0.Quantize(w);
+                var back = new float[w.Length];
+                unsafe { fixed (byte* p = q) Dot.Dequantize(WeightType.Q8_0, p, back); }
+                return (q, back);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Levels))]
+    public unsafe void Dot_products_of_every_type_match_a_double_sum(SimdLevel level)
+    {
+        Simd.Level = level;
+        var rng = new Random(3);
+        foreach (var type in Enum.GetValues<WeightType>())
+            foreach (int n in new[] { 32, 64, 96, 576, 1024 + 32 })
+            {
+                var (bytes, values) = Stored(type, RandomFloats(rng, n));
+                var x = RandomFloats(rng, n);
+                double expected = 0, magnitude = 0;
+                for (int i = 0; i < n; i++) { expected += (double)values[i] * x[i]; magnitude += Math.Abs((double)values[i] * x[i]); }
+                float got;
+                fixed (byte* w = bytes) fixed (float* xp = x) got = Dot.Row(type, w, xp, n);
+                Assert.True(Math.Abs(got - expected) <= 1e-6 * magnitude + 1e-6, $"{type} n={n} level={level}: {got} vs {expected}");
+            }
+        foreach (int n in new[] { 1, 7, 17, 33, 100 })
+        {
+            var w = RandomFloats(rng, n);
+            var x = RandomFloats(rng, n);
+            double expected = 0;
+            for (int i = 0; i < n; i++) expected += (double)w[i] * x[i];
+            fixed (float* wp = w) fixed (float* xp = x)
+                Assert.True(Math.Abs(expected - Dot.F32(wp, xp, n)) < 1e-5, $"n={n}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Levels))]
+    public unsafe void Every_half_value_converts_exactly(SimdLevel level)
+    {
+        Simd.Level = level;
+        var w = new ushort[32];
+        var x = Enumerable.Repeat(1f, 32).ToArray();
+        fixed (ushort* wp = w) fixed (float* xp = x)
+            for (int h = 0; h < 65536; h++)
+            {
+                w[0] = (ushort)h;
+                float expected = (float)BitConverter.UInt16BitsToHalf((ushort)h);
+                float got = Dot.F16(wp, xp, 32);
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(got)
+                    || (float.IsNaN(expected) && float.IsNaN(got)) || (expected == 0 && got == 0), $"half 0x{h:X4}: {got} vs {expected}");
+            }
+    }
+
+    [Theory]
+    [MemberData(nameof(Levels))]
+    public unsafe void Matrix_products_match_row_by_row_dots_for_every_type_and_batch(SimdLevel level)
+    {
+        Simd.Level = level;
+        var rng = new Random(5);
+        using var pool = new WorkerPool(2);
+        var mm = new MatMul();
+        foreach (var type in Enum.GetValues<WeightType>())
+            foreach (var (rows, cols) in new[] { (7, 64), (12, 96), (33, 160) })
+                foreach (int t in new[] { 1, 3, 4, 9 })
+                {
+                    var (bytes, values) = Stored(type, RandomFloats(rng, rows * cols));
+                    var x = RandomFloats(rng, t * cols);
+                    var bias = RandomFloats(rng, rows);
+                    var y = new float[t * rows];
+                    fixed (byte* w = bytes) fixed (float* xp = x, yp = y, bp = bias)
+                        mm.Run(pool, new WeightMatrix(w, type, rows, cols), xp, t, yp, bp);
+                    for (int i = 0; i < t; i++)
+                        for (int r = 0; r < rows; r++)
+                        {
+                            double e = bias[r];
+                            for (int k = 0; k < cols; k++) e += (double)values[r * cols + k] * x[i * cols + k];
+                            Assert.True(Math.Abs(y[i * rows + r] - e) < 1e-4, $"{type} {rows}x{cols} t={t} ({i},{r}): {y[i * rows + r]} vs {e}");
+                        }
+                }
+    }
+
+    [Fact]
+    public unsafe void Results_do_not_depend_on_the_thread_count()
+    {
+        var rng = new Random(9);
+        var w = RandomFloats(rng, 50 * 64);
+        var x = RandomFloats(rng, 6 * 64);
+        float[] Run(int threads)
+        {
+            using var pool = new WorkerPool(threads);
+            var y = new float[6 * 50];
+            fixed (float* wp = w, xp = x, yp = y)
+                new MatMul().Run(pool, new WeightMatrix((byte*)wp, WeightType.F32, 50, 64), xp, 6, yp);
+            return y;
+        }
+        Assert.Equal(Run(1), Run(2));
+        Assert.Equal(Run(1), Run(3));
+    }
+
+    [Fact]
+    public void Q8_0_round_trip_error_is_within_half_a_step()
+    {
+        var rng = new Random(1);
+        var x = RandomFloats(rng, 320, 3);
+        var q = Q8_0.Quantize(x);
+        var back = new float[x.Length];
+        unsafe { fixed (byte* p = q) Dot.Dequantize(WeightType.Q8_0, p, back); }
+        for (int b = 0; b < 10; b++)
+        {
+            float amax = x.Skip(b * 32).Take(32).Max(MathF.Abs);
+            float step = amax / 127;
+            // Half a step of rounding, plus the scale's own rounding to f16 (2^-11 relative) over up to 127 steps.
+            for (int i = b * 32; i < b * 32 + 32; i++) Assert.True(MathF.Abs(x[i] - back[i]) <= step * (0.5f + 127f / 2048f) + 1e-7f);
+        }
+        Assert.Throws<ArgumentException>(() => Q8_0.Quantize(new float[31]));
+    }
+
+    [Theory]
+    [MemberData(nameof(Levels))]
+    public unsafe void RmsNorm_and_softmax_match_double_formulas(SimdLevel level)
+    {
+        Simd.Level = level;
+        var rng = new Random(2);
+        var x = RandomFloats(rng, 100);
+        var w = RandomFloats(rng, 100);
+        var y = new float[100];
+        fixed (float* xp = x, wp = w, yp = y) Ops.RmsNorm(xp, wp, yp, 100, 1e-5f);
+        double rms = Math.Sqrt(x.Sum(v => (double)v * v) / 100 + 1e-5);
+        for (int i = 0; i < 100; i++) Assert.True(Math.Abs(x[i] / rms * w[i] - y[i]) < 1e-5, $"{i}");
+        var s = RandomFloats(rng, 37, 20);
+        var expected = s.Select(v => Math.Exp(v - s.Max())).ToArray();
+        double sum = expected.Sum();
+        Ops.Softmax(s);
+        for (int i = 0; i < 37; i++) Assert.True(Math.Abs(expected[i] / sum - s[i]) < 1e-6, $"{i}");
+    }
+}
