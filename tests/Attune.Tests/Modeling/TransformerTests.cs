@@ -1,0 +1,156 @@
+using Attune.Formats;
+using Attune.Modeling;
+using Attune.Tensors;
+
+namespace Attune.Tests.Modeling;
+
+/// <summary>The optimized forward pass against the double-precision reference on random models.</summary>
+[Collection("Simd")]
+public class TransformerTests : IDisposable
+{
+    readonly SimdLevel _saved = Simd.Level;
+    public void Dispose() => Simd.Level = _saved;
+
+    public const string Qwen2Untied = """
+    {"architectures": ["Qwen2ForCausalLM"], "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+     "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 40, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+     "max_position_embeddings": 64, "tie_word_embeddings": false}
+    """;
+
+    public const string Qwen3 = """
+    {"architectures": ["Qwen3ForCausalLM"], "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 48, "rms_norm_eps": 1e-6,
+     "rope_theta": 1000000.0, "max_position_embeddings": 64, "tie_word_embeddings": true}
+    """;
+
+    public const string MistralWindow = """
+    {"architectures": ["MistralForCausalLM"], "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+     "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 40, "sliding_window": 3, "max_position_embeddings": 64}
+    """;
+
+    public const string Llama3Scaled = """
+    {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+     "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 40, "rope_theta": 500000.0, "max_position_embeddings": 256,
+     "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16, "rope_type": "llama3"},
+     "attention_bias": true, "mlp_bias": true, "tie_word_embeddings": true}
+    """;
+
+    public static TheoryData<string, string, DType> Models() => new()
+    {
+        { "llama-gqa-tied", TinyModels.LlamaConfig, DType.F32 },
+        { "llama-gqa-tied", TinyModels.LlamaConfig, DType.BF16 },
+        { "llama-gqa-tied", TinyModels.LlamaConfig, DType.F16 },
+        { "qwen2-bias-untied", Qwen2Untied, DType.F32 },
+        { "qwen3-qk-norm", Qwen3, DType.BF16 },
+        { "mistral-window", MistralWindow, DType.F32 },
+        { "llama3-rope-scaling-biases", Llama3Scaled, DType.F16 },
+    };
+
+    static double MaxRelativeError(ReadOnlySpan<float> got, double[] expected)
+    {
+        double scale = expected.Max(Math.Abs), err = 0;
+        for (int i = 0; i < expected.Length; i++) err = Math.Max(err, Math.Abs(got[i] - expected[i]));
+        return err / scale;
+    }
+
+    static int[] Tokens(int n, int vocab, int seed) { var r = new Random(seed); return Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray(); }
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Prefill_logits_match_the_double_reference(string name, string config, DType dtype)
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, config, dtype);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var tokens = Tokens(11, weights.Config.VocabSize, 4);
+        var expected = new ReferenceTransformer(weights).Logits(tokens);
+        foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512 })
+        {
+            Simd.Level = level;
+            var model = new Transformer(weights);
+            var logits = model.Forward(model.NewCache(16), tokens, allLogits: true);
+            for (int p = 0; p < tokens.Length; p++)
+            {
+                double err = MaxRelativeError(logits.Row(p), expected[p]);
+                Assert.True(err < 1e-4, $"{name} {dtype} {level} position {p}: relative error {err:E2}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Decoding_token_by_token_matches_the_reference(string name, string config, DType dtype)
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, config, dtype);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var tokens = Tokens(9, weights.Config.VocabSize, 8);
+        var expected = new ReferenceTransformer(weights).Logits(tokens);
+        var model = new Transformer(weights);
+        var cache = model.NewCache(2); // grows as needed
+        var prompt = model.Forward(cache, tokens.AsSpan(0, 4));
+        Assert.True(MaxRelativeError(prompt.Row(0), expected[3]) < 1e-4, $"{name} prompt");
+        for (int p = 4; p < tokens.Length; p++)
+        {
+            var step = model.Forward(cache, tokens.AsSpan(p, 1));
+            double err = MaxRelativeError(step.Row(0), expected[p]);
+            Assert.True(err < 1e-4, $"{name} {dtype} step {p}: {err:E2}");
+        }
+        Assert.Equal(tokens.Length, cache.Length);
+    }
+
+    [Fact]
+    public void A_batch_of_sequences_decodes_as_each_would_alone_and_forks_share_a_prefix()
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, Qwen3, DType.F32);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var reference = new ReferenceTransformer(weights);
+        var model = new Transformer(weights);
+        int[] prefix = [3, 1, 4, 1, 5];
+        var shared = model.NewCache(8);
+        model.Forward(shared, prefix);
+        // Three continuations from one computed prefix, decoded together.
+        int[][] next = [[9, 2], [6, 5], [3, 5]];
+        var caches = next.Select(_ => shared.Fork(8)).ToArray();
+        var last = new float[3][];
+        for (int step = 0; step < 2; step++)
+        {
+            var logits = model.ForwardBatch(caches, next.Select(n => n[step]).ToArray());
+            for (int s = 0; s < 3; s++) last[s] = logits.Row(s).ToArray();
+        }
+        for (int s = 0; s < 3; s++)
+        {
+            var expected = reference.Logits([.. prefix, .. next[s]]);
+            Assert.True(MaxRelativeError(last[s], expected[^1]) < 1e-4, $"sequence {s}");
+        }
+        Assert.Equal(prefix.Length, shared.Length);
+    }
+
+    [Fact]
+    public void Results_are_identical_across_thread_counts()
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, TinyModels.LlamaConfig, DType.BF16);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var tokens = Tokens(10, 32, 1);
+        float[] Run(int threads)
+        {
+            using var pool = new WorkerPool(threads);
+            var model = new Transformer(weights, pool);
+            return model.Forward(model.NewCache(10), tokens, allLogits: true).Row(9).ToArray();
+        }
+        Assert.Equal(Run(1), Run(2));
+    }
+
+    [Fact]
+    public void Token_ids_outside_the_vocabulary_and_overlong_sequences_are_clear_errors()
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, TinyModels.LlamaConfig);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var model = new Transformer(weights);
+        Assert.Contains("outside the model's vocabulary", Assert.Throws<AttuneException>(() => model.Forward(model.NewCache(4), [1, 99])).Message);
+        Assert.Contains("context window of 128", Assert.Throws<AttuneException>(() => model.Forward(model.NewCache(4), new int[129])).Message);
+    }
+}
