@@ -26,6 +26,10 @@ public static class Program
             TokenizeCommands.Tokenize(),
             TokenizeCommands.Detokenize(),
             InspectCommand.Build(),
+            ModelCommands.Init(),
+            ModelCommands.Generate(),
+            ModelCommands.Score(),
+            ModelCommands.Perplexity(),
         };
         root.HelpName = "attune";
         return root;

@@ -52,6 +52,16 @@ public sealed unsafe class Transformer
         return Run(caches, tokens, allLogits ? null : [tokens.Length - 1]);
     }
 
+    /// <summary>Appends <paramref name="tokens"/> to one sequence; logits for positions from <paramref name="firstLogitRow"/> on.</summary>
+    public Logits Forward(KvCache cache, ReadOnlySpan<int> tokens, int firstLogitRow)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to run", nameof(tokens));
+        if (firstLogitRow < 0 || firstLogitRow >= tokens.Length) throw new ArgumentOutOfRangeException(nameof(firstLogitRow));
+        var caches = new KvCache[tokens.Length];
+        Array.Fill(caches, cache);
+        return Run(caches, tokens, Enumerable.Range(firstLogitRow, tokens.Length - firstLogitRow).ToArray());
+    }
+
     /// <summary>One new token for each of several sequences (batched decode); logits row i is sequence i's.</summary>
     public Logits ForwardBatch(ReadOnlySpan<KvCache> caches, ReadOnlySpan<int> tokens)
     {

@@ -1,0 +1,151 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Attune.Modeling;
+using Attune.Tensors;
+using Spectre.Console;
+
+namespace Attune.Cli.Commands;
+
+/// <summary><c>attune init</c>, <c>generate</c>, <c>score</c> and <c>perplexity</c>: thin shells over <see cref="LanguageModel"/>.</summary>
+public static class ModelCommands
+{
+    static Option<string> ModelOption() => new("--model")
+    {
+        Description = "A checkpoint folder (config.json, safetensors, tokenizer files)",
+        Required = true,
+    };
+
+    public static Command Init()
+    {
+        var arch = new Option<string?>("--arch") { Description = $"Architecture: {string.Join("|", Presets.Archs)} (picks the variant of --preset tiny)" };
+        var preset = new Option<string>("--preset") { Description = $"Shape: {string.Join("|", Presets.Names)}", DefaultValueFactory = _ => "tiny" };
+        var seed = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };
+        var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32|f16|bf16 (default: f32 for tiny, bf16 otherwise)" };
+        var output = new Option<string>("--out") { Description = "Output folder (must not exist or be empty)", Required = true };
+        var cmd = new Command("init", "Write a randomly initialised model as a checkpoint folder (config, safetensors, tokenizer)") { arch, preset, seed, dtype, output };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            var p = Presets.Find(parse.GetValue(preset)!, parse.GetValue(arch));
+            var dt = ParseDType(parse.GetValue(dtype) ?? (p.Name == "tiny" ? "f32" : "bf16"));
+            var outDir = parse.GetValue(output)!;
+            CliProgress.Run(io, $"init {p.Name} ({p.Arch})", progress =>
+                ModelInitializer.Write(outDir, p.Config, parse.GetValue(seed), dt, progress));
+            io.Out.WriteLine($"wrote {outDir}: {p.Name} ({p.Arch}), {dt.SafeTensorsName()}, seed {parse.GetValue(seed)}");
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    static DType ParseDType(string s) => s.ToLowerInvariant() switch
+    {
+        "f32" or "float32" => DType.F32,
+        "f16" or "float16" => DType.F16,
+        "bf16" or "bfloat16" => DType.BF16,
+        _ => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
+    };
+
+    public static Command Generate()
+    {
+        var model = ModelOption();
+        var prompt = new Option<string>("--prompt") { Description = "The prompt text", Required = true };
+        var mode = new Option<string>("--mode") { Description = "How the prompt is given: raw (as is)", DefaultValueFactory = _ => "raw" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most new tokens", DefaultValueFactory = _ => 128 };
+        var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
+        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass (1 = off)", DefaultValueFactory = _ => 1f };
+        var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens (0 = off)", DefaultValueFactory = _ => 0 };
+        var minP = new Option<float>("--min-p") { Description = "Drop tokens below min-p × the best one (0 = off)", DefaultValueFactory = _ => 0f };
+        var repetition = new Option<float>("--repetition-penalty") { Description = "Penalty on repeated tokens (1 = off)", DefaultValueFactory = _ => 1f };
+        var seed = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
+        var stop = new Option<string[]>("--stop") { Description = "Stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var cmd = new Command("generate", "Continue a prompt, streaming the text to stdout")
+            { model, prompt, mode, maxTokens, temperature, topP, topK, minP, repetition, seed, stop };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            if (parse.GetValue(mode) != "raw")
+                throw new AttuneException(null, "--mode", $"\"{parse.GetValue(mode)}\" is not available yet; use raw");
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = parse.GetValue(maxTokens),
+                StopStrings = parse.GetValue(stop) ?? [],
+                Sampling = new SamplingOptions
+                {
+                    Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP), TopK = parse.GetValue(topK),
+                    MinP = parse.GetValue(minP), RepetitionPenalty = parse.GetValue(repetition), Seed = parse.GetValue(seed),
+                }.Validate(),
+            };
+            using var lm = LanguageModel.Load(parse.GetValue(model)!);
+            var ids = lm.Tokenizer.Encode(parse.GetValue(prompt)!, addSpecialTokens: true);
+            lm.Generate(ids, options, text => { io.Out.Write(text); io.Out.Flush(); });
+            io.Out.WriteLine();
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    public static Command Score()
+    {
+        var model = ModelOption();
+        var cmd = new Command("score", "Log-likelihood: JSONL {\"context\",\"continuation\"} on stdin → {\"logprob\",\"greedy\"}") { model };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            using var lm = LanguageModel.Load(parse.GetValue(model)!);
+            foreach (var (line, rec) in Jsonl.Read(io.In))
+            {
+                var context = rec["context"] is null ? "" : Jsonl.RequiredString(rec, "context", line);
+                var continuation = Jsonl.RequiredString(rec, "continuation", line);
+                if (continuation.Length == 0) throw new AttuneException("<stdin>", $"line {line}", "\"continuation\" is empty");
+                var r = lm.Score(context, continuation);
+                Jsonl.Write(io.Out, new JsonObject { ["logprob"] = r.LogProb, ["greedy"] = r.IsGreedy, ["tokens"] = r.Tokens });
+            }
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    public static Command Perplexity()
+    {
+        var model = ModelOption();
+        var file = new Option<string>("--file") { Description = "A UTF-8 text file", Required = true };
+        var context = new Option<int>("--context") { Description = "Window in tokens (default: min(context window, 1024)); windows overlap by half" };
+        var cmd = new Command("perplexity", "Perplexity of a model over a text file") { model, file, context };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            var path = parse.GetValue(file)!;
+            if (!File.Exists(path)) throw new AttuneException(path, "file not found");
+            using var lm = LanguageModel.Load(parse.GetValue(model)!);
+            var r = lm.Perplexity(File.ReadAllText(path), parse.GetValue(context));
+            Jsonl.Write(io.Out, new JsonObject { ["tokens"] = r.Tokens, ["nll"] = r.NegativeLogLikelihood, ["perplexity"] = r.Perplexity });
+            return Program.Success;
+        });
+        return cmd;
+    }
+}
+
+/// <summary>Long steps show a Spectre progress bar on a terminal and stay quiet when stderr is redirected.</summary>
+static class CliProgress
+{
+    public static void Run(CliIO io, string label, Action<IProgress<double>> work)
+    {
+        bool terminal = ReferenceEquals(io.Error, Console.Error) && !Console.IsErrorRedirected;
+        if (!terminal)
+        {
+            work(new Progress<double>(_ => { }));
+            return;
+        }
+        AnsiConsole.Progress().AutoClear(true).Start(ctx =>
+        {
+            var task = ctx.AddTask(Markup.Escape(label), maxValue: 1.0);
+            work(new SyncProgress(v => task.Value = v));
+        });
+    }
+
+    /// <summary>Reports on the calling thread (System.Progress would post to the thread pool).</summary>
+    sealed class SyncProgress(Action<double> report) : IProgress<double>
+    {
+        public void Report(double value) => report(value);
+    }
+}

@@ -1,0 +1,224 @@
+using System.Numerics.Tensors;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attune.Formats;
+using Attune.Text;
+
+namespace Attune.Modeling;
+
+public sealed record GenerationOptions
+{
+    public int MaxNewTokens { get; init; } = 128;
+    public SamplingOptions Sampling { get; init; } = new();
+    /// <summary>Extra ids that end generation (the model's own end-of-sequence ids always do).</summary>
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    /// <summary>Generation ends when the text contains one of these; the text is cut before it.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+}
+
+public enum FinishReason { Stop, Length }
+
+public sealed record GenerationResult(IReadOnlyList<int> Tokens, string Text, FinishReason Finish);
+
+/// <summary>Log-probability of a continuation and whether greedy decoding would have produced it.</summary>
+public sealed record ScoreResult(double LogProb, bool IsGreedy, int Tokens);
+
+public sealed record PerplexityResult(int Tokens, double NegativeLogLikelihood, double Perplexity);
+
+/// <summary>
+/// A model ready to use: the engine over its weights, its tokenizer, and the end-of-sequence
+/// ids from config.json and generation_config.json. Methods are not thread-safe.
+/// </summary>
+public sealed class LanguageModel : IDisposable
+{
+    public Transformer Transformer { get; }
+    public Tokenizer Tokenizer { get; }
+    public ModelConfig Config => Transformer.Config;
+    public IReadOnlySet<int> EndOfSequenceIds { get; }
+    public string Source { get; }
+
+    public LanguageModel(Transformer transformer, Tokenizer tokenizer, IEnumerable<int> eosIds, string source)
+    {
+        Transformer = transformer;
+        Tokenizer = tokenizer;
+        EndOfSequenceIds = eosIds.ToHashSet();
+        Source = source;
+    }
+
+    /// <summary>Loads a checkpoint folder (config.json, safetensors, tokenizer files).</summary>
+    public static LanguageModel Load(string path)
+    {
+        var ckpt = Checkpoint.Open(path);
+        try
+        {
+            var tokenizer = ckpt.TokenizerPath is not null ? Tokenizer.Load(path)
+                : throw new AttuneException(path, "no tokenizer.json in this checkpoint folder");
+            var eos = new HashSet<int>(ckpt.Config.EosTokenIds);
+            if (tokenizer.EosId is int e) eos.Add(e);
+            if (ckpt.GenerationConfigPath is { } gen) eos.UnionWith(ReadGenerationEos(gen));
+            return new LanguageModel(new Transformer(ModelWeights.FromCheckpoint(ckpt, ownCheckpoint: true)), tokenizer, eos, path);
+        }
+        catch
+        {
+            ckpt.Dispose();
+            throw;
+        }
+    }
+
+    static IEnumerable<int> ReadGenerationEos(string path)
+    {
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
+        return root?["eos_token_id"] switch
+        {
+            JsonValue v when v.TryGetValue<int>(out var id) => [id],
+            JsonArray a => a.Select(x => x is JsonValue xv && xv.TryGetValue<int>(out var id) ? id
+                : throw new AttuneException(path, "eos_token_id", "must be integers")).ToList(),
+            null => [],
+            _ => throw new AttuneException(path, "eos_token_id", "must be an integer or a list of integers"),
+        };
+    }
+
+    public void Dispose() => Transformer.Weights.Dispose();
+
+    void CheckContext(int tokens, string what)
+    {
+        if (tokens > Config.MaxPositionEmbeddings)
+            throw new AttuneException(null, $"{what} of {tokens} tokens exceeds the model's context window of {Config.MaxPositionEmbeddings}");
+    }
+
+    /// <summary>
+    /// Continues <paramref name="promptIds"/>. <paramref name="onText"/> receives the text as it
+    /// grows, never a partial UTF-8 character and never the start of a stop string.
+    /// </summary>
+    public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, Action<string>? onText = null)
+    {
+        if (options.MaxNewTokens < 0) throw new AttuneException(null, "--max-tokens", $"{options.MaxNewTokens} must be ≥ 0");
+        if (promptIds.Count == 0) throw new AttuneException(null, "the prompt is empty");
+        CheckContext(promptIds.Count, "the prompt");
+        int budget = Math.Min(options.MaxNewTokens, Config.MaxPositionEmbeddings - promptIds.Count);
+        var sampler = new Sampler(options.Sampling);
+        var stopIds = new HashSet<int>(EndOfSequenceIds);
+        stopIds.UnionWith(options.StopTokenIds);
+        var cache = Transformer.NewCache(promptIds.Count + budget);
+        var history = new List<int>(promptIds);
+        var generated = new List<int>();
+        int emitted = 0;
+        string text = "";
+        var finish = FinishReason.Length;
+        var logits = Transformer.Forward(cache, promptIds.ToArray());
+        for (int step = 0; step < budget; step++)
+        {
+            int next = sampler.Next(logits.Row(0), history);
+            if (stopIds.Contains(next)) { finish = FinishReason.Stop; break; }
+            generated.Add(next);
+            history.Add(next);
+            text = Tokenizer.Decode(generated, skipSpecialTokens: false, cleanUpTokenizationSpaces: false);
+            int cut = FirstStop(text, options.StopStrings);
+            if (cut >= 0)
+            {
+                text = text[..cut];
+                finish = FinishReason.Stop;
+                break;
+            }
+            int safe = SafeLength(text, options.StopStrings);
+            if (safe > emitted) { onText?.Invoke(text[emitted..safe]); emitted = safe; }
+            if (step + 1 < budget) logits = Transformer.Forward(cache, [next]);
+        }
+        if (text.Length > emitted) onText?.Invoke(text[emitted..]);
+        return new GenerationResult(generated, text, finish);
+    }
+
+    static int FirstStop(string text, IReadOnlyList<string> stops)
+    {
+        int first = -1;
+        foreach (var s in stops)
+        {
+            if (s.Length == 0) continue;
+            int i = text.IndexOf(s, StringComparison.Ordinal);
+            if (i >= 0 && (first < 0 || i < first)) first = i;
+        }
+        return first;
+    }
+
+    /// <summary>How much of <paramref name="text"/> can be shown: not a trailing U+FFFD (an unfinished
+    /// character) and not a tail that could still become a stop string.</summary>
+    static int SafeLength(string text, IReadOnlyList<string> stops)
+    {
+        int n = text.Length;
+        while (n > 0 && text[n - 1] == '\uFFFD') n--;
+        foreach (var s in stops)
+            for (int k = Math.Min(s.Length - 1, n); k > 0; k--)
+                if (text.AsSpan(0, n).EndsWith(s.AsSpan(0, k), StringComparison.Ordinal)) { n -= k; break; }
+        return n;
+    }
+
+    /// <summary>Σ log p(continuation | context), as lm-evaluation-harness scores a choice.</summary>
+    public ScoreResult Score(IReadOnlyList<int> contextIds, IReadOnlyList<int> continuationIds)
+    {
+        if (continuationIds.Count == 0) throw new AttuneException(null, "the continuation is empty");
+        var context = contextIds.Count > 0 ? contextIds
+            : [Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault()]; // an empty context is scored after BOS, as the harness does
+        var all = context.Concat(continuationIds).ToArray();
+        CheckContext(all.Length, "context and continuation");
+        var cache = Transformer.NewCache(all.Length);
+        var logits = Transformer.Forward(cache, all.AsSpan(0, all.Length - 1), firstLogitRow: context.Count - 1);
+        double total = 0;
+        bool greedy = true;
+        for (int i = 0; i < continuationIds.Count; i++)
+        {
+            var row = logits.Row(i);
+            total += LogProb(row, continuationIds[i]);
+            greedy &= TensorPrimitives.IndexOfMax(row) == continuationIds[i];
+        }
+        return new ScoreResult(total, greedy, continuationIds.Count);
+    }
+
+    public ScoreResult Score(string context, string continuation) =>
+        Score(Tokenizer.Encode(context, addSpecialTokens: false), ContinuationIds(context, continuation));
+
+    /// <summary>The continuation's ids as they fall when encoded after the context (the harness's split).</summary>
+    IReadOnlyList<int> ContinuationIds(string context, string continuation)
+    {
+        var whole = Tokenizer.Encode(context + continuation, addSpecialTokens: false);
+        var ctx = Tokenizer.Encode(context, addSpecialTokens: false);
+        int shared = 0;
+        while (shared < ctx.Length && shared < whole.Length && ctx[shared] == whole[shared]) shared++;
+        return whole[shared..];
+    }
+
+    public static double LogProb(ReadOnlySpan<float> logits, int token)
+    {
+        float max = TensorPrimitives.Max(logits);
+        double sum = 0;
+        foreach (var l in logits) sum += Math.Exp(l - max);
+        return logits[token] - max - Math.Log(sum);
+    }
+
+    /// <summary>Perplexity of a text over windows of <paramref name="window"/> tokens that overlap by half.</summary>
+    public PerplexityResult Perplexity(string text, int window = 0)
+    {
+        var ids = Tokenizer.Encode(text, addSpecialTokens: true);
+        if (ids.Length < 2) throw new AttuneException(null, "the text has fewer than two tokens");
+        window = window <= 0 ? Math.Min(Config.MaxPositionEmbeddings, 1024) : Math.Min(window, Config.MaxPositionEmbeddings);
+        if (window < 2) throw new AttuneException(null, "--context", "must be at least 2 tokens");
+        int stride = Math.Max(1, window / 2);
+        double nll = 0;
+        int scored = 0, predictedUpTo = 1; // ids[0] is never predicted
+        for (int start = 0; predictedUpTo < ids.Length; start += stride)
+        {
+            int end = Math.Min(start + window, ids.Length);
+            var cache = Transformer.NewCache(end - start);
+            int first = predictedUpTo - start - 1; // the logit row that predicts ids[predictedUpTo]
+            var logits = Transformer.Forward(cache, ids.AsSpan(start, end - start - 1), firstLogitRow: first);
+            for (int i = 0; i < logits.Rows; i++)
+            {
+                nll -= LogProb(logits.Row(i), ids[predictedUpTo + i]);
+                scored++;
+            }
+            predictedUpTo = end;
+        }
+        return new PerplexityResult(scored, nll, Math.Exp(nll / scored));
+    }
+}
