@@ -27,6 +27,7 @@ public static class Program
             TokenizeCommands.Detokenize(),
             InspectCommand.Build(),
             ModelCommands.Init(),
+            ConvertCommand.Build(),
             ModelCommands.Generate(),
             ModelCommands.Score(),
             ModelCommands.Perplexity(),

@@ -11,7 +11,7 @@ public static class ModelCommands
 {
     static Option<string> ModelOption() => new("--model")
     {
-        Description = "A checkpoint folder (config.json, safetensors, tokenizer files)",
+        Description = "A checkpoint folder (config.json, safetensors, tokenizer files) or a .gguf file",
         Required = true,
     };
 

@@ -45,9 +45,10 @@ public sealed class LanguageModel : IDisposable
         Source = source;
     }
 
-    /// <summary>Loads a checkpoint folder (config.json, safetensors, tokenizer files).</summary>
+    /// <summary>Loads a checkpoint folder (config.json, safetensors, tokenizer files) or a GGUF file.</summary>
     public static LanguageModel Load(string path)
     {
+        if (File.Exists(path) && path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return LoadGguf(path);
         var ckpt = Checkpoint.Open(path);
         try
         {
@@ -61,6 +62,26 @@ public sealed class LanguageModel : IDisposable
         catch
         {
             ckpt.Dispose();
+            throw;
+        }
+    }
+
+    static LanguageModel LoadGguf(string path)
+    {
+        var g = GgufFile.Open(path);
+        try
+        {
+            var config = ModelConfig.Parse(GgufConverter.ConfigJson(g), path);
+            var (tokenizerJson, tokenizerConfigJson) = GgufConverter.TokenizerJson(g);
+            var tokenizerConfig = TokenizerConfig.Parse(tokenizerConfigJson, path);
+            var tokenizer = Tokenizer.FromJson(System.Text.Encoding.UTF8.GetBytes(tokenizerJson.ToJsonString()), path, tokenizerConfig);
+            var eos = new HashSet<int>(config.EosTokenIds);
+            if (tokenizer.EosId is int e) eos.Add(e);
+            return new LanguageModel(new Transformer(ModelWeights.FromGguf(g, config, ownFile: true)), tokenizer, eos, path);
+        }
+        catch
+        {
+            g.Dispose();
             throw;
         }
     }

@@ -41,6 +41,10 @@ public sealed unsafe class ModelWeights : IDisposable
     public required WeightMatrix LmHead { get; init; }
     public required float[] FinalNorm { get; init; }
     public required LayerWeights[] Layers { get; init; }
+    /// <summary>q and k are stored for interleaved rotary pairs (GGUF <c>llama</c> files).</summary>
+    public bool RopeInterleaved { get; init; }
+    /// <summary>Per-frequency rotary divisors (GGUF <c>rope_freqs.weight</c>), used instead of the config's scaling.</summary>
+    public float[]? RopeFactors { get; init; }
 
     public ModelWeights(ModelConfig config, IDisposable? owner)
     {
@@ -104,6 +108,64 @@ public sealed unsafe class ModelWeights : IDisposable
             LmHead = c.TieWordEmbeddings ? embedding : M(TensorLayout.LmHead),
             FinalNorm = F(TensorLayout.FinalNorm),
             Layers = layers,
+        };
+    }
+
+    /// <summary>Views over a GGUF file's tensors, read in place (F32, F16, BF16 and Q8_0).</summary>
+    public static ModelWeights FromGguf(GgufFile g, ModelConfig c, bool ownFile = false)
+    {
+        var problems = new List<string>();
+        WeightMatrix M(string hf, long rows, long cols)
+        {
+            try { return g.Matrix(GgufConverter.GgufName(hf), rows, cols); }
+            catch (AttuneException e) { problems.Add(e.Problem.Length > 0 ? $"{GgufConverter.GgufName(hf)}: {e.Problem}" : e.Message); return default; }
+        }
+        float[] F(string hf, long n)
+        {
+            try { return g.Floats(GgufConverter.GgufName(hf), n); }
+            catch (AttuneException e) { problems.Add($"{GgufConverter.GgufName(hf)}: {e.Problem}"); return []; }
+        }
+        float[]? OptF(string hf, long n, bool present) => present ? F(hf, n) : null;
+        string L(int i, string s) => TensorLayout.Layer(i, s);
+        int h = c.HiddenSize, q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
+        bool qwen3 = c.Architecture == Architecture.Qwen3;
+        var layers = new LayerWeights[c.NumLayers];
+        for (int i = 0; i < c.NumLayers; i++)
+            layers[i] = new LayerWeights
+            {
+                AttnNorm = F(L(i, "input_layernorm.weight"), h),
+                Q = M(L(i, "self_attn.q_proj.weight"), q, h),
+                K = M(L(i, "self_attn.k_proj.weight"), kv, h),
+                V = M(L(i, "self_attn.v_proj.weight"), kv, h),
+                O = M(L(i, "self_attn.o_proj.weight"), h, q),
+                QBias = OptF(L(i, "self_attn.q_proj.bias"), q, c.QkvBias),
+                KBias = OptF(L(i, "self_attn.k_proj.bias"), kv, c.QkvBias),
+                VBias = OptF(L(i, "self_attn.v_proj.bias"), kv, c.QkvBias),
+                OBias = OptF(L(i, "self_attn.o_proj.bias"), h, c.OutputBias),
+                QNorm = OptF(L(i, "self_attn.q_norm.weight"), c.HeadDim, qwen3),
+                KNorm = OptF(L(i, "self_attn.k_norm.weight"), c.HeadDim, qwen3),
+                FfnNorm = F(L(i, "post_attention_layernorm.weight"), h),
+                Gate = M(L(i, "mlp.gate_proj.weight"), ff, h),
+                Up = M(L(i, "mlp.up_proj.weight"), ff, h),
+                Down = M(L(i, "mlp.down_proj.weight"), h, ff),
+                GateBias = OptF(L(i, "mlp.gate_proj.bias"), ff, c.MlpBias),
+                UpBias = OptF(L(i, "mlp.up_proj.bias"), ff, c.MlpBias),
+                DownBias = OptF(L(i, "mlp.down_proj.bias"), h, c.MlpBias),
+            };
+        var embedding = M(TensorLayout.Embedding, c.VocabSize, h);
+        var lmHead = g.Contains("output.weight") ? M(TensorLayout.LmHead, c.VocabSize, h) : embedding;
+        var finalNorm = F(TensorLayout.FinalNorm, h);
+        float[]? factors = g.Contains("rope_freqs.weight") ? g.Floats("rope_freqs.weight", c.HeadDim / 2) : null;
+        if (problems.Count > 0)
+            throw new AttuneException(g.Path, $"{problems.Count} problem(s) with the tensors: {string.Join("; ", problems.Take(8))}");
+        return new ModelWeights(c, ownFile ? g : null)
+        {
+            Embedding = embedding,
+            LmHead = lmHead,
+            FinalNorm = finalNorm,
+            Layers = layers,
+            RopeInterleaved = g.String("general.architecture") == "llama",
+            RopeFactors = factors,
         };
     }
 

@@ -17,7 +17,8 @@ public sealed class ReferenceTransformer(ModelWeights weights)
     {
         var c = _c;
         int hd = c.HeadDim, group = c.NumHeads / c.NumKvHeads;
-        var invFreq = Rope.InverseFrequencies(c);
+        var invFreq = Rope.InverseFrequencies(c, weights.RopeFactors);
+        bool interleaved = weights.RopeInterleaved;
         var keys = Enumerable.Range(0, c.NumLayers).Select(_ => new List<double[]>()).ToArray();
         var values = Enumerable.Range(0, c.NumLayers).Select(_ => new List<double[]>()).ToArray();
         var result = new double[tokens.Count][];
@@ -34,12 +35,12 @@ public sealed class ReferenceTransformer(ModelWeights weights)
                 for (int head = 0; head < c.NumHeads; head++)
                 {
                     if (w.QNorm is not null) NormalizeSlice(q, head * hd, hd, w.QNorm);
-                    Rotate(q, head * hd, hd, p, invFreq);
+                    Rotate(q, head * hd, hd, p, invFreq, interleaved);
                 }
                 for (int head = 0; head < c.NumKvHeads; head++)
                 {
                     if (w.KNorm is not null) NormalizeSlice(k, head * hd, hd, w.KNorm);
-                    Rotate(k, head * hd, hd, p, invFreq);
+                    Rotate(k, head * hd, hd, p, invFreq, interleaved);
                 }
                 keys[l].Add(k);
                 values[l].Add(v);
@@ -107,15 +108,16 @@ public sealed class ReferenceTransformer(ModelWeights weights)
         Array.Copy(normed, 0, x, start, n);
     }
 
-    static void Rotate(double[] x, int start, int hd, int pos, double[] invFreq)
+    static void Rotate(double[] x, int start, int hd, int pos, double[] invFreq, bool interleaved)
     {
         int half = hd / 2;
         for (int i = 0; i < half; i++)
         {
-            double a = x[start + i], b = x[start + i + half];
+            int ia = start + (interleaved ? 2 * i : i), ib = interleaved ? ia + 1 : ia + half;
+            double a = x[ia], b = x[ib];
             double angle = pos * invFreq[i];
-            x[start + i] = a * Math.Cos(angle) - b * Math.Sin(angle);
-            x[start + i + half] = b * Math.Cos(angle) + a * Math.Sin(angle);
+            x[ia] = a * Math.Cos(angle) - b * Math.Sin(angle);
+            x[ib] = b * Math.Cos(angle) + a * Math.Sin(angle);
         }
     }
 

@@ -6,7 +6,9 @@ namespace Attune.Modeling;
 /// Rotary position embeddings (Su et al. 2021) in the half-rotation layout Hugging Face stores
 /// q and k in: dimension i pairs with i + d/2, rotated by angle pos · θ^(−2i/d). Angles are
 /// computed in double precision and tabulated per position; llama3 and linear scaling change
-/// the frequencies as transformers does.
+/// the frequencies as transformers does. GGUF files of the <c>llama</c> architecture store q and k
+/// permuted for llama.cpp's interleaved layout (pairs 2i, 2i+1), which <see cref="Interleaved"/> selects,
+/// and may carry per-frequency divisors (<c>rope_freqs.weight</c>) instead of a scaling rule.
 /// </summary>
 public sealed class Rope
 {
@@ -17,20 +19,28 @@ public sealed class Rope
     int _positions;
 
     public int HeadDim { get; }
+    public bool Interleaved { get; }
 
-    public Rope(ModelConfig c)
+    public Rope(ModelConfig c, bool interleaved = false, float[]? freqFactors = null)
     {
         HeadDim = c.HeadDim;
+        Interleaved = interleaved;
         _half = c.HeadDim / 2;
-        _invFreq = InverseFrequencies(c);
+        _invFreq = InverseFrequencies(c, freqFactors);
     }
 
-    public static double[] InverseFrequencies(ModelConfig c)
+    public static double[] InverseFrequencies(ModelConfig c, float[]? freqFactors = null)
     {
         int half = c.HeadDim / 2;
         var inv = new double[half];
         for (int i = 0; i < half; i++) inv[i] = 1.0 / Math.Pow(c.RopeTheta, 2.0 * i / c.HeadDim);
-        if (c.RopeScaling is { Type: "linear" } lin)
+        if (freqFactors is not null)
+        {
+            if (freqFactors.Length != half)
+                throw new AttuneException(null, "rope_freqs.weight", $"has {freqFactors.Length} values, expected {half}");
+            for (int i = 0; i < half; i++) inv[i] /= freqFactors[i];
+        }
+        else if (c.RopeScaling is { Type: "linear" } lin)
             for (int i = 0; i < half; i++) inv[i] /= lin.Factor;
         else if (c.RopeScaling is { Type: "llama3" } s)
         {
@@ -74,14 +84,17 @@ public sealed class Rope
         fixed (float* cosBase = _cos, sinBase = _sin)
         {
             float* cos = cosBase + pos * _half, sin = sinBase + pos * _half;
+            // Pair i is (i, i + d/2) in Hugging Face's layout and (2i, 2i + 1) in the interleaved one.
+            int stride = Interleaved ? 2 : 1, offset = Interleaved ? 1 : _half;
             for (int h = 0; h < heads; h++)
             {
                 float* v = x + h * HeadDim;
                 for (int i = 0; i < _half; i++)
                 {
-                    float a = v[i], b = v[i + _half];
-                    v[i] = a * cos[i] - b * sin[i];
-                    v[i + _half] = b * cos[i] + a * sin[i];
+                    int ia = i * stride, ib = ia + offset;
+                    float a = v[ia], b = v[ib];
+                    v[ia] = a * cos[i] - b * sin[i];
+                    v[ib] = b * cos[i] + a * sin[i];
                 }
             }
         }

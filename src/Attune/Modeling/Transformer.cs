@@ -36,7 +36,7 @@ public sealed unsafe class Transformer
         Weights = weights;
         Config = weights.Config;
         _pool = pool ?? WorkerPool.Shared;
-        _rope = new Rope(Config);
+        _rope = new Rope(Config, weights.RopeInterleaved, weights.RopeFactors);
         _s = new RunState(Config);
         _attention = new AttentionJob(this);
     }

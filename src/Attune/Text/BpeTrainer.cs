@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace Attune.Text;
 
 /// <summary>
-/// Trains a byte-level BPE tokenizer (GPT-2 alphabet, GPT-4-style pre-tokenization, NFC) from
+/// Trains a byte-level BPE tokenizer (GPT-2 alphabet, Qwen-style pre-tokenization: GPT-4 pattern with single digits; NFC) from
 /// text: start from the 256 byte symbols and repeatedly merge the most frequent adjacent pair
 /// (ties broken by the pair's text, so training is deterministic) until the vocabulary is full.
 /// The result is an ordinary tokenizer.json that Attune, transformers and llama.cpp all read.
@@ -29,7 +29,7 @@ public static class BpeTrainer
         {
             var text = raw.Normalize(NormalizationForm.FormC);
             pieces.Clear();
-            SplitScanner.Gpt4.Split(text, pieces);
+            SplitScanner.Qwen.Split(text, pieces);
             foreach (var (s, l) in pieces)
             {
                 var mapped = string.Concat(Encoding.UTF8.GetBytes(text.Substring(s, l)).Select(b => ByteLevel.ByteToChar[b]));
@@ -89,7 +89,7 @@ public static class BpeTrainer
                 ["pretokenizers"] = new JsonArray(
                     new JsonObject
                     {
-                        ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = SplitScanner.Gpt4Pattern },
+                        ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = SplitScanner.QwenPattern },
                         ["behavior"] = "Isolated", ["invert"] = false,
                     },
                     new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false }),

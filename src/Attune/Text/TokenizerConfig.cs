@@ -29,6 +29,11 @@ public sealed record TokenizerConfig
         catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
         catch (IOException e) { throw new AttuneException(path, $"cannot read: {e.Message}"); }
         if (root is not JsonObject o) throw new AttuneException(path, "not a JSON object");
+        return Parse(o, path);
+    }
+
+    public static TokenizerConfig Parse(JsonObject o, string path)
+    {
 
         string? Token(string name)
         {
