@@ -426,7 +426,7 @@ public static class GgufConverter
             File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerFileName), tokenizer.ToJsonString());
             File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerConfigFileName), tokenizerConfig.ToJsonString(indented) + "\n");
             var expected = TensorLayout.Expected(c).Where(t => !t.Optional || g.Contains(GgufName(t.Name))).ToList();
-            var specs = expected.Select(t => new TensorSpec(t.Name, t.Shape.Length == 1 ? DType.F32 : dtype, t.Shape)).ToList();
+            var specs = expected.Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList(); // as transformers saves: one dtype throughout
             using (var writer = new ShardedSafeTensorsWriter(temp, specs, new Dictionary<string, string> { ["format"] = "pt" }))
             {
                 for (int k = 0; k < expected.Count; k++)
