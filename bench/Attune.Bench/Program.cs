@@ -30,8 +30,21 @@ public static class Program
             case "load-rss":
                 LoadRss(args[1]);
                 return 0;
+            case "engine-one":
+            {
+                // engine-one MODEL PROMPT GEN THREADS: one model in a fresh process (so peak RSS is its own)
+                var r = EngineBench.Run(args[1], int.Parse(args[2]), int.Parse(args[3]), int.Parse(args[4]));
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r));
+                return 0;
+            }
+            case "kernels":
+                KernelBench.Run(int.Parse(args.ElementAtOrDefault(1) ?? "2"));
+                return 0;
+            case "bandwidth":
+                Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
+                return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine-one MODEL PROMPT GEN THREADS | bandwidth [THREADS] | load-rss NAME");
                 return 1;
         }
     }

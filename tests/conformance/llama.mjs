@@ -17,7 +17,7 @@
 //       whether text such as "<|im_end|>" may become the special token.
 //   {"op":"detokenize","ids":[...],"special":true|false} -> {"text":"..."}
 //   {"op":"next","ids":[...],"top":K}                    -> {"top":[[id,logprob],...]}
-//       The K most likely next tokens after the prompt, most likely first
+//       The K (default 10) most likely next tokens after the prompt, most likely first
 //       (ties: lower id first). logprob is the natural log. It comes from the
 //       RAW LOGITS of the whole vocabulary: sequence.controlledEvaluate() with
 //       generateNext.logits = true on the last prompt token, then an exact
@@ -45,6 +45,8 @@
 //       set of this whole node process) from /proc/self/status, in MiB.
 //   {"op":"info"}  -> facts about the loaded model and the llama.cpp build.
 // A request that fails is answered with {"error":"..."}, and the next goes on.
+// Exit status: 0 when every request was answered, 1 when any failed or the
+// model could not be loaded, 2 for a bad command line.
 //
 // Settings: CPU only (gpu:false, gpuLayers:0) with the prebuilt binaries of
 // @node-llama-cpp/linux-x64; build:"never" and skipDownload:true, so nothing
@@ -55,6 +57,13 @@
 // flash attention is off unless --flash-attn says otherwise.
 // A request whose prompt plus generated tokens would not fit in the context
 // is refused rather than letting node-llama-cpp shift the context.
+//
+// Timing caveat: node-llama-cpp attaches no persistent ggml threadpool, so with
+// --threads > 1 every decode call starts its worker threads afresh. Prompt
+// processing still scales, but single-token generation with --threads 2 on a
+// 2-core machine came out 2-50x slower than with --threads 1 (and erratic).
+// Compare generation speed at --threads 1, or at equal settings on both sides
+// knowing this overhead is in llama.cpp's number.
 
 import { createInterface } from "node:readline";
 import { readFileSync } from "node:fs";
@@ -119,27 +128,36 @@ const byValueThenId = (a, b) => (b[1] - a[1]) || (a[0] - b[0]);
 
 const opts = parseArgs(process.argv.slice(2));
 
-const llama = await getLlama({
-    gpu: false,
-    build: "never",
-    skipDownload: true,
-    usePrebuiltBinaries: true,
-    progressLogs: false,
-    maxThreads: opts.threads,
-    logLevel: opts.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
-    logger: (level, message) => process.stderr.write(`[llama.cpp ${level}] ${message.endsWith("\n") ? message : message + "\n"}`),
-});
-const model = await llama.loadModel({ modelPath: opts.model, gpuLayers: 0 });
-const context = await model.createContext({
-    contextSize: opts.context,
-    batchSize: opts.batch,
-    threads: opts.threads,
-    sequences: 1,
-    flashAttention: opts.flashAttn === "auto" ? "auto" : opts.flashAttn === "on",
-    experimentalKvCacheKeyType: opts.kvType,
-    experimentalKvCacheValueType: opts.kvType,
-});
-const sequence = context.getSequence();
+let llama, model, context, sequence;
+try {
+    llama = await getLlama({
+        gpu: false,
+        build: "never",
+        skipDownload: true,
+        usePrebuiltBinaries: true,
+        progressLogs: false,
+        maxThreads: opts.threads,
+        logLevel: opts.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
+        logger: (level, message) => process.stderr.write(`[llama.cpp ${level}] ${message.endsWith("\n") ? message : message + "\n"}`),
+    });
+    model = await llama.loadModel({ modelPath: opts.model, gpuLayers: 0 });
+    context = await model.createContext({
+        contextSize: opts.context,
+        batchSize: opts.batch,
+        threads: opts.threads,
+        sequences: 1,
+        flashAttention: opts.flashAttn === "auto" ? "auto" : opts.flashAttn === "on",
+        experimentalKvCacheKeyType: opts.kvType,
+        experimentalKvCacheValueType: opts.kvType,
+    });
+    sequence = context.getSequence();
+} catch (e) {
+    process.stderr.write(`llama.mjs: could not load ${opts.model}: ${e?.message ?? e} (llama.cpp's own messages are above)\n`);
+    await context?.dispose();
+    await model?.dispose();
+    await llama?.dispose();
+    process.exit(1);
+}
 const nCtx = context.contextSize;
 
 async function fresh() {

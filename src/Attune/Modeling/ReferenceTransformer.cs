@@ -83,6 +83,7 @@ public sealed class ReferenceTransformer(ModelWeights weights)
 
     static double[] Linear(WeightMatrix m, double[] x, float[]? bias)
     {
+        if (m.Type == WeightType.Q8_0) x = RoundToQ8(x);
         var y = new double[m.Rows];
         var row = new float[m.Cols];
         for (int r = 0; r < m.Rows; r++)
@@ -93,6 +94,16 @@ public sealed class ReferenceTransformer(ModelWeights weights)
             y[r] = s;
         }
         return y;
+    }
+
+    /// <summary>Q8_0 layers take their input rounded to Q8_0 blocks (as the engine and llama.cpp do).</summary>
+    static double[] RoundToQ8(double[] x)
+    {
+        var f = x.Select(v => (float)v).ToArray();
+        var q = new sbyte[f.Length];
+        var d = new float[f.Length / WeightTypes.Q8BlockSize];
+        Dot.QuantizeInput(f, q, d);
+        return q.Select((v, i) => (double)(v * d[i / WeightTypes.Q8BlockSize])).ToArray();
     }
 
     double[] RmsNorm(double[] x, float[] weight)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Attune.Formats;
 
 namespace Attune.Modeling;
@@ -79,6 +80,7 @@ public sealed class Rope
     }
 
     /// <summary>Rotates <paramref name="heads"/> consecutive head vectors at position <paramref name="pos"/> in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public unsafe void Apply(float* x, int heads, int pos)
     {
         fixed (float* cosBase = _cos, sinBase = _sin)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using Attune.Formats;
 using Attune.Tensors;
@@ -179,6 +180,7 @@ public sealed unsafe class Transformer
             pool.Run(this, rows * model.Config.NumHeads);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end)
         {
             var c = model.Config;

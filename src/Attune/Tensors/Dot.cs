@@ -11,6 +11,7 @@ namespace Attune.Tensors;
 /// </summary>
 public static unsafe class Dot
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Row(WeightType type, byte* row, float* x, int n) => type switch
     {
         WeightType.F32 => F32((float*)row, x, n),
@@ -20,6 +21,7 @@ public static unsafe class Dot
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float F32(float* w, float* x, int n)
     {
         int i = 0;
@@ -56,6 +58,7 @@ public static unsafe class Dot
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float BF16(ushort* w, float* x, int n)
     {
         int i = 0;
@@ -87,29 +90,37 @@ public static unsafe class Dot
     }
 
     /// <summary>
-    /// IEEE half → single on integer lanes: the magnitude bits shifted into place and scaled by
-    /// 2^112 (exact for normal and subnormal halves), exponent 31 mapped to inf/NaN, sign restored.
+    /// IEEE half → single on integer lanes, exactly: normal halves by re-biasing the exponent,
+    /// subnormals as mantissa × 2^-24 (an integer conversion, so no denormal float is ever formed —
+    /// those cost microcode assists), exponent 31 as inf/NaN; then the sign.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> HalfToSingle(Vector512<uint> h)
     {
-        var magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
-        var value = magnitude.AsSingle() * Vector512.Create(5.192296858534828e33f); // 2^112
-        var infNan = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u));
-        value = Vector512.ConditionalSelect(infNan.AsSingle(), (magnitude | Vector512.Create(0x7F800000u)).AsSingle(), value);
-        return (value.AsUInt32() | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16)).AsSingle();
+        var exponent = h & Vector512.Create(0x7C00u);
+        var shifted = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
+        var normal = shifted + Vector512.Create(112u << 23);
+        var infNan = shifted | Vector512.Create(0x7F800000u);
+        var subnormal = (Vector512.ConvertToSingle((h & Vector512.Create(0x3FFu)).AsInt32()) * Vector512.Create(5.9604645e-8f)).AsUInt32();
+        var magnitude = Vector512.ConditionalSelect(Vector512.Equals(exponent, Vector512<uint>.Zero), subnormal,
+            Vector512.ConditionalSelect(Vector512.Equals(exponent, Vector512.Create(0x7C00u)), infNan, normal));
+        return (magnitude | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16)).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> HalfToSingle(Vector256<uint> h)
     {
-        var magnitude = Vector256.ShiftLeft(h & Vector256.Create(0x7FFFu), 13);
-        var value = magnitude.AsSingle() * Vector256.Create(5.192296858534828e33f);
-        var infNan = Vector256.Equals(h & Vector256.Create(0x7C00u), Vector256.Create(0x7C00u));
-        value = Vector256.ConditionalSelect(infNan.AsSingle(), (magnitude | Vector256.Create(0x7F800000u)).AsSingle(), value);
-        return (value.AsUInt32() | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
+        var exponent = h & Vector256.Create(0x7C00u);
+        var shifted = Vector256.ShiftLeft(h & Vector256.Create(0x7FFFu), 13);
+        var normal = shifted + Vector256.Create(112u << 23);
+        var infNan = shifted | Vector256.Create(0x7F800000u);
+        var subnormal = (Vector256.ConvertToSingle((h & Vector256.Create(0x3FFu)).AsInt32()) * Vector256.Create(5.9604645e-8f)).AsUInt32();
+        var magnitude = Vector256.ConditionalSelect(Vector256.Equals(exponent, Vector256<uint>.Zero), subnormal,
+            Vector256.ConditionalSelect(Vector256.Equals(exponent, Vector256.Create(0x7C00u)), infNan, normal));
+        return (magnitude | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float F16(ushort* w, float* x, int n)
     {
         int i = 0;
@@ -141,6 +152,7 @@ public static unsafe class Dot
     }
 
     /// <summary>Q8_0: per block, scale × Σ byte·x, with the bytes widened to f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Q8_0(byte* row, float* x, int n)
     {
         int blocks = n / WeightTypes.Q8BlockSize;
@@ -190,7 +202,86 @@ public static unsafe class Dot
         return sum;
     }
 
+    /// <summary>f16 bit pattern → f32, for Q8_0 block scales (256 KiB, built once).</summary>
+    internal static readonly float[] HalfTable = BuildHalfTable();
+
+    static float[] BuildHalfTable()
+    {
+        var t = new float[65536];
+        for (int i = 0; i < t.Length; i++) t[i] = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+        return t;
+    }
+
+    /// <summary>
+    /// Q8_0 weights against an input already quantized to Q8_0 blocks (<paramref name="xq"/> bytes,
+    /// <paramref name="xd"/> scales): per block an exact integer dot product of the signed bytes
+    /// (widened to 16 bits, multiplied and pair-summed by vpmaddwd), scaled by both block scales.
+    /// This is how llama.cpp computes Q8_0 products; the input's quantization is its only rounding.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float Q8_0Q8(byte* row, sbyte* xq, float* xd, int n)
+    {
+        int blocks = n / WeightTypes.Q8BlockSize;
+        fixed (float* table = HalfTable)
+        {
+            if (Simd.Level == SimdLevel.V512 && Avx512BW.IsSupported)
+            {
+                var acc = Vector512<float>.Zero;
+                for (int b = 0; b < blocks; b++)
+                {
+                    byte* blk = row + b * WeightTypes.Q8BlockBytes;
+                    var w = Avx512BW.ConvertToVector512Int16(Vector256.Load((sbyte*)(blk + 2)));
+                    var x = Avx512BW.ConvertToVector512Int16(Vector256.Load(xq + b * WeightTypes.Q8BlockSize));
+                    var sums = Avx512BW.MultiplyAddAdjacent(w, x);
+                    acc = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(sums), Vector512.Create(table[*(ushort*)blk] * xd[b]), acc);
+                }
+                return Vector512.Sum(acc);
+            }
+            if (Simd.Level >= SimdLevel.V256 && Avx2.IsSupported)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int b = 0; b < blocks; b++)
+                {
+                    byte* blk = row + b * WeightTypes.Q8BlockBytes;
+                    sbyte* xb = xq + b * WeightTypes.Q8BlockSize;
+                    var lo = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)(blk + 2)), Avx2.ConvertToVector256Int16(xb));
+                    var hi = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)(blk + 18)), Avx2.ConvertToVector256Int16(xb + 16));
+                    acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(lo + hi), Vector256.Create(table[*(ushort*)blk] * xd[b]), acc);
+                }
+                return Vector256.Sum(acc);
+            }
+            float sum = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                byte* blk = row + b * WeightTypes.Q8BlockBytes;
+                sbyte* q = (sbyte*)(blk + 2);
+                sbyte* xb = xq + b * WeightTypes.Q8BlockSize;
+                int isum = 0;
+                for (int k = 0; k < WeightTypes.Q8BlockSize; k++) isum += q[k] * xb[k];
+                sum = MathF.FusedMultiplyAdd(isum, table[*(ushort*)blk] * xd[b], sum);
+            }
+            return sum;
+        }
+    }
+
+    /// <summary>Quantizes an f32 vector to Q8_0 blocks as separate bytes and scales (the input side of <see cref="Q8_0Q8"/>).</summary>
+    public static void QuantizeInput(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> d)
+    {
+        for (int b = 0; b < x.Length / WeightTypes.Q8BlockSize; b++)
+        {
+            var block = x.Slice(b * WeightTypes.Q8BlockSize, WeightTypes.Q8BlockSize);
+            float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block);
+            float scale = amax / 127f;
+            // The input's scale is kept in f32 (llama.cpp rounds it to f16; the difference is below its own rounding).
+            float inv = scale != 0 ? 1f / scale : 0f;
+            d[b] = scale;
+            for (int i = 0; i < WeightTypes.Q8BlockSize; i++)
+                q[b * WeightTypes.Q8BlockSize + i] = (sbyte)MathF.Round(block[i] * inv, MidpointRounding.AwayFromZero);
+        }
+    }
+
     /// <summary>A stored row converted to f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(WeightType type, byte* row, Span<float> dst)
     {
         int n = dst.Length;

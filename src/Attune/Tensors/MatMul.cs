@@ -8,6 +8,8 @@ namespace Attune.Tensors;
 /// output rows r, so each thread streams its own share of the weights once. With one input row it
 /// is a matrix-vector product (decode: memory-bound); with many, rows of W are converted to f32 four
 /// at a time and multiplied against four input rows at once in registers (prefill: compute-bound).
+/// Q8_0 layers, as in llama.cpp, see their input rounded to Q8_0 blocks: with one row the products
+/// are exact integer dots; with many, the rounded rows go through the f32 kernel.
 /// </summary>
 public sealed unsafe class MatMul : IRangeJob
 {
@@ -20,6 +22,9 @@ public sealed unsafe class MatMul : IRangeJob
     int _yOffset;
 
     [ThreadStatic] static float[]? t_rows;
+    sbyte[] _xq = [];
+    float[] _xd = [];
+    float[] _xRounded = [];
 
     /// <summary>Computes Y = X·Wᵀ (+ bias). X is [t, W.Cols] and Y is [t, W.Rows], both dense row-major.</summary>
     public void Run(WorkerPool pool, WeightMatrix w, float* x, int t, float* y, float* bias = null) =>
@@ -30,6 +35,19 @@ public sealed unsafe class MatMul : IRangeJob
     public void Run(WorkerPool pool, WeightMatrix w, float* x, int t, float* y, int ldy, int yOffset, float* bias = null)
     {
         _w = w; _x = x; _y = y; _t = t; _bias = bias; _ldy = ldy; _yOffset = yOffset;
+        if (w.Type == WeightType.Q8_0)
+        {
+            // Quantize the input once; rows then take integer dot products with it (or its rounded value).
+            int n = t * w.Cols, blocks = n / WeightTypes.Q8BlockSize;
+            if (_xq.Length < n) { _xq = GC.AllocateUninitializedArray<sbyte>(n, pinned: true); _xd = GC.AllocateUninitializedArray<float>(blocks, pinned: true); }
+            Dot.QuantizeInput(new ReadOnlySpan<float>(x, n), _xq, _xd);
+            if (t > 1)
+            {
+                if (_xRounded.Length < n) _xRounded = GC.AllocateUninitializedArray<float>(n, pinned: true);
+                for (int i = 0; i < n; i++) _xRounded[i] = _xq[i] * _xd[i / WeightTypes.Q8BlockSize];
+                _x = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _xRounded[0]);
+            }
+        }
         // Blocks of 4 rows keep the register kernel whole; one block per unit of work.
         pool.Run(this, (w.Rows + 3) / 4);
     }
@@ -41,13 +59,22 @@ public sealed unsafe class MatMul : IRangeJob
         else MatMulRows(r0, r1);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void MatVecRows(int r0, int r1)
     {
         float* y = _y + _yOffset;
+        if (_w.Type == WeightType.Q8_0)
+        {
+            fixed (sbyte* xq = _xq) fixed (float* xd = _xd)
+                for (int r = r0; r < r1; r++)
+                    y[r] = Dot.Q8_0Q8(_w.Row(r), xq, xd, _w.Cols) + (_bias == null ? 0 : _bias[r]);
+            return;
+        }
         for (int r = r0; r < r1; r++)
             y[r] = _w.DotRow(r, _x) + (_bias == null ? 0 : _bias[r]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void MatMulRows(int r0, int r1)
     {
         int k = _w.Cols;
@@ -94,6 +121,7 @@ public sealed unsafe class MatMul : IRangeJob
     void Store(int t, int r, float v) => _y[(long)t * _ldy + _yOffset + r] = v + (_bias == null ? 0 : _bias[r]);
 
     /// <summary>Four weight rows against four input rows: 16 dot products sharing their loads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Kernel4x4(float* w0, float* w1, float* w2, float* w3, int t, int r, int k)
     {
         float* x0 = _x + (long)t * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
@@ -10,6 +11,7 @@ namespace Attune.Tensors;
 public static unsafe class Ops
 {
     /// <summary>RMSNorm: y = x / sqrt(mean(x²) + eps) · weight (Zhang &amp; Sennrich 2019).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RmsNorm(float* x, float* weight, float* y, int n, float eps)
     {
         float ss = SumOfSquares(x, n);
@@ -24,6 +26,7 @@ public static unsafe class Ops
         for (; i < n; i++) y[i] = x[i] * scale * weight[i];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static float SumOfSquares(float* x, int n)
     {
         int i = 0;
@@ -68,6 +71,7 @@ public static unsafe class Ops
         TensorPrimitives.Add(new ReadOnlySpan<float>(y, n), new ReadOnlySpan<float>(x, n), new Span<float>(y, n));
 
     /// <summary>y += a·x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Axpy(float* y, float a, float* x, int n)
     {
         int i = 0;

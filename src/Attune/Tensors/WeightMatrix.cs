@@ -54,6 +54,7 @@ public readonly unsafe struct WeightMatrix
     public long ByteLength => Rows * RowBytes;
 
     /// <summary>Dot product of row <paramref name="r"/> with <paramref name="x"/> (length <see cref="Cols"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public float DotRow(int r, float* x) => Dot.Row(Type, Row(r), x, Cols);
 
     /// <summary>Row <paramref name="r"/> converted to f32.</summary>

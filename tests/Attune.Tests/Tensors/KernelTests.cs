@@ -106,11 +106,20 @@ public class KernelTests : IDisposable
                     var y = new float[t * rows];
                     fixed (byte* w = bytes) fixed (float* xp = x, yp = y, bp = bias)
                         mm.Run(pool, new WeightMatrix(w, type, rows, cols), xp, t, yp, bp);
+                    // Q8_0 layers see their input rounded to Q8_0 blocks.
+                    var xs = x;
+                    if (type == WeightType.Q8_0)
+                    {
+                        var q = new sbyte[x.Length];
+                        var d = new float[x.Length / 32];
+                        Dot.QuantizeInput(x, q, d);
+                        xs = q.Select((v, i) => v * d[i / 32]).ToArray();
+                    }
                     for (int i = 0; i < t; i++)
                         for (int r = 0; r < rows; r++)
                         {
                             double e = bias[r];
-                            for (int k = 0; k < cols; k++) e += (double)values[r * cols + k] * x[i * cols + k];
+                            for (int k = 0; k < cols; k++) e += (double)values[r * cols + k] * xs[i * cols + k];
                             Assert.True(Math.Abs(y[i * rows + r] - e) < 1e-4, $"{type} {rows}x{cols} t={t} ({i},{r}): {y[i * rows + r]} vs {e}");
                         }
                 }
@@ -132,6 +141,23 @@ public class KernelTests : IDisposable
         }
         Assert.Equal(Run(1), Run(2));
         Assert.Equal(Run(1), Run(3));
+    }
+
+    [Fact]
+    public void Input_quantization_rounds_each_block_to_its_scale()
+    {
+        var rng = new Random(4);
+        var x = RandomFloats(rng, 64, 2);
+        var q = new sbyte[64];
+        var d = new float[2];
+        Dot.QuantizeInput(x, q, d);
+        for (int b = 0; b < 2; b++)
+        {
+            float amax = x.Skip(32 * b).Take(32).Max(MathF.Abs);
+            Assert.Equal(amax / 127f, d[b]);
+            Assert.Contains(q.Skip(32 * b).Take(32), v => Math.Abs((int)v) == 127);
+            for (int i = 32 * b; i < 32 * b + 32; i++) Assert.True(MathF.Abs(x[i] - q[i] * d[b]) <= d[b] * 0.5f + 1e-6f);
+        }
     }
 
     [Fact]

@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using Attune.Modeling;
+using Attune.Tensors;
+
+namespace Attune.Bench;
+
+/// <summary>Engine speed on one model: prompt processing, generation and peak RSS; and the machine's read bandwidth.</summary>
+public static class EngineBench
+{
+    public sealed record Result(double PromptTps, double GenTps, double RssMb, long WeightBytes);
+
+    /// <summary>Prefill of <paramref name="promptTokens"/> random ids, then <paramref name="genTokens"/> greedy steps.</summary>
+    public static Result Run(string model, int promptTokens, int genTokens, int threads)
+    {
+        using var pool = new WorkerPool(threads);
+        using var lm = LanguageModel.Load(model);
+        var t = new Transformer(lm.Transformer.Weights, pool);
+        var rng = new Random(1);
+        int vocab = Math.Min(lm.Tokenizer.VocabSize, lm.Config.VocabSize);
+        var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab)).ToArray();
+        // Warm-up: JIT and first-touch of the mapped weights.
+        var warm = t.NewCache(32);
+        t.Forward(warm, prompt.AsSpan(0, 16));
+        for (int i = 0; i < 4; i++) t.Forward(warm, [1]);
+
+        var cache = t.NewCache(promptTokens + genTokens);
+        var sw = Stopwatch.StartNew();
+        var logits = t.Forward(cache, prompt);
+        double promptTps = promptTokens / sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        for (int i = 0; i < genTokens; i++)
+        {
+            int next = TensorPrimitives.IndexOfMax(logits.Row(0));
+            logits = t.Forward(cache, [next]);
+        }
+        double genTps = genTokens / sw.Elapsed.TotalSeconds;
+        return new Result(promptTps, genTps, PeakRssMb(), t.Weights.MatrixBytes);
+    }
+
+    public static double PeakRssMb()
+    {
+        var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:"));
+        return long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    }
+
+    /// <summary>Read bandwidth in GB/s: threads summing disjoint halves of a 1 GiB buffer, best of 5.</summary>
+    public static unsafe double ReadBandwidth(int threads)
+    {
+        const long bytes = 1L << 30;
+        var buffer = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        try
+        {
+            long n = bytes / 4;
+            new Span<float>(buffer, (int)Math.Min(n, int.MaxValue)).Fill(1f);
+            double best = 0;
+            for (int rep = 0; rep < 5; rep++)
+            {
+                var sw = Stopwatch.StartNew();
+                var sums = new float[threads];
+                var workers = Enumerable.Range(0, threads).Select(k => new Thread(() =>
+                {
+                    long start = n * k / threads, end = n * (k + 1) / threads;
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    for (long i = start; i + 64 <= end; i += 64)
+                    {
+                        a0 += Vector512.Load(buffer + i); a1 += Vector512.Load(buffer + i + 16);
+                        a2 += Vector512.Load(buffer + i + 32); a3 += Vector512.Load(buffer + i + 48);
+                    }
+                    sums[k] = Vector512.Sum(a0 + a1 + a2 + a3);
+                })).ToList();
+                workers.ForEach(w => w.Start());
+                workers.ForEach(w => w.Join());
+                best = Math.Max(best, bytes / sw.Elapsed.TotalSeconds / 1e9);
+                GC.KeepAlive(sums);
+            }
+            return best;
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
+        }
+    }
+}
