@@ -272,9 +272,9 @@ public static unsafe class Dot
             var block = x.Slice(b * WeightTypes.Q8BlockSize, WeightTypes.Q8BlockSize);
             float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block);
             float scale = amax / 127f;
-            // The input's scale is kept in f32 (llama.cpp rounds it to f16; the difference is below its own rounding).
+            // Bytes from the exact f32 scale, the scale itself stored as f16: llama.cpp's Q8_0 reference.
             float inv = scale != 0 ? 1f / scale : 0f;
-            d[b] = scale;
+            d[b] = (float)(Half)scale;
             for (int i = 0; i < WeightTypes.Q8BlockSize; i++)
                 q[b * WeightTypes.Q8BlockSize + i] = (sbyte)MathF.Round(block[i] * inv, MidpointRounding.AwayFromZero);
         }
