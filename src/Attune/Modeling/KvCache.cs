@@ -1,52 +1,68 @@
+using System.Runtime.CompilerServices;
 using Attune.Formats;
 
 namespace Attune.Modeling;
 
 /// <summary>
-/// The keys and values of one sequence for every layer, in f32: <c>[layer][position, kv_heads · head_dim]</c>.
-/// <see cref="Length"/> positions are filled. A cache can be forked so that sequences sharing a
-/// prefix (few-shot prompts, multiple-choice contexts) compute it once.
+/// The keys and values of one sequence for every layer, in f32. Keys are stored transposed per KV
+/// head, <c>[head][dim][position]</c>, so attention scores for many positions accumulate in one vector
+/// without horizontal sums; values are <c>[head][position][dim]</c>. <see cref="Length"/> positions are
+/// filled. A cache can be forked so that sequences sharing a prefix (few-shot prompts,
+/// multiple-choice contexts) compute it once.
 /// </summary>
 public sealed class KvCache
 {
-    readonly float[][] _k;
-    readonly float[][] _v;
+    float[][] _k;
+    float[][] _v;
 
     public int Layers { get; }
-    public int Width { get; }
+    public int KvHeads { get; }
+    public int HeadDim { get; }
     public int Capacity { get; private set; }
     public int Length { get; internal set; }
 
     public KvCache(ModelConfig c, int capacity)
     {
         Layers = c.NumLayers;
-        Width = c.NumKvHeads * c.HeadDim;
+        KvHeads = c.NumKvHeads;
+        HeadDim = c.HeadDim;
         Capacity = Math.Max(1, capacity);
-        _k = new float[Layers][];
-        _v = new float[Layers][];
-        for (int l = 0; l < Layers; l++)
-        {
-            _k[l] = GC.AllocateUninitializedArray<float>(Capacity * Width, pinned: true);
-            _v[l] = GC.AllocateUninitializedArray<float>(Capacity * Width, pinned: true);
-        }
+        (_k, _v) = Allocate(Capacity);
     }
 
     KvCache(KvCache other, int capacity)
     {
         Layers = other.Layers;
-        Width = other.Width;
-        Capacity = Math.Max(capacity, other.Length);
+        KvHeads = other.KvHeads;
+        HeadDim = other.HeadDim;
+        Capacity = Math.Max(Math.Max(1, capacity), other.Length);
+        (_k, _v) = Allocate(Capacity);
         Length = other.Length;
-        _k = new float[Layers][];
-        _v = new float[Layers][];
-        int used = other.Length * Width;
+        CopyFrom(other._k, other._v, other.Capacity);
+    }
+
+    (float[][], float[][]) Allocate(int capacity)
+    {
+        var k = new float[Layers][];
+        var v = new float[Layers][];
         for (int l = 0; l < Layers; l++)
         {
-            _k[l] = GC.AllocateUninitializedArray<float>(Capacity * Width, pinned: true);
-            _v[l] = GC.AllocateUninitializedArray<float>(Capacity * Width, pinned: true);
-            Array.Copy(other._k[l], _k[l], used);
-            Array.Copy(other._v[l], _v[l], used);
+            k[l] = GC.AllocateUninitializedArray<float>(KvHeads * HeadDim * capacity, pinned: true);
+            v[l] = GC.AllocateUninitializedArray<float>(KvHeads * HeadDim * capacity, pinned: true);
         }
+        return (k, v);
+    }
+
+    /// <summary>Copies the filled positions of another layout (with <paramref name="fromCapacity"/>) into this one.</summary>
+    void CopyFrom(float[][] k, float[][] v, int fromCapacity)
+    {
+        for (int l = 0; l < Layers; l++)
+            for (int h = 0; h < KvHeads; h++)
+            {
+                for (int d = 0; d < HeadDim; d++)
+                    Array.Copy(k[l], (h * HeadDim + d) * fromCapacity, _k[l], (h * HeadDim + d) * Capacity, Length);
+                Array.Copy(v[l], h * fromCapacity * HeadDim, _v[l], h * Capacity * HeadDim, Length * HeadDim);
+            }
     }
 
     /// <summary>A copy of this cache's filled prefix with room for <paramref name="capacity"/> positions.</summary>
@@ -59,26 +75,33 @@ public sealed class KvCache
         Length = length;
     }
 
-    /// <summary>Grows the capacity, keeping the filled positions (arrays are pinned, so pointers stay valid between calls only).</summary>
+    /// <summary>Grows the capacity, keeping the filled positions. Pointers from before a growth are stale.</summary>
     public void Reserve(int capacity)
     {
         if (capacity <= Capacity) return;
-        int cap = Math.Max(capacity, Capacity * 2);
-        for (int l = 0; l < Layers; l++)
-        {
-            var k = GC.AllocateUninitializedArray<float>(cap * Width, pinned: true);
-            var v = GC.AllocateUninitializedArray<float>(cap * Width, pinned: true);
-            Array.Copy(_k[l], k, Length * Width);
-            Array.Copy(_v[l], v, Length * Width);
-            _k[l] = k;
-            _v[l] = v;
-        }
-        Capacity = cap;
+        var (oldK, oldV, oldCapacity) = (_k, _v, Capacity);
+        Capacity = Math.Max(capacity, Capacity * 2);
+        (_k, _v) = Allocate(Capacity);
+        CopyFrom(oldK, oldV, oldCapacity);
     }
 
-    internal unsafe float* Keys(int layer) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _k[layer][0]);
-    internal unsafe float* Values(int layer) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _v[layer][0]);
+    /// <summary>Stores position <paramref name="pos"/>'s keys and values (all KV heads, head-major) for one layer.</summary>
+    internal unsafe void Write(int layer, int pos, float* k, float* v)
+    {
+        float* kBase = Keys(layer, 0);
+        for (int h = 0; h < KvHeads; h++)
+        {
+            for (int d = 0; d < HeadDim; d++) kBase[(h * HeadDim + d) * Capacity + pos] = k[h * HeadDim + d];
+            new ReadOnlySpan<float>(v + h * HeadDim, HeadDim).CopyTo(new Span<float>(Values(layer, h) + (long)pos * HeadDim, HeadDim));
+        }
+    }
+
+    /// <summary>Row <c>[dim 0][position 0]</c> of a head's transposed keys; dimension d starts <c>d · Capacity</c> further.</summary>
+    internal unsafe float* Keys(int layer, int head) => (float*)Unsafe.AsPointer(ref _k[layer][head * HeadDim * Capacity]);
+
+    /// <summary>Position 0 of a head's values; position p starts <c>p · HeadDim</c> further.</summary>
+    internal unsafe float* Values(int layer, int head) => (float*)Unsafe.AsPointer(ref _v[layer][head * Capacity * HeadDim]);
 
     /// <summary>Bytes held.</summary>
-    public long Bytes => 2L * Layers * Capacity * Width * sizeof(float);
+    public long Bytes => 2L * Layers * KvHeads * HeadDim * Capacity * sizeof(float);
 }

@@ -26,7 +26,7 @@ public sealed unsafe class Transformer
     readonly Rope _rope;
     readonly WorkerPool _pool;
     readonly MatMul _mm = new();
-    readonly AttentionJob _attention;
+    readonly Attention _attention;
     readonly RunState _s;
 
     public ModelConfig Config { get; }
@@ -39,7 +39,7 @@ public sealed unsafe class Transformer
         _pool = pool ?? WorkerPool.Shared;
         _rope = new Rope(Config, weights.RopeInterleaved, weights.RopeFactors);
         _s = new RunState(Config);
-        _attention = new AttentionJob(this);
+        _attention = new Attention(this);
     }
 
     public KvCache NewCache(int capacity) => new(Config, capacity);
@@ -127,9 +127,7 @@ public sealed unsafe class Transformer
                         }
                     _rope.Apply(q + r * qDim, c.NumHeads, pos[r]);
                     _rope.Apply(k + r * kvDim, c.NumKvHeads, pos[r]);
-                    var cache = rowCache[r];
-                    new ReadOnlySpan<float>(k + r * kvDim, kvDim).CopyTo(new Span<float>(cache.Keys(l) + (long)pos[r] * kvDim, kvDim));
-                    new ReadOnlySpan<float>(v + r * kvDim, kvDim).CopyTo(new Span<float>(cache.Values(l) + (long)pos[r] * kvDim, kvDim));
+                    rowCache[r].Write(l, pos[r], k + r * kvDim, v + r * kvDim);
                 }
                 _attention.Run(_pool, l, q, att, rowCache, pos, t);
                 fixed (float* ob = w.OBias) _mm.Run(_pool, w.O, att, t, xb, ob);
@@ -162,47 +160,6 @@ public sealed unsafe class Transformer
                 _mm.Run(_pool, Weights.LmHead, xb, rows, logits);
             }
             return new Logits(_s.Logits, rows, Weights.LmHead.Rows);
-        }
-    }
-
-    /// <summary>Causal grouped-query attention for every (row, head), split over threads.</summary>
-    sealed class AttentionJob(Transformer model) : IRangeJob
-    {
-        int _layer, _rows;
-        float* _q, _out;
-        KvCache[] _caches = [];
-        int[] _pos = [];
-        [ThreadStatic] static float[]? t_scores;
-
-        public void Run(WorkerPool pool, int layer, float* q, float* output, KvCache[] caches, int[] pos, int rows)
-        {
-            _layer = layer; _q = q; _out = output; _caches = caches; _pos = pos; _rows = rows;
-            pool.Run(this, rows * model.Config.NumHeads);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public void Execute(int start, int end)
-        {
-            var c = model.Config;
-            int hd = c.HeadDim, heads = c.NumHeads, kvDim = c.NumKvHeads * hd, group = heads / c.NumKvHeads;
-            float scale = 1f / MathF.Sqrt(hd);
-            for (int i = start; i < end; i++)
-            {
-                int r = i / heads, h = i % heads, kvh = h / group;
-                int p = _pos[r];
-                // Mistral-style sliding window: attend to the last `window` positions, itself included.
-                int first = c.SlidingWindow is int win && p >= win ? p - win + 1 : 0;
-                int n = p - first + 1;
-                var scores = t_scores is { } sc && sc.Length >= n ? sc : (t_scores = new float[Math.Max(n, 256)]);
-                float* qh = _q + r * heads * hd + h * hd;
-                float* keys = _caches[r].Keys(_layer) + kvh * hd;
-                float* values = _caches[r].Values(_layer) + kvh * hd;
-                for (int j = 0; j < n; j++) scores[j] = Dot.F32(qh, keys + (long)(first + j) * kvDim, hd) * scale;
-                Ops.Softmax(scores.AsSpan(0, n));
-                float* o = _out + r * heads * hd + h * hd;
-                new Span<float>(o, hd).Clear();
-                for (int j = 0; j < n; j++) Ops.Axpy(o, scores[j], values + (long)(first + j) * kvDim, hd);
-            }
         }
     }
 
