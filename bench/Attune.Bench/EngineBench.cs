@@ -26,9 +26,11 @@ public static class EngineBench
         for (int i = 0; i < 4; i++) t.Forward(warm, [1]);
 
         var cache = t.NewCache(promptTokens + genTokens);
+        t.Profiling = Environment.GetEnvironmentVariable("ATTUNE_PROFILE") == "1";
         var sw = Stopwatch.StartNew();
         var logits = t.Forward(cache, prompt);
         double promptTps = promptTokens / sw.Elapsed.TotalSeconds;
+        if (t.Profile is { } prefill) { Console.Error.WriteLine($"prefill: {prefill}"); prefill.Reset(); }
         sw.Restart();
         for (int i = 0; i < genTokens; i++)
         {
@@ -36,6 +38,7 @@ public static class EngineBench
             logits = t.Forward(cache, [next]);
         }
         double genTps = genTokens / sw.Elapsed.TotalSeconds;
+        if (t.Profile is { } decode) Console.Error.WriteLine($"decode: {decode}");
         return new Result(promptTps, genTps, PeakRssMb(), t.Weights.MatrixBytes);
     }
 

@@ -35,6 +35,19 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             r += n;
         }
         _blockCount = _blocks.Count;
+        // Later rows of a prompt attend to more positions; alternate short and long blocks so the
+        // threads' fixed shares carry equal work.
+        if (_blockCount > 2)
+        {
+            var order = new List<(int, int)>(_blockCount);
+            for (int i = 0, j = _blockCount - 1; i <= j; i++, j--)
+            {
+                order.Add(_blocks[i]);
+                if (i != j) order.Add(_blocks[j]);
+            }
+            _blocks.Clear();
+            _blocks.AddRange(order);
+        }
         pool.Run(this, _blockCount * model.Config.NumHeads);
     }
 
@@ -75,6 +88,39 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
     static void Scores(float* q, int qStride, int rows, float* keys, int capacity, int hd, int n, float* s, float scale)
     {
         int j = 0;
+        // One query row: four position vectors at once, so four FMA chains run in parallel.
+        if (rows == 1 && Simd.Level == SimdLevel.V512)
+            for (; j + 64 <= n; j += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int d = 0; d < hd; d++)
+                {
+                    var qd = Vector512.Create(q[d]);
+                    float* k = keys + (long)d * capacity + j;
+                    a0 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k), a0);
+                    a1 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k + 48), a3);
+                }
+                (a0 * scale).Store(s + j); (a1 * scale).Store(s + j + 16);
+                (a2 * scale).Store(s + j + 32); (a3 * scale).Store(s + j + 48);
+            }
+        else if (rows == 1 && Simd.Level == SimdLevel.V256)
+            for (; j + 32 <= n; j += 32)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int d = 0; d < hd; d++)
+                {
+                    var qd = Vector256.Create(q[d]);
+                    float* k = keys + (long)d * capacity + j;
+                    a0 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k), a0);
+                    a1 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k + 8), a1);
+                    a2 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k + 16), a2);
+                    a3 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k + 24), a3);
+                }
+                (a0 * scale).Store(s + j); (a1 * scale).Store(s + j + 8);
+                (a2 * scale).Store(s + j + 16); (a3 * scale).Store(s + j + 24);
+            }
         if (Simd.Level == SimdLevel.V512)
             for (; j + 16 <= n; j += 16)
             {
@@ -125,8 +171,26 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
         if (Simd.Level == SimdLevel.V512)
             for (; d + 64 <= hd; d += 64)
             {
+                // Two positions per step into separate accumulators: eight independent FMA chains.
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (int j = lo; j < hi; j++)
+                Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                int j = lo;
+                for (; j + 2 <= hi; j += 2)
+                {
+                    var w = Vector512.Create(p[j]);
+                    var u = Vector512.Create(p[j + 1]);
+                    float* v = values + (long)j * hd + d;
+                    float* x = v + hd;
+                    a0 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 48), a3);
+                    b0 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x), b0);
+                    b1 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x + 16), b1);
+                    b2 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x + 32), b2);
+                    b3 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x + 48), b3);
+                }
+                for (; j < hi; j++)
                 {
                     var w = Vector512.Create(p[j]);
                     float* v = values + (long)j * hd + d;
@@ -135,7 +199,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                     a2 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 32), a2);
                     a3 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 48), a3);
                 }
-                a0.Store(o + d); a1.Store(o + d + 16); a2.Store(o + d + 32); a3.Store(o + d + 48);
+                (a0 + b0).Store(o + d); (a1 + b1).Store(o + d + 16); (a2 + b2).Store(o + d + 32); (a3 + b3).Store(o + d + 48);
             }
         if (Simd.Level >= SimdLevel.V256)
             for (; d + 32 <= hd; d += 32)

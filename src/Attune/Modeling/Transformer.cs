@@ -28,9 +28,19 @@ public sealed unsafe class Transformer
     readonly MatMul _mm = new();
     readonly Attention _attention;
     readonly RunState _s;
+    readonly RowJob _rows;
 
     public ModelConfig Config { get; }
     public ModelWeights Weights { get; }
+
+    /// <summary>Milliseconds spent per phase since the last reset, when <see cref="Profiling"/> is on (for bench/).</summary>
+    public ForwardProfile? Profile { get; private set; }
+
+    public bool Profiling
+    {
+        get => Profile is not null;
+        set => Profile = value ? new ForwardProfile() : null;
+    }
 
     public Transformer(ModelWeights weights, WorkerPool? pool = null)
     {
@@ -40,6 +50,7 @@ public sealed unsafe class Transformer
         _rope = new Rope(Config, weights.RopeInterleaved, weights.RopeFactors);
         _s = new RunState(Config);
         _attention = new Attention(this);
+        _rows = new RowJob(this);
     }
 
     public KvCache NewCache(int capacity) => new(Config, capacity);
@@ -100,6 +111,8 @@ public sealed unsafe class Transformer
         _s.Reserve(t, logitRows?.Length ?? t);
 
         int hidden = c.HiddenSize, qDim = c.NumHeads * c.HeadDim, kvDim = c.NumKvHeads * c.HeadDim, inter = c.IntermediateSize;
+        var prof = Profile;
+        prof?.Start();
         fixed (float* x = _s.X, xb = _s.Xb, q = _s.Q, k = _s.K, v = _s.V, att = _s.Att, hb = _s.Hb, hb2 = _s.Hb2)
         {
             for (int r = 0; r < t; r++)
@@ -109,41 +122,36 @@ public sealed unsafe class Transformer
             {
                 var w = Weights.Layers[l];
                 // Attention block.
-                fixed (float* norm = w.AttnNorm)
-                    for (int r = 0; r < t; r++) Ops.RmsNorm(x + r * hidden, norm, xb + r * hidden, hidden, (float)c.RmsNormEps);
+                _rows.Run(_pool, RowJob.Kind.Norm, t, x, xb, w.AttnNorm);
+                prof?.Mark(ForwardProfile.Elementwise);
                 fixed (float* qb = w.QBias, kb = w.KBias, vb = w.VBias)
                 {
                     _mm.Run(_pool, w.Q, xb, t, q, qb);
                     _mm.Run(_pool, w.K, xb, t, k, kb);
                     _mm.Run(_pool, w.V, xb, t, v, vb);
                 }
-                for (int r = 0; r < t; r++)
-                {
-                    if (w.QNorm is not null)
-                        fixed (float* qn = w.QNorm, kn = w.KNorm)
-                        {
-                            for (int h = 0; h < c.NumHeads; h++) Ops.RmsNorm(q + r * qDim + h * c.HeadDim, qn, q + r * qDim + h * c.HeadDim, c.HeadDim, (float)c.RmsNormEps);
-                            for (int h = 0; h < c.NumKvHeads; h++) Ops.RmsNorm(k + r * kvDim + h * c.HeadDim, kn, k + r * kvDim + h * c.HeadDim, c.HeadDim, (float)c.RmsNormEps);
-                        }
-                    _rope.Apply(q + r * qDim, c.NumHeads, pos[r]);
-                    _rope.Apply(k + r * kvDim, c.NumKvHeads, pos[r]);
-                    rowCache[r].Write(l, pos[r], k + r * kvDim, v + r * kvDim);
-                }
+                prof?.Mark(ForwardProfile.Linear);
+                _rows.RunRope(_pool, t, q, k, v, w, l, rowCache, pos);
+                prof?.Mark(ForwardProfile.Elementwise);
                 _attention.Run(_pool, l, q, att, rowCache, pos, t);
+                prof?.Mark(ForwardProfile.Attention);
                 fixed (float* ob = w.OBias) _mm.Run(_pool, w.O, att, t, xb, ob);
-                Ops.Add(x, xb, t * hidden);
+                prof?.Mark(ForwardProfile.Linear);
 
-                // MLP block: down(silu(gate(x)) · up(x)).
-                fixed (float* norm = w.FfnNorm)
-                    for (int r = 0; r < t; r++) Ops.RmsNorm(x + r * hidden, norm, xb + r * hidden, hidden, (float)c.RmsNormEps);
+                // MLP block: down(silu(gate(x)) · up(x)); the residual add is fused into the norm's job.
+                _rows.Run(_pool, RowJob.Kind.AddNorm, t, x, xb, w.FfnNorm);
+                prof?.Mark(ForwardProfile.Elementwise);
                 fixed (float* gb = w.GateBias, ub = w.UpBias, db = w.DownBias)
                 {
                     _mm.Run(_pool, w.Gate, xb, t, hb, gb);
                     _mm.Run(_pool, w.Up, xb, t, hb2, ub);
-                    Ops.SiluMul(new Span<float>(hb, t * inter), new ReadOnlySpan<float>(hb2, t * inter), _s.Scratch.AsSpan(0, t * inter));
+                    prof?.Mark(ForwardProfile.Linear);
+                    _rows.Run(_pool, RowJob.Kind.SiluMul, t, hb, hb2, null);
+                    prof?.Mark(ForwardProfile.Elementwise);
                     _mm.Run(_pool, w.Down, hb, t, xb, db);
+                    prof?.Mark(ForwardProfile.Linear);
                 }
-                Ops.Add(x, xb, t * hidden);
+                _rows.Run(_pool, RowJob.Kind.Add, t, x, xb, null);
             }
 
             foreach (var (cache, end) in next) cache.Length = end;
@@ -157,10 +165,114 @@ public sealed unsafe class Transformer
                     int r = logitRows?[i] ?? i;
                     Ops.RmsNorm(x + r * hidden, norm, xb + i * hidden, hidden, (float)c.RmsNormEps);
                 }
+                prof?.Mark(ForwardProfile.Elementwise);
                 _mm.Run(_pool, Weights.LmHead, xb, rows, logits);
+                prof?.Mark(ForwardProfile.Output);
             }
             return new Logits(_s.Logits, rows, Weights.LmHead.Rows);
         }
+    }
+
+    /// <summary>Per-row element-wise steps of a layer, split over the pool by rows.</summary>
+    sealed class RowJob(Transformer model) : IRangeJob
+    {
+        public enum Kind { Norm, AddNorm, Add, SiluMul, Rope }
+
+        Kind _kind;
+        float* _a, _b, _c;
+        float[]? _weight;
+        LayerWeights? _layer;
+        int _layerIndex;
+        KvCache[] _caches = [];
+        int[] _pos = [];
+        [ThreadStatic] static float[]? t_scratch;
+
+        /// <summary>Norm: b = norm(a). AddNorm: a += b, then b = norm(a). Add: a += b. SiluMul: a = silu(a) · b.</summary>
+        public void Run(WorkerPool pool, Kind kind, int rows, float* a, float* b, float[]? weight)
+        {
+            _kind = kind; _a = a; _b = b; _weight = weight;
+            pool.Run(this, rows);
+        }
+
+        /// <summary>q/k norms (Qwen3), RoPE, and the new keys and values into each row's cache.</summary>
+        public void RunRope(WorkerPool pool, int rows, float* q, float* k, float* v, LayerWeights layer, int layerIndex, KvCache[] caches, int[] pos)
+        {
+            _kind = Kind.Rope; _a = q; _b = k; _c = v; _layer = layer; _layerIndex = layerIndex; _caches = caches; _pos = pos;
+            pool.Run(this, rows);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int start, int end)
+        {
+            var c = model.Config;
+            int hidden = c.HiddenSize, inter = c.IntermediateSize, hd = c.HeadDim;
+            float eps = (float)c.RmsNormEps;
+            switch (_kind)
+            {
+                case Kind.Norm:
+                case Kind.AddNorm:
+                    fixed (float* w = _weight)
+                        for (int r = start; r < end; r++)
+                        {
+                            float* x = _a + (long)r * hidden, y = _b + (long)r * hidden;
+                            if (_kind == Kind.AddNorm) Ops.Add(x, y, hidden);
+                            Ops.RmsNorm(x, w, y, hidden, eps);
+                        }
+                    break;
+                case Kind.Add:
+                    Ops.Add(_a + (long)start * hidden, _b + (long)start * hidden, (end - start) * hidden);
+                    break;
+                case Kind.SiluMul:
+                {
+                    int n = (end - start) * inter;
+                    var scratch = t_scratch is { } sc && sc.Length >= n ? sc : (t_scratch = new float[n]);
+                    Ops.SiluMul(new Span<float>(_a + (long)start * inter, n), new ReadOnlySpan<float>(_b + (long)start * inter, n), scratch.AsSpan(0, n));
+                    break;
+                }
+                case Kind.Rope:
+                {
+                    int qDim = c.NumHeads * hd, kvDim = c.NumKvHeads * hd;
+                    var layer = _layer!;
+                    fixed (float* qn = layer.QNorm, kn = layer.KNorm)
+                        for (int r = start; r < end; r++)
+                        {
+                            float* q = _a + (long)r * qDim, k = _b + (long)r * kvDim;
+                            if (qn != null)
+                            {
+                                for (int h = 0; h < c.NumHeads; h++) Ops.RmsNorm(q + h * hd, qn, q + h * hd, hd, eps);
+                                for (int h = 0; h < c.NumKvHeads; h++) Ops.RmsNorm(k + h * hd, kn, k + h * hd, hd, eps);
+                            }
+                            model._rope.Apply(q, c.NumHeads, _pos[r]);
+                            model._rope.Apply(k, c.NumKvHeads, _pos[r]);
+                            _caches[r].Write(_layerIndex, _pos[r], k, _c + (long)r * kvDim);
+                        }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>Where forward time goes: linear layers, attention, element-wise work, the output layer.</summary>
+    public sealed class ForwardProfile
+    {
+        public const int Linear = 0, Attention = 1, Elementwise = 2, Output = 3;
+        static readonly string[] Names = ["linear", "attention", "elementwise", "output"];
+        readonly long[] _ticks = new long[4];
+        long _last;
+
+        internal void Start() => _last = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        internal void Mark(int phase)
+        {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            _ticks[phase] += now - _last;
+            _last = now;
+        }
+
+        public void Reset() => Array.Clear(_ticks);
+
+        public override string ToString() => string.Join(", ", Names.Select((n, i) =>
+            $"{n} {_ticks[i] * 1000.0 / System.Diagnostics.Stopwatch.Frequency:F0} ms"));
     }
 
     /// <summary>Activation buffers, grown to the largest batch seen and reused.</summary>

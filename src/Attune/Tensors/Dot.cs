@@ -280,34 +280,78 @@ public static unsafe class Dot
         }
     }
 
-    /// <summary>A stored row converted to f32.</summary>
+    /// <summary>A stored row converted to f32 (vectorized: prefill converts every weight row once per input tile).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(WeightType type, byte* row, Span<float> dst)
     {
         int n = dst.Length;
-        switch (type)
+        fixed (float* y = dst)
         {
-            case WeightType.F32:
-                new ReadOnlySpan<float>(row, n).CopyTo(dst);
-                break;
-            case WeightType.F16:
-                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(row, n), dst);
-                break;
-            case WeightType.BF16:
+            int i = 0;
+            switch (type)
             {
-                var src = new ReadOnlySpan<ushort>(row, n);
-                for (int i = 0; i < n; i++) dst[i] = BFloat16.ToSingle(src[i]);
-                break;
-            }
-            case WeightType.Q8_0:
-                for (int b = 0; b < n / WeightTypes.Q8BlockSize; b++)
+                case WeightType.F32:
+                    new ReadOnlySpan<float>(row, n).CopyTo(dst);
+                    return;
+                case WeightType.BF16:
                 {
-                    byte* blk = row + b * WeightTypes.Q8BlockBytes;
-                    float d = (float)BitConverter.UInt16BitsToHalf(*(ushort*)blk);
-                    sbyte* q = (sbyte*)(blk + 2);
-                    for (int k = 0; k < WeightTypes.Q8BlockSize; k++) dst[b * WeightTypes.Q8BlockSize + k] = d * q[k];
+                    var src = (ushort*)row;
+                    if (Simd.Level == SimdLevel.V512)
+                        for (; i + 32 <= n; i += 32)
+                        {
+                            var bits = Vector512.Load(src + i);
+                            Vector512.ShiftLeft(Vector512.WidenLower(bits), 16).AsSingle().Store(y + i);
+                            Vector512.ShiftLeft(Vector512.WidenUpper(bits), 16).AsSingle().Store(y + i + 16);
+                        }
+                    else if (Simd.Level == SimdLevel.V256)
+                        for (; i + 16 <= n; i += 16)
+                        {
+                            var bits = Vector256.Load(src + i);
+                            Vector256.ShiftLeft(Vector256.WidenLower(bits), 16).AsSingle().Store(y + i);
+                            Vector256.ShiftLeft(Vector256.WidenUpper(bits), 16).AsSingle().Store(y + i + 8);
+                        }
+                    for (; i < n; i++) y[i] = BFloat16.ToSingle(src[i]);
+                    return;
                 }
-                break;
+                case WeightType.F16:
+                {
+                    var src = (ushort*)row;
+                    if (Simd.Level == SimdLevel.V512)
+                        for (; i + 32 <= n; i += 32)
+                        {
+                            var bits = Vector512.Load(src + i);
+                            HalfToSingle(Vector512.WidenLower(bits)).Store(y + i);
+                            HalfToSingle(Vector512.WidenUpper(bits)).Store(y + i + 16);
+                        }
+                    else if (Simd.Level == SimdLevel.V256)
+                        for (; i + 16 <= n; i += 16)
+                        {
+                            var bits = Vector256.Load(src + i);
+                            HalfToSingle(Vector256.WidenLower(bits)).Store(y + i);
+                            HalfToSingle(Vector256.WidenUpper(bits)).Store(y + i + 8);
+                        }
+                    for (; i < n; i++) y[i] = (float)BitConverter.UInt16BitsToHalf(src[i]);
+                    return;
+                }
+                case WeightType.Q8_0:
+                    fixed (float* table = HalfTable)
+                        for (int b = 0; b < n / WeightTypes.Q8BlockSize; b++)
+                        {
+                            byte* blk = row + b * WeightTypes.Q8BlockBytes;
+                            float d = table[*(ushort*)blk];
+                            sbyte* q = (sbyte*)(blk + 2);
+                            float* yb = y + b * WeightTypes.Q8BlockSize;
+                            if (Simd.Level == SimdLevel.V512 && Avx512F.IsSupported)
+                            {
+                                var vd = Vector512.Create(d);
+                                (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q))) * vd).Store(yb);
+                                (Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q + 16))) * vd).Store(yb + 16);
+                            }
+                            else
+                                for (int k = 0; k < WeightTypes.Q8BlockSize; k++) yb[k] = d * q[k];
+                        }
+                    return;
+            }
         }
     }
 }

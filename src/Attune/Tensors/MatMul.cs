@@ -74,6 +74,9 @@ public sealed unsafe class MatMul : IRangeJob
             y[r] = _w.DotRow(r, _x) + (_bias == null ? 0 : _bias[r]);
     }
 
+    /// <summary>Input rows per tile: 64 rows of a few thousand floats stay in L2 while every weight block passes over them.</summary>
+    const int TokenTile = 64;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void MatMulRows(int r0, int r1)
     {
@@ -83,36 +86,40 @@ public sealed unsafe class MatMul : IRangeJob
         if (convert && (rows is null || rows.Length < 4 * k)) t_rows = rows = new float[4 * k];
         fixed (float* buf = rows)
         {
-            int r = r0;
-            for (; r + 4 <= r1; r += 4)
+            for (int t0 = 0; t0 < _t; t0 += TokenTile)
             {
-                float* w0, w1, w2, w3;
-                if (convert)
+                int t1 = Math.Min(_t, t0 + TokenTile);
+                int r = r0;
+                for (; r + 4 <= r1; r += 4)
                 {
-                    for (int j = 0; j < 4; j++) _w.RowToSingle(r + j, new Span<float>(buf + j * k, k));
-                    w0 = buf; w1 = buf + k; w2 = buf + 2 * k; w3 = buf + 3 * k;
+                    float* w0, w1, w2, w3;
+                    if (convert)
+                    {
+                        for (int j = 0; j < 4; j++) _w.RowToSingle(r + j, new Span<float>(buf + j * k, k));
+                        w0 = buf; w1 = buf + k; w2 = buf + 2 * k; w3 = buf + 3 * k;
+                    }
+                    else
+                    {
+                        w0 = (float*)_w.Row(r); w1 = (float*)_w.Row(r + 1); w2 = (float*)_w.Row(r + 2); w3 = (float*)_w.Row(r + 3);
+                    }
+                    int t = t0;
+                    for (; t + 4 <= t1; t += 4) Kernel4x4(w0, w1, w2, w3, t, r, k);
+                    for (; t < t1; t++)
+                    {
+                        float* x = _x + (long)t * k;
+                        Store(t, r, Dot.F32(w0, x, k));
+                        Store(t, r + 1, Dot.F32(w1, x, k));
+                        Store(t, r + 2, Dot.F32(w2, x, k));
+                        Store(t, r + 3, Dot.F32(w3, x, k));
+                    }
                 }
-                else
+                for (; r < r1; r++)
                 {
-                    w0 = (float*)_w.Row(r); w1 = (float*)_w.Row(r + 1); w2 = (float*)_w.Row(r + 2); w3 = (float*)_w.Row(r + 3);
+                    float* w0;
+                    if (convert) { _w.RowToSingle(r, new Span<float>(buf, k)); w0 = buf; }
+                    else w0 = (float*)_w.Row(r);
+                    for (int t = t0; t < t1; t++) Store(t, r, Dot.F32(w0, _x + (long)t * k, k));
                 }
-                int t = 0;
-                for (; t + 4 <= _t; t += 4) Kernel4x4(w0, w1, w2, w3, t, r, k);
-                for (; t < _t; t++)
-                {
-                    float* x = _x + (long)t * k;
-                    Store(t, r, Dot.F32(w0, x, k));
-                    Store(t, r + 1, Dot.F32(w1, x, k));
-                    Store(t, r + 2, Dot.F32(w2, x, k));
-                    Store(t, r + 3, Dot.F32(w3, x, k));
-                }
-            }
-            for (; r < r1; r++)
-            {
-                float* w0;
-                if (convert) { _w.RowToSingle(r, new Span<float>(buf, k)); w0 = buf; }
-                else w0 = (float*)_w.Row(r);
-                for (int t = 0; t < _t; t++) Store(t, r, Dot.F32(w0, _x + (long)t * k, k));
             }
         }
     }
