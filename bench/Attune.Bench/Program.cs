@@ -37,6 +37,9 @@ public static class Program
                 Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r));
                 return 0;
             }
+            case "engine":
+                EngineTable(args.Length > 1 ? int.Parse(args[1]) : 3, args.Skip(2).ToArray());
+                return 0;
             case "kernels":
                 KernelBench.Run(int.Parse(args.ElementAtOrDefault(1) ?? "2"));
                 return 0;
@@ -44,7 +47,7 @@ public static class Program
                 Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine-one MODEL PROMPT GEN THREADS | bandwidth [THREADS] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | engine-one MODEL PROMPT GEN THREADS | kernels [THREADS] | bandwidth [THREADS] | load-rss NAME");
                 return 1;
         }
     }
@@ -90,6 +93,70 @@ public static class Program
             double peerCold = peer["cold_mb_per_s"]!.GetValue<double>();
             Console.WriteLine($"| {name} | {ours:F1} | {theirs:F2} | {ours / theirs:F1}× | {cold:F1} / {peerCold:F2} | {loadMs:F0} | {peer["load_ms"]!.GetValue<double>():F0} | {rss} |");
         }
+    }
+
+    /// <summary>
+    /// The engine against llama.cpp on the same GGUF files (random SmolLM2-135M- and Qwen2.5-0.5B-shaped
+    /// models in F32, BF16 and Q8_0), each side in fresh processes, best of <paramref name="reps"/> runs.
+    /// </summary>
+    static void EngineTable(int reps, string[] only)
+    {
+        var outDir = Path.Combine(Root, "bench", "out");
+        Directory.CreateDirectory(outDir);
+        var models = new List<(string Name, string Path)>();
+        foreach (var (preset, arch) in new[] { ("smollm2-135m", "llama"), ("qwen2.5-0.5b", "qwen2") })
+        {
+            var folder = Path.Combine(outDir, preset);
+            if (!Directory.Exists(folder))
+                Attune.Modeling.ModelInitializer.Write(folder, Attune.Modeling.Presets.Find(preset, arch).Config, 0, Attune.Tensors.DType.BF16);
+            foreach (var (type, suffix) in new[] { (Attune.Formats.GgmlType.F32, "f32"), (Attune.Formats.GgmlType.BF16, "bf16"), (Attune.Formats.GgmlType.Q8_0, "q8_0") })
+            {
+                var gguf = Path.Combine(outDir, $"{preset}-{suffix}.gguf");
+                if (!File.Exists(gguf)) Attune.Formats.GgufConverter.ToGguf(folder, gguf, type);
+                if (only.Length == 0 || only.Any(o => $"{preset}-{suffix}".Contains(o))) models.Add(($"{preset} {suffix.ToUpperInvariant()}", gguf));
+            }
+        }
+        double bandwidth = EngineBench.ReadBandwidth(2);
+        Console.WriteLine($"Prompt 512 tokens (one batch), then 128 greedy tokens; 2 threads unless noted; best of {reps} fresh-process runs per cell.");
+        Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, measured read bandwidth {bandwidth:F1} GB/s (2 threads); llama.cpp through node-llama-cpp 3.22.1 (F16 KV cache, its default).");
+        Console.WriteLine();
+        Console.WriteLine("| model | prompt tok/s Attune | llama.cpp | ratio | gen tok/s Attune | llama.cpp 2 thr / 1 thr | ratio (vs best) | bandwidth bound | % of bound | Attune RSS | weights | RSS / weights | llama.cpp RSS |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (name, path) in models)
+        {
+            EngineBench.Result? best = null;
+            for (int i = 0; i < reps; i++)
+            {
+                var r = System.Text.Json.JsonSerializer.Deserialize<EngineBench.Result>(RunSelf($"engine-one {path} 512 128 2").Trim())!;
+                best = best is null ? r : best with { PromptTps = Math.Max(best.PromptTps, r.PromptTps), GenTps = Math.Max(best.GenTps, r.GenTps), RssMb = Math.Min(best.RssMb, r.RssMb) };
+            }
+            double lp = 0, lg2 = 0, lg1 = 0, lrss = double.MaxValue;
+            for (int i = 0; i < reps; i++)
+            {
+                var two = JsonNode.Parse(RunNodeStdin("llama.mjs", $"{path} --threads 2 --context 1024", "{\"op\":\"bench\",\"prompt_tokens\":512,\"gen_tokens\":128}"))!;
+                var one = JsonNode.Parse(RunNodeStdin("llama.mjs", $"{path} --threads 1 --context 1024", "{\"op\":\"bench\",\"prompt_tokens\":16,\"gen_tokens\":128}"))!;
+                lp = Math.Max(lp, two["prompt_tps"]!.GetValue<double>());
+                lg2 = Math.Max(lg2, two["gen_tps"]!.GetValue<double>());
+                lg1 = Math.Max(lg1, one["gen_tps"]!.GetValue<double>());
+                lrss = Math.Min(lrss, two["rss_mb"]!.GetValue<double>());
+            }
+            double bound = bandwidth * 1e9 / best!.WeightBytes;
+            double weightsMb = best.WeightBytes / 1048576.0;
+            Console.WriteLine($"| {name} | {best.PromptTps:F0} | {lp:F0} | {best.PromptTps / lp:F2}× | {best.GenTps:F1} | {lg2:F1} / {lg1:F1} | {best.GenTps / Math.Max(lg1, lg2):F2}× | {bound:F0} | {100 * best.GenTps / bound:F0}% | {best.RssMb:F0} MB | {weightsMb:F0} MB | {best.RssMb / weightsMb:F2}× | {lrss:F0} MB |");
+        }
+    }
+
+    static string RunNodeStdin(string script, string args, string input)
+    {
+        var psi = new ProcessStartInfo("node", $"{script} {args}") { WorkingDirectory = Conformance, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        p.StandardInput.WriteLine(input);
+        p.StandardInput.Close();
+        var output = p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"node {script} {args} failed: {output}");
+        return output.Trim();
     }
 
     /// <summary>Peak resident memory of a fresh process that only loads the tokenizer.</summary>

@@ -267,16 +267,55 @@ public static unsafe class Dot
     /// <summary>Quantizes an f32 vector to Q8_0 blocks as separate bytes and scales (the input side of <see cref="Q8_0Q8"/>).</summary>
     public static void QuantizeInput(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> d)
     {
-        for (int b = 0; b < x.Length / WeightTypes.Q8BlockSize; b++)
+        fixed (float* xp = x) fixed (sbyte* qp = q) fixed (float* dp = d)
+            Quantize(xp, x.Length, qp, dp, null);
+    }
+
+    /// <summary>Rounds an f32 vector to the values its Q8_0 blocks hold (q · d), in place of the bytes.</summary>
+    public static void RoundToQ8_0(ReadOnlySpan<float> x, Span<float> rounded)
+    {
+        fixed (float* xp = x) fixed (float* rp = rounded)
+            Quantize(xp, x.Length, null, null, rp);
+    }
+
+    /// <summary>
+    /// Per block of 32: scale = max|x| / 127 (bytes are computed with this f32 scale, which is then
+    /// stored as f16, as llama.cpp does) and q = round(x / scale), halves away from zero — exactly
+    /// C's roundf, built from truncation plus a correction when the (exact) fraction is ≥ 0.5.
+    /// Writes bytes and scales, or the rounded values q · scale.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Quantize(float* x, int n, sbyte* q, float* d, float* rounded)
+    {
+        for (int b = 0; b < n / WeightTypes.Q8BlockSize; b++)
         {
-            var block = x.Slice(b * WeightTypes.Q8BlockSize, WeightTypes.Q8BlockSize);
-            float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block);
+            float* xb = x + b * WeightTypes.Q8BlockSize;
+            float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(new ReadOnlySpan<float>(xb, WeightTypes.Q8BlockSize));
             float scale = amax / 127f;
-            // Bytes from the exact f32 scale, the scale itself stored as f16: llama.cpp's Q8_0 reference.
             float inv = scale != 0 ? 1f / scale : 0f;
-            d[b] = (float)(Half)scale;
+            float stored = (float)(Half)scale;
+            if (d != null) d[b] = stored;
+            if (Simd.Level == SimdLevel.V512 && Avx512F.IsSupported)
+            {
+                for (int h = 0; h < WeightTypes.Q8BlockSize; h += 16)
+                {
+                    var v = Vector512.Load(xb + h) * inv;
+                    var t = Vector512.ConvertToInt32(v); // truncates toward zero
+                    var frac = v - Vector512.ConvertToSingle(t);
+                    var away = Vector512.GreaterThanOrEqual(Vector512.Abs(frac), Vector512.Create(0.5f)).AsInt32();
+                    var sign = Vector512.ConditionalSelect(Vector512.LessThan(v, Vector512<float>.Zero).AsInt32(), Vector512.Create(-1), Vector512.Create(1));
+                    var r = t + (away & sign);
+                    if (q != null) Avx512F.ConvertToVector128SByte(r).Store(q + b * WeightTypes.Q8BlockSize + h);
+                    if (rounded != null) (Vector512.ConvertToSingle(r) * stored).Store(rounded + b * WeightTypes.Q8BlockSize + h);
+                }
+                continue;
+            }
             for (int i = 0; i < WeightTypes.Q8BlockSize; i++)
-                q[b * WeightTypes.Q8BlockSize + i] = (sbyte)MathF.Round(block[i] * inv, MidpointRounding.AwayFromZero);
+            {
+                int r = (int)MathF.Round(xb[i] * inv, MidpointRounding.AwayFromZero);
+                if (q != null) q[b * WeightTypes.Q8BlockSize + i] = (sbyte)r;
+                if (rounded != null) rounded[b * WeightTypes.Q8BlockSize + i] = r * stored;
+            }
         }
     }
 

@@ -37,14 +37,18 @@ public sealed unsafe class MatMul : IRangeJob
         _w = w; _x = x; _y = y; _t = t; _bias = bias; _ldy = ldy; _yOffset = yOffset;
         if (w.Type == WeightType.Q8_0)
         {
-            // Quantize the input once; rows then take integer dot products with it (or its rounded value).
+            // Quantize the input once: one row takes integer dot products with its bytes; many rows
+            // go through the f32 kernel as the values those bytes stand for.
             int n = t * w.Cols, blocks = n / WeightTypes.Q8BlockSize;
-            if (_xq.Length < n) { _xq = GC.AllocateUninitializedArray<sbyte>(n, pinned: true); _xd = GC.AllocateUninitializedArray<float>(blocks, pinned: true); }
-            Dot.QuantizeInput(new ReadOnlySpan<float>(x, n), _xq, _xd);
-            if (t > 1)
+            if (t == 1)
+            {
+                if (_xq.Length < n) { _xq = GC.AllocateUninitializedArray<sbyte>(n, pinned: true); _xd = GC.AllocateUninitializedArray<float>(blocks, pinned: true); }
+                Dot.QuantizeInput(new ReadOnlySpan<float>(x, n), _xq, _xd);
+            }
+            else
             {
                 if (_xRounded.Length < n) _xRounded = GC.AllocateUninitializedArray<float>(n, pinned: true);
-                for (int i = 0; i < n; i++) _xRounded[i] = _xq[i] * _xd[i / WeightTypes.Q8BlockSize];
+                Dot.RoundToQ8_0(new ReadOnlySpan<float>(x, n), _xRounded);
                 _x = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _xRounded[0]);
             }
         }

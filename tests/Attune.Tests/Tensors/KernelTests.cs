@@ -144,6 +144,21 @@ public class KernelTests : IDisposable
     }
 
     [Fact]
+    public void Vector_and_scalar_input_quantization_agree_bit_for_bit_including_ties()
+    {
+        var rng = new Random(8);
+        // Values at exact half steps of their block's scale test rounding of ties away from zero.
+        var x = RandomFloats(rng, 320, 4);
+        for (int b = 0; b < 10; b++) { x[b * 32] = 127f; for (int i = 1; i < 8; i++) x[b * 32 + i] = (i - 4) + 0.5f; }
+        sbyte[] Q(SimdLevel level) { Simd.Level = level; var q = new sbyte[320]; Dot.QuantizeInput(x, q, new float[10]); return q; }
+        float[] R(SimdLevel level) { Simd.Level = level; var r = new float[320]; Dot.RoundToQ8_0(x, r); return r; }
+        Assert.Equal(Q(SimdLevel.Scalar), Q(SimdLevel.V512));
+        Assert.Equal(R(SimdLevel.Scalar), R(SimdLevel.V512));
+        var q0 = Q(SimdLevel.V512);
+        Assert.Equal([-3, -2, -1, 1, 2, 3, 4], q0[1..8].Select(v => (int)v)); // -2.5 → -3, 0.5 → 1, 3.5 → 4
+    }
+
+    [Fact]
     public void Input_quantization_rounds_each_block_to_its_scale()
     {
         var rng = new Random(4);
