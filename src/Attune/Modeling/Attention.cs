@@ -70,16 +70,25 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             {
                 float* keys = cache.Keys(_layer, kvh) + first;
                 Scores(_q + row0 * heads * hd + h * hd, heads * hd, count, keys, cache.Capacity, hd, n, s, scale);
+                int minLo = n, maxHi = 0;
                 for (int r = 0; r < count; r++)
                 {
                     int p = p0 + r;
                     int lo = c.SlidingWindow is int w && p >= w ? p - w + 1 - first : 0;
                     int hi = p - first + 1;
-                    var row = new Span<float>(s + r * n + lo, hi - lo);
-                    Ops.Softmax(row);
-                    float* o = _out + (row0 + r) * heads * hd + h * hd;
-                    Mix(s + r * n, lo, hi, cache.Values(_layer, kvh) + (long)first * hd, hd, o);
+                    // Positions outside the row's causal window get probability zero.
+                    new Span<float>(s + r * n, lo).Clear();
+                    new Span<float>(s + r * n + hi, n - hi).Clear();
+                    Ops.Softmax(new Span<float>(s + r * n + lo, hi - lo));
+                    minLo = Math.Min(minLo, lo);
+                    maxHi = Math.Max(maxHi, hi);
                 }
+                float* values = cache.Values(_layer, kvh) + (long)first * hd;
+                float* o0 = _out + row0 * heads * hd + h * hd;
+                if (count == MaxRows && hd % 64 == 0 && Simd.Level == SimdLevel.V512)
+                    MixFour(s, n, minLo, maxHi, values, hd, o0, heads * hd);
+                else
+                    for (int r = 0; r < count; r++) Mix(s + r * n, minLo, maxHi, values, hd, o0 + r * heads * hd);
             }
         }
     }
@@ -120,6 +129,28 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 }
                 (a0 * scale).Store(s + j); (a1 * scale).Store(s + j + 8);
                 (a2 * scale).Store(s + j + 16); (a3 * scale).Store(s + j + 24);
+            }
+        // Four rows: two position vectors per row (eight FMA chains, two key loads per four broadcasts).
+        if (rows == 4 && Simd.Level == SimdLevel.V512)
+            for (; j + 32 <= n; j += 32)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                for (int d = 0; d < hd; d++)
+                {
+                    float* kp = keys + (long)d * capacity + j;
+                    var k = Vector512.Load(kp);
+                    var k2 = Vector512.Load(kp + 16);
+                    var q0 = Vector512.Create(q[d]); var q1 = Vector512.Create(q[qStride + d]);
+                    var q2 = Vector512.Create(q[2 * qStride + d]); var q3 = Vector512.Create(q[3 * qStride + d]);
+                    a0 = Vector512.FusedMultiplyAdd(q0, k, a0); b0 = Vector512.FusedMultiplyAdd(q0, k2, b0);
+                    a1 = Vector512.FusedMultiplyAdd(q1, k, a1); b1 = Vector512.FusedMultiplyAdd(q1, k2, b1);
+                    a2 = Vector512.FusedMultiplyAdd(q2, k, a2); b2 = Vector512.FusedMultiplyAdd(q2, k2, b2);
+                    a3 = Vector512.FusedMultiplyAdd(q3, k, a3); b3 = Vector512.FusedMultiplyAdd(q3, k2, b3);
+                }
+                (a0 * scale).Store(s + j); (b0 * scale).Store(s + j + 16);
+                (a1 * scale).Store(s + n + j); (b1 * scale).Store(s + n + j + 16);
+                (a2 * scale).Store(s + 2 * n + j); (b2 * scale).Store(s + 2 * n + j + 16);
+                (a3 * scale).Store(s + 3 * n + j); (b3 * scale).Store(s + 3 * n + j + 16);
             }
         if (Simd.Level == SimdLevel.V512)
             for (; j + 16 <= n; j += 16)
@@ -162,6 +193,39 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 for (int d = 0; d < hd; d++) a = MathF.FusedMultiplyAdd(q[r * qStride + d], keys[(long)d * capacity + j], a);
                 s[r * n + j] = a * scale;
             }
+    }
+
+    /// <summary>Four rows' outputs at once, 64 dimensions at a time: each value vector is loaded once for all four.</summary>
+    static void MixFour(float* p, int n, int lo, int hi, float* values, int hd, float* o, int oStride)
+    {
+        for (int d = 0; d < hd; d += 64)
+        {
+            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default,
+                a10 = default, a11 = default, a12 = default, a13 = default,
+                a20 = default, a21 = default, a22 = default, a23 = default,
+                a30 = default, a31 = default, a32 = default, a33 = default;
+            for (int j = lo; j < hi; j++)
+            {
+                float* v = values + (long)j * hd + d;
+                var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
+                var w = Vector512.Create(p[j]);
+                a00 = Vector512.FusedMultiplyAdd(w, v0, a00); a01 = Vector512.FusedMultiplyAdd(w, v1, a01);
+                a02 = Vector512.FusedMultiplyAdd(w, v2, a02); a03 = Vector512.FusedMultiplyAdd(w, v3, a03);
+                w = Vector512.Create(p[n + j]);
+                a10 = Vector512.FusedMultiplyAdd(w, v0, a10); a11 = Vector512.FusedMultiplyAdd(w, v1, a11);
+                a12 = Vector512.FusedMultiplyAdd(w, v2, a12); a13 = Vector512.FusedMultiplyAdd(w, v3, a13);
+                w = Vector512.Create(p[2 * n + j]);
+                a20 = Vector512.FusedMultiplyAdd(w, v0, a20); a21 = Vector512.FusedMultiplyAdd(w, v1, a21);
+                a22 = Vector512.FusedMultiplyAdd(w, v2, a22); a23 = Vector512.FusedMultiplyAdd(w, v3, a23);
+                w = Vector512.Create(p[3 * n + j]);
+                a30 = Vector512.FusedMultiplyAdd(w, v0, a30); a31 = Vector512.FusedMultiplyAdd(w, v1, a31);
+                a32 = Vector512.FusedMultiplyAdd(w, v2, a32); a33 = Vector512.FusedMultiplyAdd(w, v3, a33);
+            }
+            a00.Store(o + d); a01.Store(o + d + 16); a02.Store(o + d + 32); a03.Store(o + d + 48);
+            a10.Store(o + oStride + d); a11.Store(o + oStride + d + 16); a12.Store(o + oStride + d + 32); a13.Store(o + oStride + d + 48);
+            a20.Store(o + 2 * oStride + d); a21.Store(o + 2 * oStride + d + 16); a22.Store(o + 2 * oStride + d + 32); a23.Store(o + 2 * oStride + d + 48);
+            a30.Store(o + 3 * oStride + d); a31.Store(o + 3 * oStride + d + 16); a32.Store(o + 3 * oStride + d + 32); a33.Store(o + 3 * oStride + d + 48);
+        }
     }
 
     /// <summary>o = Σ_{j∈[lo,hi)} p[j] · V[j], accumulated in registers 64 (or 32) dimensions at a time.</summary>

@@ -78,8 +78,8 @@ public sealed unsafe class MatMul : IRangeJob
             y[r] = _w.DotRow(r, _x) + (_bias == null ? 0 : _bias[r]);
     }
 
-    /// <summary>Input rows per tile: 64 rows of a few thousand floats stay in L2 while every weight block passes over them.</summary>
-    const int TokenTile = 64;
+    /// <summary>Input rows per tile: 128 rows of a few thousand floats stay in L2 while every weight block passes over them.</summary>
+    const int TokenTile = 128;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void MatMulRows(int r0, int r1)
