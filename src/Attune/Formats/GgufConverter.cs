@@ -406,19 +406,13 @@ public static class GgufConverter
     {
         if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
             throw new AttuneException(null, "--dtype", "a checkpoint folder holds f32, f16 or bf16 weights");
-        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            throw new AttuneException(outDir, "already exists and is not empty");
         using var g = GgufFile.Open(ggufPath);
         var configJson = ConfigJson(g);
         var c = ModelConfig.Parse(configJson, ggufPath);
         var (tokenizer, tokenizerConfig) = TokenizerJson(g);
         bool permuted = g.String("general.architecture") == "llama";
 
-        var parent = Path.GetDirectoryName(Path.GetFullPath(outDir))!;
-        Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(Path.GetFullPath(outDir))}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(temp);
-        try
+        AtomicDirectory.Write(outDir, temp =>
         {
             var indented = new JsonSerializerOptions { WriteIndented = true };
             configJson["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" };
@@ -441,14 +435,7 @@ public static class GgufConverter
                 }
                 writer.Commit();
             }
-            if (Directory.Exists(outDir)) Directory.Delete(outDir);
-            Directory.Move(temp, outDir);
-        }
-        catch
-        {
-            try { Directory.Delete(temp, recursive: true); } catch (IOException) { }
-            throw;
-        }
+        });
     }
 
     static byte[] EncodeDType(float[] values, DType d) => d switch

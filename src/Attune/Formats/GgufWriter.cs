@@ -18,19 +18,14 @@ public sealed class GgufWriter : IDisposable
 {
     public const uint Alignment = 32;
 
-    readonly string _path;
-    readonly string _temp;
-    readonly FileStream _stream;
+    readonly AtomicFileStream _file;
     readonly IReadOnlyList<GgufTensorSpec> _tensors;
     int _next;
-    bool _committed;
 
     public GgufWriter(string path, IReadOnlyList<(string Key, GgufValue Value)> metadata, IReadOnlyList<GgufTensorSpec> tensors)
     {
-        _path = path;
         _tensors = tensors;
-        _temp = AtomicFile.TempPathFor(path);
-        _stream = new FileStream(_temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        _file = new AtomicFileStream(path);
         try
         {
             var header = new MemoryStream();
@@ -56,12 +51,11 @@ public sealed class GgufWriter : IDisposable
             }
             while (header.Length % Alignment != 0) header.WriteByte(0);
             header.Position = 0;
-            header.CopyTo(_stream);
+            header.CopyTo(_file.Stream);
         }
         catch
         {
-            _stream.Dispose();
-            AtomicFile.TryDelete(_temp);
+            _file.Dispose();
             throw;
         }
     }
@@ -75,26 +69,18 @@ public sealed class GgufWriter : IDisposable
         var t = _tensors[_next];
         if (t.Name != name) throw new InvalidOperationException($"expected tensor {t.Name} next, got {name}");
         if (data.Length != t.ByteLength) throw new InvalidOperationException($"tensor {name} needs {t.ByteLength} bytes, got {data.Length}");
-        _stream.Write(data);
-        for (ulong i = (ulong)data.Length; i < Pad((ulong)data.Length); i++) _stream.WriteByte(0);
+        _file.Stream.Write(data);
+        for (ulong i = (ulong)data.Length; i < Pad((ulong)data.Length); i++) _file.Stream.WriteByte(0);
         _next++;
     }
 
     public void Commit()
     {
         if (_next != _tensors.Count) throw new InvalidOperationException($"only {_next} of {_tensors.Count} tensors were written");
-        _stream.Flush(flushToDisk: true);
-        _stream.Dispose();
-        AtomicFile.Commit(_temp, _path);
-        _committed = true;
+        _file.Commit();
     }
 
-    public void Dispose()
-    {
-        if (_committed) return;
-        _stream.Dispose();
-        AtomicFile.TryDelete(_temp);
-    }
+    public void Dispose() => _file.Dispose();
 
     static void WriteU32(Stream s, uint v) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteUInt32LittleEndian(b, v); s.Write(b); }
     static void WriteU64(Stream s, ulong v) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteUInt64LittleEndian(b, v); s.Write(b); }

@@ -19,12 +19,9 @@ public sealed record TensorSpec(string Name, DType DType, long[] Shape)
 /// </summary>
 public sealed class SafeTensorsWriter : IDisposable
 {
-    readonly string _path;
-    readonly string _temp;
-    readonly FileStream _stream;
+    readonly AtomicFileStream _file;
     readonly IReadOnlyList<TensorSpec> _specs;
     int _next;
-    bool _committed;
 
     public SafeTensorsWriter(string path, IReadOnlyList<TensorSpec> specs, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -34,22 +31,19 @@ public sealed class SafeTensorsWriter : IDisposable
             if (s.Name == "__metadata__" || !names.Add(s.Name))
                 throw new ArgumentException($"tensor name {s.Name} is reserved or repeated", nameof(specs));
         }
-        _path = path;
         _specs = specs;
-        _temp = AtomicFile.TempPathFor(path);
-        _stream = new FileStream(_temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        _file = new AtomicFileStream(path);
         try
         {
             var header = BuildHeader(specs, metadata);
             Span<byte> len = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
-            _stream.Write(len);
-            _stream.Write(header);
+            _file.Stream.Write(len);
+            _file.Stream.Write(header);
         }
         catch
         {
-            _stream.Dispose();
-            AtomicFile.TryDelete(_temp);
+            _file.Dispose();
             throw;
         }
     }
@@ -100,7 +94,7 @@ public sealed class SafeTensorsWriter : IDisposable
         if (spec.Name != name) throw new InvalidOperationException($"expected tensor {spec.Name} next, got {name}");
         if (data.Length != spec.ByteLength)
             throw new InvalidOperationException($"tensor {name} needs {spec.ByteLength} bytes, got {data.Length}");
-        _stream.Write(data);
+        _file.Stream.Write(data);
         _next++;
     }
 
@@ -112,18 +106,10 @@ public sealed class SafeTensorsWriter : IDisposable
     {
         if (_next != _specs.Count)
             throw new InvalidOperationException($"only {_next} of {_specs.Count} tensors were written");
-        _stream.Flush(flushToDisk: true);
-        _stream.Dispose();
-        AtomicFile.Commit(_temp, _path);
-        _committed = true;
+        _file.Commit();
     }
 
-    public void Dispose()
-    {
-        if (_committed) return;
-        _stream.Dispose();
-        AtomicFile.TryDelete(_temp);
-    }
+    public void Dispose() => _file.Dispose();
 
     /// <summary>Writes a whole file from tensors held in memory.</summary>
     public static void Save(string path, IEnumerable<(TensorSpec Spec, byte[] Data)> tensors, IReadOnlyDictionary<string, string>? metadata = null)

@@ -20,9 +20,6 @@ public static class ModelInitializer
     {
         if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
             throw new AttuneException(null, "--dtype", $"{dtype} is not a weight dtype (f32, f16, bf16)");
-        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            throw new AttuneException(outDir, "already exists and is not empty");
-
         var json = (JsonObject)configTemplate.DeepClone();
         int vocabSize = json["vocab_size"]!.GetValue<int>();
         var specials = BpeTrainer.DefaultSpecialTokens;
@@ -33,11 +30,7 @@ public static class ModelInitializer
         json["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" };
         var config = ModelConfig.Parse(json, "config.json");
 
-        var parent = Path.GetDirectoryName(Path.GetFullPath(outDir))!;
-        Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(Path.GetFullPath(outDir))}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(temp);
-        try
+        AtomicDirectory.Write(outDir, temp =>
         {
             var indented = new JsonSerializerOptions { WriteIndented = true };
             File.WriteAllText(Path.Combine(temp, Checkpoint.ConfigFileName), json.ToJsonString(indented) + "\n");
@@ -50,15 +43,8 @@ public static class ModelInitializer
             File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerConfigFileName),
                 BpeTrainer.TokenizerConfigJson(config.MaxPositionEmbeddings).ToJsonString(indented) + "\n");
             WriteWeights(temp, config, seed, dtype, json["initializer_range"]?.GetValue<double>() ?? 0.02, progress, maxShardBytes);
-            if (Directory.Exists(outDir)) Directory.Delete(outDir);
-            Directory.Move(temp, outDir);
-            return config;
-        }
-        catch
-        {
-            try { Directory.Delete(temp, recursive: true); } catch (IOException) { }
-            throw;
-        }
+        });
+        return config;
     }
 
     static void WriteWeights(string dir, ModelConfig config, ulong seed, DType dtype, double std, IProgress<double>? progress, long maxShardBytes)

@@ -6,13 +6,7 @@ namespace Attune.Tests.Cli;
 /// <summary>The <c>attune</c> command, run in-process with captured streams.</summary>
 public class CliTests
 {
-    static (int Code, string Out, string Err) Run(string stdin, params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, new StringReader(stdin), stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(string stdin, params string[] args) => CliRunner.Run(stdin, args);
 
     [Fact]
     public void Help_lists_every_command_with_a_description()

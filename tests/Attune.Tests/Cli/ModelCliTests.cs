@@ -6,13 +6,7 @@ namespace Attune.Tests.Cli;
 /// <summary><c>attune init</c>, <c>convert</c>, <c>generate</c>, <c>score</c>, <c>perplexity</c> end to end, in-process.</summary>
 public class ModelCliTests
 {
-    static (int Code, string Out, string Err) Run(string stdin, params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, new StringReader(stdin), stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(string stdin, params string[] args) => CliRunner.Run(stdin, args);
 
     [Fact]
     public void Init_convert_generate_score_and_perplexity_work_on_folders_and_gguf()
