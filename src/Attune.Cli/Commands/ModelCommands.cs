@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Attune.Modeling;
+using Attune.Prompting;
 using Attune.Tensors;
 using Spectre.Console;
 
@@ -49,7 +50,11 @@ public static class ModelCommands
     {
         var model = ModelOption();
         var prompt = new Option<string>("--prompt") { Description = "The prompt text", Required = true };
-        var mode = new Option<string>("--mode") { Description = "How the prompt is given: raw (as is)", DefaultValueFactory = _ => "raw" };
+        var mode = new Option<string>("--mode") { Description = "How the prompt is given: raw (as is) or urial (in-context alignment of a base model)", DefaultValueFactory = _ => "raw" };
+        var lang = new Option<string>("--lang") { Description = "Language of the URIAL prompt: en|fr|es", DefaultValueFactory = _ => "en" };
+        var shots = new Option<int>("--shots") { Description = "URIAL examples (0, 1, 3, 8, …)", DefaultValueFactory = _ => UrialPrompt.DefaultShots };
+        var urialFile = new Option<string?>("--urial-prompt") { Description = "A URIAL prompt file ({preamble, examples}) instead of the built-in one" };
+        var loopGuard = new Option<bool>("--stop-on-loop") { Description = "Stop when the output falls into a repetition loop (and say so on stderr)" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most new tokens", DefaultValueFactory = _ => 128 };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass (1 = off)", DefaultValueFactory = _ => 1f };
@@ -59,26 +64,39 @@ public static class ModelCommands
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
         var stop = new Option<string[]>("--stop") { Description = "Stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var cmd = new Command("generate", "Continue a prompt, streaming the text to stdout")
-            { model, prompt, mode, maxTokens, temperature, topP, topK, minP, repetition, seed, stop };
+            { model, prompt, mode, lang, shots, urialFile, maxTokens, temperature, topP, topK, minP, repetition, seed, stop, loopGuard };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
-            if (parse.GetValue(mode) != "raw")
-                throw new AttuneException(null, "--mode", $"\"{parse.GetValue(mode)}\" is not available yet; use raw");
+            var m = parse.GetValue(mode);
+            if (m is not ("raw" or "urial"))
+                throw new AttuneException(null, "--mode", $"\"{m}\" is not available; use raw or urial (chat comes with chat templates)");
+            UrialPrompt? urial = null;
+            if (m == "urial")
+                urial = parse.GetValue(urialFile) is { } f ? UrialPrompt.Load(f) : UrialPrompt.BuiltIn(parse.GetValue(lang)!);
+            else if (!UrialPrompt.Languages.Contains(parse.GetValue(lang)!))
+                throw new AttuneException(null, "--lang", $"\"{parse.GetValue(lang)}\" is not one of {string.Join(", ", UrialPrompt.Languages)}");
             var options = new GenerationOptions
             {
                 MaxNewTokens = parse.GetValue(maxTokens),
-                StopStrings = parse.GetValue(stop) ?? [],
+                StopStrings = [.. parse.GetValue(stop) ?? [], .. urial is null ? [] : UrialPrompt.StopStrings],
+                RepetitionGuard = parse.GetValue(loopGuard) ? new RepetitionGuard() : null,
                 Sampling = new SamplingOptions
                 {
                     Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP), TopK = parse.GetValue(topK),
                     MinP = parse.GetValue(minP), RepetitionPenalty = parse.GetValue(repetition), Seed = parse.GetValue(seed),
                 }.Validate(),
             };
+            var text = parse.GetValue(prompt)!;
+            if (urial is not null) text = urial.Render([ChatMessage.User(text)], parse.GetValue(shots));
             using var lm = LanguageModel.Load(parse.GetValue(model)!);
-            var ids = lm.Tokenizer.Encode(parse.GetValue(prompt)!, addSpecialTokens: true);
-            lm.Generate(ids, options, text => { io.Out.Write(text); io.Out.Flush(); });
+            var ids = lm.Tokenizer.Encode(text, addSpecialTokens: true);
+            void Show(string t) { io.Out.Write(t); io.Out.Flush(); }
+            var cleaner = urial is null ? null : new UrialPrompt.StreamCleaner(Show);
+            var result = lm.Generate(ids, options, cleaner is null ? Show : cleaner.Write);
+            cleaner?.Finish();
             io.Out.WriteLine();
+            if (result.Finish == FinishReason.Repetition) io.Error.WriteLine("note: stopped a repetition loop");
             return Program.Success;
         });
         return cmd;

@@ -14,9 +14,12 @@ public sealed record GenerationOptions
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     /// <summary>Generation ends when the text contains one of these; the text is cut before it.</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Stop (and say so) when the output falls into a repetition loop; null: never.</summary>
+    public RepetitionGuard? RepetitionGuard { get; init; }
 }
 
-public enum FinishReason { Stop, Length }
+/// <summary>Why generation ended: a stop token or string, the token budget, or a repetition loop.</summary>
+public enum FinishReason { Stop, Length, Repetition }
 
 public sealed record GenerationResult(IReadOnlyList<int> Tokens, string Text, FinishReason Finish);
 
@@ -145,6 +148,7 @@ public sealed class LanguageModel : IDisposable
             }
             int safe = SafeLength(text, options.StopStrings);
             if (safe > emitted) { onText?.Invoke(text[emitted..safe]); emitted = safe; }
+            if (options.RepetitionGuard is { } guard && guard.IsLooping(generated)) { finish = FinishReason.Repetition; break; }
             if (step + 1 < budget) logits = Transformer.Forward(cache, [next]);
         }
         if (text.Length > emitted) onText?.Invoke(text[emitted..]);

@@ -1,0 +1,54 @@
+using System.Text;
+using Attune.Tensors;
+
+namespace Attune.Prompting;
+
+/// <summary>
+/// How a few-shot prompt is laid out, in lm-evaluation-harness's terms: an optional description, then
+/// the shots — each its input, the target delimiter and its answer — joined by the shot separator, then
+/// the evaluated input and the target delimiter's lead (the answer is what the model continues with).
+/// </summary>
+public sealed record FewShotFormat
+{
+    public string Description { get; init; } = "";
+    /// <summary>Between one shot and the next, and between the last shot and the query (harness: "\n\n").</summary>
+    public string ShotSeparator { get; init; } = "\n\n";
+    /// <summary>Between an input and its answer (harness: " ").</summary>
+    public string TargetDelimiter { get; init; } = " ";
+}
+
+/// <summary>Few-shot prompts with seeded shot sampling that never includes the evaluated item.</summary>
+public static class FewShotPrompt
+{
+    /// <summary>
+    /// Indices of <paramref name="shots"/> examples drawn without replacement from <paramref name="poolSize"/>,
+    /// excluding <paramref name="exclude"/> (the evaluated item when the pool is its own split). The same
+    /// seed and item give the same shots on every machine.
+    /// </summary>
+    public static int[] SampleShots(int poolSize, int shots, ulong seed, int exclude = -1)
+    {
+        int available = poolSize - (exclude >= 0 && exclude < poolSize ? 1 : 0);
+        if (shots < 0 || shots > available)
+            throw new AttuneException(null, "--shots", $"{shots} shots requested but only {available} examples are available");
+        var candidates = Enumerable.Range(0, poolSize).Where(i => i != exclude).ToArray();
+        // A partial Fisher–Yates shuffle seeded by (seed, evaluated item).
+        var rng = new Rng(seed * 0x9E3779B97F4A7C15UL ^ (ulong)(exclude + 1));
+        for (int i = 0; i < shots; i++)
+        {
+            int j = i + rng.Next(candidates.Length - i);
+            (candidates[i], candidates[j]) = (candidates[j], candidates[i]);
+        }
+        return candidates[..shots];
+    }
+
+    /// <summary>The prompt text; the model's continuation is scored or generated after it.</summary>
+    public static string Build(FewShotFormat format, IEnumerable<(string Input, string Answer)> shots, string query)
+    {
+        var sb = new StringBuilder();
+        if (format.Description.Length > 0) sb.Append(format.Description);
+        foreach (var (input, answer) in shots)
+            sb.Append(input).Append(format.TargetDelimiter).Append(answer).Append(format.ShotSeparator);
+        sb.Append(query);
+        return sb.ToString();
+    }
+}
