@@ -28,6 +28,7 @@ public static class Program
             InspectCommand.Build(),
             ModelCommands.Init(),
             ConvertCommand.Build(),
+            MergeCommand.Build(),
             ModelCommands.Generate(),
             ModelCommands.Score(),
             ModelCommands.Perplexity(),

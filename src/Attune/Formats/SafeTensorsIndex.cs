@@ -131,6 +131,10 @@ public sealed class SafeTensorsIndex : IDisposable
 
     public bool Contains(string name) => _byTensor.ContainsKey(name);
 
+    /// <summary>The file that holds a tensor (for positioned reads that keep memory bounded).</summary>
+    public string FileOf(string name) =>
+        _byTensor.TryGetValue(name, out var f) ? f.Path : throw new AttuneException(null, $"tensor {name}", "not in the checkpoint");
+
     public TensorEntry Entry(string name) =>
         _byTensor.TryGetValue(name, out var f) && f.TryGetEntry(name, out var e) ? e
             : throw new AttuneException(null, $"tensor {name}", "not in the checkpoint");
@@ -209,6 +213,19 @@ public sealed class ShardedSafeTensorsWriter : IDisposable
 
     public void Write(string name, ReadOnlySpan<byte> data)
     {
+        Switch(name);
+        _current!.Write(name, data);
+    }
+
+    /// <summary>Writes the next piece of a tensor (see <see cref="SafeTensorsWriter.WritePart"/>).</summary>
+    public void WritePart(string name, ReadOnlySpan<byte> data)
+    {
+        Switch(name);
+        _current!.WritePart(name, data);
+    }
+
+    void Switch(string name)
+    {
         if (!_shardOf.TryGetValue(name, out var shard)) throw new InvalidOperationException($"tensor {name} was not declared");
         if (shard != _currentIndex)
         {
@@ -217,7 +234,6 @@ public sealed class ShardedSafeTensorsWriter : IDisposable
             _currentIndex = shard;
             _current = new SafeTensorsWriter(Path.Combine(_dir, _shardFiles[shard]), _shards[shard], _metadata);
         }
-        _current!.Write(name, data);
     }
 
     public void Write<T>(string name, ReadOnlySpan<T> data) where T : unmanaged =>

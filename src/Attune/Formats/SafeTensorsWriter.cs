@@ -22,6 +22,7 @@ public sealed class SafeTensorsWriter : IDisposable
     readonly AtomicFileStream _file;
     readonly IReadOnlyList<TensorSpec> _specs;
     int _next;
+    long _partial; // bytes of the current tensor written so far by WritePart
 
     public SafeTensorsWriter(string path, IReadOnlyList<TensorSpec> specs, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -89,13 +90,22 @@ public sealed class SafeTensorsWriter : IDisposable
     /// <summary>Writes the next tensor's bytes (its whole little-endian data).</summary>
     public void Write(string name, ReadOnlySpan<byte> data)
     {
+        WritePart(name, data);
+        if (_partial != 0)
+            throw new InvalidOperationException($"tensor {name} needs {_specs[_next].ByteLength} bytes, got {data.Length}");
+    }
+
+    /// <summary>Writes the next piece of tensor <paramref name="name"/>; the tensor is complete when all its bytes are in.</summary>
+    public void WritePart(string name, ReadOnlySpan<byte> data)
+    {
         if (_next >= _specs.Count) throw new InvalidOperationException($"all {_specs.Count} tensors are already written");
         var spec = _specs[_next];
         if (spec.Name != name) throw new InvalidOperationException($"expected tensor {spec.Name} next, got {name}");
-        if (data.Length != spec.ByteLength)
-            throw new InvalidOperationException($"tensor {name} needs {spec.ByteLength} bytes, got {data.Length}");
+        if (_partial + data.Length > spec.ByteLength)
+            throw new InvalidOperationException($"tensor {name} needs {spec.ByteLength} bytes, got {_partial + data.Length}");
         _file.Stream.Write(data);
-        _next++;
+        _partial += data.Length;
+        if (_partial == spec.ByteLength) { _next++; _partial = 0; }
     }
 
     public void Write<T>(string name, ReadOnlySpan<T> data) where T : unmanaged =>

@@ -1,0 +1,49 @@
+using System.CommandLine;
+using System.Globalization;
+using Attune.Merging;
+using Attune.Tensors;
+
+namespace Attune.Cli.Commands;
+
+/// <summary><c>attune merge</c>: partial adaptation between a base checkpoint and its instruct sibling.</summary>
+public static class MergeCommand
+{
+    public static Command Build()
+    {
+        var baseModel = new Option<string>("--base") { Description = "The base checkpoint folder", Required = true };
+        var instruct = new Option<string>("--instruct") { Description = "The instruct checkpoint folder", Required = true };
+        var lambda = new Option<double?>("--lambda") { Description = "Interpolation weight λ: 0 = base, 1 = instruct (outside [0, 1] extrapolates)" };
+        var lambdas = new Option<string?>("--lambdas") { Description = "Several λ in one pass: 0,0.5,1 or start:end:step; outputs go to OUT/lambda-0.50/…" };
+        var method = new Option<string>("--method") { Description = "Merge method: linear (partial adaptation)", DefaultValueFactory = _ => "linear" };
+        var dtype = new Option<string?>("--dtype") { Description = "Output dtype f32|f16|bf16 (default: the instruct model's)" };
+        var tokenizerFrom = new Option<string>("--tokenizer-from") { Description = "Tokenizer files and chat template from: instruct|base", DefaultValueFactory = _ => "instruct" };
+        var output = new Option<string>("--out") { Description = "Output folder", Required = true };
+        var cmd = new Command("merge", "Interpolate a base and an instruct checkpoint: M(λ) = W_base + λ·(W_instruct − W_base)")
+            { baseModel, instruct, lambda, lambdas, method, dtype, tokenizerFrom, output };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            if (parse.GetValue(method) != "linear")
+                throw new AttuneException(null, "--method", $"\"{parse.GetValue(method)}\" is not available yet; use linear");
+            var one = parse.GetValue(lambda);
+            var many = parse.GetValue(lambdas);
+            if (one is null == many is null) throw new AttuneException(null, "--lambda", "give either --lambda or --lambdas");
+            var values = one is double l
+                ? (double.IsFinite(l) ? [l] : throw new AttuneException(null, "--lambda", "must be a finite number"))
+                : PartialAdaptation.ParseLambdas(many!);
+            DType? dt = parse.GetValue(dtype)?.ToLowerInvariant() switch
+            {
+                null => null,
+                "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
+                var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
+            };
+            var options = new MergeOptions { Lambdas = values, DType = dt, TokenizerFrom = parse.GetValue(tokenizerFrom)! };
+            CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(parse.GetValue(baseModel)!, parse.GetValue(instruct)!, parse.GetValue(output)!, options, p, io.Error));
+            io.Out.WriteLine(values.Count == 1
+                ? $"wrote {parse.GetValue(output)} (λ = {values[0].ToString(CultureInfo.InvariantCulture)})"
+                : $"wrote {values.Count} checkpoints under {parse.GetValue(output)}");
+            return Program.Success;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,303 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attune.Formats;
+using Attune.Tensors;
+using Microsoft.Win32.SafeHandles;
+
+namespace Attune.Merging;
+
+public sealed record MergeOptions
+{
+    /// <summary>One output per λ; several λ are written in one pass over the inputs.</summary>
+    public required IReadOnlyList<double> Lambdas { get; init; }
+    /// <summary>Output dtype; null keeps each tensor's dtype from the instruct model.</summary>
+    public DType? DType { get; init; }
+    /// <summary>Which model's tokenizer files and chat template the output carries: "instruct" or "base".</summary>
+    public string TokenizerFrom { get; init; } = "instruct";
+    public long MaxShardBytes { get; init; } = ShardedSafeTensorsWriter.DefaultMaxShardBytes;
+    /// <summary>Elements per streamed chunk (bounds memory whatever the tensor size).</summary>
+    public int ChunkElements { get; init; } = 1 << 22;
+}
+
+/// <summary>
+/// Partial adaptation (linear interpolation) between a base checkpoint and its instruct sibling:
+/// M(λ) = W_base + λ·(W_instruct − W_base), computed in f32 as (1 − λ)·W_base + λ·W_instruct so that
+/// λ = 0 and λ = 1 reproduce the inputs bit for bit and λ = 0.5 is the element-wise mean. Tensors are
+/// streamed in row chunks with positioned reads (not through the memory map), so memory stays
+/// bounded whatever the model size; each output folder appears only when complete.
+/// What differs between the two models is handled as users meet it: rows beyond the base's vocabulary
+/// come from the instruct model (and the output says so), a tied side lends its embedding as lm_head,
+/// dtypes may differ; any other mismatch is an error naming the tensor before anything is written.
+/// </summary>
+public static class PartialAdaptation
+{
+    /// <summary>The folder name of one λ when several are written: <c>lambda-0.50</c>.</summary>
+    public static string FolderName(double lambda) => "lambda-" + lambda.ToString("0.00##", CultureInfo.InvariantCulture);
+
+    /// <summary>Parses <c>0,0.25,1</c> or <c>start:end:step</c> (end included).</summary>
+    public static IReadOnlyList<double> ParseLambdas(string text)
+    {
+        double Num(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v
+            : throw new AttuneException(null, "--lambdas", $"\"{s}\" is not a number");
+        var parts = text.Split(':');
+        if (parts.Length == 3)
+        {
+            double a = Num(parts[0]), b = Num(parts[1]), step = Num(parts[2]);
+            if (step <= 0 || b < a) throw new AttuneException(null, "--lambdas", "expected start:end:step with start ≤ end and step > 0");
+            int n = (int)Math.Floor((b - a) / step + 1e-9) + 1;
+            if (n > 10_000) throw new AttuneException(null, "--lambdas", $"{n} values are too many");
+            return Enumerable.Range(0, n).Select(i => Math.Round(a + i * step, 10)).ToList();
+        }
+        var list = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Num).ToList();
+        if (list.Count == 0) throw new AttuneException(null, "--lambdas", "no values");
+        if (list.Distinct().Count() != list.Count) throw new AttuneException(null, "--lambdas", "values repeat");
+        return list;
+    }
+
+    /// <summary>One output tensor: where each side's rows come from.</summary>
+    sealed record Plan(string Name, long[] Shape, string BaseName, string InstructName, long BaseRows, DType OutDType);
+
+    public static void Merge(string basePath, string instructPath, string outDir, MergeOptions options,
+        IProgress<double>? progress = null, TextWriter? log = null)
+    {
+        if (options.Lambdas.Count == 0) throw new AttuneException(null, "--lambda", "no λ given");
+        if (options.TokenizerFrom is not ("instruct" or "base"))
+            throw new AttuneException(null, "--tokenizer-from", $"\"{options.TokenizerFrom}\" is not base or instruct");
+        if (options.DType is { } dt && dt is not (Tensors.DType.F32 or Tensors.DType.F16 or Tensors.DType.BF16))
+            throw new AttuneException(null, "--dtype", "a merged checkpoint holds f32, f16 or bf16 weights");
+        using var b = Checkpoint.Open(basePath);
+        using var i = Checkpoint.Open(instructPath);
+        var plans = PlanTensors(b, i, options, log);
+        foreach (var l in options.Lambdas.Where(l => l < 0 || l > 1))
+            log?.WriteLine($"warning: λ = {l.ToString(CultureInfo.InvariantCulture)} is outside [0, 1]: this extrapolates beyond the two models");
+
+        var baseHash = WeightsSha256(b);
+        var instructHash = WeightsSha256(i);
+        var outputs = options.Lambdas.Count == 1 ? [(options.Lambdas[0], outDir)]
+            : options.Lambdas.Select(l => (l, Path.Combine(outDir, FolderName(l)))).ToList();
+        foreach (var (_, dir) in outputs)
+            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+                throw new AttuneException(dir, "already exists and is not empty");
+
+        // All outputs are built in temporary folders and renamed only when every one is complete.
+        var temps = outputs.Select(o => TempSibling(o.Item2)).ToList();
+        var writers = new List<ShardedSafeTensorsWriter>();
+        try
+        {
+            var extraRows = plans.Where(p => p.Shape[0] > p.BaseRows).Select(p => $"{p.Name}: rows {p.BaseRows}..{p.Shape[0] - 1} from instruct").ToList();
+            for (int k = 0; k < outputs.Count; k++)
+            {
+                var recipe = Recipe(basePath, instructPath, baseHash, instructHash, outputs[k].Item1, options, extraRows);
+                var metadata = new Dictionary<string, string> { ["format"] = "pt", ["attune.merge"] = recipe };
+                WriteSideFiles(temps[k], b, i, options, plans, recipe);
+                writers.Add(new ShardedSafeTensorsWriter(temps[k], plans.Select(p => new TensorSpec(p.Name, p.OutDType, p.Shape)).ToList(), metadata, options.MaxShardBytes));
+            }
+            foreach (var row in extraRows) log?.WriteLine($"note: {row} (beyond the base's vocabulary)");
+
+            using var baseReader = new TensorReader(b.Weights);
+            using var instructReader = new TensorReader(i.Weights);
+            long total = plans.Sum(p => p.Shape.Aggregate(1L, (x, y) => x * y)), done = 0;
+            foreach (var p in plans)
+            {
+                long rows = p.Shape[0], cols = p.Shape.Length > 1 ? p.Shape.Skip(1).Aggregate(1L, (x, y) => x * y) : 1;
+                long chunkRows = Math.Max(1, options.ChunkElements / Math.Max(1, cols));
+                for (long r0 = 0; r0 < rows; r0 += chunkRows)
+                {
+                    int n = (int)(Math.Min(chunkRows, rows - r0) * cols);
+                    var inst = instructReader.Read(p.InstructName, r0 * cols, n);
+                    // Rows the base does not have come from the instruct model unchanged.
+                    long baseElems = Math.Clamp((p.BaseRows - r0) * cols, 0, n);
+                    var bas = baseElems > 0 ? baseReader.Read(p.BaseName, r0 * cols, (int)baseElems) : [];
+                    for (int k = 0; k < outputs.Count; k++)
+                    {
+                        var mixed = Interpolate(bas, inst, (float)outputs[k].Item1);
+                        writers[k].WritePart(p.Name, Encode(mixed, p.OutDType));
+                    }
+                    done += n;
+                    progress?.Report((double)done / total);
+                }
+            }
+            foreach (var w in writers) w.Commit();
+            for (int k = 0; k < outputs.Count; k++)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outputs[k].Item2))!);
+                if (Directory.Exists(outputs[k].Item2)) Directory.Delete(outputs[k].Item2);
+                Directory.Move(temps[k], outputs[k].Item2);
+            }
+        }
+        catch
+        {
+            foreach (var w in writers) w.Dispose();
+            foreach (var t in temps) try { if (Directory.Exists(t)) Directory.Delete(t, recursive: true); } catch (IOException) { }
+            throw;
+        }
+    }
+
+    /// <summary>(1 − λ)·base + λ·instruct element-wise; positions past the base's length copy the instruct value.</summary>
+    public static float[] Interpolate(ReadOnlySpan<float> b, ReadOnlySpan<float> instruct, float lambda)
+    {
+        var r = new float[instruct.Length];
+        float keep = 1f - lambda;
+        for (int k = 0; k < b.Length; k++) r[k] = keep * b[k] + lambda * instruct[k];
+        instruct[b.Length..].CopyTo(r.AsSpan(b.Length));
+        return r;
+    }
+
+    static List<Plan> PlanTensors(Checkpoint b, Checkpoint i, MergeOptions options, TextWriter? log)
+    {
+        var bc = b.Config;
+        var ic = i.Config;
+        var problems = new List<string>();
+        void Same<T>(string field, T x, T y) { if (!EqualityComparer<T>.Default.Equals(x, y)) problems.Add($"{field}: base {x}, instruct {y}"); }
+        Same("architectures", bc.ArchitectureName, ic.ArchitectureName);
+        Same("hidden_size", bc.HiddenSize, ic.HiddenSize);
+        Same("num_hidden_layers", bc.NumLayers, ic.NumLayers);
+        Same("num_attention_heads", bc.NumHeads, ic.NumHeads);
+        Same("num_key_value_heads", bc.NumKvHeads, ic.NumKvHeads);
+        Same("head_dim", bc.HeadDim, ic.HeadDim);
+        Same("intermediate_size", bc.IntermediateSize, ic.IntermediateSize);
+        if (ic.VocabSize < bc.VocabSize) problems.Add($"vocab_size: instruct {ic.VocabSize} is smaller than base {bc.VocabSize}");
+        if (problems.Count > 0)
+            throw new AttuneException(i.Directory, $"cannot merge with {b.Directory}: {string.Join("; ", problems)}");
+
+        var plans = new List<Plan>();
+        foreach (var t in TensorLayout.Expected(ic).Where(t => !t.Optional))
+        {
+            string baseName = t.Name, instructName = t.Name;
+            if (t.Name == TensorLayout.LmHead)
+            {
+                // A tied side has no separate head: its embedding is its head.
+                if (!b.Weights.Contains(TensorLayout.LmHead) || bc.TieWordEmbeddings) baseName = TensorLayout.Embedding;
+                if (!i.Weights.Contains(TensorLayout.LmHead)) instructName = TensorLayout.Embedding;
+                if (baseName != t.Name)
+                    log?.WriteLine("note: the base model ties its embeddings and the instruct model does not; the base's embedding serves as its lm_head");
+            }
+            if (!b.Weights.TryGetEntry(baseName, out var be))
+            {
+                problems.Add($"tensor {t.Name}: missing in the base model");
+                continue;
+            }
+            var ie = i.Weights.Entry(instructName);
+            bool vocabRows = t.Name is TensorLayout.Embedding or TensorLayout.LmHead;
+            bool sameTail = be.Shape.Skip(1).SequenceEqual(ie.Shape.Skip(1));
+            if (!sameTail || be.Shape.Length != ie.Shape.Length || (!vocabRows && be.Shape[0] != ie.Shape[0]) || be.Shape[0] > ie.Shape[0])
+            {
+                problems.Add($"tensor {t.Name}: base shape [{string.Join(", ", be.Shape)}] vs instruct [{string.Join(", ", ie.Shape)}]");
+                continue;
+            }
+            plans.Add(new Plan(t.Name, ie.Shape, baseName, instructName, be.Shape[0], options.DType ?? ie.DType));
+        }
+        if (bc.TieWordEmbeddings != ic.TieWordEmbeddings && ic.TieWordEmbeddings)
+            log?.WriteLine("note: the instruct model ties its embeddings: the output does too, and the base's separate lm_head is not used");
+        if (problems.Count > 0)
+            throw new AttuneException(i.Directory, $"cannot merge with {b.Directory}: {string.Join("; ", problems)}");
+        return plans;
+    }
+
+    static string Recipe(string basePath, string instructPath, string baseHash, string instructHash, double lambda, MergeOptions o, List<string> extraRows)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("# Written by attune merge: how this checkpoint was made.");
+        sb.AppendLine("method: linear");
+        sb.AppendLine($"lambda: {lambda.ToString("R", CultureInfo.InvariantCulture)}");
+        sb.AppendLine("formula: (1 - lambda) * base + lambda * instruct, in f32");
+        sb.AppendLine($"base: {Quote(Path.GetFullPath(basePath))}");
+        sb.AppendLine($"base_sha256: {baseHash}");
+        sb.AppendLine($"instruct: {Quote(Path.GetFullPath(instructPath))}");
+        sb.AppendLine($"instruct_sha256: {instructHash}");
+        sb.AppendLine($"dtype: {(o.DType?.SafeTensorsName() ?? "from instruct")}");
+        sb.AppendLine($"tokenizer_from: {o.TokenizerFrom}");
+        if (extraRows.Count > 0)
+        {
+            sb.AppendLine("rows_from_instruct:");
+            foreach (var r in extraRows) sb.AppendLine($"  - {Quote(r)}");
+        }
+        return sb.ToString();
+    }
+
+    static string Quote(string s) => JsonSerializer.Serialize(s);
+
+    /// <summary>SHA-256 over the checkpoint's weight files, in name order (each file hashed in full).</summary>
+    static string WeightsSha256(Checkpoint c)
+    {
+        using var all = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        foreach (var f in c.Weights.Files.Select(f => f.Path).Order(StringComparer.Ordinal))
+        {
+            using var s = File.OpenRead(f);
+            int n;
+            while ((n = s.Read(buffer)) > 0) all.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexStringLower(all.GetHashAndReset());
+    }
+
+    static void WriteSideFiles(string dir, Checkpoint b, Checkpoint i, MergeOptions o, List<Plan> plans, string recipe)
+    {
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(i.Directory, Checkpoint.ConfigFileName)))!.AsObject();
+        var dtypes = plans.Select(p => p.OutDType).Distinct().ToList();
+        if (dtypes.Count == 1) config["torch_dtype"] = dtypes[0] switch { Tensors.DType.F32 => "float32", Tensors.DType.F16 => "float16", _ => "bfloat16" };
+        File.WriteAllText(Path.Combine(dir, Checkpoint.ConfigFileName), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        if (i.GenerationConfigPath is { } gen) File.Copy(gen, Path.Combine(dir, Checkpoint.GenerationConfigFileName));
+        var tokenizerSource = o.TokenizerFrom == "base" ? b : i;
+        foreach (var name in new[] { Checkpoint.TokenizerFileName, Checkpoint.TokenizerConfigFileName, "special_tokens_map.json", "chat_template.jinja" })
+        {
+            var src = Path.Combine(tokenizerSource.Directory, name);
+            if (File.Exists(src)) File.Copy(src, Path.Combine(dir, name));
+        }
+        File.WriteAllText(Path.Combine(dir, "attune_merge.yml"), recipe);
+    }
+
+    static string TempSibling(string dir)
+    {
+        var full = Path.GetFullPath(dir);
+        var parent = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(temp);
+        return temp;
+    }
+
+    static byte[] Encode(float[] values, DType d) => d switch
+    {
+        Tensors.DType.F32 => MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
+        Tensors.DType.F16 => MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
+        _ => MemoryMarshal.AsBytes(values.Select(BFloat16.FromSingle).ToArray().AsSpan()).ToArray(),
+    };
+
+    /// <summary>Positioned reads of tensor element ranges, converted to f32 (no memory map, so memory stays bounded).</summary>
+    sealed class TensorReader(SafeTensorsIndex index) : IDisposable
+    {
+        readonly Dictionary<string, SafeFileHandle> _handles = [];
+        byte[] _buffer = [];
+
+        public float[] Read(string name, long firstElement, int count)
+        {
+            var e = index.Entry(name);
+            int size = e.DType.SizeOf();
+            var path = index.FileOf(name);
+            if (!_handles.TryGetValue(path, out var h)) _handles[path] = h = File.OpenHandle(path);
+            int bytes = count * size;
+            if (_buffer.Length < bytes) _buffer = new byte[bytes];
+            long offset = e.Offset + firstElement * size;
+            int got = 0;
+            while (got < bytes)
+            {
+                int n = RandomAccess.Read(h, _buffer.AsSpan(got, bytes - got), offset + got);
+                if (n == 0) throw new AttuneException(path, $"tensor {name}", "file ended early");
+                got += n;
+            }
+            var f = new float[count];
+            DTypes.ToSingle(e.DType, _buffer.AsSpan(0, bytes), f);
+            return f;
+        }
+
+        public void Dispose()
+        {
+            foreach (var h in _handles.Values) h.Dispose();
+        }
+    }
+}
