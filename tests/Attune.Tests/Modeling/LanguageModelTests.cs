@@ -177,8 +177,8 @@ public class LanguageModelTests
         public void Prompts_over_the_context_window_are_clear_errors()
         {
             using var lm = LanguageModel.Load(fixture.Path);
-            var e = Assert.Throws<AttuneException>(() => lm.Generate(new int[600], new GenerationOptions()));
-            Assert.Contains("context window of 512", e.Message);
+            var e = Assert.Throws<AttuneException>(() => lm.Generate(new int[5000], new GenerationOptions()));
+            Assert.Contains("context window of 4096", e.Message);
         }
     }
 }

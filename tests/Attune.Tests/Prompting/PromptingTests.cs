@@ -112,3 +112,41 @@ public class PromptingTests
         }
     }
 }
+
+public class BuiltInUrialTests
+{
+    [Theory]
+    [InlineData("en")]
+    [InlineData("fr")]
+    [InlineData("es")]
+    public void Built_in_prompts_have_a_preamble_and_eight_examples_in_their_language(string lang)
+    {
+        var p = UrialPrompt.BuiltIn(lang);
+        Assert.Equal(lang, p.Language);
+        Assert.Equal(8, p.Examples.Count);
+        Assert.True(p.Preamble.Length > 80);
+        foreach (var k in new[] { 0, 1, 3, 8 })
+        {
+            var text = p.Render([ChatMessage.User("?")], k);
+            Assert.Equal(k + 1, text.Split(UrialPrompt.QueryHeader).Length - 1);
+        }
+        // Written natively: the French and Spanish texts use their own letters and punctuation.
+        var all = string.Concat(p.Examples.Select(e => e.Query + e.Answer));
+        if (lang == "fr") Assert.Contains(all, c => "éèàçêô".Contains(c));
+        if (lang == "es") Assert.Contains(all, c => "¿¡ñ".Contains(c));
+    }
+
+    [Theory]
+    [InlineData("fr")]
+    [InlineData("es")]
+    public void Urial_generation_runs_from_the_command_line(string lang)
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Attune.Tests.Cli.CliRunner.Run("", "init", "--preset", "tiny", "--out", tmp["m"]).Code);
+        var (code, output, err) = Attune.Tests.Cli.CliRunner.Run("", "generate", "--model", tmp["m"], "--mode", "urial", "--lang", lang,
+            "--shots", "1", "--prompt", "Bonjour", "--max-tokens", "8", "--stop-on-loop");
+        Assert.True(code == 0, err);
+        Assert.DoesNotContain("```", output);
+        Assert.Contains("--lang", Attune.Tests.Cli.CliRunner.Run("", "generate", "--model", tmp["m"], "--mode", "urial", "--lang", "it", "--prompt", "x").Err);
+    }
+}
