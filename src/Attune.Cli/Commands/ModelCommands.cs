@@ -12,7 +12,7 @@ public static class ModelCommands
 {
     static Option<string> ModelOption() => new("--model")
     {
-        Description = "A checkpoint folder (config.json, safetensors, tokenizer files) or a .gguf file",
+        Description = "A checkpoint folder, a .gguf file, or BASE+INSTRUCT@λ (interpolated in memory)",
         Required = true,
     };
 
@@ -89,7 +89,7 @@ public static class ModelCommands
             };
             var text = parse.GetValue(prompt)!;
             if (urial is not null) text = urial.Render([ChatMessage.User(text)], parse.GetValue(shots));
-            using var lm = LanguageModel.Load(parse.GetValue(model)!);
+            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
             var ids = lm.Tokenizer.Encode(text, addSpecialTokens: true);
             void Show(string t) { io.Out.Write(t); io.Out.Flush(); }
             var cleaner = urial is null ? null : new UrialPrompt.StreamCleaner(Show);
@@ -109,7 +109,7 @@ public static class ModelCommands
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
-            using var lm = LanguageModel.Load(parse.GetValue(model)!);
+            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
             foreach (var (line, rec) in Jsonl.Read(io.In))
             {
                 var context = rec["context"] is null ? "" : Jsonl.RequiredString(rec, "context", line);
@@ -134,7 +134,7 @@ public static class ModelCommands
             var io = CliIO.Get();
             var path = parse.GetValue(file)!;
             if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-            using var lm = LanguageModel.Load(parse.GetValue(model)!);
+            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
             var r = lm.Perplexity(File.ReadAllText(path), parse.GetValue(context));
             Jsonl.Write(io.Out, new JsonObject { ["tokens"] = r.Tokens, ["nll"] = r.NegativeLogLikelihood, ["perplexity"] = r.Perplexity });
             return Program.Success;

@@ -59,7 +59,54 @@ public static class PartialAdaptation
     }
 
     /// <summary>One output tensor: where each side's rows come from.</summary>
-    sealed record Plan(string Name, long[] Shape, string BaseName, string InstructName, long BaseRows, DType OutDType);
+    internal sealed record Plan(string Name, long[] Shape, string BaseName, string InstructName, long BaseRows, DType OutDType)
+    {
+        public long Elements => Shape.Aggregate(1L, (x, y) => x * y);
+        public long Columns => Shape.Length > 1 ? Shape.Skip(1).Aggregate(1L, (x, y) => x * y) : 1;
+    }
+
+    /// <summary>
+    /// Streams every planned tensor in row chunks, handing each λ's encoded chunk to <paramref name="sink"/>
+    /// (output index, tensor, bytes). Shared by the folder merge and the in-memory model, so both hold
+    /// the same bytes.
+    /// </summary>
+    internal static void Stream(Checkpoint b, Checkpoint i, List<Plan> plans, IReadOnlyList<double> lambdas, int chunkElements,
+        Action<int, Plan, byte[]> sink, IProgress<double>? progress)
+    {
+        using var baseReader = new TensorReader(b.Weights);
+        using var instructReader = new TensorReader(i.Weights);
+        long total = plans.Sum(p => p.Elements), done = 0;
+        foreach (var p in plans)
+        {
+            long rows = p.Shape[0], cols = p.Columns;
+            long chunkRows = Math.Max(1, chunkElements / Math.Max(1, cols));
+            for (long r0 = 0; r0 < rows; r0 += chunkRows)
+            {
+                int n = (int)(Math.Min(chunkRows, rows - r0) * cols);
+                var inst = instructReader.Read(p.InstructName, r0 * cols, n);
+                // Rows the base does not have come from the instruct model unchanged.
+                long baseElems = Math.Clamp((p.BaseRows - r0) * cols, 0, n);
+                var bas = baseElems > 0 ? baseReader.Read(p.BaseName, r0 * cols, (int)baseElems) : [];
+                for (int k = 0; k < lambdas.Count; k++)
+                    sink(k, p, Encode(Interpolate(bas, inst, (float)lambdas[k]), p.OutDType));
+                done += n;
+                progress?.Report((double)done / total);
+            }
+        }
+    }
+
+    /// <summary>Opens both checkpoints and plans the merge (errors name the mismatched field or tensor).</summary>
+    internal static (Checkpoint Base, Checkpoint Instruct, List<Plan> Plans) Open(string basePath, string instructPath, MergeOptions options, TextWriter? log)
+    {
+        var b = Checkpoint.Open(basePath);
+        try
+        {
+            var i = Checkpoint.Open(instructPath);
+            try { return (b, i, PlanTensors(b, i, options, log)); }
+            catch { i.Dispose(); throw; }
+        }
+        catch { b.Dispose(); throw; }
+    }
 
     public static void Merge(string basePath, string instructPath, string outDir, MergeOptions options,
         IProgress<double>? progress = null, TextWriter? log = null)
@@ -69,9 +116,9 @@ public static class PartialAdaptation
             throw new AttuneException(null, "--tokenizer-from", $"\"{options.TokenizerFrom}\" is not base or instruct");
         if (options.DType is { } dt && dt is not (Tensors.DType.F32 or Tensors.DType.F16 or Tensors.DType.BF16))
             throw new AttuneException(null, "--dtype", "a merged checkpoint holds f32, f16 or bf16 weights");
-        using var b = Checkpoint.Open(basePath);
-        using var i = Checkpoint.Open(instructPath);
-        var plans = PlanTensors(b, i, options, log);
+        var (b, i, plans) = Open(basePath, instructPath, options, log);
+        using var _ = b;
+        using var __ = i;
         foreach (var l in options.Lambdas.Where(l => l < 0 || l > 1))
             log?.WriteLine($"warning: λ = {l.ToString(CultureInfo.InvariantCulture)} is outside [0, 1]: this extrapolates beyond the two models");
 
@@ -98,29 +145,7 @@ public static class PartialAdaptation
             }
             foreach (var row in extraRows) log?.WriteLine($"note: {row} (beyond the base's vocabulary)");
 
-            using var baseReader = new TensorReader(b.Weights);
-            using var instructReader = new TensorReader(i.Weights);
-            long total = plans.Sum(p => p.Shape.Aggregate(1L, (x, y) => x * y)), done = 0;
-            foreach (var p in plans)
-            {
-                long rows = p.Shape[0], cols = p.Shape.Length > 1 ? p.Shape.Skip(1).Aggregate(1L, (x, y) => x * y) : 1;
-                long chunkRows = Math.Max(1, options.ChunkElements / Math.Max(1, cols));
-                for (long r0 = 0; r0 < rows; r0 += chunkRows)
-                {
-                    int n = (int)(Math.Min(chunkRows, rows - r0) * cols);
-                    var inst = instructReader.Read(p.InstructName, r0 * cols, n);
-                    // Rows the base does not have come from the instruct model unchanged.
-                    long baseElems = Math.Clamp((p.BaseRows - r0) * cols, 0, n);
-                    var bas = baseElems > 0 ? baseReader.Read(p.BaseName, r0 * cols, (int)baseElems) : [];
-                    for (int k = 0; k < outputs.Count; k++)
-                    {
-                        var mixed = Interpolate(bas, inst, (float)outputs[k].Item1);
-                        writers[k].WritePart(p.Name, Encode(mixed, p.OutDType));
-                    }
-                    done += n;
-                    progress?.Report((double)done / total);
-                }
-            }
+            Stream(b, i, plans, options.Lambdas, options.ChunkElements, (k, p, bytes) => writers[k].WritePart(p.Name, bytes), progress);
             foreach (var w in writers) w.Commit();
             for (int k = 0; k < outputs.Count; k++)
             {

@@ -57,24 +57,36 @@ public sealed unsafe class ModelWeights : IDisposable
         (LmHead.Data == Embedding.Data ? Embedding.ByteLength : Embedding.ByteLength + LmHead.ByteLength)
         + Layers.Sum(l => l.Q.ByteLength + l.K.ByteLength + l.V.ByteLength + l.O.ByteLength + l.Gate.ByteLength + l.Up.ByteLength + l.Down.ByteLength);
 
+    /// <summary>A stored tensor the engine can read in place: its first byte, dtype and shape.</summary>
+    public readonly unsafe record struct StoredTensor(nint Data, DType DType, long[] Shape, long ByteLength);
+
     /// <summary>Views over a checked checkpoint folder's tensors.</summary>
-    public static unsafe ModelWeights FromCheckpoint(Checkpoint ckpt, bool ownCheckpoint = false)
+    public static unsafe ModelWeights FromCheckpoint(Checkpoint ckpt, bool ownCheckpoint = false) =>
+        FromTensors(ckpt.Config, name =>
+        {
+            var v = ckpt.Weights.GetView(name);
+            return new StoredTensor((nint)v.Pointer, v.DType, v.Shape.ToArray(), v.ByteLength);
+        }, ckpt.Weights.Contains, ownCheckpoint ? ckpt : null);
+
+    /// <summary>
+    /// Weights over any store of Hugging Face–named tensors (a checkpoint's memory map, or memory
+    /// built by a merge); <paramref name="owner"/> is disposed with the weights.
+    /// </summary>
+    public static unsafe ModelWeights FromTensors(ModelConfig c, Func<string, StoredTensor> get, Func<string, bool> contains, IDisposable? owner)
     {
-        var c = ckpt.Config;
-        var w = ckpt.Weights;
         WeightMatrix M(string name)
         {
-            var v = w.GetView(name);
-            return new WeightMatrix(v.Pointer, WeightTypes.FromDType(v.DType), (int)v.Shape[0], (int)v.Shape[1]);
+            var t = get(name);
+            return new WeightMatrix((byte*)t.Data, WeightTypes.FromDType(t.DType), (int)t.Shape[0], (int)t.Shape[1]);
         }
         float[] F(string name)
         {
-            var v = w.GetView(name);
-            var a = GC.AllocateUninitializedArray<float>((int)v.ElementCount, pinned: true);
-            DTypes.ToSingle(v.DType, v.Bytes, a);
+            var t = get(name);
+            var a = GC.AllocateUninitializedArray<float>((int)(t.ByteLength / t.DType.SizeOf()), pinned: true);
+            DTypes.ToSingle(t.DType, new ReadOnlySpan<byte>((void*)t.Data, (int)t.ByteLength), a);
             return a;
         }
-        float[]? OptF(string name) => w.Contains(name) ? F(name) : null;
+        float[]? OptF(string name) => contains(name) ? F(name) : null;
         string L(int i, string s) => TensorLayout.Layer(i, s);
 
         var layers = new LayerWeights[c.NumLayers];
@@ -101,7 +113,7 @@ public sealed unsafe class ModelWeights : IDisposable
                 DownBias = c.MlpBias ? F(L(i, "mlp.down_proj.bias")) : null,
             };
         var embedding = M(TensorLayout.Embedding);
-        return new ModelWeights(c, ownCheckpoint ? ckpt : null)
+        return new ModelWeights(c, owner)
         {
             Embedding = embedding,
             // Tied models use the embedding even when a copy of it is stored as lm_head.

@@ -183,3 +183,37 @@ public class PartialAdaptationTests
         Assert.Contains("extrapolates", err);
     }
 }
+
+public class InterpolatedModelTests
+{
+    [Theory]
+    [InlineData(0.3)]
+    [InlineData(1.2)]
+    public void The_in_memory_model_gives_the_merged_folders_logits_bit_for_bit(double lambda)
+    {
+        using var tmp = new TempDir();
+        var preset = Presets.Find("tiny", "qwen3").Config;
+        ModelInitializer.Write(tmp["base"], preset, seed: 1, DType.BF16);
+        ModelInitializer.Write(tmp["inst"], preset, seed: 2, DType.BF16);
+        PartialAdaptation.Merge(tmp["base"], tmp["inst"], tmp["merged"], new MergeOptions { Lambdas = [lambda] });
+        using var folder = LanguageModel.Load(tmp["merged"]);
+        using var memory = ModelSpec.Load($"{tmp["base"]}+{tmp["inst"]}@{lambda.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        var ids = folder.Tokenizer.Encode("Una buena pregunta suele ser más útil");
+        float[] Logits(LanguageModel m) => m.Transformer.Forward(m.Transformer.NewCache(ids.Length), ids, allLogits: true).Row(ids.Length - 1).ToArray();
+        Assert.Equal(Logits(folder), Logits(memory));
+        Assert.Equal(folder.Tokenizer.Encode("hola"), memory.Tokenizer.Encode("hola"));
+    }
+
+    [Fact]
+    public void Interpolated_model_specs_work_on_the_command_line_and_bad_ones_are_named()
+    {
+        using var tmp = new TempDir();
+        var preset = Presets.Find("tiny", "llama").Config;
+        ModelInitializer.Write(tmp["base"], preset, seed: 1, DType.F32);
+        ModelInitializer.Write(tmp["inst"], preset, seed: 2, DType.F32);
+        var (code, output, err) = CliRunner.Run("", "generate", "--model", $"{tmp["base"]}+{tmp["inst"]}@0.5", "--prompt", "Hello", "--max-tokens", "4");
+        Assert.True(code == 0, err);
+        Assert.False(string.IsNullOrWhiteSpace(output));
+        Assert.Contains("BASE+INSTRUCT@λ", CliRunner.Run("", "generate", "--model", $"{tmp["base"]}+{tmp["inst"]}@half", "--prompt", "x").Err);
+    }
+}

@@ -1,0 +1,96 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Attune.Formats;
+using Attune.Modeling;
+using Attune.Text;
+
+namespace Attune.Merging;
+
+/// <summary>
+/// M(λ) built in memory for sweeps, without writing a folder: the same plan, arithmetic and encoding
+/// as <see cref="PartialAdaptation.Merge"/>, so the engine sees the same bytes as it would from the
+/// merged folder and produces bit-identical logits.
+/// </summary>
+public static class InterpolatedModel
+{
+    public static unsafe LanguageModel Load(string basePath, string instructPath, double lambda, MergeOptions? options = null)
+    {
+        if (!double.IsFinite(lambda)) throw new AttuneException(null, "λ", "must be a finite number");
+        options = (options ?? new MergeOptions { Lambdas = [lambda] }) with { Lambdas = [lambda] };
+        var (b, i, plans) = PartialAdaptation.Open(basePath, instructPath, options, log: null);
+        using var _ = b;
+        using var __ = i;
+        var memory = new NativeTensors();
+        try
+        {
+            foreach (var p in plans) memory.Allocate(p.Name, p.OutDType, p.Shape);
+            PartialAdaptation.Stream(b, i, plans, options.Lambdas, options.ChunkElements, (_, p, bytes) => memory.Append(p.Name, bytes), null);
+            var config = i.Config;
+            var weights = ModelWeights.FromTensors(config, memory.Get, memory.Contains, memory);
+            var tokenizerDir = options.TokenizerFrom == "base" ? basePath : instructPath;
+            var tokenizer = Tokenizer.Load(tokenizerDir);
+            var eos = new HashSet<int>(config.EosTokenIds);
+            if (tokenizer.EosId is int e) eos.Add(e);
+            var spec = $"{basePath}+{instructPath}@{lambda.ToString(CultureInfo.InvariantCulture)}";
+            return new LanguageModel(new Transformer(weights), tokenizer, eos, spec);
+        }
+        catch
+        {
+            memory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Tensors held in native memory (aligned), freed with the model.</summary>
+    sealed unsafe class NativeTensors : IDisposable
+    {
+        readonly Dictionary<string, (nint Data, Tensors.DType DType, long[] Shape, long Bytes, long Written)> _tensors = new(StringComparer.Ordinal);
+
+        public void Allocate(string name, Tensors.DType dtype, long[] shape)
+        {
+            long bytes = shape.Aggregate(1L, (x, y) => x * y) * Tensors.DTypes.SizeOf(dtype);
+            var data = (nint)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
+            _tensors[name] = (data, dtype, shape, bytes, 0);
+        }
+
+        public void Append(string name, byte[] chunk)
+        {
+            var t = _tensors[name];
+            chunk.CopyTo(new Span<byte>((byte*)t.Data + t.Written, chunk.Length));
+            _tensors[name] = t with { Written = t.Written + chunk.Length };
+        }
+
+        public bool Contains(string name) => _tensors.ContainsKey(name);
+
+        public ModelWeights.StoredTensor Get(string name) =>
+            _tensors.TryGetValue(name, out var t) ? new ModelWeights.StoredTensor(t.Data, t.DType, t.Shape, t.Bytes)
+                : throw new AttuneException(null, $"tensor {name}", "not in the interpolated model");
+
+        public void Dispose()
+        {
+            foreach (var t in _tensors.Values) NativeMemory.AlignedFree((void*)t.Data);
+            _tensors.Clear();
+        }
+    }
+}
+
+/// <summary>
+/// What a <c>--model</c> argument names: a checkpoint folder, a GGUF file, or <c>BASE+INSTRUCT@λ</c>
+/// (partial adaptation built in memory).
+/// </summary>
+public static class ModelSpec
+{
+    public static LanguageModel Load(string spec)
+    {
+        int at = spec.LastIndexOf('@');
+        int plus = at > 0 ? spec.LastIndexOf('+', at) : -1;
+        if (at > 0 && plus > 0 && !File.Exists(spec) && !Directory.Exists(spec))
+        {
+            var lambdaText = spec[(at + 1)..];
+            if (!double.TryParse(lambdaText, NumberStyles.Float, CultureInfo.InvariantCulture, out var lambda))
+                throw new AttuneException(null, "--model", $"\"{lambdaText}\" after @ is not a number (expected BASE+INSTRUCT@λ)");
+            return InterpolatedModel.Load(spec[..plus], spec[(plus + 1)..at], lambda);
+        }
+        return LanguageModel.Load(spec);
+    }
+}
