@@ -40,6 +40,12 @@ public static class Program
             case "engine":
                 EngineTable(args.Length > 1 ? int.Parse(args[1]) : 3, args.Skip(2).ToArray());
                 return 0;
+            case "merge":
+                MergeBench.Table(Root, RunSelf);
+                return 0;
+            case "merge-one":
+                MergeBench.One(args[1], args[2], args[3]);
+                return 0;
             case "kernels":
                 KernelBench.Run(int.Parse(args.ElementAtOrDefault(1) ?? "2"));
                 return 0;
@@ -47,7 +53,7 @@ public static class Program
                 Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | engine-one MODEL PROMPT GEN THREADS | kernels [THREADS] | bandwidth [THREADS] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | kernels [THREADS] | bandwidth [THREADS] | load-rss NAME");
                 return 1;
         }
     }

@@ -53,7 +53,7 @@ public static class InterpolatedModel
             _tensors[name] = (data, dtype, shape, bytes, 0);
         }
 
-        public void Append(string name, byte[] chunk)
+        public void Append(string name, ReadOnlySpan<byte> chunk)
         {
             var t = _tensors[name];
             chunk.CopyTo(new Span<byte>((byte*)t.Data + t.Written, chunk.Length));

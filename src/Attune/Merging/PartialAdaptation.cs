@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -70,9 +71,13 @@ public static class PartialAdaptation
     /// (output index, tensor, bytes). Shared by the folder merge and the in-memory model, so both hold
     /// the same bytes.
     /// </summary>
+    internal delegate void ChunkSink(int output, Plan plan, ReadOnlySpan<byte> bytes);
+
     internal static void Stream(Checkpoint b, Checkpoint i, List<Plan> plans, IReadOnlyList<double> lambdas, int chunkElements,
-        Action<int, Plan, byte[]> sink, IProgress<double>? progress)
+        ChunkSink sink, IProgress<double>? progress)
     {
+        float[] mixed = [];
+        byte[] encoded = [];
         using var baseReader = new TensorReader(b.Weights);
         using var instructReader = new TensorReader(i.Weights);
         long total = plans.Sum(p => p.Elements), done = 0;
@@ -87,8 +92,14 @@ public static class PartialAdaptation
                 // Rows the base does not have come from the instruct model unchanged.
                 long baseElems = Math.Clamp((p.BaseRows - r0) * cols, 0, n);
                 var bas = baseElems > 0 ? baseReader.Read(p.BaseName, r0 * cols, (int)baseElems) : [];
+                if (mixed.Length < n) { mixed = new float[n]; encoded = new byte[n * 4]; }
                 for (int k = 0; k < lambdas.Count; k++)
-                    sink(k, p, Encode(Interpolate(bas, inst, (float)lambdas[k]), p.OutDType));
+                {
+                    Interpolate(bas, inst, (float)lambdas[k], mixed);
+                    int bytes = n * p.OutDType.SizeOf();
+                    DTypes.FromSingle(p.OutDType, mixed.AsSpan(0, n), encoded.AsSpan(0, bytes));
+                    sink(k, p, encoded.AsSpan(0, bytes));
+                }
                 done += n;
                 progress?.Report((double)done / total);
             }
@@ -122,8 +133,9 @@ public static class PartialAdaptation
         foreach (var l in options.Lambdas.Where(l => l < 0 || l > 1))
             log?.WriteLine($"warning: λ = {l.ToString(CultureInfo.InvariantCulture)} is outside [0, 1]: this extrapolates beyond the two models");
 
-        var baseHash = WeightsSha256(b);
-        var instructHash = WeightsSha256(i);
+        // Hash the two inputs at once (one core each).
+        var hashes = new[] { b, i }.AsParallel().AsOrdered().WithDegreeOfParallelism(2).Select(WeightsSha256).ToArray();
+        var (baseHash, instructHash) = (hashes[0], hashes[1]);
         var outputs = options.Lambdas.Count == 1 ? [(options.Lambdas[0], outDir)]
             : options.Lambdas.Select(l => (l, Path.Combine(outDir, FolderName(l)))).ToList();
         foreach (var (_, dir) in outputs)
@@ -166,10 +178,26 @@ public static class PartialAdaptation
     public static float[] Interpolate(ReadOnlySpan<float> b, ReadOnlySpan<float> instruct, float lambda)
     {
         var r = new float[instruct.Length];
-        float keep = 1f - lambda;
-        for (int k = 0; k < b.Length; k++) r[k] = keep * b[k] + lambda * instruct[k];
-        instruct[b.Length..].CopyTo(r.AsSpan(b.Length));
+        Interpolate(b, instruct, lambda, r);
         return r;
+    }
+
+    /// <summary>As above, into <paramref name="r"/> (at least instruct.Length long).</summary>
+    public static void Interpolate(ReadOnlySpan<float> b, ReadOnlySpan<float> instruct, float lambda, Span<float> r)
+    {
+        float keep = 1f - lambda;
+        int k = 0;
+        // Two products and a sum, each rounded, exactly as the scalar formula (no fused multiply-add),
+        // so every path and machine gives the same bits.
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+        {
+            var vk = System.Runtime.Intrinsics.Vector512.Create(keep);
+            var vl = System.Runtime.Intrinsics.Vector512.Create(lambda);
+            for (; k + 16 <= b.Length; k += 16)
+                (vk * System.Runtime.Intrinsics.Vector512.Create(b[k..]) + vl * System.Runtime.Intrinsics.Vector512.Create(instruct[k..])).CopyTo(r[k..]);
+        }
+        for (; k < b.Length; k++) r[k] = keep * b[k] + lambda * instruct[k];
+        instruct[b.Length..].CopyTo(r[b.Length..]);
     }
 
     static List<Plan> PlanTensors(Checkpoint b, Checkpoint i, MergeOptions options, TextWriter? log)
@@ -285,13 +313,6 @@ public static class PartialAdaptation
         Directory.CreateDirectory(temp);
         return temp;
     }
-
-    static byte[] Encode(float[] values, DType d) => d switch
-    {
-        Tensors.DType.F32 => MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
-        Tensors.DType.F16 => MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
-        _ => MemoryMarshal.AsBytes(values.Select(BFloat16.FromSingle).ToArray().AsSpan()).ToArray(),
-    };
 
     /// <summary>Positioned reads of tensor element ranges, converted to f32 (no memory map, so memory stays bounded).</summary>
     sealed class TensorReader(SafeTensorsIndex index) : IDisposable

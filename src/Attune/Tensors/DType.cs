@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 namespace Attune.Tensors;
 
 /// <summary>Element types of stored tensors. Names follow safetensors (<c>F32</c>, <c>BF16</c>, …).</summary>
@@ -60,6 +61,50 @@ public static class DTypes
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 
+    /// <summary>f32 → the bytes of <paramref name="t"/> (f32, f16, or bf16 rounded to nearest even as PyTorch does).</summary>
+    public static byte[] FromSingle(DType t, ReadOnlySpan<float> values)
+    {
+        var bytes = new byte[values.Length * t.SizeOf()];
+        FromSingle(t, values, bytes);
+        return bytes;
+    }
+
+    /// <summary>f32 → the bytes of <paramref name="t"/>, into <paramref name="dst"/> (values.Length × size bytes).</summary>
+    public static void FromSingle(DType t, ReadOnlySpan<float> values, Span<byte> dst)
+    {
+        switch (t)
+        {
+            case DType.F32:
+                System.Runtime.InteropServices.MemoryMarshal.AsBytes(values).CopyTo(dst);
+                return;
+            case DType.F16:
+                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(dst));
+                return;
+            case DType.BF16:
+            {
+                var outBits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(dst);
+                var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(values);
+                int i = 0;
+                if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+                    for (; i + 32 <= bits.Length; i += 32)
+                        System.Runtime.Intrinsics.Vector512.Narrow(ToBf16(System.Runtime.Intrinsics.Vector512.Create(bits[i..])),
+                            ToBf16(System.Runtime.Intrinsics.Vector512.Create(bits[(i + 16)..]))).CopyTo(outBits[i..]);
+                for (; i < bits.Length; i++) outBits[i] = BFloat16.FromSingle(values[i]);
+                return;
+            }
+            default:
+                throw new NotSupportedException($"{t} is not a floating-point dtype");
+        }
+    }
+
+    /// <summary>The BFloat16 rounding of <see cref="BFloat16.FromSingle"/> on 16 lanes (result in the low 16 bits).</summary>
+    static System.Runtime.Intrinsics.Vector512<uint> ToBf16(System.Runtime.Intrinsics.Vector512<uint> x)
+    {
+        var rounded = (x + System.Runtime.Intrinsics.Vector512.Create(0x7FFFu) + ((x >> 16) & System.Runtime.Intrinsics.Vector512<uint>.One)) >> 16;
+        var nan = System.Runtime.Intrinsics.Vector512.GreaterThan(x & System.Runtime.Intrinsics.Vector512.Create(0x7FFF_FFFFu), System.Runtime.Intrinsics.Vector512.Create(0x7F80_0000u));
+        return System.Runtime.Intrinsics.Vector512.ConditionalSelect(nan, (x >> 16) | System.Runtime.Intrinsics.Vector512.Create(0x0040u), rounded);
+    }
+
     /// <summary>Converts any floating-point view to f32 (the working precision of Attune's kernels).</summary>
     public static void ToSingle(DType t, ReadOnlySpan<byte> src, Span<float> dst)
     {
@@ -73,11 +118,11 @@ public static class DTypes
                     System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(src), dst);
                 break;
             case DType.BF16:
-            {
-                var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(src);
-                for (int i = 0; i < bits.Length; i++) dst[i] = BFloat16.ToSingle(bits[i]);
+                unsafe
+                {
+                    fixed (byte* p = src) Dot.Dequantize(WeightType.BF16, p, dst[..(src.Length / 2)]);
+                }
                 break;
-            }
             case DType.F64:
             {
                 var d = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(src);
