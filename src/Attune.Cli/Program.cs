@@ -25,6 +25,7 @@ public static class Program
             Verbose,
             TokenizeCommands.Tokenize(),
             TokenizeCommands.Detokenize(),
+            TemplateCommand.Build(),
             InspectCommand.Build(),
             ModelCommands.Init(),
             ConvertCommand.Build(),
