@@ -31,6 +31,7 @@ public static class Program
             ConvertCommand.Build(),
             MergeCommand.Build(),
             ModelCommands.Generate(),
+            ModelCommands.Chat(),
             ModelCommands.Score(),
             ModelCommands.Perplexity(),
         };

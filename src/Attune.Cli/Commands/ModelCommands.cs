@@ -50,7 +50,7 @@ public static class ModelCommands
     {
         var model = ModelOption();
         var prompt = new Option<string>("--prompt") { Description = "The prompt text", Required = true };
-        var mode = new Option<string>("--mode") { Description = "How the prompt is given: raw (as is) or urial (in-context alignment of a base model)", DefaultValueFactory = _ => "raw" };
+        var mode = new Option<string>("--mode") { Description = "How the prompt is given: raw (as is), chat (the model's chat template) or urial (in-context alignment of a base model)", DefaultValueFactory = _ => "raw" };
         var lang = new Option<string>("--lang") { Description = "Language of the URIAL prompt: en|fr|es", DefaultValueFactory = _ => "en" };
         var shots = new Option<int>("--shots") { Description = "URIAL examples (0, 1, 3, 8, …)", DefaultValueFactory = _ => UrialPrompt.DefaultShots };
         var urialFile = new Option<string?>("--urial-prompt") { Description = "A URIAL prompt file ({preamble, examples}) instead of the built-in one" };
@@ -68,14 +68,8 @@ public static class ModelCommands
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
-            var m = parse.GetValue(mode);
-            if (m is not ("raw" or "urial"))
-                throw new AttuneException(null, "--mode", $"\"{m}\" is not available; use raw or urial (chat comes with chat templates)");
-            UrialPrompt? urial = null;
-            if (m == "urial")
-                urial = parse.GetValue(urialFile) is { } f ? UrialPrompt.Load(f) : UrialPrompt.BuiltIn(parse.GetValue(lang)!);
-            else if (!UrialPrompt.Languages.Contains(parse.GetValue(lang)!))
-                throw new AttuneException(null, "--lang", $"\"{parse.GetValue(lang)}\" is not one of {string.Join(", ", UrialPrompt.Languages)}");
+            var m = ChatPrompt.ParseMode(parse.GetValue(mode)!);
+            var urial = LoadUrial(m, parse.GetValue(lang)!, parse.GetValue(urialFile));
             var options = new GenerationOptions
             {
                 MaxNewTokens = parse.GetValue(maxTokens),
@@ -87,16 +81,84 @@ public static class ModelCommands
                     MinP = parse.GetValue(minP), RepetitionPenalty = parse.GetValue(repetition), Seed = parse.GetValue(seed),
                 }.Validate(),
             };
-            var text = parse.GetValue(prompt)!;
-            if (urial is not null) text = urial.Render([ChatMessage.User(text)], parse.GetValue(shots));
             using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
-            var ids = lm.Tokenizer.Encode(text, addSpecialTokens: true);
+            var ids = PromptIds(lm, m, urial, [ChatMessage.User(parse.GetValue(prompt)!)], parse.GetValue(shots));
             void Show(string t) { io.Out.Write(t); io.Out.Flush(); }
             var cleaner = urial is null ? null : new UrialPrompt.StreamCleaner(Show);
             var result = lm.Generate(ids, options, cleaner is null ? Show : cleaner.Write);
             cleaner?.Finish();
             io.Out.WriteLine();
             if (result.Finish == FinishReason.Repetition) io.Error.WriteLine("note: stopped a repetition loop");
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    /// <summary>The URIAL prompt for urial mode (built-in per language, or a file); checks --lang in every mode.</summary>
+    static UrialPrompt? LoadUrial(PromptMode mode, string lang, string? file)
+    {
+        if (!UrialPrompt.Languages.Contains(lang))
+            throw new AttuneException(null, "--lang", $"\"{lang}\" is not one of {string.Join(", ", UrialPrompt.Languages)}");
+        if (mode != PromptMode.Urial) return null;
+        return file is not null ? UrialPrompt.Load(file) : UrialPrompt.BuiltIn(lang);
+    }
+
+    /// <summary>Token ids of a conversation's prompt in the chosen mode (raw takes the last user turn as is).</summary>
+    static int[] PromptIds(LanguageModel lm, PromptMode mode, UrialPrompt? urial, IReadOnlyList<ChatMessage> conversation, int shots) => mode switch
+    {
+        PromptMode.Chat => lm.Tokenizer.Encode(ChatPrompt.RenderChat(lm.Tokenizer, conversation), addSpecialTokens: false),
+        PromptMode.Urial => lm.Tokenizer.Encode(urial!.Render(conversation, shots), addSpecialTokens: true),
+        _ => lm.Tokenizer.Encode(conversation[^1].Content, addSpecialTokens: true),
+    };
+
+    /// <summary><c>attune chat</c>: a conversation with a model at the terminal, in chat or URIAL mode.</summary>
+    public static Command Chat()
+    {
+        var model = ModelOption();
+        var mode = new Option<string>("--mode") { Description = "chat (the model's chat template) or urial (base models)", DefaultValueFactory = _ => "chat" };
+        var lang = new Option<string>("--lang") { Description = "Language of the URIAL prompt: en|fr|es", DefaultValueFactory = _ => "en" };
+        var shots = new Option<int>("--shots") { Description = "URIAL examples", DefaultValueFactory = _ => UrialPrompt.DefaultShots };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most new tokens per reply", DefaultValueFactory = _ => 256 };
+        var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.7f };
+        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass", DefaultValueFactory = _ => 0.9f };
+        var seed = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("chat", "Talk with a model at the terminal (/reset starts over, /exit or an empty line ends)")
+            { model, mode, lang, shots, maxTokens, temperature, topP, seed };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            var m = ChatPrompt.ParseMode(parse.GetValue(mode)!);
+            if (m == PromptMode.Raw) throw new AttuneException(null, "--mode", "chat needs chat or urial");
+            var urial = LoadUrial(m, parse.GetValue(lang)!, null);
+            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
+            var conversation = new List<ChatMessage>();
+            var sampling = new SamplingOptions { Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP), Seed = parse.GetValue(seed) }.Validate();
+            int turn = 0;
+            while (true)
+            {
+                io.Out.Write("you> ");
+                io.Out.Flush();
+                var line = io.In.ReadLine();
+                if (line is null || line.Trim().Length == 0 || line.Trim() == "/exit") break;
+                if (line.Trim() == "/reset") { conversation.Clear(); io.Out.WriteLine("(conversation cleared)"); continue; }
+                conversation.Add(ChatMessage.User(line));
+                var ids = PromptIds(lm, m, urial, conversation, parse.GetValue(shots));
+                var options = new GenerationOptions
+                {
+                    MaxNewTokens = parse.GetValue(maxTokens),
+                    Sampling = sampling with { Seed = sampling.Seed + (ulong)turn++ },
+                    StopStrings = urial is null ? [] : UrialPrompt.StopStrings,
+                    RepetitionGuard = new RepetitionGuard(),
+                };
+                io.Out.Write("model> ");
+                void Show(string t) { io.Out.Write(t); io.Out.Flush(); }
+                var cleaner = urial is null ? null : new UrialPrompt.StreamCleaner(Show);
+                var reply = lm.Generate(ids, options, cleaner is null ? Show : cleaner.Write);
+                cleaner?.Finish();
+                io.Out.WriteLine();
+                if (reply.Finish == FinishReason.Repetition) io.Out.WriteLine("(stopped a repetition loop)");
+                conversation.Add(ChatMessage.Assistant(urial is null ? reply.Text.Trim() : UrialPrompt.CleanAnswer(reply.Text)));
+            }
             return Program.Success;
         });
         return cmd;

@@ -50,7 +50,7 @@ public class ModelCliTests
     [Theory]
     [InlineData("generate --model {m} --prompt hi --temperature -1", "--temperature")]
     [InlineData("generate --model {m} --prompt hi --top-p 2", "--top-p")]
-    [InlineData("generate --model {m} --prompt hi --mode chat", "--mode")]
+    [InlineData("generate --model {m} --prompt hi --mode fancy", "--mode")]
     [InlineData("init --preset huge --out {tmp}/x", "unknown preset")]
     [InlineData("init --preset tiny --dtype q4 --out {tmp}/x", "--dtype")]
     [InlineData("convert --in {m} --out {tmp}/x.bin", "*.gguf")]
