@@ -15,6 +15,12 @@ public sealed record FewShotFormat
     public string ShotSeparator { get; init; } = "\n\n";
     /// <summary>Between an input and its answer (harness: " ").</summary>
     public string TargetDelimiter { get; init; } = " ";
+    /// <summary>
+    /// How one example is written: <c>{input}</c>, <c>{delimiter}</c> (the target delimiter) and <c>{answer}</c>
+    /// are replaced. The query is the part before <c>{answer}</c> — without a <c>{delimiter}</c> right before it,
+    /// which belongs to the continuation — so the model continues where an answer would go.
+    /// </summary>
+    public string ExampleTemplate { get; init; } = "{input}{delimiter}{answer}";
 }
 
 /// <summary>Few-shot prompts with seeded shot sampling that never includes the evaluated item.</summary>
@@ -44,11 +50,20 @@ public static class FewShotPrompt
     /// <summary>The prompt text; the model's continuation is scored or generated after it.</summary>
     public static string Build(FewShotFormat format, IEnumerable<(string Input, string Answer)> shots, string query)
     {
+        var raw = format.ExampleTemplate;
+        int rawAnswerAt = raw.IndexOf("{answer}", StringComparison.Ordinal);
+        if (rawAnswerAt < 0 || !raw.Contains("{input}", StringComparison.Ordinal))
+            throw new AttuneException(null, "example template", "must contain {input} and {answer}");
+        // As in the harness, the target delimiter belongs to the continuation (" cold"), not to the context.
+        var queryTemplate = raw[..rawAnswerAt];
+        if (queryTemplate.EndsWith("{delimiter}", StringComparison.Ordinal)) queryTemplate = queryTemplate[..^"{delimiter}".Length];
+        queryTemplate = queryTemplate.Replace("{delimiter}", format.TargetDelimiter, StringComparison.Ordinal);
+        var template = raw.Replace("{delimiter}", format.TargetDelimiter, StringComparison.Ordinal);
         var sb = new StringBuilder();
         if (format.Description.Length > 0) sb.Append(format.Description);
         foreach (var (input, answer) in shots)
-            sb.Append(input).Append(format.TargetDelimiter).Append(answer).Append(format.ShotSeparator);
-        sb.Append(query);
+            sb.Append(template.Replace("{input}", input, StringComparison.Ordinal).Replace("{answer}", answer, StringComparison.Ordinal)).Append(format.ShotSeparator);
+        sb.Append(queryTemplate.Replace("{input}", query, StringComparison.Ordinal));
         return sb.ToString();
     }
 }

@@ -81,6 +81,9 @@ public class PromptingTests
         var prompt = FewShotPrompt.Build(new FewShotFormat { Description = "Antonyms.\n\n", TargetDelimiter = " ", ShotSeparator = "\n" },
             [("hot:", "cold"), ("up:", "down")], "big:");
         Assert.Equal("Antonyms.\n\nhot: cold\nup: down\nbig:", prompt);
+        var qa = FewShotPrompt.Build(new FewShotFormat { ExampleTemplate = "Q: {input}\nA: {answer}" }, [("2+2?", "4")], "3+3?");
+        Assert.Equal("Q: 2+2?\nA: 4\n\nQ: 3+3?\nA: ", qa);
+        Assert.Throws<AttuneException>(() => FewShotPrompt.Build(new FewShotFormat { ExampleTemplate = "{input}" }, [], "x"));
     }
 
     [Fact]
