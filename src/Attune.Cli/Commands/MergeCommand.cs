@@ -10,8 +10,10 @@ public static class MergeCommand
 {
     public static Command Build()
     {
-        var baseModel = new Option<string>("--base") { Description = "The base checkpoint folder", Required = true };
-        var instruct = new Option<string>("--instruct") { Description = "The instruct checkpoint folder", Required = true };
+        var baseModel = new Option<string?>("--base") { Description = "The base checkpoint folder" };
+        var instruct = new Option<string?>("--instruct") { Description = "The instruct checkpoint folder" };
+        var recipe = new Option<string?>("--recipe") { Description = "A YAML recipe (base, instruct, lambda(s), rules, dtype, tokenizer_from) instead of flags" };
+        var rule = new Option<string[]>("--rule") { Description = "Per-tensor λ: PATTERN=VALUE or PATTERN=V1,V2,… spread across layers (repeatable; first match wins)" };
         var lambda = new Option<double?>("--lambda") { Description = "Interpolation weight λ: 0 = base, 1 = instruct (outside [0, 1] extrapolates)" };
         var lambdas = new Option<string?>("--lambdas") { Description = "Several λ in one pass: 0,0.5,1 or start:end:step; outputs go to OUT/lambda-0.50/…" };
         var method = new Option<string>("--method") { Description = "Merge method: linear (partial adaptation)", DefaultValueFactory = _ => "linear" };
@@ -19,10 +21,21 @@ public static class MergeCommand
         var tokenizerFrom = new Option<string>("--tokenizer-from") { Description = "Tokenizer files and chat template from: instruct|base", DefaultValueFactory = _ => "instruct" };
         var output = new Option<string>("--out") { Description = "Output folder", Required = true };
         var cmd = new Command("merge", "Interpolate a base and an instruct checkpoint: M(λ) = W_base + λ·(W_instruct − W_base)")
-            { baseModel, instruct, lambda, lambdas, method, dtype, tokenizerFrom, output };
+            { baseModel, instruct, recipe, lambda, lambdas, rule, method, dtype, tokenizerFrom, output };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
+            if (parse.GetValue(recipe) is { } recipeFile)
+            {
+                if (parse.GetValue(baseModel) is not null || parse.GetValue(instruct) is not null || parse.GetValue(lambda) is not null || parse.GetValue(lambdas) is not null)
+                    throw new AttuneException(null, "--recipe", "give either a recipe or --base/--instruct/--lambda flags, not both");
+                var r = MergeRecipe.Load(recipeFile);
+                CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(r.Base, r.Instruct, parse.GetValue(output)!, r.Options, p, io.Error));
+                io.Out.WriteLine($"wrote {parse.GetValue(output)} from {recipeFile}");
+                return Program.Success;
+            }
+            if (parse.GetValue(baseModel) is null || parse.GetValue(instruct) is null)
+                throw new AttuneException(null, "--base", "give --base and --instruct (or --recipe)");
             if (parse.GetValue(method) != "linear")
                 throw new AttuneException(null, "--method", $"\"{parse.GetValue(method)}\" is not available yet; use linear");
             var one = parse.GetValue(lambda);
@@ -37,7 +50,8 @@ public static class MergeCommand
                 "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
                 var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
             };
-            var options = new MergeOptions { Lambdas = values, DType = dt, TokenizerFrom = parse.GetValue(tokenizerFrom)! };
+            var rules = (parse.GetValue(rule) ?? []).Select(ParseRule).ToList();
+            var options = new MergeOptions { Lambdas = values, DType = dt, TokenizerFrom = parse.GetValue(tokenizerFrom)!, Rules = rules };
             CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(parse.GetValue(baseModel)!, parse.GetValue(instruct)!, parse.GetValue(output)!, options, p, io.Error));
             io.Out.WriteLine(values.Count == 1
                 ? $"wrote {parse.GetValue(output)} (λ = {values[0].ToString(CultureInfo.InvariantCulture)})"
@@ -45,5 +59,14 @@ public static class MergeCommand
             return Program.Success;
         });
         return cmd;
+    }
+
+    static TensorRule ParseRule(string text)
+    {
+        int eq = text.LastIndexOf('=');
+        if (eq <= 0) throw new AttuneException(null, "--rule", $"\"{text}\" is not PATTERN=VALUE[,VALUE…]");
+        var values = text[(eq + 1)..].Split(',').Select(v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d
+            : throw new AttuneException(null, "--rule", $"\"{v}\" is not a number")).ToList();
+        return new TensorRule(text[..eq], values);
     }
 }

@@ -24,7 +24,7 @@ public static class InterpolatedModel
         try
         {
             foreach (var p in plans) memory.Allocate(p.Name, p.OutDType, p.Shape);
-            PartialAdaptation.Stream(b, i, plans, options.Lambdas, options.ChunkElements, (_, p, bytes) => memory.Append(p.Name, bytes), null);
+            PartialAdaptation.Stream(b, i, plans, options, (_, p, bytes) => memory.Append(p.Name, bytes), null);
             var config = i.Config;
             var weights = ModelWeights.FromTensors(config, memory.Get, memory.Contains, memory);
             var tokenizerDir = options.TokenizerFrom == "base" ? basePath : instructPath;

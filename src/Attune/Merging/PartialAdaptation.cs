@@ -22,6 +22,16 @@ public sealed record MergeOptions
     public long MaxShardBytes { get; init; } = ShardedSafeTensorsWriter.DefaultMaxShardBytes;
     /// <summary>Elements per streamed chunk (bounds memory whatever the tensor size).</summary>
     public int ChunkElements { get; init; } = 1 << 22;
+    /// <summary>Per-tensor λ (first match wins; see <see cref="TensorRule"/>); unmatched tensors take the run's λ.</summary>
+    public IReadOnlyList<TensorRule> Rules { get; init; } = [];
+
+    /// <summary>The λ a tensor gets in the run whose λ is <paramref name="lambda"/>.</summary>
+    public double LambdaFor(string tensor, double lambda, int layers)
+    {
+        foreach (var r in Rules)
+            if (r.Matches(tensor)) return r.ValueFor(TensorRule.LayerOf(tensor), layers);
+        return lambda;
+    }
 }
 
 /// <summary>
@@ -73,9 +83,11 @@ public static class PartialAdaptation
     /// </summary>
     internal delegate void ChunkSink(int output, Plan plan, ReadOnlySpan<byte> bytes);
 
-    internal static void Stream(Checkpoint b, Checkpoint i, List<Plan> plans, IReadOnlyList<double> lambdas, int chunkElements,
-        ChunkSink sink, IProgress<double>? progress)
+    internal static void Stream(Checkpoint b, Checkpoint i, List<Plan> plans, MergeOptions options, ChunkSink sink, IProgress<double>? progress)
     {
+        var lambdas = options.Lambdas;
+        int chunkElements = options.ChunkElements;
+        int layers = i.Config.NumLayers;
         float[] mixed = [];
         byte[] encoded = [];
         using var baseReader = new TensorReader(b.Weights);
@@ -95,7 +107,7 @@ public static class PartialAdaptation
                 if (mixed.Length < n) { mixed = new float[n]; encoded = new byte[n * 4]; }
                 for (int k = 0; k < lambdas.Count; k++)
                 {
-                    Interpolate(bas, inst, (float)lambdas[k], mixed);
+                    Interpolate(bas, inst, (float)options.LambdaFor(p.Name, lambdas[k], layers), mixed);
                     int bytes = n * p.OutDType.SizeOf();
                     DTypes.FromSingle(p.OutDType, mixed.AsSpan(0, n), encoded.AsSpan(0, bytes));
                     sink(k, p, encoded.AsSpan(0, bytes));
@@ -130,7 +142,7 @@ public static class PartialAdaptation
         var (b, i, plans) = Open(basePath, instructPath, options, log);
         using var _ = b;
         using var __ = i;
-        foreach (var l in options.Lambdas.Where(l => l < 0 || l > 1))
+        foreach (var l in options.Lambdas.Concat(options.Rules.SelectMany(r => r.Values)).Where(l => l < 0 || l > 1).Distinct())
             log?.WriteLine($"warning: λ = {l.ToString(CultureInfo.InvariantCulture)} is outside [0, 1]: this extrapolates beyond the two models");
 
         // Hash the two inputs at once (one core each).
@@ -157,7 +169,7 @@ public static class PartialAdaptation
             }
             foreach (var row in extraRows) log?.WriteLine($"note: {row} (beyond the base's vocabulary)");
 
-            Stream(b, i, plans, options.Lambdas, options.ChunkElements, (k, p, bytes) => writers[k].WritePart(p.Name, bytes), progress);
+            Stream(b, i, plans, options, (k, p, bytes) => writers[k].WritePart(p.Name, bytes), progress);
             foreach (var w in writers) w.Commit();
             for (int k = 0; k < outputs.Count; k++)
             {
@@ -264,6 +276,12 @@ public static class PartialAdaptation
         sb.AppendLine($"instruct_sha256: {instructHash}");
         sb.AppendLine($"dtype: {(o.DType?.SafeTensorsName() ?? "from instruct")}");
         sb.AppendLine($"tokenizer_from: {o.TokenizerFrom}");
+        if (o.Rules.Count > 0)
+        {
+            sb.AppendLine("rules:");
+            foreach (var r in o.Rules)
+                sb.AppendLine($"  - match: {Quote(r.Pattern)}\n    lambda: {(r.Values.Count == 1 ? r.Values[0].ToString("R", CultureInfo.InvariantCulture) : "[" + string.Join(", ", r.Values.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]")}");
+        }
         if (extraRows.Count > 0)
         {
             sb.AppendLine("rows_from_instruct:");
