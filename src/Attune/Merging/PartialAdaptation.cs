@@ -145,9 +145,9 @@ public static class PartialAdaptation
         foreach (var l in options.Lambdas.Concat(options.Rules.SelectMany(r => r.Values)).Where(l => l < 0 || l > 1).Distinct())
             log?.WriteLine($"warning: λ = {l.ToString(CultureInfo.InvariantCulture)} is outside [0, 1]: this extrapolates beyond the two models");
 
-        // Hash the two inputs at once (one core each).
-        var hashes = new[] { b, i }.AsParallel().AsOrdered().WithDegreeOfParallelism(2).Select(WeightsSha256).ToArray();
-        var (baseHash, instructHash) = (hashes[0], hashes[1]);
+        // The inputs are hashed on a second core while the merge streams; the headers carry same-length
+        // placeholders that are patched with the hashes before the outputs are renamed into place.
+        string baseHash = new('?', 64), instructHash = new('!', 64);
         var outputs = options.Lambdas.Count == 1 ? [(options.Lambdas[0], outDir)]
             : options.Lambdas.Select(l => (l, Path.Combine(outDir, FolderName(l)))).ToList();
         foreach (var (_, dir) in outputs)
@@ -155,6 +155,7 @@ public static class PartialAdaptation
                 throw new AttuneException(dir, "already exists and is not empty");
 
         // All outputs are built in temporary folders and renamed only when every one is complete.
+        var hashing = Task.Run(() => (WeightsSha256(b), WeightsSha256(i)));
         var temps = outputs.Select(o => TempSibling(o.Item2)).ToList();
         var writers = new List<ShardedSafeTensorsWriter>();
         try
@@ -164,13 +165,21 @@ public static class PartialAdaptation
             {
                 var recipe = Recipe(basePath, instructPath, baseHash, instructHash, outputs[k].Item1, options, extraRows);
                 var metadata = new Dictionary<string, string> { ["format"] = "pt", ["attune.merge"] = recipe };
-                WriteSideFiles(temps[k], b, i, options, plans, recipe);
+                WriteSideFiles(temps[k], b, i, options, plans);
                 writers.Add(new ShardedSafeTensorsWriter(temps[k], plans.Select(p => new TensorSpec(p.Name, p.OutDType, p.Shape)).ToList(), metadata, options.MaxShardBytes));
             }
             foreach (var row in extraRows) log?.WriteLine($"note: {row} (beyond the base's vocabulary)");
 
             Stream(b, i, plans, options, (k, p, bytes) => writers[k].WritePart(p.Name, bytes), progress);
             foreach (var w in writers) w.Commit();
+            var (realBase, realInstruct) = hashing.GetAwaiter().GetResult();
+            for (int k = 0; k < outputs.Count; k++)
+            {
+                foreach (var file in Directory.GetFiles(temps[k], "*.safetensors"))
+                    PatchHeader(file, [(baseHash, realBase), (instructHash, realInstruct)]);
+                File.WriteAllText(Path.Combine(temps[k], "attune_merge.yml"),
+                    Recipe(basePath, instructPath, realBase, realInstruct, outputs[k].Item1, options, extraRows));
+            }
             for (int k = 0; k < outputs.Count; k++)
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outputs[k].Item2))!);
@@ -180,6 +189,7 @@ public static class PartialAdaptation
         }
         catch
         {
+            try { hashing.Wait(); } catch (AggregateException) { }
             foreach (var w in writers) w.Dispose();
             foreach (var t in temps) try { if (Directory.Exists(t)) Directory.Delete(t, recursive: true); } catch (IOException) { }
             throw;
@@ -306,7 +316,28 @@ public static class PartialAdaptation
         return Convert.ToHexStringLower(all.GetHashAndReset());
     }
 
-    static void WriteSideFiles(string dir, Checkpoint b, Checkpoint i, MergeOptions o, List<Plan> plans, string recipe)
+    /// <summary>Replaces same-length ASCII placeholders inside a safetensors header (the data area is untouched).</summary>
+    static void PatchHeader(string file, (string Placeholder, string Value)[] patches)
+    {
+        using var fs = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        Span<byte> len = stackalloc byte[8];
+        fs.ReadExactly(len);
+        var header = new byte[System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(len)];
+        fs.ReadExactly(header);
+        var text = Encoding.UTF8.GetString(header);
+        foreach (var (placeholder, value) in patches)
+        {
+            if (value.Length != placeholder.Length) throw new InvalidOperationException("patch must keep the header length");
+            text = text.Replace(placeholder, value, StringComparison.Ordinal);
+        }
+        var patched = Encoding.UTF8.GetBytes(text);
+        if (patched.Length != header.Length) throw new InvalidOperationException("patch changed the header length");
+        fs.Position = 8;
+        fs.Write(patched);
+        fs.Flush(flushToDisk: true);
+    }
+
+    static void WriteSideFiles(string dir, Checkpoint b, Checkpoint i, MergeOptions o, List<Plan> plans)
     {
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(i.Directory, Checkpoint.ConfigFileName)))!.AsObject();
         var dtypes = plans.Select(p => p.OutDType).Distinct().ToList();
@@ -319,7 +350,6 @@ public static class PartialAdaptation
             var src = Path.Combine(tokenizerSource.Directory, name);
             if (File.Exists(src)) File.Copy(src, Path.Combine(dir, name));
         }
-        File.WriteAllText(Path.Combine(dir, "attune_merge.yml"), recipe);
     }
 
     static string TempSibling(string dir)

@@ -39,8 +39,14 @@ public class PartialAdaptationTests
             var mean = Floats(b, name).Zip(Floats(i, name), (x, y) => BFloat16.FromSingle((x + y) / 2)).ToArray();
             Assert.Equal(mean, m5.Weights.GetView(name).As<BFloat16>().ToArray().Select(v => v.Bits));
         }
-        Assert.Contains("lambda: 0.5", File.ReadAllText(tmp["out/lambda-0.50/attune_merge.yml"]));
-        Assert.Contains("base_sha256:", m5.Weights.Metadata["attune.merge"]);
+        var yml = File.ReadAllText(tmp["out/lambda-0.50/attune_merge.yml"]);
+        Assert.Contains("lambda: 0.5", yml);
+        // The hashes in the header and the yml are the real SHA-256 of the inputs (patched in at commit).
+        var baseSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(tmp["base/model.safetensors"])));
+        Assert.Contains($"base_sha256: {baseSha}", yml);
+        Assert.Contains($"base_sha256: {baseSha}", m5.Weights.Metadata["attune.merge"]);
+        Assert.DoesNotContain("????", m5.Weights.Metadata["attune.merge"]);
+        Assert.DoesNotContain("!!!!", m0.Weights.Metadata["attune.merge"]);
     }
 
     [Fact]
