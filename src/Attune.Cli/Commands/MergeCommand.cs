@@ -11,33 +11,49 @@ public static class MergeCommand
     public static Command Build()
     {
         var baseModel = new Option<string?>("--base") { Description = "The base checkpoint folder" };
-        var instruct = new Option<string?>("--instruct") { Description = "The instruct checkpoint folder" };
+        var instruct = new Option<string[]>("--instruct") { Description = "The instruct checkpoint folder; for task_arithmetic, ties and dare repeat it, optionally as PATH=WEIGHT" };
         var recipe = new Option<string?>("--recipe") { Description = "A YAML recipe (base, instruct, lambda(s), rules, dtype, tokenizer_from) instead of flags" };
         var rule = new Option<string[]>("--rule") { Description = "Per-tensor λ: PATTERN=VALUE or PATTERN=V1,V2,… spread across layers (repeatable; first match wins)" };
         var lambda = new Option<double?>("--lambda") { Description = "Interpolation weight λ: 0 = base, 1 = instruct (outside [0, 1] extrapolates)" };
         var lambdas = new Option<string?>("--lambdas") { Description = "Several λ in one pass: 0,0.5,1 or start:end:step; outputs go to OUT/lambda-0.50/…" };
-        var method = new Option<string>("--method") { Description = "Merge method: linear (partial adaptation)", DefaultValueFactory = _ => "linear" };
+        var method = new Option<string>("--method") { Description = "linear (partial adaptation) | task_arithmetic | slerp | ties | dare; λ is each method's strength", DefaultValueFactory = _ => "linear" };
+        var density = new Option<double>("--density") { Description = "ties: fraction of each task vector kept", DefaultValueFactory = _ => 0.5 };
+        var dropRate = new Option<double>("--drop-rate") { Description = "dare: probability of dropping each task-vector element", DefaultValueFactory = _ => 0.5 };
+        var noRescale = new Option<bool>("--no-rescale") { Description = "dare: do not rescale the kept elements by 1/(1 − drop rate)" };
+        var normalize = new Option<bool>("--normalize") { Description = "ties: divide by the total weight of the agreeing models" };
+        var seed = new Option<ulong>("--seed") { Description = "dare: seed of the drop masks", DefaultValueFactory = _ => 0 };
         var dtype = new Option<string?>("--dtype") { Description = "Output dtype f32|f16|bf16 (default: the instruct model's)" };
         var tokenizerFrom = new Option<string>("--tokenizer-from") { Description = "Tokenizer files and chat template from: instruct|base", DefaultValueFactory = _ => "instruct" };
         var output = new Option<string>("--out") { Description = "Output folder", Required = true };
         var cmd = new Command("merge", "Interpolate a base and an instruct checkpoint: M(λ) = W_base + λ·(W_instruct − W_base)")
-            { baseModel, instruct, recipe, lambda, lambdas, rule, method, dtype, tokenizerFrom, output };
+            { baseModel, instruct, recipe, lambda, lambdas, rule, method, density, dropRate, noRescale, normalize, seed, dtype, tokenizerFrom, output };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
             if (parse.GetValue(recipe) is { } recipeFile)
             {
-                if (parse.GetValue(baseModel) is not null || parse.GetValue(instruct) is not null || parse.GetValue(lambda) is not null || parse.GetValue(lambdas) is not null)
+                if (parse.GetValue(baseModel) is not null || parse.GetValue(instruct) is { Length: > 0 } || parse.GetValue(lambda) is not null || parse.GetValue(lambdas) is not null)
                     throw new AttuneException(null, "--recipe", "give either a recipe or --base/--instruct/--lambda flags, not both");
                 var r = MergeRecipe.Load(recipeFile);
-                CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(r.Base, r.Instruct, parse.GetValue(output)!, r.Options, p, io.Error));
+                CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(r.Base, r.Models, parse.GetValue(output)!, r.Options, p, io.Error));
                 io.Out.WriteLine($"wrote {parse.GetValue(output)} from {recipeFile}");
                 return Program.Success;
             }
-            if (parse.GetValue(baseModel) is null || parse.GetValue(instruct) is null)
+            if (parse.GetValue(baseModel) is null || parse.GetValue(instruct) is not { Length: > 0 })
                 throw new AttuneException(null, "--base", "give --base and --instruct (or --recipe)");
-            if (parse.GetValue(method) != "linear")
-                throw new AttuneException(null, "--method", $"\"{parse.GetValue(method)}\" is not available yet; use linear");
+            var models = new List<string>();
+            var weights = new List<double>();
+            foreach (var spec in parse.GetValue(instruct)!)
+            {
+                int eq = spec.LastIndexOf('=');
+                if (eq > 0 && double.TryParse(spec[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var w)) { models.Add(spec[..eq]); weights.Add(w); }
+                else { models.Add(spec); weights.Add(1); }
+            }
+            var (mergeMethod, recorded) = MergeMethods.Create(parse.GetValue(method)!, new MergeMethods.Parameters
+            {
+                Weights = weights, Density = parse.GetValue(density), DropRate = parse.GetValue(dropRate),
+                Rescale = !parse.GetValue(noRescale), Normalize = parse.GetValue(normalize), Seed = parse.GetValue(seed),
+            });
             var one = parse.GetValue(lambda);
             var many = parse.GetValue(lambdas);
             if (one is null == many is null) throw new AttuneException(null, "--lambda", "give either --lambda or --lambdas");
@@ -51,8 +67,12 @@ public static class MergeCommand
                 var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
             };
             var rules = (parse.GetValue(rule) ?? []).Select(ParseRule).ToList();
-            var options = new MergeOptions { Lambdas = values, DType = dt, TokenizerFrom = parse.GetValue(tokenizerFrom)!, Rules = rules };
-            CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(parse.GetValue(baseModel)!, parse.GetValue(instruct)!, parse.GetValue(output)!, options, p, io.Error));
+            var options = new MergeOptions
+            {
+                Lambdas = values, DType = dt, TokenizerFrom = parse.GetValue(tokenizerFrom)!, Rules = rules,
+                Method = mergeMethod, MethodParameters = recorded,
+            };
+            CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(parse.GetValue(baseModel)!, models, parse.GetValue(output)!, options, p, io.Error));
             io.Out.WriteLine(values.Count == 1
                 ? $"wrote {parse.GetValue(output)} (λ = {values[0].ToString(CultureInfo.InvariantCulture)})"
                 : $"wrote {values.Count} checkpoints under {parse.GetValue(output)}");

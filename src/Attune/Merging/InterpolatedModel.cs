@@ -17,14 +17,15 @@ public static class InterpolatedModel
     {
         if (!double.IsFinite(lambda)) throw new AttuneException(null, "λ", "must be a finite number");
         options = (options ?? new MergeOptions { Lambdas = [lambda] }) with { Lambdas = [lambda] };
-        var (b, i, plans) = PartialAdaptation.Open(basePath, instructPath, options, log: null);
+        var (b, models, plans) = PartialAdaptation.Open(basePath, [instructPath], options, log: null);
         using var _ = b;
-        using var __ = i;
+        using var __ = models[0];
+        var i = models[0];
         var memory = new NativeTensors();
         try
         {
             foreach (var p in plans) memory.Allocate(p.Name, p.OutDType, p.Shape);
-            PartialAdaptation.Stream(b, i, plans, options, (_, p, bytes) => memory.Append(p.Name, bytes), null);
+            PartialAdaptation.Stream(b, models, plans, options, (_, p, bytes) => memory.Append(p.Name, bytes), null);
             var config = i.Config;
             var weights = ModelWeights.FromTensors(config, memory.Get, memory.Contains, memory);
             var tokenizerDir = options.TokenizerFrom == "base" ? basePath : instructPath;

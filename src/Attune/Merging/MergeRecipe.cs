@@ -20,7 +20,7 @@ namespace Attune.Merging;
 /// </code>
 /// Relative paths are taken from the recipe's folder. Errors name the recipe line.
 /// </summary>
-public sealed record MergeRecipe(string Base, string Instruct, MergeOptions Options)
+public sealed record MergeRecipe(string Base, IReadOnlyList<string> Models, MergeOptions Options)
 {
     public static MergeRecipe Load(string path)
     {
@@ -45,11 +45,16 @@ public sealed record MergeRecipe(string Base, string Instruct, MergeOptions Opti
             : [Number(node, field)];
         YamlNode? Get(YamlMappingNode map, string key) => map.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : null;
 
-        var known = new HashSet<string> { "method", "base", "instruct", "lambda", "lambdas", "rules", "dtype", "tokenizer_from" };
+        var known = new HashSet<string> { "method", "base", "instruct", "models", "lambda", "lambdas", "rules", "dtype", "tokenizer_from",
+            "density", "drop_rate", "rescale", "normalize", "seed" };
         foreach (var key in root.Children.Keys)
             if (!known.Contains(Scalar(key, "key"))) throw Bad(key, Scalar(key, "key"), $"is not a recipe field ({string.Join(", ", known)})");
         var method = Get(root, "method") is { } m ? Scalar(m, "method") : "linear";
-        if (method != "linear") throw Bad(Get(root, "method")!, "method", $"\"{method}\" is not available yet; use linear");
+        if (!MergeMethods.Names.Contains(method)) throw Bad(Get(root, "method")!, "method", $"\"{method}\" is not one of {string.Join(", ", MergeMethods.Names)}");
+        bool Flag(string name, bool fallback) => Get(root, name) is { } n ? Scalar(n, name) switch
+        {
+            "true" => true, "false" => false, _ => throw Bad(n, name, "must be true or false"),
+        } : fallback;
         string PathField(string name) => Get(root, name) is { } n ? Path.GetFullPath(Path.Combine(dir, Scalar(n, name)))
             : throw new AttuneException(path, name, "missing");
 
@@ -87,6 +92,33 @@ public sealed record MergeRecipe(string Base, string Instruct, MergeOptions Opti
             DType = dtype,
             TokenizerFrom = Get(root, "tokenizer_from") is { } tf ? Scalar(tf, "tokenizer_from") : "instruct",
         };
-        return new MergeRecipe(PathField("base"), PathField("instruct"), options);
+        // The other side: one `instruct`, or `models: [{path, weight}]` for task_arithmetic, ties and dare.
+        var models = new List<string>();
+        var weights = new List<double>();
+        if (Get(root, "models") is { } modelsNode)
+        {
+            if (modelsNode is not YamlSequenceNode ms) throw Bad(modelsNode, "models", "must be a list of {path, weight}");
+            foreach (var entry in ms.Children)
+            {
+                if (entry is not YamlMappingNode em || Get(em, "path") is not { } pn) throw Bad(entry, "models", "each entry is {path, weight}");
+                models.Add(Path.GetFullPath(Path.Combine(dir, Scalar(pn, "path"))));
+                weights.Add(Get(em, "weight") is { } wn ? Number(wn, "weight") : 1);
+            }
+        }
+        else
+        {
+            models.Add(PathField("instruct"));
+            weights.Add(1);
+        }
+        var (mergeMethod, recorded) = MergeMethods.Create(method, new MergeMethods.Parameters
+        {
+            Weights = weights,
+            Density = Get(root, "density") is { } dn ? Number(dn, "density") : 0.5,
+            DropRate = Get(root, "drop_rate") is { } dr ? Number(dr, "drop_rate") : 0.5,
+            Rescale = Flag("rescale", true),
+            Normalize = Flag("normalize", false),
+            Seed = Get(root, "seed") is { } sn && ulong.TryParse(Scalar(sn, "seed"), out var seedValue) ? seedValue : 0,
+        });
+        return new MergeRecipe(PathField("base"), models, options with { Method = mergeMethod, MethodParameters = recorded });
     }
 }

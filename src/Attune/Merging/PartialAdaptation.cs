@@ -22,6 +22,11 @@ public sealed record MergeOptions
     public long MaxShardBytes { get; init; } = ShardedSafeTensorsWriter.DefaultMaxShardBytes;
     /// <summary>Elements per streamed chunk (bounds memory whatever the tensor size).</summary>
     public int ChunkElements { get; init; } = 1 << 22;
+    /// <summary>How the models are combined; linear partial adaptation by default.</summary>
+    public IMergeMethod Method { get; init; } = new LinearMethod();
+    /// <summary>Method parameters as written into the recipe (for the record).</summary>
+    public IReadOnlyDictionary<string, string> MethodParameters { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Per-tensor λ (first match wins; see <see cref="TensorRule"/>); unmatched tensors take the run's λ.</summary>
     public IReadOnlyList<TensorRule> Rules { get; init; } = [];
 
@@ -70,7 +75,7 @@ public static class PartialAdaptation
     }
 
     /// <summary>One output tensor: where each side's rows come from.</summary>
-    internal sealed record Plan(string Name, long[] Shape, string BaseName, string InstructName, long BaseRows, DType OutDType)
+    internal sealed record Plan(string Name, long[] Shape, string BaseName, IReadOnlyList<string> ModelNames, long BaseRows, DType OutDType)
     {
         public long Elements => Shape.Aggregate(1L, (x, y) => x * y);
         public long Columns => Shape.Length > 1 ? Shape.Skip(1).Aggregate(1L, (x, y) => x * y) : 1;
@@ -83,71 +88,103 @@ public static class PartialAdaptation
     /// </summary>
     internal delegate void ChunkSink(int output, Plan plan, ReadOnlySpan<byte> bytes);
 
-    internal static void Stream(Checkpoint b, Checkpoint i, List<Plan> plans, MergeOptions options, ChunkSink sink, IProgress<double>? progress)
+    internal static void Stream(Checkpoint b, IReadOnlyList<Checkpoint> models, List<Plan> plans, MergeOptions options, ChunkSink sink, IProgress<double>? progress)
     {
         var lambdas = options.Lambdas;
+        var method = options.Method;
         int chunkElements = options.ChunkElements;
-        int layers = i.Config.NumLayers;
+        int layers = models[0].Config.NumLayers;
         float[] mixed = [];
         byte[] encoded = [];
         using var baseReader = new TensorReader(b.Weights);
-        using var instructReader = new TensorReader(i.Weights);
-        long total = plans.Sum(p => p.Elements), done = 0;
-        foreach (var p in plans)
+        var readers = models.Select(m => new TensorReader(m.Weights)).ToList();
+        try
         {
-            long rows = p.Shape[0], cols = p.Columns;
-            long chunkRows = Math.Max(1, chunkElements / Math.Max(1, cols));
-            for (long r0 = 0; r0 < rows; r0 += chunkRows)
+            long total = plans.Sum(p => p.Elements) * (1 + method.StatisticsPasses), done = 0;
+            foreach (var p in plans)
             {
-                int n = (int)(Math.Min(chunkRows, rows - r0) * cols);
-                var inst = instructReader.Read(p.InstructName, r0 * cols, n);
-                // Rows the base does not have come from the instruct model unchanged.
-                long baseElems = Math.Clamp((p.BaseRows - r0) * cols, 0, n);
-                var bas = baseElems > 0 ? baseReader.Read(p.BaseName, r0 * cols, (int)baseElems) : [];
-                if (mixed.Length < n) { mixed = new float[n]; encoded = new byte[n * 4]; }
-                for (int k = 0; k < lambdas.Count; k++)
-                {
-                    Interpolate(bas, inst, (float)options.LambdaFor(p.Name, lambdas[k], layers), mixed);
-                    int bytes = n * p.OutDType.SizeOf();
-                    DTypes.FromSingle(p.OutDType, mixed.AsSpan(0, n), encoded.AsSpan(0, bytes));
-                    sink(k, p, encoded.AsSpan(0, bytes));
-                }
-                done += n;
-                progress?.Report((double)done / total);
+                long rows = p.Shape[0], cols = p.Columns;
+                long chunkRows = Math.Max(1, chunkElements / Math.Max(1, cols));
+                method.BeginTensor(p.Name, p.Elements);
+                for (int pass = 0; pass <= method.StatisticsPasses; pass++)
+                    for (long r0 = 0; r0 < rows; r0 += chunkRows)
+                    {
+                        int n = (int)(Math.Min(chunkRows, rows - r0) * cols);
+                        var chunks = readers.Select((r, k) => r.Read(p.ModelNames[k], r0 * cols, n)).ToList();
+                        // Rows the base does not have (vocabulary extension) are left to the method.
+                        long baseElems = Math.Clamp((p.BaseRows - r0) * cols, 0, n);
+                        var bas = baseElems > 0 ? baseReader.Read(p.BaseName, r0 * cols, (int)baseElems) : [];
+                        if (pass < method.StatisticsPasses)
+                        {
+                            method.Observe(pass, bas, chunks, n, r0 * cols);
+                            done += n;
+                            continue;
+                        }
+                        if (mixed.Length < n) { mixed = new float[n]; encoded = new byte[n * 4]; }
+                        for (int k = 0; k < lambdas.Count; k++)
+                        {
+                            method.Compute(bas, chunks, n, r0 * cols, options.LambdaFor(p.Name, lambdas[k], layers), mixed);
+                            int bytes = n * p.OutDType.SizeOf();
+                            DTypes.FromSingle(p.OutDType, mixed.AsSpan(0, n), encoded.AsSpan(0, bytes));
+                            sink(k, p, encoded.AsSpan(0, bytes));
+                        }
+                        done += n;
+                        progress?.Report((double)done / total);
+                    }
             }
+        }
+        finally
+        {
+            foreach (var r in readers) r.Dispose();
         }
     }
 
-    /// <summary>Opens both checkpoints and plans the merge (errors name the mismatched field or tensor).</summary>
-    internal static (Checkpoint Base, Checkpoint Instruct, List<Plan> Plans) Open(string basePath, string instructPath, MergeOptions options, TextWriter? log)
+    /// <summary>Opens the base and the other models and plans the merge (errors name the mismatched field or tensor).</summary>
+    internal static (Checkpoint Base, List<Checkpoint> Models, List<Plan> Plans) Open(string basePath, IReadOnlyList<string> modelPaths, MergeOptions options, TextWriter? log)
     {
-        var b = Checkpoint.Open(basePath);
+        if (modelPaths.Count == 0) throw new AttuneException(null, "--instruct", "no model to merge with the base");
+        var opened = new List<Checkpoint>();
         try
         {
-            var i = Checkpoint.Open(instructPath);
-            try { return (b, i, PlanTensors(b, i, options, log)); }
-            catch { i.Dispose(); throw; }
+            var b = Checkpoint.Open(basePath);
+            opened.Add(b);
+            var models = new List<Checkpoint>();
+            foreach (var m in modelPaths) { var c = Checkpoint.Open(m); opened.Add(c); models.Add(c); }
+            return (b, models, PlanTensors(b, models, options, log));
         }
-        catch { b.Dispose(); throw; }
+        catch
+        {
+            foreach (var c in opened) c.Dispose();
+            throw;
+        }
     }
 
     public static void Merge(string basePath, string instructPath, string outDir, MergeOptions options,
+        IProgress<double>? progress = null, TextWriter? log = null) =>
+        Merge(basePath, [instructPath], outDir, options, progress, log);
+
+    /// <summary>Merges the base with one or more models (the first is the "instruct" side: config, tokenizer, extra rows).</summary>
+    public static void Merge(string basePath, IReadOnlyList<string> modelPaths, string outDir, MergeOptions options,
         IProgress<double>? progress = null, TextWriter? log = null)
     {
+        if (options.Method is LinearMethod or SlerpMethod && modelPaths.Count != 1)
+            throw new AttuneException(null, "--instruct", $"{options.Method.Name} merges the base with exactly one model");
         if (options.Lambdas.Count == 0) throw new AttuneException(null, "--lambda", "no λ given");
         if (options.TokenizerFrom is not ("instruct" or "base"))
             throw new AttuneException(null, "--tokenizer-from", $"\"{options.TokenizerFrom}\" is not base or instruct");
         if (options.DType is { } dt && dt is not (Tensors.DType.F32 or Tensors.DType.F16 or Tensors.DType.BF16))
             throw new AttuneException(null, "--dtype", "a merged checkpoint holds f32, f16 or bf16 weights");
-        var (b, i, plans) = Open(basePath, instructPath, options, log);
+        var (b, models, plans) = Open(basePath, modelPaths, options, log);
         using var _ = b;
-        using var __ = i;
+        using var __ = new DisposeAll(models);
+        var i = models[0];
+        var instructPath = modelPaths[0];
         foreach (var l in options.Lambdas.Concat(options.Rules.SelectMany(r => r.Values)).Where(l => l < 0 || l > 1).Distinct())
             log?.WriteLine($"warning: λ = {l.ToString(CultureInfo.InvariantCulture)} is outside [0, 1]: this extrapolates beyond the two models");
 
         // The inputs are hashed on a second core while the merge streams; the headers carry same-length
         // placeholders that are patched with the hashes before the outputs are renamed into place.
-        string baseHash = new('?', 64), instructHash = new('!', 64);
+        string baseHash = new('?', 64), instructHash = string.Join(",", modelPaths.Select(_ => new string('!', 64)));
         var outputs = options.Lambdas.Count == 1 ? [(options.Lambdas[0], outDir)]
             : options.Lambdas.Select(l => (l, Path.Combine(outDir, FolderName(l)))).ToList();
         foreach (var (_, dir) in outputs)
@@ -155,7 +192,7 @@ public static class PartialAdaptation
                 throw new AttuneException(dir, "already exists and is not empty");
 
         // All outputs are built in temporary folders and renamed only when every one is complete.
-        var hashing = Task.Run(() => (WeightsSha256(b), WeightsSha256(i)));
+        var hashing = Task.Run(() => (WeightsSha256(b), string.Join(",", models.Select(WeightsSha256))));
         var temps = outputs.Select(o => TempSibling(o.Item2)).ToList();
         var writers = new List<ShardedSafeTensorsWriter>();
         try
@@ -163,14 +200,14 @@ public static class PartialAdaptation
             var extraRows = plans.Where(p => p.Shape[0] > p.BaseRows).Select(p => $"{p.Name}: rows {p.BaseRows}..{p.Shape[0] - 1} from instruct").ToList();
             for (int k = 0; k < outputs.Count; k++)
             {
-                var recipe = Recipe(basePath, instructPath, baseHash, instructHash, outputs[k].Item1, options, extraRows);
+                var recipe = Recipe(basePath, modelPaths, baseHash, instructHash, outputs[k].Item1, options, extraRows);
                 var metadata = new Dictionary<string, string> { ["format"] = "pt", ["attune.merge"] = recipe };
                 WriteSideFiles(temps[k], b, i, options, plans);
                 writers.Add(new ShardedSafeTensorsWriter(temps[k], plans.Select(p => new TensorSpec(p.Name, p.OutDType, p.Shape)).ToList(), metadata, options.MaxShardBytes));
             }
             foreach (var row in extraRows) log?.WriteLine($"note: {row} (beyond the base's vocabulary)");
 
-            Stream(b, i, plans, options, (k, p, bytes) => writers[k].WritePart(p.Name, bytes), progress);
+            Stream(b, models, plans, options, (k, p, bytes) => writers[k].WritePart(p.Name, bytes), progress);
             foreach (var w in writers) w.Commit();
             var (realBase, realInstruct) = hashing.GetAwaiter().GetResult();
             for (int k = 0; k < outputs.Count; k++)
@@ -178,7 +215,7 @@ public static class PartialAdaptation
                 foreach (var file in Directory.GetFiles(temps[k], "*.safetensors"))
                     PatchHeader(file, [(baseHash, realBase), (instructHash, realInstruct)]);
                 File.WriteAllText(Path.Combine(temps[k], "attune_merge.yml"),
-                    Recipe(basePath, instructPath, realBase, realInstruct, outputs[k].Item1, options, extraRows));
+                    Recipe(basePath, modelPaths, realBase, realInstruct, outputs[k].Item1, options, extraRows));
             }
             for (int k = 0; k < outputs.Count; k++)
             {
@@ -222,41 +259,50 @@ public static class PartialAdaptation
         instruct[b.Length..].CopyTo(r[b.Length..]);
     }
 
-    static List<Plan> PlanTensors(Checkpoint b, Checkpoint i, MergeOptions options, TextWriter? log)
+    static List<Plan> PlanTensors(Checkpoint b, IReadOnlyList<Checkpoint> models, MergeOptions options, TextWriter? log)
     {
         var bc = b.Config;
+        var i = models[0];
         var ic = i.Config;
         var problems = new List<string>();
-        void Same<T>(string field, T x, T y) { if (!EqualityComparer<T>.Default.Equals(x, y)) problems.Add($"{field}: base {x}, instruct {y}"); }
-        Same("architectures", bc.ArchitectureName, ic.ArchitectureName);
-        Same("hidden_size", bc.HiddenSize, ic.HiddenSize);
-        Same("num_hidden_layers", bc.NumLayers, ic.NumLayers);
-        Same("num_attention_heads", bc.NumHeads, ic.NumHeads);
-        Same("num_key_value_heads", bc.NumKvHeads, ic.NumKvHeads);
-        Same("head_dim", bc.HeadDim, ic.HeadDim);
-        Same("intermediate_size", bc.IntermediateSize, ic.IntermediateSize);
-        if (ic.VocabSize < bc.VocabSize) problems.Add($"vocab_size: instruct {ic.VocabSize} is smaller than base {bc.VocabSize}");
+        foreach (var m in models)
+        {
+            var mc = m.Config;
+            var label = models.Count == 1 ? "instruct" : m.Directory;
+            void Same<T>(string field, T x, T y) { if (!EqualityComparer<T>.Default.Equals(x, y)) problems.Add($"{field}: base {x}, {label} {y}"); }
+            Same("architectures", bc.ArchitectureName, mc.ArchitectureName);
+            Same("hidden_size", bc.HiddenSize, mc.HiddenSize);
+            Same("num_hidden_layers", bc.NumLayers, mc.NumLayers);
+            Same("num_attention_heads", bc.NumHeads, mc.NumHeads);
+            Same("num_key_value_heads", bc.NumKvHeads, mc.NumKvHeads);
+            Same("head_dim", bc.HeadDim, mc.HeadDim);
+            Same("intermediate_size", bc.IntermediateSize, mc.IntermediateSize);
+            if (mc.VocabSize < bc.VocabSize) problems.Add($"vocab_size: {label} has {mc.VocabSize}, smaller than the base's {bc.VocabSize}");
+            if (mc.VocabSize != ic.VocabSize) problems.Add($"vocab_size: {m.Directory} has {mc.VocabSize}, {i.Directory} {ic.VocabSize}");
+        }
         if (problems.Count > 0)
             throw new AttuneException(i.Directory, $"cannot merge with {b.Directory}: {string.Join("; ", problems)}");
 
         var plans = new List<Plan>();
+        bool baseLendsHead = false;
         foreach (var t in TensorLayout.Expected(ic).Where(t => !t.Optional))
         {
-            string baseName = t.Name, instructName = t.Name;
-            if (t.Name == TensorLayout.LmHead)
+            string baseName = t.Name;
+            var modelNames = new List<string>();
+            if (t.Name == TensorLayout.LmHead && (!b.Weights.Contains(TensorLayout.LmHead) || bc.TieWordEmbeddings))
             {
                 // A tied side has no separate head: its embedding is its head.
-                if (!b.Weights.Contains(TensorLayout.LmHead) || bc.TieWordEmbeddings) baseName = TensorLayout.Embedding;
-                if (!i.Weights.Contains(TensorLayout.LmHead)) instructName = TensorLayout.Embedding;
-                if (baseName != t.Name)
-                    log?.WriteLine("note: the base model ties its embeddings and the instruct model does not; the base's embedding serves as its lm_head");
+                baseName = TensorLayout.Embedding;
+                baseLendsHead = true;
             }
+            foreach (var m in models)
+                modelNames.Add(t.Name == TensorLayout.LmHead && !m.Weights.Contains(TensorLayout.LmHead) ? TensorLayout.Embedding : t.Name);
             if (!b.Weights.TryGetEntry(baseName, out var be))
             {
                 problems.Add($"tensor {t.Name}: missing in the base model");
                 continue;
             }
-            var ie = i.Weights.Entry(instructName);
+            var ie = i.Weights.Entry(modelNames[0]);
             bool vocabRows = t.Name is TensorLayout.Embedding or TensorLayout.LmHead;
             bool sameTail = be.Shape.Skip(1).SequenceEqual(ie.Shape.Skip(1));
             if (!sameTail || be.Shape.Length != ie.Shape.Length || (!vocabRows && be.Shape[0] != ie.Shape[0]) || be.Shape[0] > ie.Shape[0])
@@ -264,8 +310,13 @@ public static class PartialAdaptation
                 problems.Add($"tensor {t.Name}: base shape [{string.Join(", ", be.Shape)}] vs instruct [{string.Join(", ", ie.Shape)}]");
                 continue;
             }
-            plans.Add(new Plan(t.Name, ie.Shape, baseName, instructName, be.Shape[0], options.DType ?? ie.DType));
+            for (int k = 1; k < models.Count; k++)
+                if (!models[k].Weights.Entry(modelNames[k]).Shape.SequenceEqual(ie.Shape))
+                    problems.Add($"tensor {t.Name}: {models[k].Directory} has shape [{string.Join(", ", models[k].Weights.Entry(modelNames[k]).Shape)}], {i.Directory} [{string.Join(", ", ie.Shape)}]");
+            plans.Add(new Plan(t.Name, ie.Shape, baseName, modelNames, be.Shape[0], options.DType ?? ie.DType));
         }
+        if (baseLendsHead)
+            log?.WriteLine("note: the base model ties its embeddings and the instruct model does not; the base's embedding serves as its lm_head");
         if (bc.TieWordEmbeddings != ic.TieWordEmbeddings && ic.TieWordEmbeddings)
             log?.WriteLine("note: the instruct model ties its embeddings: the output does too, and the base's separate lm_head is not used");
         if (problems.Count > 0)
@@ -273,17 +324,28 @@ public static class PartialAdaptation
         return plans;
     }
 
-    static string Recipe(string basePath, string instructPath, string baseHash, string instructHash, double lambda, MergeOptions o, List<string> extraRows)
+    static string Recipe(string basePath, IReadOnlyList<string> modelPaths, string baseHash, string modelHashes, double lambda, MergeOptions o, List<string> extraRows)
     {
         var sb = new StringBuilder();
         sb.AppendLine("# Written by attune merge: how this checkpoint was made.");
-        sb.AppendLine("method: linear");
+        sb.AppendLine($"method: {o.Method.Name}");
         sb.AppendLine($"lambda: {lambda.ToString("R", CultureInfo.InvariantCulture)}");
-        sb.AppendLine("formula: (1 - lambda) * base + lambda * instruct, in f32");
+        if (o.Method is LinearMethod) sb.AppendLine("formula: (1 - lambda) * base + lambda * instruct, in f32");
+        foreach (var (k, v) in o.MethodParameters) sb.AppendLine($"{k}: {v}");
         sb.AppendLine($"base: {Quote(Path.GetFullPath(basePath))}");
         sb.AppendLine($"base_sha256: {baseHash}");
-        sb.AppendLine($"instruct: {Quote(Path.GetFullPath(instructPath))}");
-        sb.AppendLine($"instruct_sha256: {instructHash}");
+        if (modelPaths.Count == 1)
+        {
+            sb.AppendLine($"instruct: {Quote(Path.GetFullPath(modelPaths[0]))}");
+            sb.AppendLine($"instruct_sha256: {modelHashes}");
+        }
+        else
+        {
+            var hashes = modelHashes.Split(',');
+            sb.AppendLine("models:");
+            for (int k = 0; k < modelPaths.Count; k++)
+                sb.AppendLine($"  - path: {Quote(Path.GetFullPath(modelPaths[k]))}\n    sha256: {hashes[k]}");
+        }
         sb.AppendLine($"dtype: {(o.DType?.SafeTensorsName() ?? "from instruct")}");
         sb.AppendLine($"tokenizer_from: {o.TokenizerFrom}");
         if (o.Rules.Count > 0)
@@ -301,6 +363,11 @@ public static class PartialAdaptation
     }
 
     static string Quote(string s) => JsonSerializer.Serialize(s);
+
+    sealed class DisposeAll(IEnumerable<IDisposable> items) : IDisposable
+    {
+        public void Dispose() { foreach (var i in items) i.Dispose(); }
+    }
 
     /// <summary>SHA-256 over the checkpoint's weight files, in name order (each file hashed in full).</summary>
     static string WeightsSha256(Checkpoint c)

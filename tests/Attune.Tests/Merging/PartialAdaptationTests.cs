@@ -165,7 +165,7 @@ public class PartialAdaptationTests
     [InlineData("--lambdas 1:0:0.1", "--lambdas")]
     [InlineData("--lambdas 0,x", "--lambdas")]
     [InlineData("--lambda 0.5 --lambdas 0,1", "--lambda")]
-    [InlineData("--lambda 0.5 --method ties", "--method")]
+    [InlineData("--lambda 0.5 --method fancy", "--method")]
     [InlineData("--lambda 0.5 --tokenizer-from other", "--tokenizer-from")]
     public void Bad_merge_options_give_one_line(string options, string expected)
     {

@@ -81,7 +81,7 @@ public class RecipeTests
     [Theory]
     [InlineData("base: b\ninstruct: i\nlambda: [0.5\n", "not valid YAML")]
     [InlineData("base: b\ninstruct: i\nlambda: 0.5\ncolour: blue\n", "line 4: colour")]
-    [InlineData("method: ties\nbase: b\ninstruct: i\nlambda: 0.5\n", "line 1: method")]
+    [InlineData("method: fancy\nbase: b\ninstruct: i\nlambda: 0.5\n", "line 1: method")]
     [InlineData("base: b\ninstruct: i\n", "lambda: missing")]
     [InlineData("base: b\ninstruct: i\nlambda: half\n", "line 3: lambda")]
     [InlineData("base: b\ninstruct: i\nlambda: 0.5\ndtype: q4\n", "line 4: dtype")]
