@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Attune.Formats;
 using Attune.Merging;
 using Attune.Tensors;
 
@@ -25,8 +26,9 @@ public static class MergeCommand
         var dtype = new Option<string?>("--dtype") { Description = "Output dtype f32|f16|bf16 (default: the instruct model's)" };
         var tokenizerFrom = new Option<string>("--tokenizer-from") { Description = "Tokenizer files and chat template from: instruct|base", DefaultValueFactory = _ => "instruct" };
         var output = new Option<string>("--out") { Description = "Output folder", Required = true };
+        var maxShard = new Option<string?>("--max-shard-size") { Description = "Largest safetensors shard, e.g. 2GB or 500MB (default 5GB, as transformers)" };
         var cmd = new Command("merge", "Interpolate a base and an instruct checkpoint: M(λ) = W_base + λ·(W_instruct − W_base)")
-            { baseModel, instruct, recipe, lambda, lambdas, rule, method, density, dropRate, noRescale, normalize, seed, dtype, tokenizerFrom, output };
+            { baseModel, instruct, recipe, lambda, lambdas, rule, method, density, dropRate, noRescale, normalize, seed, dtype, tokenizerFrom, maxShard, output };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -35,7 +37,8 @@ public static class MergeCommand
                 if (parse.GetValue(baseModel) is not null || parse.GetValue(instruct) is { Length: > 0 } || parse.GetValue(lambda) is not null || parse.GetValue(lambdas) is not null)
                     throw new AttuneException(null, "--recipe", "give either a recipe or --base/--instruct/--lambda flags, not both");
                 var r = MergeRecipe.Load(recipeFile);
-                CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(r.Base, r.Models, parse.GetValue(output)!, r.Options, p, io.Error));
+                var recipeOptions = parse.GetValue(maxShard) is { } ms ? r.Options with { MaxShardBytes = ParseSize(ms) } : r.Options;
+                CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(r.Base, r.Models, parse.GetValue(output)!, recipeOptions, p, io.Error));
                 io.Out.WriteLine($"wrote {parse.GetValue(output)} from {recipeFile}");
                 return Program.Success;
             }
@@ -71,6 +74,7 @@ public static class MergeCommand
             {
                 Lambdas = values, DType = dt, TokenizerFrom = parse.GetValue(tokenizerFrom)!, Rules = rules,
                 Method = mergeMethod, MethodParameters = recorded,
+                MaxShardBytes = parse.GetValue(maxShard) is { } shard ? ParseSize(shard) : ShardedSafeTensorsWriter.DefaultMaxShardBytes,
             };
             CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(parse.GetValue(baseModel)!, models, parse.GetValue(output)!, options, p, io.Error));
             io.Out.WriteLine(values.Count == 1
@@ -79,6 +83,18 @@ public static class MergeCommand
             return Program.Success;
         });
         return cmd;
+    }
+
+    /// <summary>"5GB", "500MB", "64KB" or a number of bytes (decimal units, as transformers reads them).</summary>
+    static long ParseSize(string text)
+    {
+        var t = text.Trim().ToUpperInvariant();
+        (string suffix, long unit)[] units = [("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1_000), ("B", 1)];
+        foreach (var (suffix, unit) in units)
+            if (t.EndsWith(suffix, StringComparison.Ordinal) && double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0)
+                return (long)(v * unit);
+        return long.TryParse(t, out var bytes) && bytes > 0 ? bytes
+            : throw new AttuneException(null, "--max-shard-size", $"\"{text}\" is not a size like 2GB or 500MB");
     }
 
     static TensorRule ParseRule(string text)

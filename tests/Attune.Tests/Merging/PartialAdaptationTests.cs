@@ -179,6 +179,20 @@ public class PartialAdaptationTests
     }
 
     [Fact]
+    public void A_maximum_shard_size_gives_shards_with_an_index()
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp["base"], TinyModels.LlamaConfig, DType.F32, seed: 1);
+        TinyModels.Write(tmp["inst"], TinyModels.LlamaConfig, DType.F32, seed: 2);
+        var (code, _, err) = CliRunner.Run("", "merge", "--base", tmp["base"], "--instruct", tmp["inst"], "--lambda", "0.5", "--max-shard-size", "4KB", "--out", tmp["o"]);
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(tmp["o/model.safetensors.index.json"]));
+        using var c = Checkpoint.Open(tmp["o"]);
+        Assert.True(c.Weights.Files.Count > 1);
+        Assert.Contains("--max-shard-size", CliRunner.Run("", "merge", "--base", tmp["base"], "--instruct", tmp["inst"], "--lambda", "0.5", "--max-shard-size", "big", "--out", tmp["p"]).Err);
+    }
+
+    [Fact]
     public void Extrapolation_warns()
     {
         using var tmp = new TempDir();
