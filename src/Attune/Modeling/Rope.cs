@@ -79,6 +79,27 @@ public sealed class Rope
         _positions = cap;
     }
 
+    /// <summary>RoPE backward: the rotation is orthogonal, so the gradient rotates back by −θ (in place).</summary>
+    public unsafe void ApplyBackward(float* dy, int heads, int pos)
+    {
+        fixed (float* cosBase = _cos, sinBase = _sin)
+        {
+            float* cos = cosBase + pos * _half, sin = sinBase + pos * _half;
+            int stride = Interleaved ? 2 : 1, offset = Interleaved ? 1 : _half;
+            for (int h = 0; h < heads; h++)
+            {
+                float* v = dy + h * HeadDim;
+                for (int i = 0; i < _half; i++)
+                {
+                    int ia = i * stride, ib = ia + offset;
+                    float a = v[ia], b = v[ib];
+                    v[ia] = a * cos[i] + b * sin[i];
+                    v[ib] = b * cos[i] - a * sin[i];
+                }
+            }
+        }
+    }
+
     /// <summary>Rotates <paramref name="heads"/> consecutive head vectors at position <paramref name="pos"/> in place.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public unsafe void Apply(float* x, int heads, int pos)

@@ -22,6 +22,30 @@ public sealed unsafe class MatMul : IRangeJob
     int _yOffset;
 
     [ThreadStatic] static float[]? t_rows;
+
+    /// <summary>
+    /// Backward of Y = X·Wᵀ + b for f32 weights W [rows, cols], X [t, cols], dY [t, rows]:
+    /// dX = dY·W (overwritten), dW += dYᵀ·X, dBias += Σ_t dY (when given).
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, int t,
+        Span<float> dx, Span<float> dw, Span<float> dBias = default)
+    {
+        dx[..(t * cols)].Clear();
+        for (int i = 0; i < t; i++)
+        {
+            var xi = x.Slice(i * cols, cols);
+            var dxi = dx.Slice(i * cols, cols);
+            for (int r = 0; r < rows; r++)
+            {
+                float g = dy[i * rows + r];
+                if (g == 0) continue;
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.Slice(r * cols, cols), g, dxi, dxi);
+                var dwr = dw.Slice(r * cols, cols);
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(xi, g, dwr, dwr);
+                if (!dBias.IsEmpty) dBias[r] += g;
+            }
+        }
+    }
     sbyte[] _xq = [];
     float[] _xd = [];
     float[] _xRounded = [];

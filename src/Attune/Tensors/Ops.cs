@@ -27,6 +27,27 @@ public static unsafe class Ops
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>
+    /// RMSNorm backward. With r = 1/sqrt(mean(x²) + eps) and y = x·r·w:
+    /// dw += dy·x·r, and dx = r·(dy·w) − x·r³·mean(dy·w·x).
+    /// </summary>
+    public static void RmsNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> dy, float eps,
+        Span<float> dx, Span<float> dWeight)
+    {
+        int n = x.Length;
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+        double r = 1 / Math.Sqrt(ss / n + eps);
+        double dot = 0; // Σ dy·w·x
+        for (int i = 0; i < n; i++) dot += (double)dy[i] * weight[i] * x[i];
+        double c = r * r * r * dot / n;
+        for (int i = 0; i < n; i++)
+        {
+            dWeight[i] += (float)(dy[i] * x[i] * r);
+            dx[i] = (float)(r * dy[i] * weight[i] - x[i] * c);
+        }
+    }
+
     static float SumOfSquares(float* x, int n)
     {
         int i = 0;
@@ -64,6 +85,21 @@ public static unsafe class Ops
         TensorPrimitives.Sigmoid(gate, scratch);
         TensorPrimitives.Multiply(gate, scratch, gate);
         TensorPrimitives.Multiply(gate, up, gate);
+    }
+
+    /// <summary>
+    /// SwiGLU gate backward: for h = silu(g)·u with silu(g) = g·σ(g),
+    /// dg = dh·u·σ(g)·(1 + g·(1 − σ(g))) and du = dh·silu(g).
+    /// </summary>
+    public static void SiluMulBackward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dh, Span<float> dGate, Span<float> dUp)
+    {
+        for (int i = 0; i < gate.Length; i++)
+        {
+            float g = gate[i];
+            float s = 1f / (1f + MathF.Exp(-g));
+            dUp[i] = dh[i] * g * s;
+            dGate[i] = dh[i] * up[i] * s * (1f + g * (1f - s));
+        }
     }
 
     /// <summary>y += x.</summary>
