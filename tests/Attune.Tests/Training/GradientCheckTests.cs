@@ -130,3 +130,54 @@ public class GradientCheckTests
         Assert.True(Math.Abs(Loss(zd) / 0.5 - CrossEntropy.Forward(z, vocab, targets)) < 1e-4);
     }
 }
+
+public class AttentionGradientTests
+{
+    [Theory]
+    [InlineData(null)]
+    [InlineData(2)]
+    public void Causal_gqa_attention_backward_matches_finite_differences(int? window)
+    {
+        int t = 4, heads = 2, kvHeads = 1, d = 3;
+        var rng = new Random(5);
+        float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var q = R(t * heads * d); var k = R(t * kvHeads * d); var v = R(t * kvHeads * d); var c = R(t * heads * d);
+        var attention = new CausalAttention(heads, kvHeads, d, window);
+
+        // The loss Σ c ⊙ attention(q, k, v), computed independently in double.
+        double Loss(double[] qs, double[] ks, double[] vs)
+        {
+            double l = 0;
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < t; i++)
+                {
+                    int first = window is int w && i >= w ? i - w + 1 : 0;
+                    var s = new double[i + 1];
+                    for (int j = first; j <= i; j++)
+                        for (int e = 0; e < d; e++) s[j] += qs[i * heads * d + h * d + e] * ks[j * d + e] / Math.Sqrt(d);
+                    double max = s.Skip(first).Max(), z = 0;
+                    for (int j = first; j <= i; j++) z += Math.Exp(s[j] - max);
+                    for (int j = first; j <= i; j++)
+                        for (int e = 0; e < d; e++) l += c[i * heads * d + h * d + e] * Math.Exp(s[j] - max) / z * vs[j * d + e];
+                }
+            return l;
+        }
+        var output = new float[t * heads * d];
+        var probs = new float[heads * t * t];
+        attention.Forward(q, k, v, t, output, probs);
+        var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
+        attention.Backward(q, k, v, probs, c, t, dq, dk, dv);
+        double[] D(float[] a) => a.Select(x => (double)x).ToArray();
+        var (qd, kd, vd) = (D(q), D(k), D(v));
+        Assert.True(Math.Abs(output.Zip(c, (o, w) => (double)o * w).Sum() - Loss(qd, kd, vd)) < 1e-5);
+        double Num(Func<double[], double> f, double[] x, int i)
+        {
+            var a = (double[])x.Clone(); a[i] += 1e-6;
+            var b = (double[])x.Clone(); b[i] -= 1e-6;
+            return (f(a) - f(b)) / 2e-6;
+        }
+        for (int i = 0; i < q.Length; i++) Assert.True(Math.Abs(Num(x => Loss(x, kd, vd), qd, i) - dq[i]) < 1e-4, $"dq[{i}]");
+        for (int i = 0; i < k.Length; i++) Assert.True(Math.Abs(Num(x => Loss(qd, x, vd), kd, i) - dk[i]) < 1e-4, $"dk[{i}]");
+        for (int i = 0; i < v.Length; i++) Assert.True(Math.Abs(Num(x => Loss(qd, kd, x), vd, i) - dv[i]) < 1e-4, $"dv[{i}]");
+    }
+}
