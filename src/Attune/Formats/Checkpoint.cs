@@ -78,5 +78,15 @@ public sealed class Checkpoint : IDisposable
         return problems;
     }
 
+    /// <summary>The files that carry the tokenizer and chat template, copied whole to a derived checkpoint.</summary>
+    public static readonly string[] TokenizerFiles = [TokenizerFileName, TokenizerConfigFileName, "special_tokens_map.json", "chat_template.jinja"];
+
+    /// <summary>Copies whichever <see cref="TokenizerFiles"/> this checkpoint has into <paramref name="dir"/>.</summary>
+    public void CopyTokenizerFilesTo(string dir)
+    {
+        foreach (var name in TokenizerFiles)
+            if (FileIfPresent(name) is { } src) File.Copy(src, Path.Combine(dir, name), overwrite: true);
+    }
+
     public void Dispose() => Weights.Dispose();
 }

@@ -415,7 +415,7 @@ public static class GgufConverter
         AtomicDirectory.Write(outDir, temp =>
         {
             var indented = new JsonSerializerOptions { WriteIndented = true };
-            configJson["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" };
+            configJson["torch_dtype"] = dtype.TorchName();
             File.WriteAllText(Path.Combine(temp, Checkpoint.ConfigFileName), configJson.ToJsonString(indented) + "\n");
             File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerFileName), tokenizer.ToJsonString());
             File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerConfigFileName), tokenizerConfig.ToJsonString(indented) + "\n");

@@ -408,15 +408,10 @@ public static class PartialAdaptation
     {
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(i.Directory, Checkpoint.ConfigFileName)))!.AsObject();
         var dtypes = plans.Select(p => p.OutDType).Distinct().ToList();
-        if (dtypes.Count == 1) config["torch_dtype"] = dtypes[0] switch { Tensors.DType.F32 => "float32", Tensors.DType.F16 => "float16", _ => "bfloat16" };
+        if (dtypes.Count == 1) config["torch_dtype"] = dtypes[0].TorchName();
         File.WriteAllText(Path.Combine(dir, Checkpoint.ConfigFileName), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         if (i.GenerationConfigPath is { } gen) File.Copy(gen, Path.Combine(dir, Checkpoint.GenerationConfigFileName));
-        var tokenizerSource = o.TokenizerFrom == "base" ? b : i;
-        foreach (var name in new[] { Checkpoint.TokenizerFileName, Checkpoint.TokenizerConfigFileName, "special_tokens_map.json", "chat_template.jinja" })
-        {
-            var src = Path.Combine(tokenizerSource.Directory, name);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(dir, name));
-        }
+        (o.TokenizerFrom == "base" ? b : i).CopyTokenizerFilesTo(dir);
     }
 
     static string TempSibling(string dir)

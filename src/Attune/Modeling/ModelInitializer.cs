@@ -27,7 +27,7 @@ public static class ModelInitializer
         int endOfText = vocab.Count, imEnd = vocab.Count + 2;
         json["bos_token_id"] = endOfText;
         json["eos_token_id"] = endOfText;
-        json["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" };
+        json["torch_dtype"] = dtype.TorchName();
         var config = ModelConfig.Parse(json, "config.json");
 
         AtomicDirectory.Write(outDir, temp =>

@@ -19,6 +19,15 @@ public static class DTypes
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 
+    /// <summary>The <c>torch_dtype</c> spelling in a Hugging Face config.json (float types only).</summary>
+    public static string TorchName(this DType t) => t switch
+    {
+        DType.F32 => "float32",
+        DType.F16 => "float16",
+        DType.BF16 => "bfloat16",
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t, "not a float type a checkpoint is stored in"),
+    };
+
     /// <summary>The safetensors header spelling.</summary>
     public static string SafeTensorsName(this DType t) => t switch
     {

@@ -43,6 +43,25 @@ public sealed class TrainableModel
         return new TrainableModel(ckpt.Config, parameters);
     }
 
+    /// <summary>
+    /// Writes the weights as a checkpoint folder's files into <paramref name="dir"/> (the caller publishes the
+    /// folder atomically): config.json and generation_config.json from <paramref name="source"/> with
+    /// <c>torch_dtype</c> set, its tokenizer files, and the weights in <paramref name="dtype"/>.
+    /// </summary>
+    public void WriteCheckpointFiles(string dir, Checkpoint source, DType dtype, long maxShardBytes = ShardedSafeTensorsWriter.DefaultMaxShardBytes)
+    {
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source.Directory, Checkpoint.ConfigFileName)))!.AsObject();
+        config["torch_dtype"] = dtype.TorchName();
+        AtomicFile.WriteAllText(Path.Combine(dir, Checkpoint.ConfigFileName),
+            config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+        if (source.GenerationConfigPath is { } gen) File.Copy(gen, Path.Combine(dir, Checkpoint.GenerationConfigFileName), overwrite: true);
+        source.CopyTokenizerFilesTo(dir);
+        var specs = TensorLayout.Expected(Config).Where(t => Parameters.ContainsKey(t.Name)).Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
+        using var writer = new ShardedSafeTensorsWriter(dir, specs, new Dictionary<string, string> { ["format"] = "pt" }, maxShardBytes);
+        foreach (var spec in specs) writer.Write(spec.Name, DTypes.FromSingle(dtype, Parameters[spec.Name]));
+        writer.Commit();
+    }
+
     public void ZeroGradients()
     {
         foreach (var g in Gradients.Values) Array.Clear(g);

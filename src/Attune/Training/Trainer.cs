@@ -1,0 +1,185 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attune.Formats;
+using Attune.Modeling;
+using Attune.Tensors;
+
+namespace Attune.Training;
+
+/// <summary>One training sequence: input tokens and, position by position, the token to predict (or <see cref="CrossEntropy.Ignore"/>).</summary>
+public sealed record TrainingExample(int[] Tokens, int[] Targets)
+{
+    public int TargetCount => Targets.Count(t => t != CrossEntropy.Ignore);
+}
+
+public sealed record TrainerOptions
+{
+    public int Steps { get; init; } = 100;
+    /// <summary>Sequences per micro-batch.</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>Micro-batches whose gradients add up before each optimizer step.</summary>
+    public int GradientAccumulation { get; init; } = 1;
+    public LearningRateSchedule Schedule { get; init; } = new() { Peak = 1e-3 };
+    /// <summary>Clipping by global norm; 0 turns it off.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    public double WeightDecay { get; init; }
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    public double Epsilon { get; init; } = 1e-8;
+    public ulong Seed { get; init; } = 42;
+
+    public int SequencesPerStep => BatchSize * GradientAccumulation;
+}
+
+public sealed record StepMetrics(int Step, double Loss, double LearningRate, double GradNorm, long Tokens, double Seconds);
+
+/// <summary>
+/// The optimizer loop shared by the trainers: seeded data order, micro-batches with gradient accumulation
+/// (the loss is the mean over every target token of the step, as in Hugging Face's trainers), clipping,
+/// the learning-rate schedule and AdamW over the f32 master weights. The data order is a function of the
+/// seed and the step alone, so a run restored from <see cref="SaveState"/> continues exactly where the
+/// saved one was.
+/// </summary>
+public sealed class Trainer
+{
+    public const string StateFileName = "trainer_state.json";
+    public const string OptimizerFileName = "optimizer.safetensors";
+
+    readonly TrainableModel _model;
+    readonly IReadOnlyList<TrainingExample> _data;
+    readonly TrainerOptions _options;
+    readonly Dictionary<string, AdamW> _optimizers;
+    int[] _order = [];
+    int _orderEpoch = -1;
+
+    public int Step { get; private set; }
+    public TrainableModel Model => _model;
+
+    public Trainer(TrainableModel model, IReadOnlyList<TrainingExample> data, TrainerOptions options)
+    {
+        if (data.Count == 0) throw new AttuneException(null, "the training data holds no usable example");
+        if (options.BatchSize < 1 || options.GradientAccumulation < 1 || options.Steps < 0)
+            throw new AttuneException(null, "batch size and gradient accumulation must be at least 1, steps at least 0");
+        options.Schedule.Validate();
+        int vocab = model.Config.VocabSize;
+        for (int i = 0; i < data.Count; i++)
+        {
+            var (tokens, targets) = (data[i].Tokens, data[i].Targets);
+            if (tokens.Length == 0 || tokens.Length != targets.Length)
+                throw new AttuneException(null, $"example {i + 1}", "needs as many targets as tokens, and at least one");
+            if (tokens.Any(t => (uint)t >= (uint)vocab) || targets.Any(t => t != CrossEntropy.Ignore && (uint)t >= (uint)vocab))
+                throw new AttuneException(null, $"example {i + 1}", $"holds a token id outside the model's vocabulary of {vocab}");
+        }
+        _model = model;
+        _data = data;
+        _options = options;
+        _optimizers = model.Parameters.ToDictionary(p => p.Key,
+            p => new AdamW(p.Value.Length, options.Beta1, options.Beta2, options.Epsilon, WeightDecayFor(p.Key, options.WeightDecay)),
+            StringComparer.Ordinal);
+    }
+
+    /// <summary>No decay on norms and biases (the usual grouping in Hugging Face and llm.c).</summary>
+    static double WeightDecayFor(string name, double decay) =>
+        name.EndsWith("norm.weight", StringComparison.Ordinal) || name.EndsWith(".bias", StringComparison.Ordinal) ? 0 : decay;
+
+    /// <summary>Which example the <paramref name="k"/>-th sequence of the run reads: a fresh seeded shuffle every epoch.</summary>
+    public int ExampleAt(long k)
+    {
+        int epoch = (int)(k / _data.Count);
+        if (epoch != _orderEpoch)
+        {
+            _order = Enumerable.Range(0, _data.Count).ToArray();
+            var rng = new Rng(_options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(epoch + 1)));
+            for (int i = _order.Length - 1; i > 0; i--)
+            {
+                int j = (int)(rng.NextUInt64() % (ulong)(i + 1));
+                (_order[i], _order[j]) = (_order[j], _order[i]);
+            }
+            _orderEpoch = epoch;
+        }
+        return _order[(int)(k % _data.Count)];
+    }
+
+    /// <summary>Runs one optimizer step over <see cref="TrainerOptions.SequencesPerStep"/> sequences.</summary>
+    public StepMetrics TrainStep()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int n = _options.SequencesPerStep;
+        var batch = Enumerable.Range(0, n).Select(i => _data[ExampleAt((long)Step * n + i)]).ToList();
+        long targets = batch.Sum(e => (long)e.TargetCount);
+        _model.ZeroGradients();
+        double lossSum = 0;
+        if (targets > 0)
+            foreach (var e in batch)
+            {
+                int count = e.TargetCount;
+                if (count == 0) continue;
+                double weight = (double)count / targets;
+                lossSum += weight * _model.ForwardBackward(e.Tokens, e.Targets, (float)weight);
+            }
+        double norm = _options.MaxGradNorm > 0
+            ? GradientClipping.ClipByGlobalNorm(_model.Gradients.Values.ToList(), _options.MaxGradNorm)
+            : Math.Sqrt(_model.Gradients.Values.Sum(g => System.Numerics.Tensors.TensorPrimitives.Dot(g, g)));
+        double lr = _options.Schedule.At(Step);
+        foreach (var (name, w) in _model.Parameters) _optimizers[name].Update(w, _model.Gradients[name], lr);
+        Step++;
+        return new StepMetrics(Step, lossSum, lr, norm, batch.Sum(e => (long)e.Tokens.Length), clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Writes the optimizer moments and the step into <paramref name="dir"/> (which the caller publishes atomically).</summary>
+    public void SaveState(string dir)
+    {
+        var names = _model.Parameters.Keys.Order(StringComparer.Ordinal).ToList();
+        var tensors = new List<(TensorSpec, byte[])>();
+        foreach (var name in names)
+        {
+            var opt = _optimizers[name];
+            long[] shape = [opt.FirstMoment.Length];
+            tensors.Add((new TensorSpec(name + ".exp_avg", DType.F32, shape), DTypes.FromSingle(DType.F32, opt.FirstMoment)));
+            tensors.Add((new TensorSpec(name + ".exp_avg_sq", DType.F32, shape), DTypes.FromSingle(DType.F32, opt.SecondMoment)));
+        }
+        SafeTensorsWriter.Save(Path.Combine(dir, OptimizerFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        var state = new JsonObject
+        {
+            ["global_step"] = Step,
+            ["seed"] = _options.Seed.ToString(CultureInfo.InvariantCulture),
+            ["sequences_per_step"] = _options.SequencesPerStep,
+            ["examples"] = _data.Count,
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, StateFileName), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    /// <summary>Restores the optimizer and step saved by <see cref="SaveState"/>; the weights come from the checkpoint beside it.</summary>
+    public void LoadState(string dir)
+    {
+        var statePath = Path.Combine(dir, StateFileName);
+        JsonObject state;
+        try { state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject(); }
+        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException)
+        {
+            throw new AttuneException(statePath, $"cannot read the trainer state: {e.Message}");
+        }
+        int Field(string name) => state[name]?.GetValue<int>() ?? throw new AttuneException(statePath, name, "missing");
+        if (Field("sequences_per_step") != _options.SequencesPerStep)
+            throw new AttuneException(statePath, "sequences_per_step", $"was {Field("sequences_per_step")}, this run uses {_options.SequencesPerStep}; resume with the same batch size and accumulation");
+        if (Field("examples") != _data.Count)
+            throw new AttuneException(statePath, "examples", $"was {Field("examples")}, the data now gives {_data.Count}; resume with the same data");
+        if (state["seed"]?.GetValue<string>() != _options.Seed.ToString(CultureInfo.InvariantCulture))
+            throw new AttuneException(statePath, "seed", "differs from this run's --seed; resume with the same seed");
+        int step = Field("global_step");
+        var optPath = Path.Combine(dir, OptimizerFileName);
+        using var file = SafeTensorsFile.Open(optPath);
+        foreach (var (name, opt) in _optimizers)
+        {
+            if (!file.Contains(name + ".exp_avg") || !file.Contains(name + ".exp_avg_sq"))
+                throw new AttuneException(optPath, name, "has no optimizer moments");
+            var m = file.GetView(name + ".exp_avg");
+            var v = file.GetView(name + ".exp_avg_sq");
+            if (m.ElementCount != opt.FirstMoment.Length || v.ElementCount != opt.SecondMoment.Length)
+                throw new AttuneException(optPath, name, "moments have the wrong size");
+            opt.Restore(m.As<float>(), v.As<float>(), step);
+        }
+        Step = step;
+    }
+}
