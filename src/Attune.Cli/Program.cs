@@ -30,6 +30,7 @@ public static class Program
             ModelCommands.Init(),
             ConvertCommand.Build(),
             MergeCommand.Build(),
+            TrainCommand.Build(),
             ModelCommands.Generate(),
             ModelCommands.Chat(),
             ModelCommands.Score(),

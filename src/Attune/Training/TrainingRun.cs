@@ -69,7 +69,7 @@ public sealed class TrainingRun
                 }.ToJsonString());
                 metrics.Flush();
                 onStep?.Invoke(m);
-                if (SaveEvery > 0 && trainer.Step % SaveEvery == 0 && trainer.Step < steps) SaveCheckpoint(trainer, source);
+                if (SaveEvery > 0 && (trainer.Step % SaveEvery == 0 || trainer.Step == steps)) SaveCheckpoint(trainer, source);
             }
 
         foreach (var f in Directory.EnumerateFiles(OutDir, "model*.safetensors*")) File.Delete(f);

@@ -110,7 +110,7 @@ public class TrainerTests
         Assert.Equal(Enumerable.Range(1, steps), lines.Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["step"]!.GetValue<int>()));
         Assert.Equal(File.ReadAllLines(Path.Combine(tmp["whole"], TrainingRun.MetricsFileName)).Select(Loss), lines.Select(Loss));
         // Only the newest checkpoints are kept.
-        Assert.Equal(["checkpoint-4", "checkpoint-6"], Directory.GetDirectories(tmp["killed"]).Select(Path.GetFileName).Order());
+        Assert.Equal(["checkpoint-6", "checkpoint-7"], Directory.GetDirectories(tmp["killed"]).Select(Path.GetFileName).Order());
 
         static double Loss(string line) => System.Text.Json.Nodes.JsonNode.Parse(line)!["loss"]!.GetValue<double>();
     }

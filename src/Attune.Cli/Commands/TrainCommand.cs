@@ -1,0 +1,114 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Attune.Formats;
+using Attune.Tensors;
+using Attune.Text;
+using Attune.Training;
+
+namespace Attune.Cli.Commands;
+
+/// <summary><c>attune train …</c>: in-process training on the CPU (llm.c style backward passes).</summary>
+public static class TrainCommand
+{
+    public static Command Build() => new("train", "Train a checkpoint in-process on the CPU") { Pretrain() };
+
+    /// <summary>The options every trainer shares, and how they become a run.</summary>
+    sealed class Common
+    {
+        public readonly Option<string> Model = new("--model") { Description = "The checkpoint folder to start from", Required = true };
+        public readonly Option<string[]> Data = new("--data") { Description = "Training data (repeatable)", Required = true, AllowMultipleArgumentsPerToken = false };
+        public readonly Option<string> Out = new("--out") { Description = "Output folder: the final model, checkpoint-N/ folders and metrics.jsonl", Required = true };
+        public readonly Option<int> Steps = new("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 100 };
+        public readonly Option<double> Lr = new("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-3 };
+        public readonly Option<int> BatchSize = new("--batch-size") { Description = "Sequences per micro-batch", DefaultValueFactory = _ => 4 };
+        public readonly Option<int> GradAccum = new("--grad-accum") { Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => 1 };
+        public readonly Option<string> Schedule = new("--schedule") { Description = "Decay after warm-up: constant|linear|cosine", DefaultValueFactory = _ => "cosine" };
+        public readonly Option<int> Warmup = new("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
+        public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW decoupled weight decay (not applied to norms and biases)", DefaultValueFactory = _ => 0.0 };
+        public readonly Option<double> MaxGradNorm = new("--max-grad-norm") { Description = "Clip gradients to this global norm (0: off)", DefaultValueFactory = _ => 1.0 };
+        public readonly Option<ulong> Seed = new("--seed") { Description = "Seed of the data order", DefaultValueFactory = _ => 42 };
+        public readonly Option<int> SaveEvery = new("--save-every") { Description = "Write checkpoint-N/ every N steps (0: only the final model)", DefaultValueFactory = _ => 100 };
+        public readonly Option<string?> DTypeOption = new("--dtype") { Description = "Saved weights f32|f16|bf16 (default: the starting checkpoint's)" };
+        public readonly Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint-N/ in --out" };
+
+        public void AddTo(Command cmd)
+        {
+            foreach (var o in new Option[] { Model, Data, Out, Steps, Lr, BatchSize, GradAccum, Schedule, Warmup, WeightDecay, MaxGradNorm, Seed, SaveEvery, DTypeOption, Resume })
+                cmd.Add(o);
+        }
+
+        public TrainerOptions Options(ParseResult p)
+        {
+            int steps = p.GetValue(Steps);
+            if (steps < 1) throw new AttuneException(null, "--steps", "must be at least 1");
+            if (p.GetValue(BatchSize) < 1) throw new AttuneException(null, "--batch-size", "must be at least 1");
+            if (p.GetValue(GradAccum) < 1) throw new AttuneException(null, "--grad-accum", "must be at least 1");
+            var shape = p.GetValue(Schedule)!.ToLowerInvariant() switch
+            {
+                "constant" => LearningRateSchedule.Shape.Constant,
+                "linear" => LearningRateSchedule.Shape.Linear,
+                "cosine" => LearningRateSchedule.Shape.Cosine,
+                var s => throw new AttuneException(null, "--schedule", $"\"{s}\" is not one of constant, linear, cosine"),
+            };
+            return new TrainerOptions
+            {
+                Steps = steps,
+                BatchSize = p.GetValue(BatchSize),
+                GradientAccumulation = p.GetValue(GradAccum),
+                Schedule = new LearningRateSchedule { Peak = p.GetValue(Lr), Decay = shape, WarmupSteps = p.GetValue(Warmup), TotalSteps = steps },
+                WeightDecay = p.GetValue(WeightDecay),
+                MaxGradNorm = p.GetValue(MaxGradNorm),
+                Seed = p.GetValue(Seed),
+            };
+        }
+
+        public void Run(ParseResult p, Checkpoint source, IReadOnlyList<TrainingExample> data)
+        {
+            var io = CliIO.Get();
+            var options = Options(p);
+            var dtype = p.GetValue(DTypeOption)?.ToLowerInvariant() switch
+            {
+                null => source.Weights.Entry(TensorLayout.Embedding).DType,
+                "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
+                var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
+            };
+            var run = new TrainingRun { OutDir = p.GetValue(Out)!, SaveEvery = p.GetValue(SaveEvery), SaveDType = dtype };
+            StepMetrics? last = null;
+            run.Run(source, m => new Trainer(m, data, options), options.Steps, p.GetValue(Resume), m =>
+            {
+                last = m;
+                io.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"step {m.Step}/{options.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  grad norm {m.GradNorm:F3}  {m.Tokens / Math.Max(m.Seconds, 1e-9):F0} tok/s"));
+            });
+            Jsonl.Write(io.Out, new JsonObject
+            {
+                ["out"] = p.GetValue(Out),
+                ["steps"] = options.Steps,
+                ["examples"] = data.Count,
+                ["final_loss"] = last?.Loss,
+            });
+        }
+    }
+
+    static Command Pretrain()
+    {
+        var common = new Common();
+        var blockSize = new Option<int>("--block-size") { Description = "Tokens per training sequence (default: min(context window, 256))" };
+        var cmd = new Command("pretrain", "Next-token training on plain text files or JSONL {\"text\"}, packed into blocks") { blockSize };
+        common.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            using var source = Checkpoint.Open(p.GetValue(common.Model)!);
+            var tokenizer = Tokenizer.Load(source.Directory);
+            int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 256);
+            if (block > source.Config.MaxPositionEmbeddings)
+                throw new AttuneException(null, "--block-size", $"{block} exceeds the model's context window of {source.Config.MaxPositionEmbeddings}");
+            int? eos = source.Config.EosTokenIds.Count > 0 ? source.Config.EosTokenIds[0] : tokenizer.EosId;
+            var data = PretrainData.Pack(p.GetValue(common.Data)!.SelectMany(PretrainData.ReadDocuments), tokenizer, block, eos);
+            common.Run(p, source, data);
+            return Program.Success;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,57 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attune.Text;
+
+namespace Attune.Training;
+
+/// <summary>
+/// Pretraining data: documents from plain text files (one document per file) or JSONL files with a
+/// <c>"text"</c> field per line, tokenized, joined with the end-of-text token after each document, and cut
+/// into blocks. Blocks overlap by one token so every token after the first is predicted exactly once
+/// (as llm.c reads B·T+1 tokens for T predictions).
+/// </summary>
+public static class PretrainData
+{
+    /// <summary>The documents of one file; JSONL errors name the line.</summary>
+    public static IEnumerable<string> ReadDocuments(string path)
+    {
+        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
+        if (!path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
+        {
+            yield return File.ReadAllText(path);
+            yield break;
+        }
+        int n = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            n++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            JsonNode? node;
+            try { node = JsonNode.Parse(line); }
+            catch (JsonException e) { throw new AttuneException(path, $"line {n}", $"not valid JSON: {e.Message}"); }
+            if (node is not JsonObject o || o["text"] is not JsonValue v || !v.TryGetValue<string>(out var text))
+                throw new AttuneException(path, $"line {n}", "expected an object with a string field \"text\"");
+            yield return text;
+        }
+    }
+
+    /// <summary>Tokenizes and packs <paramref name="documents"/> into examples of at most <paramref name="blockSize"/> predictions.</summary>
+    public static List<TrainingExample> Pack(IEnumerable<string> documents, Tokenizer tokenizer, int blockSize, int? endOfText)
+    {
+        if (blockSize < 1) throw new AttuneException(null, "--block-size", "must be at least 1");
+        var stream = new List<int>();
+        foreach (var doc in documents)
+        {
+            if (doc.Length == 0) continue;
+            tokenizer.Encode(doc, stream, addSpecialTokens: true);
+            if (endOfText is { } eos) stream.Add(eos);
+        }
+        var examples = new List<TrainingExample>();
+        for (int start = 0; start + 1 < stream.Count; start += blockSize)
+        {
+            int len = Math.Min(blockSize, stream.Count - 1 - start);
+            examples.Add(new TrainingExample(stream.GetRange(start, len).ToArray(), stream.GetRange(start + 1, len).ToArray()));
+        }
+        return examples;
+    }
+}

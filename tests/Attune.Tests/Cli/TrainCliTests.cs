@@ -1,0 +1,69 @@
+using System.Text.Json.Nodes;
+using Attune.Text;
+using Attune.Training;
+
+namespace Attune.Tests.Cli;
+
+/// <summary><c>attune train pretrain</c> end to end, in-process, on a tiny model that <c>attune init</c> makes.</summary>
+public class TrainCliTests
+{
+    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run("", args);
+
+    const string Text = "The museum opens at nine. Le musée ouvre à neuf heures. El museo abre a las nueve. ";
+
+    static double Perplexity(string model, string file)
+    {
+        var (code, output, err) = Run("perplexity", "--model", model, "--file", file);
+        Assert.True(code == 0, err);
+        return JsonNode.Parse(output)!["perplexity"]!.GetValue<double>();
+    }
+
+    [Fact]
+    public void Packing_predicts_every_token_of_the_joined_documents_once()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("init", "--preset", "tiny", "--seed", "2", "--out", tmp["m"]).Code);
+        var tokenizer = Tokenizer.Load(tmp["m"]);
+        string[] docs = [Text, "", "bonjour", string.Concat(Enumerable.Repeat(Text, 3))];
+        var examples = PretrainData.Pack(docs, tokenizer, blockSize: 16, endOfText: 7);
+        var stream = docs.Where(d => d.Length > 0).SelectMany(d => tokenizer.Encode(d).Append(7)).ToList();
+        Assert.All(examples, e => Assert.True(e.Tokens.Length <= 16 && e.Tokens[1..].SequenceEqual(e.Targets[..^1])));
+        Assert.Equal(stream[1..], examples.SelectMany(e => e.Targets));
+        Assert.Equal(stream[..^1], examples.SelectMany(e => e.Tokens));
+    }
+
+    [Fact]
+    public void Pretraining_lowers_perplexity_and_resumes_and_refuses_bad_data()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("init", "--preset", "tiny", "--seed", "2", "--out", tmp["m"]).Code);
+        File.WriteAllText(tmp["train.txt"], string.Concat(Enumerable.Repeat(Text, 12)));
+        File.WriteAllText(tmp["more.jsonl"], "{\"text\": \"Le musée ferme à six heures.\"}\n\n{\"text\": \"The museum closes at six.\"}\n");
+        double before = Perplexity(tmp["m"], tmp["train.txt"]);
+
+        string[] train = ["train", "pretrain", "--model", tmp["m"], "--data", tmp["train.txt"], "--data", tmp["more.jsonl"], "--out", tmp["run"],
+            "--steps", "30", "--batch-size", "2", "--lr", "3e-3", "--warmup", "3", "--block-size", "32", "--save-every", "10"];
+        var (code, output, err) = Run(train);
+        Assert.True(code == 0, err);
+        Assert.Equal(30, JsonNode.Parse(output)!["steps"]!.GetValue<int>());
+        double after = Perplexity(tmp["run"], tmp["train.txt"]);
+        Assert.True(after < before * 0.5, $"perplexity {before:F1} → {after:F1}");
+        Assert.Equal(30, File.ReadAllLines(tmp["run/metrics.jsonl"]).Length);
+        Assert.True(Directory.Exists(tmp["run/checkpoint-30"]));
+
+        // A second run into the same folder needs --resume; resuming a finished run changes nothing.
+        (code, _, err) = Run(train);
+        Assert.Equal(2, code);
+        Assert.Contains("--resume", err);
+        var weights = File.ReadAllBytes(tmp["run/model.safetensors"]);
+        (code, _, err) = Run([.. train, "--resume"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(weights, File.ReadAllBytes(tmp["run/model.safetensors"]));
+
+        File.WriteAllText(tmp["bad.jsonl"], "{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n");
+        (code, _, err) = Run("train", "pretrain", "--model", tmp["m"], "--data", tmp["bad.jsonl"], "--out", tmp["bad"]);
+        Assert.Equal(2, code);
+        Assert.Contains("bad.jsonl: line 2", err);
+        Assert.False(Directory.Exists(tmp["bad"]));
+    }
+}
