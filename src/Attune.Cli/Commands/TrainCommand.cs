@@ -11,7 +11,7 @@ namespace Attune.Cli.Commands;
 /// <summary><c>attune train …</c>: in-process training on the CPU (llm.c style backward passes).</summary>
 public static class TrainCommand
 {
-    public static Command Build() => new("train", "Train a checkpoint in-process on the CPU") { Pretrain() };
+    public static Command Build() => new("train", "Train a checkpoint in-process on the CPU") { Pretrain(), Sft() };
 
     /// <summary>The options every trainer shares, and how they become a run.</summary>
     sealed class Common
@@ -106,6 +106,27 @@ public static class TrainCommand
                 throw new AttuneException(null, "--block-size", $"{block} exceeds the model's context window of {source.Config.MaxPositionEmbeddings}");
             int? eos = source.Config.EosTokenIds.Count > 0 ? source.Config.EosTokenIds[0] : tokenizer.EosId;
             var data = PretrainData.Pack(p.GetValue(common.Data)!.SelectMany(PretrainData.ReadDocuments), tokenizer, block, eos);
+            common.Run(p, source, data);
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    static Command Sft()
+    {
+        var common = new Common();
+        var blockSize = new Option<int>("--block-size") { Description = "Longest example in tokens (default: min(context window, 512)); longer ones are an error" };
+        var cmd = new Command("sft", "Supervised fine-tuning on JSONL {\"messages\"} (through the chat template) or {\"prompt\",\"completion\"}; loss on assistant tokens and EOS only") { blockSize };
+        common.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            using var source = Checkpoint.Open(p.GetValue(common.Model)!);
+            var tokenizer = Tokenizer.Load(source.Directory);
+            int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 512);
+            var eos = new HashSet<int>(source.Config.EosTokenIds);
+            if (tokenizer.EosId is { } e) eos.Add(e);
+            if (source.GenerationConfigPath is { } gen) eos.UnionWith(Attune.Modeling.LanguageModel.ReadGenerationEos(gen));
+            var data = p.GetValue(common.Data)!.SelectMany(f => SftData.Load(f, tokenizer, eos, block)).ToList();
             common.Run(p, source, data);
             return Program.Success;
         });

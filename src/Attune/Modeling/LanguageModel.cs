@@ -89,7 +89,8 @@ public sealed class LanguageModel : IDisposable
         }
     }
 
-    static IEnumerable<int> ReadGenerationEos(string path)
+    /// <summary>The eos_token_id (one or a list) of a generation_config.json.</summary>
+    public static IEnumerable<int> ReadGenerationEos(string path)
     {
         JsonNode? root;
         try { root = JsonNode.Parse(File.ReadAllText(path)); }

@@ -66,4 +66,48 @@ public class TrainCliTests
         Assert.Contains("bad.jsonl: line 2", err);
         Assert.False(Directory.Exists(tmp["bad"]));
     }
+
+    const string Sft = """
+        {"messages":[{"role":"user","content":"What is the capital of France?"},{"role":"assistant","content":"Paris."}]}
+        {"messages":[{"role":"user","content":"Quelle est la capitale de l'Espagne ?"},{"role":"assistant","content":"Madrid."}]}
+        {"messages":[{"role":"user","content":"Say hello."},{"role":"assistant","content":"Hello!"}]}
+        {"prompt":"2+2=","completion":" 4"}
+        """;
+
+    [Fact]
+    public void Sft_masks_everything_but_the_replies_and_their_end_token()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("init", "--preset", "tiny", "--seed", "2", "--out", tmp["m"]).Code);
+        File.WriteAllText(tmp["sft.jsonl"], Sft);
+        var tokenizer = Tokenizer.Load(tmp["m"]);
+        int imEnd = tokenizer.Encode("<|im_end|>", addSpecialTokens: false).Single(), endOfText = tokenizer.Encode("<|endoftext|>", addSpecialTokens: false).Single();
+        var examples = SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { endOfText, imEnd }, 128);
+        string Trained(TrainingExample e) => tokenizer.Decode(e.Targets.Where(t => t != Attune.Modeling.CrossEntropy.Ignore).ToArray(), skipSpecialTokens: false);
+        Assert.Equal("Paris.<|im_end|>\n", Trained(examples[0]));
+        Assert.Equal(" 4<|endoftext|>", Trained(examples[3]));
+
+        File.WriteAllText(tmp["empty.jsonl"], "{\"prompt\": \"a\", \"completion\": \"\"}\n");
+        var e = Assert.Throws<AttuneException>(() => SftData.Load(tmp["empty.jsonl"], tokenizer, new HashSet<int> { endOfText }, 128));
+        Assert.Contains("line 1", e.Message);
+        e = Assert.Throws<AttuneException>(() => SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { endOfText }, 8));
+        Assert.Contains("longer than the block size", e.Message);
+    }
+
+    [Fact]
+    public void Sft_teaches_a_tiny_model_the_answers_through_its_chat_template_and_to_stop()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("init", "--preset", "tiny", "--seed", "2", "--out", tmp["m"]).Code);
+        File.WriteAllText(tmp["sft.jsonl"], Sft);
+        var (code, _, err) = Run("train", "sft", "--model", tmp["m"], "--data", tmp["sft.jsonl"], "--out", tmp["run"],
+            "--steps", "60", "--batch-size", "4", "--lr", "3e-3", "--save-every", "0");
+        Assert.True(code == 0, err);
+        foreach (var (question, answer) in new[] { ("What is the capital of France?", "Paris."), ("Say hello.", "Hello!") })
+        {
+            (code, var text, err) = Run("generate", "--model", tmp["run"], "--mode", "chat", "--prompt", question, "--max-tokens", "12");
+            Assert.True(code == 0, err);
+            Assert.Equal(answer, text.Trim()); // nothing after the answer: generation stopped on the end-of-turn token
+        }
+    }
 }

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Attune.Modeling;
+using Attune.Text;
+using Attune.Text.Templates;
+
+namespace Attune.Training;
+
+/// <summary>
+/// Supervised fine-tuning examples with the loss on the assistant's tokens only. <c>{"messages"}</c> records go
+/// through the chat template: the assistant spans come from its <c>{% generation %}</c> blocks when it has them,
+/// otherwise from rendering each prefix of the conversation (with and without the assistant's reply).
+/// <c>{"prompt","completion"}</c> records are joined as plain text. Either way an end-of-sequence token closes
+/// the trained text and is itself a target, so the model learns to stop.
+/// </summary>
+public static class SftData
+{
+    public static List<TrainingExample> Load(string path, Tokenizer tokenizer, IReadOnlySet<int> eosIds, int maxLength)
+    {
+        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
+        if (eosIds.Count == 0) throw new AttuneException(path, "the model names no eos_token_id; SFT trains the end-of-sequence token");
+        var template = tokenizer.Config.ChatTemplate is null ? null : ChatTemplate.FromConfig(tokenizer.Config);
+        var examples = new List<TrainingExample>();
+        int n = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            n++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string where = $"line {n}";
+            JsonObject record;
+            try { record = JsonNode.Parse(line) as JsonObject ?? throw new AttuneException(path, where, "expected a JSON object"); }
+            catch (JsonException e) { throw new AttuneException(path, where, $"not valid JSON: {e.Message}"); }
+            var example = record["messages"] is JsonArray messages
+                ? FromMessages(messages, template ?? throw new AttuneException(path, where, "\"messages\" need a chat_template in tokenizer_config.json; use prompt/completion records for a base model"), tokenizer, eosIds, path, where)
+                : FromPromptCompletion(record, tokenizer, eosIds, path, where);
+            if (example.Tokens.Length > maxLength)
+                throw new AttuneException(path, where, $"is {example.Tokens.Length} tokens, longer than the block size {maxLength}");
+            examples.Add(example);
+        }
+        if (examples.Count == 0) throw new AttuneException(path, "holds no example");
+        return examples;
+    }
+
+    static string Field(JsonObject o, string name, string path, string where) =>
+        o[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s
+            : throw new AttuneException(path, where, $"needs a string field \"{name}\" (or \"messages\")");
+
+    static TrainingExample FromPromptCompletion(JsonObject o, Tokenizer tokenizer, IReadOnlySet<int> eosIds, string path, string where)
+    {
+        string prompt = Field(o, "prompt", path, where), completion = Field(o, "completion", path, where);
+        if (completion.Length == 0) throw new AttuneException(path, where, "has an empty completion");
+        var ids = tokenizer.Encode(prompt, addSpecialTokens: true).ToList();
+        int start = ids.Count;
+        tokenizer.Encode(completion, ids, addSpecialTokens: false);
+        ids.Add(eosIds.First());
+        return Shift(ids, [(start, ids.Count)]);
+    }
+
+    static TrainingExample FromMessages(JsonArray messages, ChatTemplate template, Tokenizer tokenizer, IReadOnlySet<int> eosIds, string path, string where)
+    {
+        var list = messages.Select(m => m?.DeepClone()).ToList();
+        for (int i = 0; i < list.Count; i++)
+            if (list[i] is not JsonObject m || m["role"] is not JsonValue || m["content"] is not JsonValue)
+                throw new AttuneException(path, where, $"message {i + 1} needs \"role\" and \"content\" strings");
+        if (!list.Any(m => (string?)m!["role"] == "assistant"))
+            throw new AttuneException(path, where, "has no assistant message to train on");
+        if (list.Any(m => (string?)m!["role"] == "assistant" && string.IsNullOrEmpty((string?)m!["content"])))
+            throw new AttuneException(path, where, "has an empty assistant message");
+
+        ChatRendering full;
+        try { full = template.Render(list); }
+        catch (TemplateException e) { throw new AttuneException(path, where, $"the chat template failed: {e.Message}"); }
+        var spans = new List<(int Start, int End)>();
+        if (full.GenerationSpans.Count > 0)
+            spans.AddRange(full.GenerationSpans.Select(s => (s.Start, s.End)));
+        else
+            for (int i = 0; i < list.Count; i++)
+            {
+                if ((string?)list[i]!["role"] != "assistant") continue;
+                string before = template.Render(list.Take(i), addGenerationPrompt: true).Text;
+                string through = template.Render(list.Take(i + 1)).Text;
+                if (!full.Text.StartsWith(before, StringComparison.Ordinal) || !full.Text.StartsWith(through, StringComparison.Ordinal))
+                    throw new AttuneException(path, where, "the chat template renders a conversation's prefixes differently from the whole; give it {% generation %} blocks");
+                spans.Add((before.Length, through.Length));
+            }
+
+        // Token boundaries: each span edge must fall between tokens of the whole text.
+        var ids = tokenizer.Encode(full.Text, addSpecialTokens: false).ToList();
+        var tokenSpans = spans.Select(s => (TokenEdge(s.Start), TokenEdge(s.End))).ToList();
+        var (lastStart, lastEnd) = tokenSpans[^1];
+        if (!ids.Skip(lastStart).Take(lastEnd - lastStart).Any(eosIds.Contains))
+        {
+            // The template does not close the last reply with an end-of-sequence token: add one and train it.
+            ids.Insert(lastEnd, eosIds.First());
+            tokenSpans[^1] = (lastStart, lastEnd + 1);
+        }
+        return Shift(ids, tokenSpans);
+
+        int TokenEdge(int chars)
+        {
+            var prefix = tokenizer.Encode(full.Text[..chars], addSpecialTokens: false);
+            if (prefix.Length > ids.Count || !ids.Take(prefix.Length).SequenceEqual(prefix))
+                throw new AttuneException(path, where, $"an assistant turn starts or ends inside a token (character {chars})");
+            return prefix.Length;
+        }
+    }
+
+    /// <summary>Inputs and next-token targets, with targets only where the predicted token lies in a trained span.</summary>
+    static TrainingExample Shift(List<int> ids, IReadOnlyList<(int Start, int End)> trained)
+    {
+        if (ids.Count < 2) throw new InvalidOperationException("an example needs at least two tokens");
+        var tokens = ids.Take(ids.Count - 1).ToArray();
+        var targets = Enumerable.Repeat(CrossEntropy.Ignore, tokens.Length).ToArray();
+        foreach (var (start, end) in trained)
+            for (int j = Math.Max(start, 1); j < end; j++) targets[j - 1] = ids[j];
+        return new TrainingExample(tokens, targets);
+    }
+}
