@@ -90,8 +90,9 @@ public static class SftData
         var (lastStart, lastEnd) = tokenSpans[^1];
         if (!ids.Skip(lastStart).Take(lastEnd - lastStart).Any(eosIds.Contains))
         {
-            // The template does not close the last reply with an end-of-sequence token: add one and train it.
-            ids.Insert(lastEnd, eosIds.First());
+            // The end-of-sequence token must be learnt: take the template's own when it follows the span
+            // (generation blocks often leave it outside), otherwise add one.
+            if (lastEnd >= ids.Count || !eosIds.Contains(ids[lastEnd])) ids.Insert(lastEnd, eosIds.First());
             tokenSpans[^1] = (lastStart, lastEnd + 1);
         }
         return Shift(ids, tokenSpans);

@@ -110,4 +110,26 @@ public class TrainCliTests
             Assert.Equal(answer, text.Trim()); // nothing after the answer: generation stopped on the end-of-turn token
         }
     }
+
+    [Fact]
+    public void Sft_takes_the_trained_span_from_generation_blocks_when_the_template_has_them()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("init", "--preset", "tiny", "--seed", "2", "--out", tmp["m"]).Code);
+        // The same ChatML layout, but only the reply text (not its end-of-turn marker) inside {% generation %}.
+        var config = JsonNode.Parse(File.ReadAllText(tmp["m/tokenizer_config.json"]))!.AsObject();
+        config["chat_template"] = "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{% endgeneration %}{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}";
+        File.WriteAllText(tmp["m/tokenizer_config.json"], config.ToJsonString());
+        File.WriteAllText(tmp["sft.jsonl"], Sft.Split('\n')[0]);
+        var tokenizer = Tokenizer.Load(tmp["m"]);
+        int imEnd = tokenizer.Encode("<|im_end|>", addSpecialTokens: false).Single();
+        var example = Assert.Single(SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { imEnd }, 128));
+        var trained = example.Targets.Where(t => t != Attune.Modeling.CrossEntropy.Ignore).ToArray();
+        // The span covers "Paris." only; the end-of-turn token is added to it because it must be learnt.
+        Assert.Equal("Paris.<|im_end|>", tokenizer.Decode(trained));
+        Assert.Equal(tokenizer.Encode("Paris.", addSpecialTokens: false).Length + 1, trained.Length);
+        // The template's own end-of-turn token is the one trained: nothing is inserted into the rendering.
+        var rendered = tokenizer.Encode("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\nParis.<|im_end|>\n", addSpecialTokens: false);
+        Assert.Equal(rendered[..^1], example.Tokens);
+    }
 }
