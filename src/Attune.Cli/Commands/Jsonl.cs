@@ -14,21 +14,8 @@ public static class Jsonl
     };
 
     /// <summary>Each non-blank line parsed as a JSON object, with its 1-based line number.</summary>
-    public static IEnumerable<(int Line, JsonObject Record)> Read(TextReader reader, string source = "<stdin>")
-    {
-        int n = 0;
-        string? line;
-        while ((line = reader.ReadLine()) is not null)
-        {
-            n++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new AttuneException(source, $"line {n}", $"not valid JSON: {e.Message}"); }
-            if (node is not JsonObject obj) throw new AttuneException(source, $"line {n}", "expected a JSON object");
-            yield return (n, obj);
-        }
-    }
+    public static IEnumerable<(int Line, JsonObject Record)> Read(TextReader reader, string source = "<stdin>") =>
+        Attune.Formats.JsonLines.Read(reader, source);
 
     public static string RequiredString(JsonObject o, string field, int line, string source = "<stdin>") =>
         o[field] is JsonValue v && v.TryGetValue<string>(out var s) ? s

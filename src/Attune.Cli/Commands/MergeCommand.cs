@@ -63,12 +63,7 @@ public static class MergeCommand
             var values = one is double l
                 ? (double.IsFinite(l) ? [l] : throw new AttuneException(null, "--lambda", "must be a finite number"))
                 : PartialAdaptation.ParseLambdas(many!);
-            DType? dt = parse.GetValue(dtype)?.ToLowerInvariant() switch
-            {
-                null => null,
-                "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
-                var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
-            };
+            DType? dt = CheckpointDType.Parse(parse.GetValue(dtype));
             var rules = (parse.GetValue(rule) ?? []).Select(ParseRule).ToList();
             var options = new MergeOptions
             {
@@ -105,4 +100,15 @@ public static class MergeCommand
             : throw new AttuneException(null, "--rule", $"\"{v}\" is not a number")).ToList();
         return new TensorRule(text[..eq], values);
     }
+}
+
+/// <summary>The <c>--dtype</c> of commands that write checkpoint folders: f32, f16 or bf16, or null when not given.</summary>
+static class CheckpointDType
+{
+    public static DType? Parse(string? text) => text?.ToLowerInvariant() switch
+    {
+        null => null,
+        "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
+        var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
+    };
 }

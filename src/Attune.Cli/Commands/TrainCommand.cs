@@ -67,12 +67,7 @@ public static class TrainCommand
         {
             var io = CliIO.Get();
             var options = Options(p);
-            var dtype = p.GetValue(DTypeOption)?.ToLowerInvariant() switch
-            {
-                null => source.Weights.Entry(TensorLayout.Embedding).DType,
-                "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
-                var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
-            };
+            var dtype = CheckpointDType.Parse(p.GetValue(DTypeOption)) ?? source.Weights.Entry(TensorLayout.Embedding).DType;
             var run = new TrainingRun { OutDir = p.GetValue(Out)!, SaveEvery = p.GetValue(SaveEvery), SaveDType = dtype };
             StepMetrics? last = null;
             run.Run(source, m => new Trainer(m, data, options), options.Steps, p.GetValue(Resume), m =>
@@ -123,9 +118,7 @@ public static class TrainCommand
             using var source = Checkpoint.Open(p.GetValue(common.Model)!);
             var tokenizer = Tokenizer.Load(source.Directory);
             int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 512);
-            var eos = new HashSet<int>(source.Config.EosTokenIds);
-            if (tokenizer.EosId is { } e) eos.Add(e);
-            if (source.GenerationConfigPath is { } gen) eos.UnionWith(Attune.Modeling.LanguageModel.ReadGenerationEos(gen));
+            var eos = Attune.Modeling.LanguageModel.EosIds(source, tokenizer);
             var data = p.GetValue(common.Data)!.SelectMany(f => SftData.Load(f, tokenizer, eos, block)).ToList();
             common.Run(p, source, data);
             return Program.Success;

@@ -78,6 +78,18 @@ public sealed class Checkpoint : IDisposable
         return problems;
     }
 
+    /// <summary>
+    /// Writes this checkpoint's config.json into <paramref name="dir"/>, with <c>torch_dtype</c> set when
+    /// <paramref name="dtype"/> is given, and copies its generation_config.json.
+    /// </summary>
+    public void CopyConfigTo(string dir, DType? dtype)
+    {
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, ConfigFileName)))!.AsObject();
+        if (dtype is { } t) config["torch_dtype"] = t.TorchName();
+        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFileName), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+        if (GenerationConfigPath is { } gen) File.Copy(gen, Path.Combine(dir, GenerationConfigFileName), overwrite: true);
+    }
+
     /// <summary>The files that carry the tokenizer and chat template, copied whole to a derived checkpoint.</summary>
     public static readonly string[] TokenizerFiles = [TokenizerFileName, TokenizerConfigFileName, "special_tokens_map.json", "chat_template.jinja"];
 

@@ -406,11 +406,8 @@ public static class PartialAdaptation
 
     static void WriteSideFiles(string dir, Checkpoint b, Checkpoint i, MergeOptions o, List<Plan> plans)
     {
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(i.Directory, Checkpoint.ConfigFileName)))!.AsObject();
         var dtypes = plans.Select(p => p.OutDType).Distinct().ToList();
-        if (dtypes.Count == 1) config["torch_dtype"] = dtypes[0].TorchName();
-        File.WriteAllText(Path.Combine(dir, Checkpoint.ConfigFileName), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        if (i.GenerationConfigPath is { } gen) File.Copy(gen, Path.Combine(dir, Checkpoint.GenerationConfigFileName));
+        i.CopyConfigTo(dir, dtypes.Count == 1 ? dtypes[0] : null);
         (o.TokenizerFrom == "base" ? b : i).CopyTokenizerFilesTo(dir);
     }
 

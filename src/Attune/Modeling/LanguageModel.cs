@@ -57,10 +57,7 @@ public sealed class LanguageModel : IDisposable
         {
             var tokenizer = ckpt.TokenizerPath is not null ? Tokenizer.Load(path)
                 : throw new AttuneException(path, "no tokenizer.json in this checkpoint folder");
-            var eos = new HashSet<int>(ckpt.Config.EosTokenIds);
-            if (tokenizer.EosId is int e) eos.Add(e);
-            if (ckpt.GenerationConfigPath is { } gen) eos.UnionWith(ReadGenerationEos(gen));
-            return new LanguageModel(new Transformer(ModelWeights.FromCheckpoint(ckpt, ownCheckpoint: true)), tokenizer, eos, path);
+            return new LanguageModel(new Transformer(ModelWeights.FromCheckpoint(ckpt, ownCheckpoint: true)), tokenizer, EosIds(ckpt, tokenizer), path);
         }
         catch
         {
@@ -89,8 +86,17 @@ public sealed class LanguageModel : IDisposable
         }
     }
 
+    /// <summary>The tokens that end a reply: config.json's eos_token_id, the tokenizer's eos token, generation_config.json's.</summary>
+    public static HashSet<int> EosIds(Checkpoint ckpt, Tokenizer tokenizer)
+    {
+        var eos = new HashSet<int>(ckpt.Config.EosTokenIds);
+        if (tokenizer.EosId is int e) eos.Add(e);
+        if (ckpt.GenerationConfigPath is { } gen) eos.UnionWith(ReadGenerationEos(gen));
+        return eos;
+    }
+
     /// <summary>The eos_token_id (one or a list) of a generation_config.json.</summary>
-    public static IEnumerable<int> ReadGenerationEos(string path)
+    static IEnumerable<int> ReadGenerationEos(string path)
     {
         JsonNode? root;
         try { root = JsonNode.Parse(File.ReadAllText(path)); }

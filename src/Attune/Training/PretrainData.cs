@@ -1,5 +1,5 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using Attune.Formats;
 using Attune.Text;
 
 namespace Attune.Training;
@@ -21,18 +21,9 @@ public static class PretrainData
             yield return File.ReadAllText(path);
             yield break;
         }
-        int n = 0;
-        foreach (var line in File.ReadLines(path))
-        {
-            n++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new AttuneException(path, $"line {n}", $"not valid JSON: {e.Message}"); }
-            if (node is not JsonObject o || o["text"] is not JsonValue v || !v.TryGetValue<string>(out var text))
-                throw new AttuneException(path, $"line {n}", "expected an object with a string field \"text\"");
-            yield return text;
-        }
+        foreach (var (n, record) in JsonLines.ReadFile(path))
+            yield return record["text"] is JsonValue v && v.TryGetValue<string>(out var text) ? text
+                : throw new AttuneException(path, $"line {n}", "expected an object with a string field \"text\"");
     }
 
     /// <summary>Tokenizes and packs <paramref name="documents"/> into examples of at most <paramref name="blockSize"/> predictions.</summary>

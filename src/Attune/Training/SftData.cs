@@ -1,5 +1,5 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using Attune.Formats;
 using Attune.Modeling;
 using Attune.Text;
 using Attune.Text.Templates;
@@ -21,15 +21,9 @@ public static class SftData
         if (eosIds.Count == 0) throw new AttuneException(path, "the model names no eos_token_id; SFT trains the end-of-sequence token");
         var template = tokenizer.Config.ChatTemplate is null ? null : ChatTemplate.FromConfig(tokenizer.Config);
         var examples = new List<TrainingExample>();
-        int n = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (n, record) in JsonLines.ReadFile(path))
         {
-            n++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
             string where = $"line {n}";
-            JsonObject record;
-            try { record = JsonNode.Parse(line) as JsonObject ?? throw new AttuneException(path, where, "expected a JSON object"); }
-            catch (JsonException e) { throw new AttuneException(path, where, $"not valid JSON: {e.Message}"); }
             var example = record["messages"] is JsonArray messages
                 ? FromMessages(messages, template ?? throw new AttuneException(path, where, "\"messages\" need a chat_template in tokenizer_config.json; use prompt/completion records for a base model"), tokenizer, eosIds, path, where)
                 : FromPromptCompletion(record, tokenizer, eosIds, path, where);

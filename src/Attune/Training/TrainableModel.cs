@@ -50,11 +50,7 @@ public sealed class TrainableModel
     /// </summary>
     public void WriteCheckpointFiles(string dir, Checkpoint source, DType dtype, long maxShardBytes = ShardedSafeTensorsWriter.DefaultMaxShardBytes)
     {
-        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source.Directory, Checkpoint.ConfigFileName)))!.AsObject();
-        config["torch_dtype"] = dtype.TorchName();
-        AtomicFile.WriteAllText(Path.Combine(dir, Checkpoint.ConfigFileName),
-            config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-        if (source.GenerationConfigPath is { } gen) File.Copy(gen, Path.Combine(dir, Checkpoint.GenerationConfigFileName), overwrite: true);
+        source.CopyConfigTo(dir, dtype);
         source.CopyTokenizerFilesTo(dir);
         var specs = TensorLayout.Expected(Config).Where(t => Parameters.ContainsKey(t.Name)).Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
         using var writer = new ShardedSafeTensorsWriter(dir, specs, new Dictionary<string, string> { ["format"] = "pt" }, maxShardBytes);
