@@ -53,5 +53,32 @@ public static unsafe class KernelBench
             }
             System.Runtime.InteropServices.NativeMemory.AlignedFree(w);
         }
+        GemmFigures(pool);
+    }
+
+    /// <summary>The training product in the three layouts a linear layer uses (forward, dX, dW), T = 1024 tokens.</summary>
+    static void GemmFigures(WorkerPool pool)
+    {
+        int t = 1024, rows = 1536, cols = 576;
+        var w = GC.AllocateArray<float>(rows * cols, pinned: true); var x = GC.AllocateArray<float>(t * cols, pinned: true); var y = GC.AllocateArray<float>(t * rows, pinned: true);
+        var rng = new Random(2);
+        foreach (var arr in new[] { w, x, y }) for (int i = 0; i < arr.Length; i++) arr[i] = (float)rng.NextDouble() - 0.5f;
+        float* wp = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref w[0]), xp = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref x[0]), yp = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref y[0]);
+        {
+            var cases = new (string Name, Action Run)[]
+            {
+                ("forward Y = X·Wᵀ", () => Gemm.Multiply(pool, t, rows, cols, StridedMatrix.RowMajor(xp, cols), StridedMatrix.Transposed(wp, cols), yp, rows, false)),
+                ("dX = dY·W", () => Gemm.Multiply(pool, t, cols, rows, StridedMatrix.RowMajor(yp, rows), StridedMatrix.RowMajor(wp, cols), xp, cols, false)),
+                ("dW += dYᵀ·X", () => Gemm.Multiply(pool, rows, cols, t, StridedMatrix.Transposed(yp, rows), StridedMatrix.RowMajor(xp, cols), wp, cols, true)),
+            };
+            foreach (var (name, run) in cases)
+            {
+                run(); run();
+                var sw = Stopwatch.StartNew();
+                int reps = 10;
+                for (int i = 0; i < reps; i++) run();
+                Console.WriteLine($"gemm {name}: {2.0 * t * rows * cols * reps / sw.Elapsed.TotalSeconds / 1e9:F0} GFLOP/s ({t}x{cols} · {cols}x{rows}, {pool.Threads} threads)");
+            }
+        }
     }
 }

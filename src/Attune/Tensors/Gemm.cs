@@ -1,0 +1,253 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Attune.Tensors;
+
+/// <summary>
+/// A matrix in f32 read through two strides: element (i, j) sits at <c>Data[i·RowStride + j·ColStride]</c>,
+/// so a row-major matrix and its transpose are the same memory with the strides swapped.
+/// </summary>
+public readonly unsafe struct StridedMatrix(float* data, int rowStride, int colStride)
+{
+    public readonly float* Data = data;
+    public readonly int RowStride = rowStride;
+    public readonly int ColStride = colStride;
+
+    public static StridedMatrix RowMajor(float* data, int cols) => new(data, cols, 1);
+    public static StridedMatrix Transposed(float* data, int cols) => new(data, 1, cols);
+}
+
+/// <summary>
+/// C[m, n] = (C if accumulating, else 0) + Σ_k A(m, k)·B(k, n) in f32 — the product training runs on
+/// (a linear layer's forward, both halves of its backward, and attention's products), whatever the
+/// strides of A and B. Organised as GotoBLAS/BLIS describe: blocks of B (KC × NC) and of A (MC × KC)
+/// are packed into contiguous strips so the micro-kernel reads both sequentially, a strip of B
+/// (KC × NR) stays in L1 while the strips of A stream past it, and the micro-kernel keeps a 4 × NR
+/// tile of C in registers (NR = 64 with Vector512, 32 with Vector256). Rows of C are split over the
+/// pool; every element is the same chain of fused multiply-adds in k order on every SIMD level and
+/// thread count, so results are bit-identical across them.
+/// </summary>
+public sealed unsafe class Gemm : IRangeJob
+{
+    const int MR = 4;
+    const int KC = 96;
+    const int MC = 128;
+    const int NC = 1024;
+
+    int _m, _n, _k;
+    StridedMatrix _a, _b;
+    float* _c;
+    int _ldc;
+    bool _accumulate;
+    int _nr;
+
+    [ThreadStatic] static float[]? t_packA;
+    [ThreadStatic] static float[]? t_packB;
+    [ThreadStatic] static Gemm? t_instance;
+
+    static int NR => Simd.Level switch { SimdLevel.V512 => 64, SimdLevel.V256 => 32, _ => 16 };
+
+    /// <summary>C [m, n] with rows <paramref name="ldc"/> apart; the rows of C are split over <paramref name="pool"/>
+    /// (null: computed on the calling thread, for use inside another parallel job).</summary>
+    public static void Multiply(WorkerPool? pool, int m, int n, int k, StridedMatrix a, StridedMatrix b, float* c, int ldc, bool accumulate)
+    {
+        if (m <= 0 || n <= 0) return;
+        var g = t_instance ??= new Gemm();
+        g._m = m; g._n = n; g._k = k; g._a = a; g._b = b; g._c = c; g._ldc = ldc; g._accumulate = accumulate; g._nr = NR;
+        int units = (m + MR - 1) / MR;
+        if (pool is null) g.Execute(0, units);
+        else pool.Run(g, units);
+    }
+
+    public void Execute(int startUnit, int endUnit)
+    {
+        int m0 = startUnit * MR, m1 = Math.Min(endUnit * MR, _m);
+        if (m0 >= m1) return;
+        if (_k == 0)
+        {
+            if (!_accumulate)
+                for (int i = m0; i < m1; i++) new Span<float>(_c + (long)i * _ldc, _n).Clear();
+            return;
+        }
+        int nr = _nr;
+        int ncMax = Math.Min(NC, (_n + nr - 1) / nr * nr);
+        var packA = t_packA is { } pa && pa.Length >= MC * KC ? pa : t_packA = GC.AllocateUninitializedArray<float>(MC * KC, pinned: true);
+        int needB = KC * Math.Max(ncMax, 64);
+        var packB = t_packB is { } pb && pb.Length >= needB ? pb : t_packB = GC.AllocateUninitializedArray<float>(Math.Max(needB, KC * NC), pinned: true);
+        fixed (float* ap = packA, bp = packB)
+            for (int pc = 0; pc < _k; pc += KC)
+            {
+                int kc = Math.Min(KC, _k - pc);
+                bool accumulate = _accumulate || pc > 0;
+                for (int jc = 0; jc < _n; jc += NC)
+                {
+                    int nc = Math.Min(NC, _n - jc);
+                    PackB(bp, pc, kc, jc, nc, nr);
+                    for (int ic = m0; ic < m1; ic += MC)
+                    {
+                        int mc = Math.Min(MC, m1 - ic);
+                        PackA(ap, ic, mc, pc, kc);
+                        for (int jr = 0; jr < nc; jr += nr)
+                        {
+                            float* bStrip = bp + (long)jr * kc;
+                            int cols = Math.Min(nr, nc - jr);
+                            for (int ir = 0; ir < mc; ir += MR)
+                            {
+                                float* c = _c + (long)(ic + ir) * _ldc + jc + jr;
+                                int rows = Math.Min(MR, mc - ir);
+                                float* aStrip = ap + (long)ir * kc;
+                                switch (Simd.Level)
+                                {
+                                    case SimdLevel.V512: Kernel512(kc, aStrip, bStrip, c, _ldc, rows, cols, accumulate); break;
+                                    case SimdLevel.V256: Kernel256(kc, aStrip, bStrip, c, _ldc, rows, cols, accumulate); break;
+                                    default: KernelScalar(kc, aStrip, bStrip, c, _ldc, rows, cols, accumulate, nr); break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+    }
+
+    /// <summary>A block [ic, ic+mc) × [pc, pc+kc) as strips of MR rows, k-major (MR values per k), zero-padded.</summary>
+    void PackA(float* dst, int ic, int mc, int pc, int kc)
+    {
+        var a = _a;
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            float* strip = dst + (long)ir * kc;
+            int rows = Math.Min(MR, mc - ir);
+            if (rows < MR) new Span<float>(strip, kc * MR).Clear();
+            for (int r = 0; r < rows; r++)
+            {
+                float* src = a.Data + (long)(ic + ir + r) * a.RowStride + (long)pc * a.ColStride;
+                long cs = a.ColStride;
+                for (int p = 0; p < kc; p++) strip[p * MR + r] = src[p * cs];
+            }
+        }
+    }
+
+    /// <summary>B block [pc, pc+kc) × [jc, jc+nc) as strips of NR columns, k-major (NR values per k), zero-padded.</summary>
+    void PackB(float* dst, int pc, int kc, int jc, int nc, int nr)
+    {
+        var b = _b;
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            float* strip = dst + (long)jr * kc;
+            int cols = Math.Min(nr, nc - jr);
+            if (cols < nr) new Span<float>(strip, kc * nr).Clear();
+            float* origin = b.Data + (long)pc * b.RowStride + (long)(jc + jr) * b.ColStride;
+            if (b.ColStride == 1)
+                for (int p = 0; p < kc; p++)
+                    new ReadOnlySpan<float>(origin + (long)p * b.RowStride, cols).CopyTo(new Span<float>(strip + p * nr, cols));
+            else
+                for (int j = 0; j < cols; j++)
+                {
+                    float* src = origin + (long)j * b.ColStride;
+                    long rs = b.RowStride;
+                    for (int p = 0; p < kc; p++) strip[p * nr + j] = src[p * rs];
+                }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel512(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default,
+            c10 = default, c11 = default, c12 = default, c13 = default,
+            c20 = default, c21 = default, c22 = default, c23 = default,
+            c30 = default, c31 = default, c32 = default, c33 = default;
+        for (int p = 0; p < kc; p++, a += MR, b += 64)
+        {
+            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16); var b2 = Vector512.Load(b + 32); var b3 = Vector512.Load(b + 48);
+            var x = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            c02 = Vector512.FusedMultiplyAdd(x, b2, c02); c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
+            x = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            c12 = Vector512.FusedMultiplyAdd(x, b2, c12); c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
+            x = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            c22 = Vector512.FusedMultiplyAdd(x, b2, c22); c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
+            x = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            c32 = Vector512.FusedMultiplyAdd(x, b2, c32); c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
+        }
+        if (rows == MR && cols == 64)
+        {
+            Put512(c, c00, c01, c02, c03, accumulate); Put512(c + ldc, c10, c11, c12, c13, accumulate);
+            Put512(c + 2L * ldc, c20, c21, c22, c23, accumulate); Put512(c + 3L * ldc, c30, c31, c32, c33, accumulate);
+            return;
+        }
+        float* tile = stackalloc float[MR * 64];
+        Put512(tile, c00, c01, c02, c03, false); Put512(tile + 64, c10, c11, c12, c13, false);
+        Put512(tile + 128, c20, c21, c22, c23, false); Put512(tile + 192, c30, c31, c32, c33, false);
+        Scatter(tile, 64, c, ldc, rows, cols, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put512(float* row, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3, bool accumulate)
+    {
+        if (accumulate)
+        {
+            v0 += Vector512.Load(row); v1 += Vector512.Load(row + 16); v2 += Vector512.Load(row + 32); v3 += Vector512.Load(row + 48);
+        }
+        v0.Store(row); v1.Store(row + 16); v2.Store(row + 32); v3.Store(row + 48);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel256(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
+            c10 = default, c11 = default, c12 = default, c13 = default,
+            c20 = default, c21 = default, c22 = default, c23 = default,
+            c30 = default, c31 = default, c32 = default, c33 = default;
+        for (int p = 0; p < kc; p++, a += MR, b += 32)
+        {
+            var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8); var b2 = Vector256.Load(b + 16); var b3 = Vector256.Load(b + 24);
+            var x = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            c02 = Vector256.FusedMultiplyAdd(x, b2, c02); c03 = Vector256.FusedMultiplyAdd(x, b3, c03);
+            x = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            c12 = Vector256.FusedMultiplyAdd(x, b2, c12); c13 = Vector256.FusedMultiplyAdd(x, b3, c13);
+            x = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            c22 = Vector256.FusedMultiplyAdd(x, b2, c22); c23 = Vector256.FusedMultiplyAdd(x, b3, c23);
+            x = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            c32 = Vector256.FusedMultiplyAdd(x, b2, c32); c33 = Vector256.FusedMultiplyAdd(x, b3, c33);
+        }
+        float* tile = stackalloc float[MR * 32];
+        c00.Store(tile); c01.Store(tile + 8); c02.Store(tile + 16); c03.Store(tile + 24);
+        c10.Store(tile + 32); c11.Store(tile + 40); c12.Store(tile + 48); c13.Store(tile + 56);
+        c20.Store(tile + 64); c21.Store(tile + 72); c22.Store(tile + 80); c23.Store(tile + 88);
+        c30.Store(tile + 96); c31.Store(tile + 104); c32.Store(tile + 112); c33.Store(tile + 120);
+        Scatter(tile, 32, c, ldc, rows, cols, accumulate);
+    }
+
+    /// <summary>The reference path: the same fused multiply-add chain per element, one element at a time.</summary>
+    static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool accumulate, int nr)
+    {
+        float* tile = stackalloc float[MR * nr];
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < nr; j++)
+            {
+                float s = 0;
+                for (int p = 0; p < kc; p++) s = MathF.FusedMultiplyAdd(a[p * MR + r], b[p * nr + j], s);
+                tile[r * nr + j] = s;
+            }
+        Scatter(tile, nr, c, ldc, rows, cols, accumulate);
+    }
+
+    static void Scatter(float* tile, int nr, float* c, int ldc, int rows, int cols, bool accumulate)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = c + (long)r * ldc;
+            float* src = tile + r * nr;
+            if (accumulate) for (int j = 0; j < cols; j++) row[j] += src[j];
+            else for (int j = 0; j < cols; j++) row[j] = src[j];
+        }
+    }
+}
