@@ -1,77 +1,161 @@
+using System.Numerics.Tensors;
+using Attune.Tensors;
+
 namespace Attune.Modeling;
 
 /// <summary>
-/// Causal grouped-query attention for training, forward and backward side by side, on one sequence:
-/// q [T, heads·d], k and v [T, kvHeads·d], query head h reads KV head h / (heads / kvHeads).
-/// Forward: s_ij = q_i·k_j/√d (j ≤ i, and within the sliding window when given), p = softmax_j(s),
-/// o_i = Σ_j p_ij v_j; the probabilities are kept for the backward:
-/// dv_j += Σ_i p_ij do_i; ds_ij = p_ij (do_i·v_j − Σ_j' p_ij' do_i·v_j'); dq_i = Σ_j ds_ij k_j/√d;
-/// dk_j += Σ_i ds_ij q_i/√d.
+/// Causal grouped-query attention for training, forward and backward side by side, over a batch of
+/// sequences laid end to end: q [T, heads·d], k and v [T, kvHeads·d], query head h reads KV head
+/// h / (heads / kvHeads), and no position sees another sequence.
+/// Forward: S = Q·Kᵀ/√d (j ≤ i, and within the sliding window when given), P = softmax_j(S), O = P·V;
+/// the probabilities are kept for the backward: dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)),
+/// dQ = dS·K/√d, dK = dSᵀ·Q/√d, dV = Pᵀ·dO. Each product is a <see cref="Gemm"/>; (sequence, head)
+/// pairs are split over the pool, and the heads of a group add their dK and dV in head order, so the
+/// result does not depend on the thread count.
 /// </summary>
-public sealed class CausalAttention(int heads, int kvHeads, int headDim, int? slidingWindow = null)
+public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, int? slidingWindow = null) : IRangeJob
 {
     readonly float _scale = 1f / MathF.Sqrt(headDim);
+    int Group => heads / kvHeads;
+    int QWidth => heads * headDim;
+    int KWidth => kvHeads * headDim;
+
+    // The job in flight.
+    bool _backward;
+    int[] _starts = [], _lengths = [];
+    long[] _probOffsets = [];
+    float* _q, _k, _v, _out, _probs, _dOut, _dq, _dkHeads, _dvHeads;
+
+    [ThreadStatic] static float[]? t_scores;
 
     int First(int i) => slidingWindow is int w && i >= w ? i - w + 1 : 0;
 
-    /// <summary>Fills <paramref name="output"/> [T, heads·d] and <paramref name="probs"/> [heads, T, T] (upper triangle zero).</summary>
-    public void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int t, Span<float> output, Span<float> probs)
+    /// <summary>Floats of the probability buffer for sequences of these lengths (heads · Σ len²).</summary>
+    public long ProbabilityLength(IReadOnlyList<int> lengths) => heads * lengths.Sum(l => (long)l * l);
+
+    /// <summary>One sequence: fills <paramref name="output"/> [T, heads·d] and <paramref name="probs"/> [heads, T, T].</summary>
+    public void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int t, Span<float> output, Span<float> probs) =>
+        Forward(null, [t], q, k, v, output, probs);
+
+    /// <summary>One sequence: dq, dk and dv from dO [T, heads·d] (all three overwritten).</summary>
+    public void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs, ReadOnlySpan<float> dOutput,
+        int t, Span<float> dq, Span<float> dk, Span<float> dv) =>
+        Backward(null, [t], q, k, v, probs, dOutput, dq, dk, dv);
+
+    void Layout(IReadOnlyList<int> lengths)
     {
-        int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
-        output[..(t * qw)].Clear();
-        probs[..(heads * t * t)].Clear();
-        for (int h = 0; h < heads; h++)
+        _lengths = lengths.ToArray();
+        _starts = new int[_lengths.Length];
+        _probOffsets = new long[_lengths.Length];
+        for (int s = 1; s < _lengths.Length; s++)
         {
-            int g = h / group;
-            for (int i = 0; i < t; i++)
-            {
-                var p = probs.Slice((h * t + i) * t, t);
-                var qi = q.Slice(i * qw + h * headDim, headDim);
-                int first = First(i);
-                for (int j = first; j <= i; j++)
-                    p[j] = System.Numerics.Tensors.TensorPrimitives.Dot(qi, k.Slice(j * kw + g * headDim, headDim)) * _scale;
-                Tensors.Ops.Softmax(p[first..(i + 1)]);
-                var oi = output.Slice(i * qw + h * headDim, headDim);
-                for (int j = first; j <= i; j++)
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(v.Slice(j * kw + g * headDim, headDim), p[j], oi, oi);
-            }
+            _starts[s] = _starts[s - 1] + _lengths[s - 1];
+            _probOffsets[s] = _probOffsets[s - 1] + (long)heads * _lengths[s - 1] * _lengths[s - 1];
         }
     }
 
-    /// <summary>From dO [T, heads·d]: dq (overwritten), dk and dv (accumulated, so tied uses add up).</summary>
-    public void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs, ReadOnlySpan<float> dOutput,
-        int t, Span<float> dq, Span<float> dk, Span<float> dv)
+    /// <summary>Sequences of <paramref name="lengths"/> end to end: output [T, heads·d]; probs per sequence [heads, len, len].</summary>
+    public void Forward(WorkerPool? pool, IReadOnlyList<int> lengths, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        Span<float> output, Span<float> probs)
     {
-        int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
-        dq[..(t * qw)].Clear();
-        var dp = new float[t];
-        for (int h = 0; h < heads; h++)
+        Layout(lengths);
+        fixed (float* qp = q, kp = k, vp = v, op = output, pp = probs)
         {
-            int g = h / group;
-            for (int i = 0; i < t; i++)
+            _q = qp; _k = kp; _v = vp; _out = op; _probs = pp; _backward = false;
+            Dispatch(pool);
+        }
+    }
+
+    /// <summary>The backward of <see cref="Forward(WorkerPool?, IReadOnlyList{int}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float})"/>;
+    /// dq, dk and dv are overwritten.</summary>
+    public void Backward(WorkerPool? pool, IReadOnlyList<int> lengths, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> probs, ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv)
+    {
+        Layout(lengths);
+        int total = _lengths.Sum();
+        // Each query head writes its own dK and dV rows; the heads of a group are summed below in order.
+        var dkHeads = new float[(long)total * QWidth];
+        var dvHeads = new float[(long)total * QWidth];
+        fixed (float* qp = q, kp = k, vp = v, pp = probs, dop = dOutput, dqp = dq, dkh = dkHeads, dvh = dvHeads)
+        {
+            _q = qp; _k = kp; _v = vp; _probs = pp; _dOut = dop; _dq = dqp; _dkHeads = dkh; _dvHeads = dvh; _backward = true;
+            Dispatch(pool);
+        }
+        int kw = KWidth, qw = QWidth;
+        for (int t = 0; t < total; t++)
+            for (int g = 0; g < kvHeads; g++)
             {
-                var p = probs.Slice((h * t + i) * t, t);
-                var doi = dOutput.Slice(i * qw + h * headDim, headDim);
-                int first = First(i);
-                double weighted = 0;
-                for (int j = first; j <= i; j++)
+                var dkRow = dk.Slice(t * kw + g * headDim, headDim);
+                var dvRow = dv.Slice(t * kw + g * headDim, headDim);
+                dkRow.Clear(); dvRow.Clear();
+                for (int h = g * Group; h < (g + 1) * Group; h++)
                 {
-                    var vj = v.Slice(j * kw + g * headDim, headDim);
-                    dp[j] = System.Numerics.Tensors.TensorPrimitives.Dot(doi, vj);
-                    weighted += (double)p[j] * dp[j];
-                    var dvj = dv.Slice(j * kw + g * headDim, headDim);
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(doi, p[j], dvj, dvj);
-                }
-                var qi = q.Slice(i * qw + h * headDim, headDim);
-                var dqi = dq.Slice(i * qw + h * headDim, headDim);
-                for (int j = first; j <= i; j++)
-                {
-                    float ds = (float)(p[j] * (dp[j] - weighted)) * _scale;
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(k.Slice(j * kw + g * headDim, headDim), ds, dqi, dqi);
-                    var dkj = dk.Slice(j * kw + g * headDim, headDim);
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(qi, ds, dkj, dkj);
+                    TensorPrimitives.Add(dkRow, dkHeads.AsSpan(t * qw + h * headDim, headDim), dkRow);
+                    TensorPrimitives.Add(dvRow, dvHeads.AsSpan(t * qw + h * headDim, headDim), dvRow);
                 }
             }
+    }
+
+    void Dispatch(WorkerPool? pool)
+    {
+        int units = _lengths.Length * heads;
+        if (pool is null) Execute(0, units);
+        else pool.Run(this, units);
+    }
+
+    public void Execute(int start, int end)
+    {
+        for (int u = start; u < end; u++)
+        {
+            int s = u / heads, h = u % heads;
+            if (_lengths[s] == 0) continue;
+            if (_backward) BackwardHead(s, h);
+            else ForwardHead(s, h);
         }
+    }
+
+    void ForwardHead(int s, int h)
+    {
+        int len = _lengths[s], off = _starts[s], g = h / Group, qw = QWidth, kw = KWidth, d = headDim;
+        float* p = _probs + _probOffsets[s] + (long)h * len * len;
+        float* q = _q + (long)off * qw + h * d, k = _k + (long)off * kw + g * d, v = _v + (long)off * kw + g * d;
+        Gemm.Multiply(null, len, len, d, StridedMatrix.RowMajor(q, qw), new StridedMatrix(k, 1, kw), p, len, false);
+        for (int i = 0; i < len; i++)
+        {
+            var row = new Span<float>(p + (long)i * len, len);
+            int first = First(i);
+            row[..first].Clear();
+            row[(i + 1)..].Clear();
+            var live = row[first..(i + 1)];
+            TensorPrimitives.Multiply(live, _scale, live);
+            Ops.Softmax(live);
+        }
+        Gemm.Multiply(null, len, d, len, StridedMatrix.RowMajor(p, len), new StridedMatrix(v, kw, 1), _out + (long)off * qw + h * d, qw, false);
+    }
+
+    void BackwardHead(int s, int h)
+    {
+        int len = _lengths[s], off = _starts[s], g = h / Group, qw = QWidth, kw = KWidth, d = headDim;
+        float* p = _probs + _probOffsets[s] + (long)h * len * len;
+        float* q = _q + (long)off * qw + h * d, k = _k + (long)off * kw + g * d, v = _v + (long)off * kw + g * d;
+        float* dO = _dOut + (long)off * qw + h * d;
+        var scores = t_scores is { } buf && buf.Length >= len * len ? buf : t_scores = GC.AllocateUninitializedArray<float>(len * len, pinned: true);
+        fixed (float* ds = scores)
+        {
+            // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P·dP) / √d in place.
+            Gemm.Multiply(null, len, len, d, StridedMatrix.RowMajor(dO, qw), new StridedMatrix(v, 1, kw), ds, len, false);
+            for (int i = 0; i < len; i++)
+            {
+                var pr = new ReadOnlySpan<float>(p + (long)i * len, len);
+                var dr = new Span<float>(ds + (long)i * len, len);
+                int first = First(i);
+                double weighted = 0;
+                for (int j = first; j <= i; j++) weighted += (double)pr[j] * dr[j];
+                for (int j = 0; j < len; j++) dr[j] = j < first || j > i ? 0 : (float)(pr[j] * (dr[j] - weighted)) * _scale;
+            }
+            Gemm.Multiply(null, len, d, len, StridedMatrix.RowMajor(ds, len), new StridedMatrix(k, kw, 1), _dq + (long)off * qw + h * d, qw, false);
+            Gemm.Multiply(null, len, d, len, StridedMatrix.Transposed(ds, len), StridedMatrix.RowMajor(q, qw), _dkHeads + (long)off * qw + h * d, qw, false);
+        }
+        Gemm.Multiply(null, len, d, len, StridedMatrix.Transposed(p, len), StridedMatrix.RowMajor(dO, qw), _dvHeads + (long)off * qw + h * d, qw, false);
     }
 }

@@ -25,27 +25,33 @@ public sealed unsafe class MatMul : IRangeJob
 
     /// <summary>
     /// Backward of Y = X·Wᵀ + b for f32 weights W [rows, cols], X [t, cols], dY [t, rows]:
-    /// dX = dY·W (overwritten), dW += dYᵀ·X, dBias += Σ_t dY (when given).
+    /// dX = dY·W (overwritten, or added when <paramref name="accumulateDx"/>), dW += dYᵀ·X and dBias += Σ_t dY
+    /// (each skipped when its span is empty, as for a frozen layer). The products run on <see cref="Gemm"/>.
     /// </summary>
-    public static void Backward(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, int t,
-        Span<float> dx, Span<float> dw, Span<float> dBias = default)
+    public static void Backward(WorkerPool? pool, ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, int t,
+        Span<float> dx, Span<float> dw, Span<float> dBias = default, bool accumulateDx = false)
     {
-        dx[..(t * cols)].Clear();
-        for (int i = 0; i < t; i++)
+        fixed (float* wp = w, xp = x, dyp = dy, dxp = dx, dwp = dw)
         {
-            var xi = x.Slice(i * cols, cols);
-            var dxi = dx.Slice(i * cols, cols);
-            for (int r = 0; r < rows; r++)
-            {
-                float g = dy[i * rows + r];
-                if (g == 0) continue;
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.Slice(r * cols, cols), g, dxi, dxi);
-                var dwr = dw.Slice(r * cols, cols);
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(xi, g, dwr, dwr);
-                if (!dBias.IsEmpty) dBias[r] += g;
-            }
+            Gemm.Multiply(pool, t, cols, rows, StridedMatrix.RowMajor(dyp, rows), StridedMatrix.RowMajor(wp, cols), dxp, cols, accumulateDx);
+            if (!dw.IsEmpty)
+                Gemm.Multiply(pool, rows, cols, t, StridedMatrix.Transposed(dyp, rows), StridedMatrix.RowMajor(xp, cols), dwp, cols, true);
         }
+        if (!dBias.IsEmpty)
+            for (int i = 0; i < t; i++)
+                System.Numerics.Tensors.TensorPrimitives.Add(dBias[..rows], dy.Slice(i * rows, rows), dBias[..rows]);
     }
+
+    /// <summary>Y = X·Wᵀ (+ bias) for f32 weights W [rows, cols] and X [t, cols], on <see cref="Gemm"/> (training's forward).</summary>
+    public static void Forward(WorkerPool? pool, ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, int t, Span<float> y, ReadOnlySpan<float> bias = default)
+    {
+        fixed (float* wp = w, xp = x, yp = y)
+            Gemm.Multiply(pool, t, rows, cols, StridedMatrix.RowMajor(xp, cols), StridedMatrix.Transposed(wp, cols), yp, rows, false);
+        if (!bias.IsEmpty)
+            for (int i = 0; i < t; i++)
+                System.Numerics.Tensors.TensorPrimitives.Add(y.Slice(i * rows, rows), bias[..rows], y.Slice(i * rows, rows));
+    }
+
     sbyte[] _xq = [];
     float[] _xd = [];
     float[] _xRounded = [];

@@ -6,24 +6,34 @@ using Attune.Tensors;
 namespace Attune.Training;
 
 /// <summary>
-/// A Llama-family model held as f32 master weights for training, with one forward that keeps each
-/// layer's activations and the backward that walks them in reverse, op by op (the backward of every
-/// op sits beside its forward). One sequence at a time; gradients accumulate until cleared, so
-/// micro-batches add up. Parameters use the Hugging Face names.
+/// A Llama-family model held as f32 master weights for training, with a forward that keeps each layer's
+/// activations and the backward that walks them in reverse, op by op (the backward of every op sits beside
+/// its forward). A micro-batch of sequences is laid end to end, so every linear layer is one matrix product
+/// over all its tokens (<see cref="Gemm"/>, split over the pool); attention keeps sequences apart.
+/// Parameters use the Hugging Face names; only the trainable ones have gradients (all of them, or only the
+/// LoRA adapters when <see cref="AddLora"/> froze the base). Gradients accumulate until cleared, so
+/// micro-batches add up.
 /// </summary>
 public sealed class TrainableModel
 {
     public ModelConfig Config { get; }
+    /// <summary>Every weight of the model, and the LoRA adapters' A and B (PEFT's names) once added.</summary>
     public Dictionary<string, float[]> Parameters { get; }
-    public Dictionary<string, float[]> Gradients { get; }
+    /// <summary>Gradients of the trainable parameters only.</summary>
+    public Dictionary<string, float[]> Gradients { get; private set; }
+    public LoraConfig? Lora { get; private set; }
+    /// <summary>The pool the products run on (null: the calling thread only).</summary>
+    public WorkerPool? Pool { get; set; } = WorkerPool.Shared;
+
     readonly Rope _rope;
     readonly CausalAttention _attention;
+    readonly Dictionary<string, LoraAdapter> _adapters = new(StringComparer.Ordinal);
 
     TrainableModel(ModelConfig c, Dictionary<string, float[]> parameters)
     {
         Config = c;
         Parameters = parameters;
-        Gradients = parameters.ToDictionary(p => p.Key, p => new float[p.Value.Length]);
+        Gradients = parameters.ToDictionary(p => p.Key, p => new float[p.Value.Length], StringComparer.Ordinal);
         _rope = new Rope(c);
         _attention = new CausalAttention(c.NumHeads, c.NumKvHeads, c.HeadDim, c.SlidingWindow);
     }
@@ -43,10 +53,85 @@ public sealed class TrainableModel
         return new TrainableModel(ckpt.Config, parameters);
     }
 
+    /// <summary>Parameters that count in the model's size: every weight, the adapters excluded.</summary>
+    public long BaseParameterCount => Parameters.Where(p => !LoraConfig.IsAdapterName(p.Key)).Sum(p => (long)p.Value.Length);
+
+    /// <summary>
+    /// Freezes the base and attaches LoRA adapters to the linear layers <paramref name="config"/> targets:
+    /// A [rank, in] drawn uniformly in ±1/√in (PEFT's Kaiming-uniform default), B [out, rank] zero, so the
+    /// model starts exactly where the base is. From here only the adapters have gradients.
+    /// </summary>
+    public void AddLora(LoraConfig config)
+    {
+        if (Lora is not null) throw new InvalidOperationException("LoRA adapters are already attached");
+        var rng = new Rng(config.Seed);
+        foreach (var module in LinearModules())
+        {
+            if (!config.Targets(module.Name)) continue;
+            var a = new float[config.Rank * module.In];
+            float bound = 1f / MathF.Sqrt(module.In);
+            for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() * 2 - 1) * bound;
+            Parameters[LoraConfig.AName(module.Name)] = a;
+            Parameters[LoraConfig.BName(module.Name)] = new float[module.Out * config.Rank];
+        }
+        Lora = config;
+        BindAdapters();
+        if (_adapters.Count == 0)
+            throw new AttuneException(null, "--lora-targets", $"matches no linear layer (they are named like {LinearModules().First().Name})");
+        Gradients = Parameters.Where(p => LoraConfig.IsAdapterName(p.Key)).ToDictionary(p => p.Key, p => new float[p.Value.Length], StringComparer.Ordinal);
+    }
+
+    void BindAdapters()
+    {
+        _adapters.Clear();
+        foreach (var module in LinearModules())
+            if (Parameters.TryGetValue(LoraConfig.AName(module.Name), out var a))
+                _adapters[module.Name] = new LoraAdapter(a, Parameters[LoraConfig.BName(module.Name)], Lora!.Rank, (float)Lora.Scale);
+    }
+
+    /// <summary>The linear layers of the decoder (the LM head excluded), with their input and output widths.</summary>
+    public IEnumerable<(string Name, int In, int Out)> LinearModules()
+    {
+        var c = Config;
+        int h = c.HiddenSize, qw = c.NumHeads * c.HeadDim, kw = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            yield return (p + "self_attn.q_proj", h, qw);
+            yield return (p + "self_attn.k_proj", h, kw);
+            yield return (p + "self_attn.v_proj", h, kw);
+            yield return (p + "self_attn.o_proj", qw, h);
+            yield return (p + "mlp.gate_proj", h, ff);
+            yield return (p + "mlp.up_proj", h, ff);
+            yield return (p + "mlp.down_proj", ff, h);
+        }
+    }
+
+    /// <summary>A base weight with its adapter folded in: W + scale·B·A (the plain weight when it has none).</summary>
+    public float[] MergedWeight(string name)
+    {
+        var w = Parameters[name];
+        if (!name.EndsWith(".weight", StringComparison.Ordinal) || !_adapters.TryGetValue(name[..^".weight".Length], out var ad)) return w;
+        var merged = (float[])w.Clone();
+        int rows = ad.B.Length / ad.Rank, cols = ad.A.Length / ad.Rank;
+        unsafe
+        {
+            fixed (float* a = ad.A, b = ad.B, m = merged)
+            {
+                // scale·B·A added in place: B [rows, r] scaled first, then one product accumulated into W.
+                var scaledB = ad.B.Select(v => v * ad.Scale).ToArray();
+                fixed (float* sb = scaledB)
+                    Gemm.Multiply(Pool, rows, cols, ad.Rank, StridedMatrix.RowMajor(sb, ad.Rank), StridedMatrix.RowMajor(a, cols), m, cols, true);
+            }
+        }
+        return merged;
+    }
+
     /// <summary>
     /// Writes the weights as a checkpoint folder's files into <paramref name="dir"/> (the caller publishes the
     /// folder atomically): config.json and generation_config.json from <paramref name="source"/> with
-    /// <c>torch_dtype</c> set, its tokenizer files, and the weights in <paramref name="dtype"/>.
+    /// <c>torch_dtype</c> set, its tokenizer files, and the weights in <paramref name="dtype"/> — with any LoRA
+    /// adapters merged in, so the folder is a plain checkpoint.
     /// </summary>
     public void WriteCheckpointFiles(string dir, Checkpoint source, DType dtype, long maxShardBytes = ShardedSafeTensorsWriter.DefaultMaxShardBytes)
     {
@@ -54,8 +139,43 @@ public sealed class TrainableModel
         source.CopyTokenizerFilesTo(dir);
         var specs = TensorLayout.Expected(Config).Where(t => Parameters.ContainsKey(t.Name)).Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
         using var writer = new ShardedSafeTensorsWriter(dir, specs, new Dictionary<string, string> { ["format"] = "pt" }, maxShardBytes);
-        foreach (var spec in specs) writer.Write(spec.Name, DTypes.FromSingle(dtype, Parameters[spec.Name]));
+        foreach (var spec in specs) writer.Write(spec.Name, DTypes.FromSingle(dtype, MergedWeight(spec.Name)));
         writer.Commit();
+    }
+
+    /// <summary>The adapters alone, as PEFT saves them (adapter_model.safetensors and adapter_config.json).</summary>
+    public void WriteAdapterFiles(string dir, string baseModel)
+    {
+        if (Lora is null) throw new InvalidOperationException("no LoRA adapters to write");
+        var tensors = Parameters.Where(p => LoraConfig.IsAdapterName(p.Key)).OrderBy(p => p.Key, StringComparer.Ordinal)
+            .Select(p => (new TensorSpec(LoraConfig.PeftPrefix + p.Key, DType.F32, AdapterShape(p.Key)), DTypes.FromSingle(DType.F32, p.Value)))
+            .ToList();
+        SafeTensorsWriter.Save(Path.Combine(dir, LoraConfig.AdapterWeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        AtomicFile.WriteAllText(Path.Combine(dir, LoraConfig.AdapterConfigFile), Lora.ToPeftJson(baseModel, _adapters.Keys));
+    }
+
+    long[] AdapterShape(string name)
+    {
+        var module = name[..name.IndexOf(".lora_", StringComparison.Ordinal)];
+        var ad = _adapters[module];
+        return name.EndsWith(".lora_A.weight", StringComparison.Ordinal)
+            ? [ad.Rank, ad.A.Length / ad.Rank]
+            : [ad.B.Length / ad.Rank, ad.Rank];
+    }
+
+    /// <summary>Replaces the adapters' values with those saved by <see cref="WriteAdapterFiles"/> (for --resume).</summary>
+    public void LoadAdapterFiles(string dir)
+    {
+        var path = Path.Combine(dir, LoraConfig.AdapterWeightsFile);
+        using var file = SafeTensorsFile.Open(path);
+        foreach (var (name, values) in Parameters.Where(p => LoraConfig.IsAdapterName(p.Key)))
+        {
+            var key = LoraConfig.PeftPrefix + name;
+            if (!file.Contains(key)) throw new AttuneException(path, key, "missing (was the run started with other LoRA targets or rank?)");
+            var v = file.GetView(key);
+            if (v.ElementCount != values.Length) throw new AttuneException(path, key, "has another shape than this run's adapter");
+            DTypes.ToSingle(v.DType, v.Bytes, values);
+        }
     }
 
     public void ZeroGradients()
@@ -63,63 +183,123 @@ public sealed class TrainableModel
         foreach (var g in Gradients.Values) Array.Clear(g);
     }
 
-    string L(int i, string s) => TensorLayout.Layer(i, s);
+    static string L(int i, string s) => TensorLayout.Layer(i, s);
     float[] P(string n) => Parameters[n];
-    float[] G(string n) => Gradients[n];
     float[]? OptP(string n) => Parameters.GetValueOrDefault(n);
+    Span<float> GradOrEmpty(string name) => Gradients.TryGetValue(name, out var g) ? g : default;
     string Head => Config.TieWordEmbeddings ? TensorLayout.Embedding : TensorLayout.LmHead;
+    float Eps => (float)Config.RmsNormEps;
 
-    static void Linear(ReadOnlySpan<float> x, int t, float[] w, float[]? b, int rows, int cols, Span<float> y)
-    {
-        for (int i = 0; i < t; i++)
-            for (int r = 0; r < rows; r++)
-                y[i * rows + r] = TensorPrimitives.Dot(x.Slice(i * cols, cols), w.AsSpan(r * cols, cols)) + (b?[r] ?? 0);
-    }
-
-    unsafe void Norm(float[] input, float[] weight, float[] output, int t, int n)
-    {
-        fixed (float* x = input, w = weight, y = output)
-            for (int i = 0; i < t; i++) Ops.RmsNorm(x + i * n, w, y + i * n, n, (float)Config.RmsNormEps);
-    }
-
-    void NormBackward(float[] input, string weight, float[] dy, float[] dx, int t, int n)
-    {
-        for (int i = 0; i < t; i++)
-            Ops.RmsNormBackward(input.AsSpan(i * n, n), P(weight), dy.AsSpan(i * n, n), (float)Config.RmsNormEps, dx.AsSpan(i * n, n), G(weight));
-    }
+    sealed record LoraAdapter(float[] A, float[] B, int Rank, float Scale);
 
     /// <summary>What one layer's forward keeps for its backward.</summary>
     sealed class LayerState
     {
         public float[] X = [], A = [], QPre = [], KPre = [], Q = [], K = [], V = [], Probs = [], Att = [], XMid = [], B = [], Gate = [], Up = [], H = [];
+        /// <summary>scale·(x·Aᵀ) of each adapted module, for the adapter's backward.</summary>
+        public readonly Dictionary<string, float[]> LoraHidden = new(StringComparer.Ordinal);
+    }
+
+    /// <summary>The forward of the current micro-batch, kept for <see cref="Backward"/>.</summary>
+    sealed class BatchState
+    {
+        public int[] Lengths = [], Tokens = [], Targets = [], Sequence = [];
+        public LayerState[] Layers = [];
+        public float[] XFinal = [], F = [], Logits = [];
+    }
+
+    BatchState? _batch;
+
+    /// <summary>Y = X·Wᵀ + b (+ scale·(X·Aᵀ)·Bᵀ for an adapted layer) over <paramref name="t"/> rows.</summary>
+    unsafe void Linear(string module, float[] x, int t, int cols, int rows, float[] y, LayerState s)
+    {
+        MatMul.Forward(Pool, P(module + ".weight"), rows, cols, x, t, y, OptP(module + ".bias"));
+        if (!_adapters.TryGetValue(module, out var ad)) return;
+        var hidden = new float[t * ad.Rank];
+        fixed (float* xp = x, a = ad.A, b = ad.B, hp = hidden, yp = y)
+        {
+            Gemm.Multiply(Pool, t, ad.Rank, cols, StridedMatrix.RowMajor(xp, cols), StridedMatrix.Transposed(a, cols), hp, ad.Rank, false);
+            TensorPrimitives.Multiply(hidden, ad.Scale, hidden);
+            Gemm.Multiply(Pool, t, rows, ad.Rank, StridedMatrix.RowMajor(hp, ad.Rank), StridedMatrix.Transposed(b, ad.Rank), yp, rows, true);
+        }
+        s.LoraHidden[module] = hidden;
+    }
+
+    /// <summary>dX (overwritten or added) and the layer's parameter gradients from dY.</summary>
+    unsafe void LinearBackward(string module, float[] x, float[] dy, int t, int cols, int rows, float[] dx, bool accumulateDx, LayerState s)
+    {
+        MatMul.Backward(Pool, P(module + ".weight"), rows, cols, x, dy, t, dx, GradOrEmpty(module + ".weight"), GradOrEmpty(module + ".bias"), accumulateDx);
+        if (!_adapters.TryGetValue(module, out var ad)) return;
+        int r = ad.Rank;
+        var hidden = s.LoraHidden[module];
+        var dHidden = new float[t * r];
+        fixed (float* xp = x, dyp = dy, dxp = dx, a = ad.A, b = ad.B, hp = hidden, dh = dHidden)
+        fixed (float* dA = Gradients[LoraConfig.AName(module)], dB = Gradients[LoraConfig.BName(module)])
+        {
+            // z = h·Bᵀ with h = scale·x·Aᵀ: dB += dYᵀ·h, dH = dY·B, then dA += scale·dHᵀ·x and dX += scale·dH·A.
+            Gemm.Multiply(Pool, rows, r, t, StridedMatrix.Transposed(dyp, rows), StridedMatrix.RowMajor(hp, r), dB, r, true);
+            Gemm.Multiply(Pool, t, r, rows, StridedMatrix.RowMajor(dyp, rows), StridedMatrix.RowMajor(b, r), dh, r, false);
+            TensorPrimitives.Multiply(dHidden, ad.Scale, dHidden);
+            Gemm.Multiply(Pool, r, cols, t, StridedMatrix.Transposed(dh, r), StridedMatrix.RowMajor(xp, cols), dA, cols, true);
+            Gemm.Multiply(Pool, t, cols, r, StridedMatrix.RowMajor(dh, r), StridedMatrix.RowMajor(a, cols), dxp, cols, true);
+        }
+    }
+
+    unsafe void Norm(float[] input, float[] weight, float[] output, int rows, int n)
+    {
+        fixed (float* x = input, w = weight, y = output)
+            for (int i = 0; i < rows; i++) Ops.RmsNorm(x + (long)i * n, w, y + (long)i * n, n, Eps);
+    }
+
+    void NormBackward(float[] input, string weight, float[] dy, float[] dx, int rows, int n)
+    {
+        var dw = Gradients.TryGetValue(weight, out var g) ? g : new float[n];
+        for (int i = 0; i < rows; i++)
+            Ops.RmsNormBackward(input.AsSpan(i * n, n), P(weight), dy.AsSpan(i * n, n), Eps, dx.AsSpan(i * n, n), dw);
     }
 
     /// <summary>
     /// Mean cross-entropy of predicting <paramref name="targets"/> (ignored where <see cref="CrossEntropy.Ignore"/>)
     /// from <paramref name="tokens"/>; adds the gradients of (mean loss × <paramref name="lossScale"/>).
     /// </summary>
-    public unsafe double ForwardBackward(int[] tokens, int[] targets, float lossScale = 1f)
+    public double ForwardBackward(int[] tokens, int[] targets, float lossScale = 1f)
     {
-        var c = Config;
-        int t = tokens.Length, h = c.HiddenSize, hd = c.HeadDim, qw = c.NumHeads * hd, kw = c.NumKvHeads * hd, ff = c.IntermediateSize, vocab = c.VocabSize;
-        _rope.Reserve(t);
         int counted = targets.Count(x => x != CrossEntropy.Ignore);
         if (counted == 0) return 0;
+        double sum = Forward([new TrainingExample(tokens, targets)])[0];
+        Backward([lossScale / counted]);
+        return sum / counted;
+    }
 
-        // Forward.
+    /// <summary>
+    /// Runs the micro-batch forward and keeps what the backward needs; returns, per sequence, the summed
+    /// cross-entropy over its target tokens (the negative log-likelihood of its targets).
+    /// </summary>
+    public unsafe double[] Forward(IReadOnlyList<TrainingExample> batch)
+    {
+        var c = Config;
+        int h = c.HiddenSize, hd = c.HeadDim, qw = c.NumHeads * hd, kw = c.NumKvHeads * hd, ff = c.IntermediateSize, vocab = c.VocabSize;
+        var st = new BatchState { Lengths = batch.Select(e => e.Tokens.Length).ToArray() };
+        st.Tokens = batch.SelectMany(e => e.Tokens).ToArray();
+        st.Targets = batch.SelectMany(e => e.Targets).ToArray();
+        st.Sequence = batch.SelectMany((e, s) => Enumerable.Repeat(s, e.Tokens.Length)).ToArray();
+        int t = st.Tokens.Length;
+        _rope.Reserve(st.Lengths.DefaultIfEmpty(0).Max());
+        var positions = batch.SelectMany(e => Enumerable.Range(0, e.Tokens.Length)).ToArray();
+
         var x = new float[t * h];
         var embed = P(TensorLayout.Embedding);
-        for (int i = 0; i < t; i++) embed.AsSpan(tokens[i] * h, h).CopyTo(x.AsSpan(i * h, h));
-        var states = new LayerState[c.NumLayers];
+        for (int i = 0; i < t; i++) embed.AsSpan(st.Tokens[i] * h, h).CopyTo(x.AsSpan(i * h, h));
+        st.Layers = new LayerState[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
-            var s = states[l] = new LayerState { X = x };
+            var s = st.Layers[l] = new LayerState { X = x };
             s.A = new float[t * h];
             Norm(x, P(L(l, "input_layernorm.weight")), s.A, t, h);
             s.QPre = new float[t * qw]; s.KPre = new float[t * kw]; s.V = new float[t * kw];
-            Linear(s.A, t, P(L(l, "self_attn.q_proj.weight")), OptP(L(l, "self_attn.q_proj.bias")), qw, h, s.QPre);
-            Linear(s.A, t, P(L(l, "self_attn.k_proj.weight")), OptP(L(l, "self_attn.k_proj.bias")), kw, h, s.KPre);
-            Linear(s.A, t, P(L(l, "self_attn.v_proj.weight")), OptP(L(l, "self_attn.v_proj.bias")), kw, h, s.V);
+            Linear(L(l, "self_attn.q_proj"), s.A, t, h, qw, s.QPre, s);
+            Linear(L(l, "self_attn.k_proj"), s.A, t, h, kw, s.KPre, s);
+            Linear(L(l, "self_attn.v_proj"), s.A, t, h, kw, s.V, s);
             s.Q = (float[])s.QPre.Clone();
             s.K = (float[])s.KPre.Clone();
             if (OptP(L(l, "self_attn.q_norm.weight")) is { } qn)
@@ -130,66 +310,91 @@ public sealed class TrainableModel
             fixed (float* q = s.Q, k = s.K)
                 for (int i = 0; i < t; i++)
                 {
-                    _rope.Apply(q + i * qw, c.NumHeads, i);
-                    _rope.Apply(k + i * kw, c.NumKvHeads, i);
+                    _rope.Apply(q + (long)i * qw, c.NumHeads, positions[i]);
+                    _rope.Apply(k + (long)i * kw, c.NumKvHeads, positions[i]);
                 }
             s.Att = new float[t * qw];
-            s.Probs = new float[c.NumHeads * t * t];
-            _attention.Forward(s.Q, s.K, s.V, t, s.Att, s.Probs);
+            s.Probs = new float[_attention.ProbabilityLength(st.Lengths)];
+            _attention.Forward(Pool, st.Lengths, s.Q, s.K, s.V, s.Att, s.Probs);
             var o = new float[t * h];
-            Linear(s.Att, t, P(L(l, "self_attn.o_proj.weight")), OptP(L(l, "self_attn.o_proj.bias")), h, qw, o);
+            Linear(L(l, "self_attn.o_proj"), s.Att, t, qw, h, o, s);
             s.XMid = new float[t * h];
             TensorPrimitives.Add(x, o, s.XMid);
             s.B = new float[t * h];
             Norm(s.XMid, P(L(l, "post_attention_layernorm.weight")), s.B, t, h);
             s.Gate = new float[t * ff]; s.Up = new float[t * ff];
-            Linear(s.B, t, P(L(l, "mlp.gate_proj.weight")), OptP(L(l, "mlp.gate_proj.bias")), ff, h, s.Gate);
-            Linear(s.B, t, P(L(l, "mlp.up_proj.weight")), OptP(L(l, "mlp.up_proj.bias")), ff, h, s.Up);
+            Linear(L(l, "mlp.gate_proj"), s.B, t, h, ff, s.Gate, s);
+            Linear(L(l, "mlp.up_proj"), s.B, t, h, ff, s.Up, s);
             s.H = (float[])s.Gate.Clone();
             Ops.SiluMul(s.H, s.Up, new float[t * ff]);
             var d = new float[t * h];
-            Linear(s.H, t, P(L(l, "mlp.down_proj.weight")), OptP(L(l, "mlp.down_proj.bias")), h, ff, d);
+            Linear(L(l, "mlp.down_proj"), s.H, t, ff, h, d, s);
             x = new float[t * h];
             TensorPrimitives.Add(s.XMid, d, x);
         }
-        var f = new float[t * h];
-        Norm(x, P(TensorLayout.FinalNorm), f, t, h);
-        var logits = new float[t * vocab];
-        Linear(f, t, P(Head), null, vocab, h, logits);
-        double loss = CrossEntropy.Forward(logits, vocab, targets) / counted;
+        st.XFinal = x;
+        st.F = new float[t * h];
+        Norm(x, P(TensorLayout.FinalNorm), st.F, t, h);
+        st.Logits = new float[(long)t * vocab];
+        MatMul.Forward(Pool, P(Head), vocab, h, st.F, t, st.Logits);
+        var sums = new double[batch.Count];
+        for (int i = 0; i < t; i++)
+            if (st.Targets[i] != CrossEntropy.Ignore)
+                sums[st.Sequence[i]] -= LanguageModel.LogProb(st.Logits.AsSpan(i * vocab, vocab), st.Targets[i]);
+        _batch = st;
+        return sums;
+    }
 
-        // Backward, in reverse.
-        var dLogits = new float[t * vocab];
-        CrossEntropy.Backward(logits, vocab, targets, lossScale / counted, dLogits);
+    /// <summary>
+    /// Adds the gradients of Σ_s <paramref name="sequenceScales"/>[s] · (summed cross-entropy of sequence s)
+    /// for the micro-batch of the last <see cref="Forward"/>, then releases its activations.
+    /// </summary>
+    public unsafe void Backward(ReadOnlySpan<float> sequenceScales)
+    {
+        var st = _batch ?? throw new InvalidOperationException("Backward needs a Forward first");
+        _batch = null;
+        var c = Config;
+        int h = c.HiddenSize, hd = c.HeadDim, qw = c.NumHeads * hd, kw = c.NumKvHeads * hd, ff = c.IntermediateSize, vocab = c.VocabSize;
+        int t = st.Tokens.Length;
+        var positions = st.Lengths.SelectMany(n => Enumerable.Range(0, n)).ToArray();
+
+        // The logits become their gradient in place: scale · (softmax − onehot) on target rows, 0 elsewhere.
+        var dLogits = st.Logits;
+        for (int i = 0; i < t; i++)
+        {
+            var row = dLogits.AsSpan(i * vocab, vocab);
+            if (st.Targets[i] == CrossEntropy.Ignore) { row.Clear(); continue; }
+            CrossEntropy.Backward(row, vocab, [st.Targets[i]], sequenceScales[st.Sequence[i]], row);
+        }
         var df = new float[t * h];
-        MatMul.Backward(P(Head), vocab, h, f, dLogits, t, df, G(Head));
+        MatMul.Backward(Pool, P(Head), vocab, h, st.F, dLogits, t, df, GradOrEmpty(Head));
+        st.Logits = [];
         var dx = new float[t * h];
-        NormBackward(x, TensorLayout.FinalNorm, df, dx, t, h);
+        NormBackward(st.XFinal, TensorLayout.FinalNorm, df, dx, t, h);
         for (int l = c.NumLayers - 1; l >= 0; l--)
         {
-            var s = states[l];
+            var s = st.Layers[l];
             // MLP: x = xMid + down(silu(gate(b)) · up(b)), b = norm(xMid).
             var dH = new float[t * ff];
-            MatMul.Backward(P(L(l, "mlp.down_proj.weight")), h, ff, s.H, dx, t, dH, G(L(l, "mlp.down_proj.weight")), GradOrEmpty(L(l, "mlp.down_proj.bias")));
+            LinearBackward(L(l, "mlp.down_proj"), s.H, dx, t, ff, h, dH, false, s);
             var dGate = new float[t * ff]; var dUp = new float[t * ff];
             Ops.SiluMulBackward(s.Gate, s.Up, dH, dGate, dUp);
-            var dB = new float[t * h]; var dB2 = new float[t * h];
-            MatMul.Backward(P(L(l, "mlp.gate_proj.weight")), ff, h, s.B, dGate, t, dB, G(L(l, "mlp.gate_proj.weight")), GradOrEmpty(L(l, "mlp.gate_proj.bias")));
-            MatMul.Backward(P(L(l, "mlp.up_proj.weight")), ff, h, s.B, dUp, t, dB2, G(L(l, "mlp.up_proj.weight")), GradOrEmpty(L(l, "mlp.up_proj.bias")));
-            TensorPrimitives.Add(dB, dB2, dB);
+            var dB = new float[t * h];
+            LinearBackward(L(l, "mlp.gate_proj"), s.B, dGate, t, h, ff, dB, false, s);
+            LinearBackward(L(l, "mlp.up_proj"), s.B, dUp, t, h, ff, dB, true, s);
             var dXMid = new float[t * h];
             NormBackward(s.XMid, L(l, "post_attention_layernorm.weight"), dB, dXMid, t, h);
             TensorPrimitives.Add(dXMid, dx, dXMid); // the residual path
             // Attention: xMid = x + o(attention(rope(q(a)), rope(k(a)), v(a))), a = norm(x).
             var dAtt = new float[t * qw];
-            MatMul.Backward(P(L(l, "self_attn.o_proj.weight")), h, qw, s.Att, dXMid, t, dAtt, G(L(l, "self_attn.o_proj.weight")), GradOrEmpty(L(l, "self_attn.o_proj.bias")));
+            LinearBackward(L(l, "self_attn.o_proj"), s.Att, dXMid, t, qw, h, dAtt, false, s);
             var dQ = new float[t * qw]; var dK = new float[t * kw]; var dV = new float[t * kw];
-            _attention.Backward(s.Q, s.K, s.V, s.Probs, dAtt, t, dQ, dK, dV);
+            _attention.Backward(Pool, st.Lengths, s.Q, s.K, s.V, s.Probs, dAtt, dQ, dK, dV);
             fixed (float* q = dQ, k = dK)
                 for (int i = 0; i < t; i++)
                 {
-                    _rope.ApplyBackward(q + i * qw, c.NumHeads, i);
-                    _rope.ApplyBackward(k + i * kw, c.NumKvHeads, i);
+                    _rope.ApplyBackward(q + (long)i * qw, c.NumHeads, positions[i]);
+                    _rope.ApplyBackward(k + (long)i * kw, c.NumKvHeads, positions[i]);
                 }
             if (OptP(L(l, "self_attn.q_norm.weight")) is not null)
             {
@@ -198,27 +403,22 @@ public sealed class TrainableModel
                 NormBackward(s.KPre, L(l, "self_attn.k_norm.weight"), dK, dKPre, t * c.NumKvHeads, hd);
                 (dQ, dK) = (dQPre, dKPre);
             }
-            var dA = new float[t * h]; var tmp = new float[t * h];
-            MatMul.Backward(P(L(l, "self_attn.q_proj.weight")), qw, h, s.A, dQ, t, tmp, G(L(l, "self_attn.q_proj.weight")), GradOrEmpty(L(l, "self_attn.q_proj.bias")));
-            TensorPrimitives.Add(dA, tmp, dA);
-            MatMul.Backward(P(L(l, "self_attn.k_proj.weight")), kw, h, s.A, dK, t, tmp, G(L(l, "self_attn.k_proj.weight")), GradOrEmpty(L(l, "self_attn.k_proj.bias")));
-            TensorPrimitives.Add(dA, tmp, dA);
-            MatMul.Backward(P(L(l, "self_attn.v_proj.weight")), kw, h, s.A, dV, t, tmp, G(L(l, "self_attn.v_proj.weight")), GradOrEmpty(L(l, "self_attn.v_proj.bias")));
-            TensorPrimitives.Add(dA, tmp, dA);
+            var dA = new float[t * h];
+            LinearBackward(L(l, "self_attn.q_proj"), s.A, dQ, t, h, qw, dA, false, s);
+            LinearBackward(L(l, "self_attn.k_proj"), s.A, dK, t, h, kw, dA, true, s);
+            LinearBackward(L(l, "self_attn.v_proj"), s.A, dV, t, h, kw, dA, true, s);
             var dX = new float[t * h];
             NormBackward(s.X, L(l, "input_layernorm.weight"), dA, dX, t, h);
             TensorPrimitives.Add(dX, dXMid, dX);
             dx = dX;
+            st.Layers[l] = null!; // release the layer's activations as soon as they are used
         }
         // Embedding rows get the gradient of their positions (scatter-add; with tied heads this adds to the head's).
-        var dEmbed = G(TensorLayout.Embedding);
-        for (int i = 0; i < t; i++)
-        {
-            var row = dEmbed.AsSpan(tokens[i] * h, h);
-            TensorPrimitives.Add(row, dx.AsSpan(i * h, h), row);
-        }
-        return loss;
+        if (Gradients.TryGetValue(TensorLayout.Embedding, out var dEmbed))
+            for (int i = 0; i < t; i++)
+            {
+                var row = dEmbed.AsSpan(st.Tokens[i] * h, h);
+                TensorPrimitives.Add(row, dx.AsSpan(i * h, h), row);
+            }
     }
-
-    Span<float> GradOrEmpty(string name) => Gradients.TryGetValue(name, out var g) ? g : default;
 }

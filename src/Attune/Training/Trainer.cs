@@ -74,7 +74,7 @@ public sealed class Trainer
         _model = model;
         _data = data;
         _options = options;
-        _optimizers = model.Parameters.ToDictionary(p => p.Key,
+        _optimizers = model.Gradients.ToDictionary(p => p.Key,
             p => new AdamW(p.Value.Length, options.Beta1, options.Beta2, options.Epsilon, WeightDecayFor(p.Key, options.WeightDecay)),
             StringComparer.Ordinal);
     }
@@ -111,18 +111,19 @@ public sealed class Trainer
         _model.ZeroGradients();
         double lossSum = 0;
         if (targets > 0)
-            foreach (var e in batch)
+            for (int start = 0; start < n; start += _options.BatchSize)
             {
-                int count = e.TargetCount;
-                if (count == 0) continue;
-                double weight = (double)count / targets;
-                lossSum += weight * _model.ForwardBackward(e.Tokens, e.Targets, (float)weight);
+                // Each target token weighs 1/targets, so the step's gradient is that of the token mean.
+                var micro = batch.GetRange(start, _options.BatchSize).Where(e => e.TargetCount > 0).ToList();
+                if (micro.Count == 0) continue;
+                lossSum += _model.Forward(micro).Sum() / targets;
+                _model.Backward(Enumerable.Repeat((float)(1.0 / targets), micro.Count).ToArray());
             }
         double norm = _options.MaxGradNorm > 0
             ? GradientClipping.ClipByGlobalNorm(_model.Gradients.Values.ToList(), _options.MaxGradNorm)
             : Math.Sqrt(_model.Gradients.Values.Sum(g => System.Numerics.Tensors.TensorPrimitives.Dot(g, g)));
         double lr = _options.Schedule.At(Step);
-        foreach (var (name, w) in _model.Parameters) _optimizers[name].Update(w, _model.Gradients[name], lr);
+        foreach (var (name, g) in _model.Gradients) _optimizers[name].Update(_model.Parameters[name], g, lr);
         Step++;
         return new StepMetrics(Step, lossSum, lr, norm, batch.Sum(e => (long)e.Tokens.Length), clock.Elapsed.TotalSeconds);
     }
@@ -130,7 +131,7 @@ public sealed class Trainer
     /// <summary>Writes the optimizer moments and the step into <paramref name="dir"/> (which the caller publishes atomically).</summary>
     public void SaveState(string dir)
     {
-        var names = _model.Parameters.Keys.Order(StringComparer.Ordinal).ToList();
+        var names = _model.Gradients.Keys.Order(StringComparer.Ordinal).ToList();
         var tensors = new List<(TensorSpec, byte[])>();
         foreach (var name in names)
         {

@@ -20,6 +20,8 @@ public sealed class TrainingRun
     public int SaveEvery { get; init; } = 100;
     public int KeepCheckpoints { get; init; } = 2;
     public DType SaveDType { get; init; } = DType.F32;
+    /// <summary>Train LoRA adapters on a frozen base instead of every weight; checkpoints then hold the adapters.</summary>
+    public LoraConfig? Lora { get; init; }
 
     /// <summary>The newest <c>checkpoint-N</c> folder under <paramref name="outDir"/>, or null.</summary>
     public static string? LatestCheckpoint(string outDir) => Checkpoints(outDir).LastOrDefault().Dir;
@@ -45,11 +47,24 @@ public sealed class TrainingRun
             if (!resume && Directory.Exists(OutDir) && Directory.EnumerateFileSystemEntries(OutDir).Any())
                 throw new AttuneException(OutDir, "already exists and is not empty (pass --resume to continue the run in it)");
             Directory.CreateDirectory(OutDir);
-            trainer = makeTrainer(TrainableModel.FromCheckpoint(source));
+            trainer = makeTrainer(StartingModel(source));
         }
         else
         {
-            using (var ckpt = Checkpoint.Open(latest)) trainer = makeTrainer(TrainableModel.FromCheckpoint(ckpt));
+            bool adapterCheckpoint = File.Exists(Path.Combine(latest, LoraConfig.AdapterWeightsFile));
+            if (adapterCheckpoint != (Lora is not null))
+                throw new AttuneException(latest, adapterCheckpoint
+                    ? "holds LoRA adapters; resume with the same --lora-* options"
+                    : "holds full weights; resume without --lora-rank");
+            TrainableModel model;
+            if (Lora is null)
+                using (var ckpt = Checkpoint.Open(latest)) model = TrainableModel.FromCheckpoint(ckpt);
+            else
+            {
+                model = StartingModel(source);
+                model.LoadAdapterFiles(latest);
+            }
+            trainer = makeTrainer(model);
             trainer.LoadState(latest);
         }
         TrimMetrics(trainer.Step);
@@ -74,7 +89,15 @@ public sealed class TrainingRun
 
         foreach (var f in Directory.EnumerateFiles(OutDir, "model*.safetensors*")) File.Delete(f);
         trainer.Model.WriteCheckpointFiles(OutDir, source, SaveDType);
+        if (Lora is not null) trainer.Model.WriteAdapterFiles(OutDir, source.Directory);
         return trainer;
+    }
+
+    TrainableModel StartingModel(Checkpoint source)
+    {
+        var model = TrainableModel.FromCheckpoint(source);
+        if (Lora is not null) model.AddLora(Lora);
+        return model;
     }
 
     void SaveCheckpoint(Trainer trainer, Checkpoint source)
@@ -82,8 +105,14 @@ public sealed class TrainingRun
         var dir = Path.Combine(OutDir, CheckpointPrefix + trainer.Step.ToString(CultureInfo.InvariantCulture));
         AtomicDirectory.Write(dir, temp =>
         {
-            // Master weights are kept in f32 so a resumed run continues from exactly the same numbers.
-            trainer.Model.WriteCheckpointFiles(temp, source, DType.F32);
+            // Master weights (or the adapters, over a frozen base) are kept in f32 so a resumed run
+            // continues from exactly the same numbers.
+            if (Lora is null) trainer.Model.WriteCheckpointFiles(temp, source, DType.F32);
+            else
+            {
+                trainer.Model.WriteAdapterFiles(temp, source.Directory);
+                source.CopyTokenizerFilesTo(temp);
+            }
             trainer.SaveState(temp);
         });
         var all = Checkpoints(OutDir);

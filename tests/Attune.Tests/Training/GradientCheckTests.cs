@@ -78,7 +78,7 @@ public class GradientCheckTests
             return l;
         }
         var dx = new float[t * cols]; var dw = new float[rows * cols]; var db = new float[rows];
-        MatMul.Backward(w, rows, cols, x, c, t, dx, dw, db);
+        MatMul.Backward(null, w, rows, cols, x, c, t, dx, dw, db);
         double[] D(float[] a) => a.Select(v => (double)v).ToArray();
         var (xd, wd, bd) = (D(x), D(w), D(b));
         for (int i = 0; i < x.Length; i++) Close(Numeric(v => Loss(v, wd, bd), xd, i), dx[i], $"dx[{i}]");
