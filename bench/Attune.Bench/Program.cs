@@ -46,6 +46,10 @@ public static class Program
             case "merge-one":
                 MergeBench.One(args[1], args[2], args[3]);
                 return 0;
+            case "train":
+                // train PEAK_GFLOPS [STEPS]: the peak from bench/fma-peak.c on this machine
+                TrainBench.Table(Root, double.Parse(args[1]), int.Parse(args.ElementAtOrDefault(2) ?? "3"));
+                return 0;
             case "kernels":
                 KernelBench.Run(int.Parse(args.ElementAtOrDefault(1) ?? "2"));
                 return 0;
@@ -53,7 +57,7 @@ public static class Program
                 Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | kernels [THREADS] | bandwidth [THREADS] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | bandwidth [THREADS] | load-rss NAME");
                 return 1;
         }
     }

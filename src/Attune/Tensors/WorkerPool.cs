@@ -65,6 +65,15 @@ public sealed class WorkerPool : IDisposable
         }
     }
 
+    sealed class RangeAction(Action<int, int> body) : IRangeJob
+    {
+        public void Execute(int start, int end) => body(start, end);
+    }
+
+    /// <summary>Runs <paramref name="body"/>(start, end) over shares of [0, count) — for work outside the hot
+    /// decode path, where one small allocation per call does not matter.</summary>
+    public void For(int count, Action<int, int> body) => Run(new RangeAction(body), count);
+
     static (int Start, int End) Share(int index, int count, int threads) =>
         ((int)((long)count * index / threads), (int)((long)count * (index + 1) / threads));
 

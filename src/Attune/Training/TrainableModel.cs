@@ -245,17 +245,66 @@ public sealed class TrainableModel
         }
     }
 
+    /// <summary>body(start, end) over shares of [0, count) on the pool (or here, without one).</summary>
+    void ForRanges(int count, Action<int, int> body)
+    {
+        if (Pool is null || count < 2) body(0, count);
+        else Pool.For(count, body);
+    }
+
     unsafe void Norm(float[] input, float[] weight, float[] output, int rows, int n)
     {
-        fixed (float* x = input, w = weight, y = output)
-            for (int i = 0; i < rows; i++) Ops.RmsNorm(x + (long)i * n, w, y + (long)i * n, n, Eps);
+        float eps = Eps;
+        ForRanges(rows, (r0, r1) =>
+        {
+            fixed (float* x = input, w = weight, y = output)
+                for (int i = r0; i < r1; i++) Ops.RmsNorm(x + (long)i * n, w, y + (long)i * n, n, eps);
+        });
     }
+
+    /// <summary>RoPE on every token's query and key heads (or its inverse, for their gradients).</summary>
+    unsafe void RotateAll(float[] q, float[] k, int[] positions, bool backward)
+    {
+        int heads = Config.NumHeads, kvHeads = Config.NumKvHeads, qw = heads * Config.HeadDim, kw = kvHeads * Config.HeadDim;
+        ForRanges(positions.Length, (t0, t1) =>
+        {
+            fixed (float* qp = q, kp = k)
+                for (int i = t0; i < t1; i++)
+                    if (backward)
+                    {
+                        _rope.ApplyBackward(qp + (long)i * qw, heads, positions[i]);
+                        _rope.ApplyBackward(kp + (long)i * kw, kvHeads, positions[i]);
+                    }
+                    else
+                    {
+                        _rope.Apply(qp + (long)i * qw, heads, positions[i]);
+                        _rope.Apply(kp + (long)i * kw, kvHeads, positions[i]);
+                    }
+        });
+    }
+
+    /// <summary>Rows are cut into a fixed number of parts whatever the thread count; each part sums its own
+    /// dw and the parts are added in order, so the result does not depend on the pool.</summary>
+    const int NormParts = 16;
 
     void NormBackward(float[] input, string weight, float[] dy, float[] dx, int rows, int n)
     {
-        var dw = Gradients.TryGetValue(weight, out var g) ? g : new float[n];
-        for (int i = 0; i < rows; i++)
-            Ops.RmsNormBackward(input.AsSpan(i * n, n), P(weight), dy.AsSpan(i * n, n), Eps, dx.AsSpan(i * n, n), dw);
+        var w = P(weight);
+        var dw = Gradients.GetValueOrDefault(weight);
+        int parts = Math.Min(NormParts, rows);
+        var partial = new float[parts * n];
+        float eps = Eps;
+        ForRanges(parts, (p0, p1) =>
+        {
+            for (int part = p0; part < p1; part++)
+            {
+                var sums = partial.AsSpan(part * n, n);
+                for (int i = (int)((long)rows * part / parts); i < (int)((long)rows * (part + 1) / parts); i++)
+                    Ops.RmsNormBackward(input.AsSpan(i * n, n), w, dy.AsSpan(i * n, n), eps, dx.AsSpan(i * n, n), sums);
+            }
+        });
+        if (dw is not null)
+            for (int part = 0; part < parts; part++) TensorPrimitives.Add(dw, partial.AsSpan(part * n, n), dw);
     }
 
     /// <summary>
@@ -307,12 +356,7 @@ public sealed class TrainableModel
                 Norm(s.QPre, qn, s.Q, t * c.NumHeads, hd);
                 Norm(s.KPre, P(L(l, "self_attn.k_norm.weight")), s.K, t * c.NumKvHeads, hd);
             }
-            fixed (float* q = s.Q, k = s.K)
-                for (int i = 0; i < t; i++)
-                {
-                    _rope.Apply(q + (long)i * qw, c.NumHeads, positions[i]);
-                    _rope.Apply(k + (long)i * kw, c.NumKvHeads, positions[i]);
-                }
+            RotateAll(s.Q, s.K, positions, backward: false);
             s.Att = new float[t * qw];
             s.Probs = new float[_attention.ProbabilityLength(st.Lengths)];
             _attention.Forward(Pool, st.Lengths, s.Q, s.K, s.V, s.Att, s.Probs);
@@ -337,10 +381,15 @@ public sealed class TrainableModel
         Norm(x, P(TensorLayout.FinalNorm), st.F, t, h);
         st.Logits = new float[(long)t * vocab];
         MatMul.Forward(Pool, P(Head), vocab, h, st.F, t, st.Logits);
+        var rowLoss = new double[t];
+        ForRanges(t, (r0, r1) =>
+        {
+            for (int i = r0; i < r1; i++)
+                if (st.Targets[i] != CrossEntropy.Ignore)
+                    rowLoss[i] = -LanguageModel.LogProb(st.Logits.AsSpan(i * vocab, vocab), st.Targets[i]);
+        });
         var sums = new double[batch.Count];
-        for (int i = 0; i < t; i++)
-            if (st.Targets[i] != CrossEntropy.Ignore)
-                sums[st.Sequence[i]] -= LanguageModel.LogProb(st.Logits.AsSpan(i * vocab, vocab), st.Targets[i]);
+        for (int i = 0; i < t; i++) sums[st.Sequence[i]] += rowLoss[i];
         _batch = st;
         return sums;
     }
@@ -360,12 +409,17 @@ public sealed class TrainableModel
 
         // The logits become their gradient in place: scale · (softmax − onehot) on target rows, 0 elsewhere.
         var dLogits = st.Logits;
-        for (int i = 0; i < t; i++)
+        var rowScale = new float[t];
+        for (int i = 0; i < t; i++) rowScale[i] = sequenceScales[st.Sequence[i]];
+        ForRanges(t, (r0, r1) =>
         {
-            var row = dLogits.AsSpan(i * vocab, vocab);
-            if (st.Targets[i] == CrossEntropy.Ignore) { row.Clear(); continue; }
-            CrossEntropy.Backward(row, vocab, [st.Targets[i]], sequenceScales[st.Sequence[i]], row);
-        }
+            for (int i = r0; i < r1; i++)
+            {
+                var row = dLogits.AsSpan(i * vocab, vocab);
+                if (st.Targets[i] == CrossEntropy.Ignore) row.Clear();
+                else CrossEntropy.Backward(row, vocab, [st.Targets[i]], rowScale[i], row);
+            }
+        });
         var df = new float[t * h];
         MatMul.Backward(Pool, P(Head), vocab, h, st.F, dLogits, t, df, GradOrEmpty(Head));
         st.Logits = [];
@@ -390,12 +444,7 @@ public sealed class TrainableModel
             LinearBackward(L(l, "self_attn.o_proj"), s.Att, dXMid, t, qw, h, dAtt, false, s);
             var dQ = new float[t * qw]; var dK = new float[t * kw]; var dV = new float[t * kw];
             _attention.Backward(Pool, st.Lengths, s.Q, s.K, s.V, s.Probs, dAtt, dQ, dK, dV);
-            fixed (float* q = dQ, k = dK)
-                for (int i = 0; i < t; i++)
-                {
-                    _rope.ApplyBackward(q + (long)i * qw, c.NumHeads, positions[i]);
-                    _rope.ApplyBackward(k + (long)i * kw, c.NumKvHeads, positions[i]);
-                }
+            RotateAll(dQ, dK, positions, backward: true);
             if (OptP(L(l, "self_attn.q_norm.weight")) is not null)
             {
                 var dQPre = new float[t * qw]; var dKPre = new float[t * kw];

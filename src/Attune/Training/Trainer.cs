@@ -121,9 +121,9 @@ public sealed class Trainer
             }
         double norm = _options.MaxGradNorm > 0
             ? GradientClipping.ClipByGlobalNorm(_model.Gradients.Values.ToList(), _options.MaxGradNorm)
-            : Math.Sqrt(_model.Gradients.Values.Sum(g => System.Numerics.Tensors.TensorPrimitives.Dot(g, g)));
+            : GradientClipping.GlobalNorm(_model.Gradients.Values.ToList());
         double lr = _options.Schedule.At(Step);
-        foreach (var (name, g) in _model.Gradients) _optimizers[name].Update(_model.Parameters[name], g, lr);
+        foreach (var (name, g) in _model.Gradients) _optimizers[name].Update(_model.Parameters[name], g, lr, _model.Pool);
         Step++;
         return new StepMetrics(Step, lossSum, lr, norm, batch.Sum(e => (long)e.Tokens.Length), clock.Elapsed.TotalSeconds);
     }
