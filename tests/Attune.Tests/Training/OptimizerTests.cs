@@ -2,6 +2,7 @@ using Attune.Training;
 
 namespace Attune.Tests.Training;
 
+[Collection("Simd")]
 public class OptimizerTests
 {
     [Fact]
@@ -56,5 +57,31 @@ public class OptimizerTests
         var linear = new LearningRateSchedule { Peak = 2.0, Decay = LearningRateSchedule.Shape.Linear, WarmupSteps = 10, TotalSteps = 110 };
         Assert.Equal(1.0, linear.At(60), 9);
         Assert.Contains("--lr", Assert.Throws<AttuneException>(() => new LearningRateSchedule { Peak = 0 }.Validate()).Message);
+    }
+
+    [Fact]
+    public void AdamW_gives_the_same_bits_on_every_simd_level_and_thread_count()
+    {
+        var saved = Attune.Tensors.Simd.Level;
+        try
+        {
+            var rng = new Random(4);
+            int n = (1 << 15) + 37;
+            var w0 = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+            var g = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+            float[]? first = null;
+            using var pool = new Attune.Tensors.WorkerPool(2);
+            foreach (var level in new[] { Attune.Tensors.SimdLevel.Scalar, Attune.Tensors.SimdLevel.V256, Attune.Tensors.SimdLevel.V512 })
+                foreach (var p in new[] { null, pool })
+                {
+                    Attune.Tensors.Simd.Level = level;
+                    var w = (float[])w0.Clone();
+                    var opt = new AdamW(n, weightDecay: 0.1);
+                    for (int step = 0; step < 3; step++) opt.Update(w, g, 1e-3, p);
+                    if (first is null) first = w;
+                    else Assert.True(first.AsSpan().SequenceEqual(w), $"{level}, {(p is null ? 1 : 2)} threads");
+                }
+        }
+        finally { Attune.Tensors.Simd.Level = saved; }
     }
 }
