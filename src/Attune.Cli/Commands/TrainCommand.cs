@@ -11,7 +11,7 @@ namespace Attune.Cli.Commands;
 /// <summary><c>attune train …</c>: in-process training on the CPU (llm.c style backward passes).</summary>
 public static class TrainCommand
 {
-    public static Command Build() => new("train", "Train a checkpoint in-process on the CPU") { Pretrain(), Sft() };
+    public static Command Build() => new("train", "Train a checkpoint in-process on the CPU") { Pretrain(), Sft(), Dpo() };
 
     /// <summary>The options every trainer shares, and how they become a run.</summary>
     sealed class Common
@@ -31,10 +31,13 @@ public static class TrainCommand
         public readonly Option<int> SaveEvery = new("--save-every") { Description = "Write checkpoint-N/ every N steps (0: only the final model)", DefaultValueFactory = _ => 100 };
         public readonly Option<string?> DTypeOption = new("--dtype") { Description = "Saved weights f32|f16|bf16 (default: the starting checkpoint's)" };
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint-N/ in --out" };
+        public readonly Option<int> LoraRank = new("--lora-rank") { Description = "Train LoRA adapters of this rank on a frozen base (0: train every weight); merged into the saved model" };
+        public readonly Option<double> LoraAlpha = new("--lora-alpha") { Description = "LoRA alpha (scale = alpha / rank; default: 2 × rank)" };
+        public readonly Option<string> LoraTargets = new("--lora-targets") { Description = "Comma-separated module patterns (q_proj, mlp\\..*) or all-linear", DefaultValueFactory = _ => "q_proj,v_proj" };
 
         public void AddTo(Command cmd)
         {
-            foreach (var o in new Option[] { Model, Data, Out, Steps, Lr, BatchSize, GradAccum, Schedule, Warmup, WeightDecay, MaxGradNorm, Seed, SaveEvery, DTypeOption, Resume })
+            foreach (var o in new Option[] { Model, Data, Out, Steps, Lr, BatchSize, GradAccum, Schedule, Warmup, WeightDecay, MaxGradNorm, Seed, SaveEvery, DTypeOption, Resume, LoraRank, LoraAlpha, LoraTargets })
                 cmd.Add(o);
         }
 
@@ -63,24 +66,44 @@ public static class TrainCommand
             };
         }
 
-        public void Run(ParseResult p, Checkpoint source, IReadOnlyList<TrainingExample> data)
+        LoraConfig? Lora(ParseResult p, ulong seed)
+        {
+            int rank = p.GetValue(LoraRank);
+            if (rank < 0) throw new AttuneException(null, "--lora-rank", "must be 0 (off) or more");
+            if (rank == 0) return null;
+            var lora = new LoraConfig
+            {
+                Rank = rank,
+                Alpha = p.GetResult(LoraAlpha) is null ? 2.0 * rank : p.GetValue(LoraAlpha),
+                TargetModules = p.GetValue(LoraTargets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                Seed = seed,
+            };
+            lora.Validate();
+            return lora;
+        }
+
+        public void Run(ParseResult p, Checkpoint source, IReadOnlyList<TrainingExample> data) =>
+            Run(p, source, _ => new LanguageModelingObjective(data), data.Count);
+
+        public void Run(ParseResult p, Checkpoint source, Func<TrainableModel, ITrainingObjective> objective, int examples)
         {
             var io = CliIO.Get();
             var options = Options(p);
             var dtype = CheckpointDType.Parse(p.GetValue(DTypeOption)) ?? source.Weights.Entry(TensorLayout.Embedding).DType;
-            var run = new TrainingRun { OutDir = p.GetValue(Out)!, SaveEvery = p.GetValue(SaveEvery), SaveDType = dtype };
+            var run = new TrainingRun { OutDir = p.GetValue(Out)!, SaveEvery = p.GetValue(SaveEvery), SaveDType = dtype, Lora = Lora(p, options.Seed) };
             StepMetrics? last = null;
-            run.Run(source, m => new Trainer(m, data, options), options.Steps, p.GetValue(Resume), m =>
+            run.Run(source, m => new Trainer(m, objective(m), options), options.Steps, p.GetValue(Resume), m =>
             {
                 last = m;
+                var extra = string.Concat(m.Extra.Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.Key[(e.Key.IndexOf('/') + 1)..]} {e.Value:F3}")));
                 io.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"step {m.Step}/{options.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  grad norm {m.GradNorm:F3}  {m.Tokens / Math.Max(m.Seconds, 1e-9):F0} tok/s"));
+                    $"step {m.Step}/{options.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  grad norm {m.GradNorm:F3}  {m.Tokens / Math.Max(m.Seconds, 1e-9):F0} tok/s{extra}"));
             });
             Jsonl.Write(io.Out, new JsonObject
             {
                 ["out"] = p.GetValue(Out),
                 ["steps"] = options.Steps,
-                ["examples"] = data.Count,
+                ["examples"] = examples,
                 ["final_loss"] = last?.Loss,
             });
         }
@@ -119,8 +142,78 @@ public static class TrainCommand
             var tokenizer = Tokenizer.Load(source.Directory);
             int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 512);
             var eos = Attune.Modeling.LanguageModel.EosIds(source, tokenizer);
-            var data = p.GetValue(common.Data)!.SelectMany(f => SftData.Load(f, tokenizer, eos, block)).ToList();
+            int end = SftData.EndToken(source, tokenizer) ?? throw new AttuneException(source.Directory, "the model names no eos_token_id; SFT trains the end-of-sequence token");
+            var data = p.GetValue(common.Data)!.SelectMany(f => SftData.Load(f, tokenizer, eos, end, block)).ToList();
             common.Run(p, source, data);
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    static Command Dpo()
+    {
+        var common = new Common();
+        var blockSize = new Option<int>("--block-size") { Description = "Longest prompt + reply in tokens (default: min(context window, 512)); longer ones are an error" };
+        var refModel = new Option<string?>("--ref-model") { Description = "The frozen reference (default: --model)" };
+        var beta = new Option<double>("--beta") { Description = "DPO beta", DefaultValueFactory = _ => 0.1 };
+        var loss = new Option<string>("--loss") { Description = "sigmoid|ipo|hinge", DefaultValueFactory = _ => "sigmoid" };
+        var smoothing = new Option<double>("--label-smoothing") { Description = "Probability of a flipped label (sigmoid loss)", DefaultValueFactory = _ => 0.0 };
+        var format = new Option<string?>("--format") { Description = "How prompts are written: chat (the chat template) | urial (in-context alignment, for base models) | raw (default: chat when the model has a template, else urial)" };
+        var lang = new Option<string>("--lang") { Description = "URIAL prompt language: en|fr|es", DefaultValueFactory = _ => "en" };
+        var urialFile = new Option<string?>("--urial-prompt") { Description = "A URIAL prompt file replacing the built-in one" };
+        var shots = new Option<int>("--urial-shots") { Description = "URIAL examples before the query", DefaultValueFactory = _ => 3 };
+        var cmd = new Command("dpo", "Direct preference optimisation on JSONL {\"prompt\"|\"messages\", \"chosen\", \"rejected\"} against a frozen reference whose log-probabilities are computed once and cached in --out")
+            { blockSize, refModel, beta, loss, smoothing, format, lang, urialFile, shots };
+        common.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            using var source = Checkpoint.Open(p.GetValue(common.Model)!);
+            var tokenizer = Tokenizer.Load(source.Directory);
+            var dpo = new DpoOptions
+            {
+                Beta = p.GetValue(beta),
+                LabelSmoothing = p.GetValue(smoothing),
+                Loss = p.GetValue(loss)!.ToLowerInvariant() switch
+                {
+                    "sigmoid" => DpoLoss.Sigmoid,
+                    "ipo" => DpoLoss.Ipo,
+                    "hinge" => DpoLoss.Hinge,
+                    var s => throw new AttuneException(null, "--loss", $"\"{s}\" is not one of sigmoid, ipo, hinge"),
+                },
+            };
+            dpo.Validate();
+            var promptFormat = (p.GetValue(format) ?? (tokenizer.Config.ChatTemplate is null ? "urial" : "chat")).ToLowerInvariant() switch
+            {
+                "chat" => PromptFormat.Chat,
+                "urial" => PromptFormat.Urial,
+                "raw" => PromptFormat.Raw,
+                var s => throw new AttuneException(null, "--format", $"\"{s}\" is not one of chat, urial, raw"),
+            };
+            var urial = p.GetValue(urialFile) is { } file ? Attune.Prompting.UrialPrompt.Load(file) : Attune.Prompting.UrialPrompt.BuiltIn(p.GetValue(lang)!);
+            var loader = new DpoData
+            {
+                Tokenizer = tokenizer,
+                EosIds = Attune.Modeling.LanguageModel.EosIds(source, tokenizer),
+                EndToken = SftData.EndToken(source, tokenizer) ?? throw new AttuneException(source.Directory, "the model names no eos_token_id; DPO trains the end-of-sequence token"),
+                MaxLength = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 512),
+                Format = promptFormat,
+                Urial = urial,
+                UrialShots = p.GetValue(shots),
+            };
+            var pairs = p.GetValue(common.Data)!.SelectMany(loader.Load).ToList();
+            string referenceDir = p.GetValue(refModel) ?? source.Directory;
+            int batch = Math.Max(1, p.GetValue(common.BatchSize));
+            common.Run(p, source, _ =>
+            {
+                var reference = PreferenceObjective.Cached(p.GetValue(common.Out)!, referenceDir, pairs, () =>
+                {
+                    using var refCkpt = Checkpoint.Open(referenceDir);
+                    if (refCkpt.Config.VocabSize != source.Config.VocabSize)
+                        throw new AttuneException(referenceDir, "vocab_size", $"is {refCkpt.Config.VocabSize}, the policy's is {source.Config.VocabSize}");
+                    return PreferenceObjective.LogProbs(TrainableModel.FromCheckpoint(refCkpt), pairs, batch);
+                });
+                return new PreferenceObjective(pairs, reference, dpo);
+            }, pairs.Count);
             return Program.Success;
         });
         return cmd;

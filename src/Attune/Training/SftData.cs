@@ -15,18 +15,25 @@ namespace Attune.Training;
 /// </summary>
 public static class SftData
 {
-    public static List<TrainingExample> Load(string path, Tokenizer tokenizer, IReadOnlySet<int> eosIds, int maxLength)
+    /// <summary>The token appended where a reply has no end token of its own: config.json's first eos_token_id, else the tokenizer's.</summary>
+    public static int? EndToken(Checkpoint ckpt, Tokenizer tokenizer) =>
+        ckpt.Config.EosTokenIds.Count > 0 ? ckpt.Config.EosTokenIds[0] : tokenizer.EosId;
+
+    /// <summary>
+    /// The examples of a JSONL file. <paramref name="eosIds"/> are the tokens that end a reply (any of them closing the
+    /// trained span counts); <paramref name="endToken"/> is the one added where none does.
+    /// </summary>
+    public static List<TrainingExample> Load(string path, Tokenizer tokenizer, IReadOnlySet<int> eosIds, int endToken, int maxLength)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        if (eosIds.Count == 0) throw new AttuneException(path, "the model names no eos_token_id; SFT trains the end-of-sequence token");
         var template = tokenizer.Config.ChatTemplate is null ? null : ChatTemplate.FromConfig(tokenizer.Config);
         var examples = new List<TrainingExample>();
         foreach (var (n, record) in JsonLines.ReadFile(path))
         {
             string where = $"line {n}";
             var example = record["messages"] is JsonArray messages
-                ? FromMessages(messages, template ?? throw new AttuneException(path, where, "\"messages\" need a chat_template in tokenizer_config.json; use prompt/completion records for a base model"), tokenizer, eosIds, path, where)
-                : FromPromptCompletion(record, tokenizer, eosIds, path, where);
+                ? FromMessages(messages, template ?? throw new AttuneException(path, where, "\"messages\" need a chat_template in tokenizer_config.json; use prompt/completion records for a base model"), tokenizer, eosIds, endToken, path, where)
+                : FromPromptCompletion(Field(record, "prompt", path, where), Field(record, "completion", path, where), tokenizer, endToken, path, where);
             if (example.Tokens.Length > maxLength)
                 throw new AttuneException(path, where, $"is {example.Tokens.Length} tokens, longer than the block size {maxLength}");
             examples.Add(example);
@@ -39,18 +46,19 @@ public static class SftData
         o[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s
             : throw new AttuneException(path, where, $"needs a string field \"{name}\" (or \"messages\")");
 
-    static TrainingExample FromPromptCompletion(JsonObject o, Tokenizer tokenizer, IReadOnlySet<int> eosIds, string path, string where)
+    /// <summary>Prompt and completion as plain text (the prompt with the tokenizer's special tokens), the loss on the completion and the end token.</summary>
+    public static TrainingExample FromPromptCompletion(string prompt, string completion, Tokenizer tokenizer, int endToken, string path, string where)
     {
-        string prompt = Field(o, "prompt", path, where), completion = Field(o, "completion", path, where);
         if (completion.Length == 0) throw new AttuneException(path, where, "has an empty completion");
         var ids = tokenizer.Encode(prompt, addSpecialTokens: true).ToList();
         int start = ids.Count;
         tokenizer.Encode(completion, ids, addSpecialTokens: false);
-        ids.Add(eosIds.First());
+        ids.Add(endToken);
         return Shift(ids, [(start, ids.Count)]);
     }
 
-    static TrainingExample FromMessages(JsonArray messages, ChatTemplate template, Tokenizer tokenizer, IReadOnlySet<int> eosIds, string path, string where)
+    /// <summary>A conversation through the chat template, the loss on the assistant's turns and the end token.</summary>
+    public static TrainingExample FromMessages(JsonArray messages, ChatTemplate template, Tokenizer tokenizer, IReadOnlySet<int> eosIds, int endToken, string path, string where)
     {
         var list = messages.Select(m => m?.DeepClone()).ToList();
         for (int i = 0; i < list.Count; i++)
@@ -86,7 +94,7 @@ public static class SftData
         {
             // The end-of-sequence token must be learnt: take the template's own when it follows the span
             // (generation blocks often leave it outside), otherwise add one.
-            if (lastEnd >= ids.Count || !eosIds.Contains(ids[lastEnd])) ids.Insert(lastEnd, eosIds.First());
+            if (lastEnd >= ids.Count || !eosIds.Contains(ids[lastEnd])) ids.Insert(lastEnd, endToken);
             tokenSpans[^1] = (lastStart, lastEnd + 1);
         }
         return Shift(ids, tokenSpans);

@@ -394,6 +394,14 @@ public sealed class TrainableModel
         return sums;
     }
 
+    /// <summary>The forward alone (no activations kept): per sequence, the summed cross-entropy of its targets.</summary>
+    public double[] Evaluate(IReadOnlyList<TrainingExample> batch)
+    {
+        var sums = Forward(batch);
+        _batch = null;
+        return sums;
+    }
+
     /// <summary>
     /// Adds the gradients of Σ_s <paramref name="sequenceScales"/>[s] · (summed cross-entropy of sequence s)
     /// for the micro-batch of the last <see cref="Forward"/>, then releases its activations.

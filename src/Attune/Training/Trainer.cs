@@ -11,6 +11,14 @@ namespace Attune.Training;
 public sealed record TrainingExample(int[] Tokens, int[] Targets)
 {
     public int TargetCount => Targets.Count(t => t != CrossEntropy.Ignore);
+
+    public void Validate(int vocab, string name)
+    {
+        if (Tokens.Length == 0 || Tokens.Length != Targets.Length)
+            throw new AttuneException(null, name, "needs as many targets as tokens, and at least one");
+        if (Tokens.Any(t => (uint)t >= (uint)vocab) || Targets.Any(t => t != CrossEntropy.Ignore && (uint)t >= (uint)vocab))
+            throw new AttuneException(null, name, $"holds a token id outside the model's vocabulary of {vocab}");
+    }
 }
 
 public sealed record TrainerOptions
@@ -32,7 +40,53 @@ public sealed record TrainerOptions
     public int SequencesPerStep => BatchSize * GradientAccumulation;
 }
 
-public sealed record StepMetrics(int Step, double Loss, double LearningRate, double GradNorm, long Tokens, double Seconds);
+public sealed record StepMetrics(int Step, double Loss, double LearningRate, double GradNorm, long Tokens, double Seconds)
+{
+    /// <summary>What the objective reports beside the loss (DPO's rewards, margins and accuracy).</summary>
+    public IReadOnlyDictionary<string, double> Extra { get; init; } = new Dictionary<string, double>();
+}
+
+/// <summary>The loss of one step and what it saw.</summary>
+public sealed record StepOutcome(double Loss, long Tokens, IReadOnlyDictionary<string, double> Extra);
+
+/// <summary>What a trainer optimises: a set of examples it can count and shuffle, and a step over some of them.</summary>
+public interface ITrainingObjective
+{
+    int Count { get; }
+    /// <summary>Refuses examples the model cannot read (token ids outside its vocabulary, empty sequences).</summary>
+    void Validate(int vocabSize);
+    /// <summary>Forward and backward over <paramref name="examples"/> in micro-batches of <paramref name="batchSize"/>;
+    /// the gradients (of the step's mean loss) accumulate in the model.</summary>
+    StepOutcome Run(TrainableModel model, IReadOnlyList<int> examples, int batchSize);
+}
+
+/// <summary>Next-token cross-entropy over examples' target tokens (pretraining and SFT), averaged over every target token of the step as Hugging Face's trainers do.</summary>
+public sealed class LanguageModelingObjective(IReadOnlyList<TrainingExample> data) : ITrainingObjective
+{
+    public int Count => data.Count;
+
+    public void Validate(int vocab)
+    {
+        for (int i = 0; i < data.Count; i++) data[i].Validate(vocab, $"example {i + 1}");
+    }
+
+    public StepOutcome Run(TrainableModel model, IReadOnlyList<int> examples, int batchSize)
+    {
+        var batch = examples.Select(i => data[i]).ToList();
+        long targets = batch.Sum(e => (long)e.TargetCount);
+        double loss = 0;
+        if (targets > 0)
+            for (int start = 0; start < batch.Count; start += batchSize)
+            {
+                // Each target token weighs 1/targets, so the step's gradient is that of the token mean.
+                var micro = batch.Skip(start).Take(batchSize).Where(e => e.TargetCount > 0).ToList();
+                if (micro.Count == 0) continue;
+                loss += model.Forward(micro).Sum() / targets;
+                model.Backward(Enumerable.Repeat((float)(1.0 / targets), micro.Count).ToArray());
+            }
+        return new StepOutcome(loss, batch.Sum(e => (long)e.Tokens.Length), new Dictionary<string, double>());
+    }
+}
 
 /// <summary>
 /// The optimizer loop shared by the trainers: seeded data order, micro-batches with gradient accumulation
@@ -47,7 +101,7 @@ public sealed class Trainer
     public const string OptimizerFileName = "optimizer.safetensors";
 
     readonly TrainableModel _model;
-    readonly IReadOnlyList<TrainingExample> _data;
+    readonly ITrainingObjective _objective;
     readonly TrainerOptions _options;
     readonly Dictionary<string, AdamW> _optimizers;
     int[] _order = [];
@@ -57,22 +111,17 @@ public sealed class Trainer
     public TrainableModel Model => _model;
 
     public Trainer(TrainableModel model, IReadOnlyList<TrainingExample> data, TrainerOptions options)
+        : this(model, new LanguageModelingObjective(data), options) { }
+
+    public Trainer(TrainableModel model, ITrainingObjective objective, TrainerOptions options)
     {
-        if (data.Count == 0) throw new AttuneException(null, "the training data holds no usable example");
+        if (objective.Count == 0) throw new AttuneException(null, "the training data holds no usable example");
         if (options.BatchSize < 1 || options.GradientAccumulation < 1 || options.Steps < 0)
             throw new AttuneException(null, "batch size and gradient accumulation must be at least 1, steps at least 0");
         options.Schedule.Validate();
-        int vocab = model.Config.VocabSize;
-        for (int i = 0; i < data.Count; i++)
-        {
-            var (tokens, targets) = (data[i].Tokens, data[i].Targets);
-            if (tokens.Length == 0 || tokens.Length != targets.Length)
-                throw new AttuneException(null, $"example {i + 1}", "needs as many targets as tokens, and at least one");
-            if (tokens.Any(t => (uint)t >= (uint)vocab) || targets.Any(t => t != CrossEntropy.Ignore && (uint)t >= (uint)vocab))
-                throw new AttuneException(null, $"example {i + 1}", $"holds a token id outside the model's vocabulary of {vocab}");
-        }
+        objective.Validate(model.Config.VocabSize);
         _model = model;
-        _data = data;
+        _objective = objective;
         _options = options;
         _optimizers = model.Gradients.ToDictionary(p => p.Key,
             p => new AdamW(p.Value.Length, options.Beta1, options.Beta2, options.Epsilon, WeightDecayFor(p.Key, options.WeightDecay)),
@@ -86,10 +135,11 @@ public sealed class Trainer
     /// <summary>Which example the <paramref name="k"/>-th sequence of the run reads: a fresh seeded shuffle every epoch.</summary>
     public int ExampleAt(long k)
     {
-        int epoch = (int)(k / _data.Count);
+        int count = _objective.Count;
+        int epoch = (int)(k / count);
         if (epoch != _orderEpoch)
         {
-            _order = Enumerable.Range(0, _data.Count).ToArray();
+            _order = Enumerable.Range(0, count).ToArray();
             var rng = new Rng(_options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(epoch + 1)));
             for (int i = _order.Length - 1; i > 0; i--)
             {
@@ -98,7 +148,7 @@ public sealed class Trainer
             }
             _orderEpoch = epoch;
         }
-        return _order[(int)(k % _data.Count)];
+        return _order[(int)(k % count)];
     }
 
     /// <summary>Runs one optimizer step over <see cref="TrainerOptions.SequencesPerStep"/> sequences.</summary>
@@ -106,26 +156,16 @@ public sealed class Trainer
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int n = _options.SequencesPerStep;
-        var batch = Enumerable.Range(0, n).Select(i => _data[ExampleAt((long)Step * n + i)]).ToList();
-        long targets = batch.Sum(e => (long)e.TargetCount);
+        var examples = Enumerable.Range(0, n).Select(i => ExampleAt((long)Step * n + i)).ToList();
         _model.ZeroGradients();
-        double lossSum = 0;
-        if (targets > 0)
-            for (int start = 0; start < n; start += _options.BatchSize)
-            {
-                // Each target token weighs 1/targets, so the step's gradient is that of the token mean.
-                var micro = batch.GetRange(start, _options.BatchSize).Where(e => e.TargetCount > 0).ToList();
-                if (micro.Count == 0) continue;
-                lossSum += _model.Forward(micro).Sum() / targets;
-                _model.Backward(Enumerable.Repeat((float)(1.0 / targets), micro.Count).ToArray());
-            }
+        var outcome = _objective.Run(_model, examples, _options.BatchSize);
         double norm = _options.MaxGradNorm > 0
             ? GradientClipping.ClipByGlobalNorm(_model.Gradients.Values.ToList(), _options.MaxGradNorm)
             : GradientClipping.GlobalNorm(_model.Gradients.Values.ToList());
         double lr = _options.Schedule.At(Step);
         foreach (var (name, g) in _model.Gradients) _optimizers[name].Update(_model.Parameters[name], g, lr, _model.Pool);
         Step++;
-        return new StepMetrics(Step, lossSum, lr, norm, batch.Sum(e => (long)e.Tokens.Length), clock.Elapsed.TotalSeconds);
+        return new StepMetrics(Step, outcome.Loss, lr, norm, outcome.Tokens, clock.Elapsed.TotalSeconds) { Extra = outcome.Extra };
     }
 
     /// <summary>Writes the optimizer moments and the step into <paramref name="dir"/> (which the caller publishes atomically).</summary>
@@ -146,7 +186,7 @@ public sealed class Trainer
             ["global_step"] = Step,
             ["seed"] = _options.Seed.ToString(CultureInfo.InvariantCulture),
             ["sequences_per_step"] = _options.SequencesPerStep,
-            ["examples"] = _data.Count,
+            ["examples"] = _objective.Count,
         };
         AtomicFile.WriteAllText(Path.Combine(dir, StateFileName), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
@@ -164,8 +204,8 @@ public sealed class Trainer
         int Field(string name) => state[name]?.GetValue<int>() ?? throw new AttuneException(statePath, name, "missing");
         if (Field("sequences_per_step") != _options.SequencesPerStep)
             throw new AttuneException(statePath, "sequences_per_step", $"was {Field("sequences_per_step")}, this run uses {_options.SequencesPerStep}; resume with the same batch size and accumulation");
-        if (Field("examples") != _data.Count)
-            throw new AttuneException(statePath, "examples", $"was {Field("examples")}, the data now gives {_data.Count}; resume with the same data");
+        if (Field("examples") != _objective.Count)
+            throw new AttuneException(statePath, "examples", $"was {Field("examples")}, the data now gives {_objective.Count}; resume with the same data");
         if (state["seed"]?.GetValue<string>() != _options.Seed.ToString(CultureInfo.InvariantCulture))
             throw new AttuneException(statePath, "seed", "differs from this run's --seed; resume with the same seed");
         int step = Field("global_step");

@@ -73,7 +73,7 @@ public sealed class TrainingRun
             while (trainer.Step < steps)
             {
                 var m = trainer.TrainStep();
-                metrics.WriteLine(new JsonObject
+                var line = new JsonObject
                 {
                     ["step"] = m.Step,
                     ["loss"] = m.Loss,
@@ -81,7 +81,9 @@ public sealed class TrainingRun
                     ["grad_norm"] = m.GradNorm,
                     ["tokens"] = m.Tokens,
                     ["tokens_per_s"] = m.Seconds > 0 ? m.Tokens / m.Seconds : 0,
-                }.ToJsonString());
+                };
+                foreach (var (key, value) in m.Extra) line[key] = value;
+                metrics.WriteLine(line.ToJsonString());
                 metrics.Flush();
                 onStep?.Invoke(m);
                 if (SaveEvery > 0 && (trainer.Step % SaveEvery == 0 || trainer.Step == steps)) SaveCheckpoint(trainer, source);

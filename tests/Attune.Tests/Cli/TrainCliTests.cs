@@ -82,15 +82,15 @@ public class TrainCliTests
         File.WriteAllText(tmp["sft.jsonl"], Sft);
         var tokenizer = Tokenizer.Load(tmp["m"]);
         int imEnd = tokenizer.Encode("<|im_end|>", addSpecialTokens: false).Single(), endOfText = tokenizer.Encode("<|endoftext|>", addSpecialTokens: false).Single();
-        var examples = SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { endOfText, imEnd }, 128);
+        var examples = SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { endOfText, imEnd }, endOfText, 128);
         string Trained(TrainingExample e) => tokenizer.Decode(e.Targets.Where(t => t != Attune.Modeling.CrossEntropy.Ignore).ToArray(), skipSpecialTokens: false);
         Assert.Equal("Paris.<|im_end|>\n", Trained(examples[0]));
         Assert.Equal(" 4<|endoftext|>", Trained(examples[3]));
 
         File.WriteAllText(tmp["empty.jsonl"], "{\"prompt\": \"a\", \"completion\": \"\"}\n");
-        var e = Assert.Throws<AttuneException>(() => SftData.Load(tmp["empty.jsonl"], tokenizer, new HashSet<int> { endOfText }, 128));
+        var e = Assert.Throws<AttuneException>(() => SftData.Load(tmp["empty.jsonl"], tokenizer, new HashSet<int> { endOfText }, endOfText, 128));
         Assert.Contains("line 1", e.Message);
-        e = Assert.Throws<AttuneException>(() => SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { endOfText }, 8));
+        e = Assert.Throws<AttuneException>(() => SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { endOfText }, endOfText, 8));
         Assert.Contains("longer than the block size", e.Message);
     }
 
@@ -123,7 +123,7 @@ public class TrainCliTests
         File.WriteAllText(tmp["sft.jsonl"], Sft.Split('\n')[0]);
         var tokenizer = Tokenizer.Load(tmp["m"]);
         int imEnd = tokenizer.Encode("<|im_end|>", addSpecialTokens: false).Single();
-        var example = Assert.Single(SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { imEnd }, 128));
+        var example = Assert.Single(SftData.Load(tmp["sft.jsonl"], tokenizer, new HashSet<int> { imEnd }, imEnd, 128));
         var trained = example.Targets.Where(t => t != Attune.Modeling.CrossEntropy.Ignore).ToArray();
         // The span covers "Paris." only; the end-of-turn token is added to it because it must be learnt.
         Assert.Equal("Paris.<|im_end|>", tokenizer.Decode(trained));
