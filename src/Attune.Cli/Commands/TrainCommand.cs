@@ -31,13 +31,14 @@ public static class TrainCommand
         public readonly Option<int> SaveEvery = new("--save-every") { Description = "Write checkpoint-N/ every N steps (0: only the final model)", DefaultValueFactory = _ => 100 };
         public readonly Option<string?> DTypeOption = new("--dtype") { Description = "Saved weights f32|f16|bf16 (default: the starting checkpoint's)" };
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint-N/ in --out" };
+        public readonly Option<bool> SkipBad = new("--skip-bad") { Description = "Skip bad data lines (invalid JSON, missing fields, too long, empty replies) and count them, instead of stopping at the first" };
         public readonly Option<int> LoraRank = new("--lora-rank") { Description = "Train LoRA adapters of this rank on a frozen base (0: train every weight); merged into the saved model" };
         public readonly Option<double> LoraAlpha = new("--lora-alpha") { Description = "LoRA alpha (scale = alpha / rank; default: 2 × rank)" };
         public readonly Option<string> LoraTargets = new("--lora-targets") { Description = "Comma-separated module patterns (q_proj, mlp\\..*) or all-linear", DefaultValueFactory = _ => "q_proj,v_proj" };
 
         public void AddTo(Command cmd)
         {
-            foreach (var o in new Option[] { Model, Data, Out, Steps, Lr, BatchSize, GradAccum, Schedule, Warmup, WeightDecay, MaxGradNorm, Seed, SaveEvery, DTypeOption, Resume, LoraRank, LoraAlpha, LoraTargets })
+            foreach (var o in new Option[] { Model, Data, Out, Steps, Lr, BatchSize, GradAccum, Schedule, Warmup, WeightDecay, MaxGradNorm, Seed, SaveEvery, DTypeOption, Resume, SkipBad, LoraRank, LoraAlpha, LoraTargets })
                 cmd.Add(o);
         }
 
@@ -66,6 +67,10 @@ public static class TrainCommand
             };
         }
 
+        /// <summary>The bad-line policy of this run (shared by every data file).</summary>
+        public BadRecords Bad(ParseResult p) => _bad ??= new BadRecords { Skip = p.GetValue(SkipBad) };
+        BadRecords? _bad;
+
         LoraConfig? Lora(ParseResult p, ulong seed)
         {
             int rank = p.GetValue(LoraRank);
@@ -89,6 +94,9 @@ public static class TrainCommand
         {
             var io = CliIO.Get();
             var options = Options(p);
+            var bad = Bad(p);
+            if (bad.Skipped > 0)
+                io.Error.WriteLine($"skipped {bad.Skipped} bad data line(s); first: {string.Join("; ", bad.FirstMessages)}");
             var dtype = CheckpointDType.Parse(p.GetValue(DTypeOption)) ?? source.Weights.Entry(TensorLayout.Embedding).DType;
             var run = new TrainingRun { OutDir = p.GetValue(Out)!, SaveEvery = p.GetValue(SaveEvery), SaveDType = dtype, Lora = Lora(p, options.Seed) };
             StepMetrics? last = null;
@@ -104,6 +112,7 @@ public static class TrainCommand
                 ["out"] = p.GetValue(Out),
                 ["steps"] = options.Steps,
                 ["examples"] = examples,
+                ["skipped"] = bad.Skipped,
                 ["final_loss"] = last?.Loss,
             });
         }
@@ -123,7 +132,7 @@ public static class TrainCommand
             if (block > source.Config.MaxPositionEmbeddings)
                 throw new AttuneException(null, "--block-size", $"{block} exceeds the model's context window of {source.Config.MaxPositionEmbeddings}");
             int? eos = source.Config.EosTokenIds.Count > 0 ? source.Config.EosTokenIds[0] : tokenizer.EosId;
-            var data = PretrainData.Pack(p.GetValue(common.Data)!.SelectMany(PretrainData.ReadDocuments), tokenizer, block, eos);
+            var data = PretrainData.Pack(p.GetValue(common.Data)!.SelectMany(f => PretrainData.ReadDocuments(f, common.Bad(p))), tokenizer, block, eos);
             common.Run(p, source, data);
             return Program.Success;
         });
@@ -143,7 +152,7 @@ public static class TrainCommand
             int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 512);
             var eos = Attune.Modeling.LanguageModel.EosIds(source, tokenizer);
             int end = SftData.EndToken(source, tokenizer) ?? throw new AttuneException(source.Directory, "the model names no eos_token_id; SFT trains the end-of-sequence token");
-            var data = p.GetValue(common.Data)!.SelectMany(f => SftData.Load(f, tokenizer, eos, end, block)).ToList();
+            var data = p.GetValue(common.Data)!.SelectMany(f => SftData.Load(f, tokenizer, eos, end, block, common.Bad(p))).ToList();
             common.Run(p, source, data);
             return Program.Success;
         });
@@ -199,6 +208,7 @@ public static class TrainCommand
                 Format = promptFormat,
                 Urial = urial,
                 UrialShots = p.GetValue(shots),
+                Bad = common.Bad(p),
             };
             var pairs = p.GetValue(common.Data)!.SelectMany(loader.Load).ToList();
             string referenceDir = p.GetValue(refModel) ?? source.Directory;

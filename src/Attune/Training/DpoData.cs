@@ -26,6 +26,8 @@ public sealed class DpoData
     public PromptFormat Format { get; init; } = PromptFormat.Chat;
     public UrialPrompt? Urial { get; init; }
     public int UrialShots { get; init; } = UrialPrompt.DefaultShots;
+    /// <summary>Bad lines: an error (default), or counted and skipped.</summary>
+    public BadRecords Bad { get; init; } = new();
 
     public List<PreferencePair> Load(string path)
     {
@@ -35,16 +37,20 @@ public sealed class DpoData
                 : ChatTemplate.FromConfig(Tokenizer.Config))
             : null;
         var pairs = new List<PreferencePair>();
-        foreach (var (n, record) in JsonLines.ReadFile(path))
+        foreach (var (n, record) in JsonLines.ReadFile(path, Bad))
         {
             string where = $"line {n}";
-            var prompt = Prompt(record, path, where);
-            var chosen = Example(prompt, Reply(record, "chosen", path, where), template, path, where);
-            var rejected = Example(prompt, Reply(record, "rejected", path, where), template, path, where);
-            foreach (var (e, name) in new[] { (chosen, "chosen"), (rejected, "rejected") })
-                if (e.Tokens.Length > MaxLength)
-                    throw new AttuneException(path, where, $"the prompt with the {name} reply is {e.Tokens.Length} tokens, longer than the block size {MaxLength}");
-            pairs.Add(new PreferencePair(chosen, rejected));
+            var pair = Bad.Guard(() =>
+            {
+                var prompt = Prompt(record, path, where);
+                var chosen = Example(prompt, Reply(record, "chosen", path, where), template, path, where);
+                var rejected = Example(prompt, Reply(record, "rejected", path, where), template, path, where);
+                foreach (var (e, name) in new[] { (chosen, "chosen"), (rejected, "rejected") })
+                    if (e.Tokens.Length > MaxLength)
+                        throw new AttuneException(path, where, $"the prompt with the {name} reply is {e.Tokens.Length} tokens, longer than the block size {MaxLength}");
+                return new PreferencePair(chosen, rejected);
+            });
+            if (pair is not null) pairs.Add(pair);
         }
         if (pairs.Count == 0) throw new AttuneException(path, "holds no preference pair");
         return pairs;

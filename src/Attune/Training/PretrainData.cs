@@ -13,7 +13,7 @@ namespace Attune.Training;
 public static class PretrainData
 {
     /// <summary>The documents of one file; JSONL errors name the line.</summary>
-    public static IEnumerable<string> ReadDocuments(string path)
+    public static IEnumerable<string> ReadDocuments(string path, BadRecords? bad = null)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         if (!path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
@@ -21,9 +21,15 @@ public static class PretrainData
             yield return File.ReadAllText(path);
             yield break;
         }
-        foreach (var (n, record) in JsonLines.ReadFile(path))
-            yield return record["text"] is JsonValue v && v.TryGetValue<string>(out var text) ? text
-                : throw new AttuneException(path, $"line {n}", "expected an object with a string field \"text\"");
+        foreach (var (n, record) in JsonLines.ReadFile(path, bad))
+        {
+            if (record["text"] is JsonValue v && v.TryGetValue<string>(out var text)) yield return text;
+            else
+            {
+                var error = new AttuneException(path, $"line {n}", "expected an object with a string field \"text\"");
+                if (bad?.Absorb(error) != true) throw error;
+            }
+        }
     }
 
     /// <summary>Tokenizes and packs <paramref name="documents"/> into examples of at most <paramref name="blockSize"/> predictions.</summary>

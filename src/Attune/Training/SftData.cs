@@ -23,20 +23,24 @@ public static class SftData
     /// The examples of a JSONL file. <paramref name="eosIds"/> are the tokens that end a reply (any of them closing the
     /// trained span counts); <paramref name="endToken"/> is the one added where none does.
     /// </summary>
-    public static List<TrainingExample> Load(string path, Tokenizer tokenizer, IReadOnlySet<int> eosIds, int endToken, int maxLength)
+    public static List<TrainingExample> Load(string path, Tokenizer tokenizer, IReadOnlySet<int> eosIds, int endToken, int maxLength, BadRecords? bad = null)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         var template = tokenizer.Config.ChatTemplate is null ? null : ChatTemplate.FromConfig(tokenizer.Config);
         var examples = new List<TrainingExample>();
-        foreach (var (n, record) in JsonLines.ReadFile(path))
+        foreach (var (n, record) in JsonLines.ReadFile(path, bad))
         {
             string where = $"line {n}";
-            var example = record["messages"] is JsonArray messages
-                ? FromMessages(messages, template ?? throw new AttuneException(path, where, "\"messages\" need a chat_template in tokenizer_config.json; use prompt/completion records for a base model"), tokenizer, eosIds, endToken, path, where)
-                : FromPromptCompletion(Field(record, "prompt", path, where), Field(record, "completion", path, where), tokenizer, endToken, path, where);
-            if (example.Tokens.Length > maxLength)
-                throw new AttuneException(path, where, $"is {example.Tokens.Length} tokens, longer than the block size {maxLength}");
-            examples.Add(example);
+            var example = (bad ?? new BadRecords()).Guard(() =>
+            {
+                var e = record["messages"] is JsonArray messages
+                    ? FromMessages(messages, template ?? throw new AttuneException(path, where, "\"messages\" need a chat_template in tokenizer_config.json; use prompt/completion records for a base model"), tokenizer, eosIds, endToken, path, where)
+                    : FromPromptCompletion(Field(record, "prompt", path, where), Field(record, "completion", path, where), tokenizer, endToken, path, where);
+                return e.Tokens.Length > maxLength
+                    ? throw new AttuneException(path, where, $"is {e.Tokens.Length} tokens, longer than the block size {maxLength}")
+                    : e;
+            });
+            if (example is not null) examples.Add(example);
         }
         if (examples.Count == 0) throw new AttuneException(path, "holds no example");
         return examples;

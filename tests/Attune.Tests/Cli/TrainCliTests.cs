@@ -65,6 +65,14 @@ public class TrainCliTests
         Assert.Equal(2, code);
         Assert.Contains("bad.jsonl: line 2", err);
         Assert.False(Directory.Exists(tmp["bad"]));
+
+        // Asked to, the run skips bad lines and counts them.
+        File.WriteAllText(tmp["bad.jsonl"], "{\"text\": \"fine, and long enough to train on\"}\n{\"txt\": \"typo\"}\nnot json\n");
+        (code, output, err) = Run("train", "pretrain", "--model", tmp["m"], "--data", tmp["bad.jsonl"], "--out", tmp["bad"], "--steps", "2", "--skip-bad");
+        Assert.True(code == 0, err);
+        Assert.Equal(2, JsonNode.Parse(output)!["skipped"]!.GetValue<int>());
+        Assert.Contains("skipped 2 bad data line(s); first: ", err);
+        Assert.Contains("line 2", err);
     }
 
     const string Sft = """
