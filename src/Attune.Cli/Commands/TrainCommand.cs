@@ -5,6 +5,7 @@ using Attune.Formats;
 using Attune.Tensors;
 using Attune.Text;
 using Attune.Training;
+using Spectre.Console;
 
 namespace Attune.Cli.Commands;
 
@@ -100,13 +101,33 @@ public static class TrainCommand
             var dtype = CheckpointDType.Parse(p.GetValue(DTypeOption)) ?? source.Weights.Entry(TensorLayout.Embedding).DType;
             var run = new TrainingRun { OutDir = p.GetValue(Out)!, SaveEvery = p.GetValue(SaveEvery), SaveDType = dtype, Lora = Lora(p, options.Seed) };
             StepMetrics? last = null;
-            run.Run(source, m => new Trainer(m, objective(m), options), options.Steps, p.GetValue(Resume), m =>
+            string Line(StepMetrics m) =>
+                string.Create(CultureInfo.InvariantCulture, $"step {m.Step}/{options.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  grad norm {m.GradNorm:F3}  {m.Tokens / Math.Max(m.Seconds, 1e-9):F0} tok/s")
+                + string.Concat(m.Extra.Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.Key[(e.Key.IndexOf('/') + 1)..]} {e.Value:F3}")));
+            Trainer Make(TrainableModel m) => new(m, objective(m), options);
+            if (ReferenceEquals(io.Error, Console.Error) && !Console.IsErrorRedirected)
             {
-                last = m;
-                var extra = string.Concat(m.Extra.Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.Key[(e.Key.IndexOf('/') + 1)..]} {e.Value:F3}")));
-                io.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"step {m.Step}/{options.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  grad norm {m.GradNorm:F3}  {m.Tokens / Math.Max(m.Seconds, 1e-9):F0} tok/s{extra}"));
-            });
+                // On a terminal: a progress bar on stderr whose label carries the step's figures (stdout keeps the JSON summary).
+                var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+                console.Progress().AutoClear(false)
+                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("loading", maxValue: options.Steps);
+                        run.Run(source, Make, options.Steps, p.GetValue(Resume), m =>
+                        {
+                            last = m;
+                            task.Value = m.Step;
+                            task.Description = Markup.Escape(Line(m));
+                        });
+                    });
+            }
+            else
+                run.Run(source, Make, options.Steps, p.GetValue(Resume), m =>
+                {
+                    last = m;
+                    io.Error.WriteLine(Line(m));
+                });
             Jsonl.Write(io.Out, new JsonObject
             {
                 ["out"] = p.GetValue(Out),
