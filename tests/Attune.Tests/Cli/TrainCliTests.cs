@@ -140,4 +140,28 @@ public class TrainCliTests
         var rendered = tokenizer.Encode("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\nParis.<|im_end|>\n", addSpecialTokens: false);
         Assert.Equal(rendered[..^1], example.Tokens);
     }
+
+    [Fact]
+    public void A_lora_run_resumed_from_its_adapter_checkpoint_equals_an_uninterrupted_one()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("init", "--preset", "tiny", "--seed", "4", "--out", tmp["m"]).Code);
+        File.WriteAllText(tmp["t.txt"], string.Concat(Enumerable.Repeat(Text, 6)));
+        string[] Args(string outDir, string steps) => ["train", "pretrain", "--model", tmp["m"], "--data", tmp["t.txt"], "--out", tmp[outDir],
+            "--steps", steps, "--block-size", "32", "--save-every", "2", "--lora-rank", "4", "--lora-targets", "all-linear", "--lr", "3e-3", "--schedule", "constant"]; // the same learning rate whatever --steps
+        var (code, _, err) = Run(Args("whole", "4"));
+        Assert.True(code == 0, err);
+        (code, _, err) = Run(Args("split", "2"));
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(tmp["split/checkpoint-2/adapter_model.safetensors"]));
+        Assert.False(File.Exists(tmp["split/checkpoint-2/model.safetensors"])); // adapter checkpoints stay small
+        (code, _, err) = Run([.. Args("split", "4"), "--resume"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(File.ReadAllBytes(tmp["whole/model.safetensors"]), File.ReadAllBytes(tmp["split/model.safetensors"]));
+        Assert.Equal(File.ReadAllBytes(tmp["whole/adapter_model.safetensors"]), File.ReadAllBytes(tmp["split/adapter_model.safetensors"]));
+        // Resuming the adapter checkpoint as a full run is refused with the reason.
+        (code, _, err) = Run([.. Args("split", "6")[..^8], "--resume"]);
+        Assert.Equal(2, code);
+        Assert.Contains("LoRA", err);
+    }
 }
