@@ -152,7 +152,7 @@ public static class TrainCommand
             int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 256);
             if (block > source.Config.MaxPositionEmbeddings)
                 throw new AttuneException(null, "--block-size", $"{block} exceeds the model's context window of {source.Config.MaxPositionEmbeddings}");
-            int? eos = source.Config.EosTokenIds.Count > 0 ? source.Config.EosTokenIds[0] : tokenizer.EosId;
+            int? eos = SftData.EndToken(source, tokenizer);
             var data = PretrainData.Pack(p.GetValue(common.Data)!.SelectMany(f => PretrainData.ReadDocuments(f, common.Bad(p))), tokenizer, block, eos);
             common.Run(p, source, data);
             return Program.Success;

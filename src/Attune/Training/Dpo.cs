@@ -52,8 +52,9 @@ public sealed class PreferenceObjective(IReadOnlyList<PreferencePair> pairs, Ref
             throw new InvalidOperationException("reference log-probabilities do not match the pairs");
     }
 
-    /// <summary>The log-likelihood the loss uses: summed over the reply, or (IPO) averaged over its tokens.</summary>
-    double Normalise(double logp, TrainingExample e) => options.Loss == DpoLoss.Ipo ? logp / e.TargetCount : logp;
+    /// <summary>What a reply's summed log-likelihood is divided by for the loss: 1, or (IPO) its token count, for an average.</summary>
+    double Length(TrainingExample e) => options.Loss == DpoLoss.Ipo ? e.TargetCount : 1;
+    double Normalise(double logp, TrainingExample e) => logp / Length(e);
 
     public StepOutcome Run(TrainableModel model, IReadOnlyList<int> examples, int batchSize)
     {
@@ -96,8 +97,8 @@ public sealed class PreferenceObjective(IReadOnlyList<PreferencePair> pairs, Ref
                 rejectedReward += beta * rejected / n;
                 correct += chosen > rejected ? 1.0 / n : 0;
                 // h rises with log π(chosen) = −NLL(chosen) (÷ tokens for IPO), falls with the rejected one.
-                scales[2 * k] = (float)(-dh / n / (options.Loss == DpoLoss.Ipo ? pair.Chosen.TargetCount : 1));
-                scales[2 * k + 1] = (float)(dh / n / (options.Loss == DpoLoss.Ipo ? pair.Rejected.TargetCount : 1));
+                scales[2 * k] = (float)(-dh / n / Length(pair.Chosen));
+                scales[2 * k + 1] = (float)(dh / n / Length(pair.Rejected));
             }
             model.Backward(scales);
         }

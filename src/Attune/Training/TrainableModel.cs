@@ -114,15 +114,12 @@ public sealed class TrainableModel
         if (!name.EndsWith(".weight", StringComparison.Ordinal) || !_adapters.TryGetValue(name[..^".weight".Length], out var ad)) return w;
         var merged = (float[])w.Clone();
         int rows = ad.B.Length / ad.Rank, cols = ad.A.Length / ad.Rank;
+        // scale·B·A added in place: B [rows, r] scaled first, then one product accumulated into W.
+        var scaledB = ad.B.Select(v => v * ad.Scale).ToArray();
         unsafe
         {
-            fixed (float* a = ad.A, b = ad.B, m = merged)
-            {
-                // scale·B·A added in place: B [rows, r] scaled first, then one product accumulated into W.
-                var scaledB = ad.B.Select(v => v * ad.Scale).ToArray();
-                fixed (float* sb = scaledB)
-                    Gemm.Multiply(Pool, rows, cols, ad.Rank, StridedMatrix.RowMajor(sb, ad.Rank), StridedMatrix.RowMajor(a, cols), m, cols, true);
-            }
+            fixed (float* a = ad.A, sb = scaledB, m = merged)
+                Gemm.Multiply(Pool, rows, cols, ad.Rank, StridedMatrix.RowMajor(sb, ad.Rank), StridedMatrix.RowMajor(a, cols), m, cols, true);
         }
         return merged;
     }
@@ -203,7 +200,8 @@ public sealed class TrainableModel
     /// <summary>The forward of the current micro-batch, kept for <see cref="Backward"/>.</summary>
     sealed class BatchState
     {
-        public int[] Lengths = [], Tokens = [], Targets = [], Sequence = [];
+        /// <summary>Per token: its sequence and its position within it.</summary>
+        public int[] Lengths = [], Tokens = [], Targets = [], Sequence = [], Positions = [];
         public LayerState[] Layers = [];
         public float[] XFinal = [], F = [], Logits = [];
     }
@@ -334,7 +332,7 @@ public sealed class TrainableModel
         st.Sequence = batch.SelectMany((e, s) => Enumerable.Repeat(s, e.Tokens.Length)).ToArray();
         int t = st.Tokens.Length;
         _rope.Reserve(st.Lengths.DefaultIfEmpty(0).Max());
-        var positions = batch.SelectMany(e => Enumerable.Range(0, e.Tokens.Length)).ToArray();
+        st.Positions = batch.SelectMany(e => Enumerable.Range(0, e.Tokens.Length)).ToArray();
 
         var x = new float[t * h];
         var embed = P(TensorLayout.Embedding);
@@ -356,7 +354,7 @@ public sealed class TrainableModel
                 Norm(s.QPre, qn, s.Q, t * c.NumHeads, hd);
                 Norm(s.KPre, P(L(l, "self_attn.k_norm.weight")), s.K, t * c.NumKvHeads, hd);
             }
-            RotateAll(s.Q, s.K, positions, backward: false);
+            RotateAll(s.Q, s.K, st.Positions, backward: false);
             s.Att = new float[t * qw];
             s.Probs = new float[_attention.ProbabilityLength(st.Lengths)];
             _attention.Forward(Pool, st.Lengths, s.Q, s.K, s.V, s.Att, s.Probs);
@@ -413,7 +411,6 @@ public sealed class TrainableModel
         var c = Config;
         int h = c.HiddenSize, hd = c.HeadDim, qw = c.NumHeads * hd, kw = c.NumKvHeads * hd, ff = c.IntermediateSize, vocab = c.VocabSize;
         int t = st.Tokens.Length;
-        var positions = st.Lengths.SelectMany(n => Enumerable.Range(0, n)).ToArray();
 
         // The logits become their gradient in place: scale · (softmax − onehot) on target rows, 0 elsewhere.
         var dLogits = st.Logits;
@@ -452,7 +449,7 @@ public sealed class TrainableModel
             LinearBackward(L(l, "self_attn.o_proj"), s.Att, dXMid, t, qw, h, dAtt, false, s);
             var dQ = new float[t * qw]; var dK = new float[t * kw]; var dV = new float[t * kw];
             _attention.Backward(Pool, st.Lengths, s.Q, s.K, s.V, s.Probs, dAtt, dQ, dK, dV);
-            RotateAll(dQ, dK, positions, backward: true);
+            RotateAll(dQ, dK, st.Positions, backward: true);
             if (OptP(L(l, "self_attn.q_norm.weight")) is not null)
             {
                 var dQPre = new float[t * qw]; var dKPre = new float[t * kw];
