@@ -5,6 +5,8 @@ using Attune.Training;
 namespace Attune.Tests.Cli;
 
 /// <summary><c>attune train pretrain</c> end to end, in-process, on a tiny model that <c>attune init</c> makes.</summary>
+// Bit-exact comparisons between runs: kept out of the way of tests that switch the process-wide SIMD level.
+[Collection("Simd")]
 public class TrainCliTests
 {
     static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run("", args);

@@ -6,6 +6,8 @@ using Attune.Training;
 
 namespace Attune.Tests.Training;
 
+/// <summary>Bit-exact comparisons between runs: kept out of the way of tests that switch the process-wide SIMD level.</summary>
+[Collection("Simd")]
 public class TrainableModelTests
 {
     static (TrainableModel Model, Checkpoint Ckpt, TempDir Tmp) Make(string config)
