@@ -35,6 +35,7 @@ public static class Program
             ModelCommands.Chat(),
             ModelCommands.Score(),
             ModelCommands.Perplexity(),
+            ServeCommand.Build(),
         };
         root.HelpName = "attune";
         return root;

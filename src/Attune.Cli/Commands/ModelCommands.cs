@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using Attune.Backends;
 using Attune.Modeling;
 using Attune.Prompting;
 using Attune.Tensors;
@@ -12,8 +13,14 @@ public static class ModelCommands
 {
     static Option<string> ModelOption() => new("--model")
     {
-        Description = "A checkpoint folder, a .gguf file, or BASE+INSTRUCT@λ (interpolated in memory)",
+        Description = "A checkpoint folder, a .gguf file, BASE+INSTRUCT@λ (interpolated in memory), or a served model http://host:port/v1#NAME",
         Required = true,
+    };
+
+    static Option<string> ApiKeyEnvOption() => new("--api-key-env")
+    {
+        Description = "For a served model: the environment variable holding its API key",
+        DefaultValueFactory = _ => "OPENAI_API_KEY",
     };
 
     public static Command Init()
@@ -63,8 +70,9 @@ public static class ModelCommands
         var repetition = new Option<float>("--repetition-penalty") { Description = "Penalty on repeated tokens (1 = off)", DefaultValueFactory = _ => 1f };
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
         var stop = new Option<string[]>("--stop") { Description = "Stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var keyEnv = ApiKeyEnvOption();
         var cmd = new Command("generate", "Continue a prompt, streaming the text to stdout")
-            { model, prompt, mode, lang, shots, urialFile, maxTokens, temperature, topP, topK, minP, repetition, seed, stop, loopGuard };
+            { model, prompt, mode, lang, shots, urialFile, maxTokens, temperature, topP, topK, minP, repetition, seed, stop, loopGuard, keyEnv };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -81,8 +89,16 @@ public static class ModelCommands
                     MinP = parse.GetValue(minP), RepetitionPenalty = parse.GetValue(repetition), Seed = parse.GetValue(seed),
                 }.Validate(),
             };
-            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
-            var ids = PromptIds(lm, m, urial, [ChatMessage.User(parse.GetValue(prompt)!)], parse.GetValue(shots));
+            var spec = parse.GetValue(model)!;
+            if (ModelBackends.IsRemote(spec))
+            {
+                using var remote = RemoteBackend.Open(spec, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv)! });
+                var reply = GenerateRemote(remote, m, urial, parse.GetValue(prompt)!, parse.GetValue(shots), options);
+                io.Out.WriteLine(reply);
+                return Program.Success;
+            }
+            using var lm = Attune.Merging.ModelSpec.Load(spec);
+            var ids = ChatPrompt.Encode(lm.Tokenizer, m, urial, [ChatMessage.User(parse.GetValue(prompt)!)], parse.GetValue(shots));
             void Show(string t) { io.Out.Write(t); io.Out.Flush(); }
             var cleaner = urial is null ? null : new UrialPrompt.StreamCleaner(Show);
             var result = lm.Generate(ids, options, cleaner is null ? Show : cleaner.Write);
@@ -94,6 +110,18 @@ public static class ModelCommands
         return cmd;
     }
 
+    /// <summary>One reply from a served model: raw and URIAL prompts through completions, chat through chat completions.</summary>
+    static string GenerateRemote(RemoteBackend remote, PromptMode mode, UrialPrompt? urial, string prompt, int shots, GenerationOptions options)
+    {
+        var conversation = new[] { ChatMessage.User(prompt) };
+        return mode switch
+        {
+            PromptMode.Chat => remote.ChatAsync(conversation, options).GetAwaiter().GetResult().Text,
+            PromptMode.Urial => UrialPrompt.CleanAnswer(remote.CompleteAsync(urial!.Render(conversation, shots), options).GetAwaiter().GetResult().Text),
+            _ => remote.CompleteAsync(prompt, options).GetAwaiter().GetResult().Text,
+        };
+    }
+
     /// <summary>The URIAL prompt for urial mode (built-in per language, or a file); checks --lang in every mode.</summary>
     static UrialPrompt? LoadUrial(PromptMode mode, string lang, string? file)
     {
@@ -102,14 +130,6 @@ public static class ModelCommands
         if (mode != PromptMode.Urial) return null;
         return file is not null ? UrialPrompt.Load(file) : UrialPrompt.BuiltIn(lang);
     }
-
-    /// <summary>Token ids of a conversation's prompt in the chosen mode (raw takes the last user turn as is).</summary>
-    static int[] PromptIds(LanguageModel lm, PromptMode mode, UrialPrompt? urial, IReadOnlyList<ChatMessage> conversation, int shots) => mode switch
-    {
-        PromptMode.Chat => lm.Tokenizer.Encode(ChatPrompt.RenderChat(lm.Tokenizer, conversation), addSpecialTokens: false),
-        PromptMode.Urial => lm.Tokenizer.Encode(urial!.Render(conversation, shots), addSpecialTokens: true),
-        _ => lm.Tokenizer.Encode(conversation[^1].Content, addSpecialTokens: true),
-    };
 
     /// <summary><c>attune chat</c>: a conversation with a model at the terminal, in chat or URIAL mode.</summary>
     public static Command Chat()
@@ -142,7 +162,7 @@ public static class ModelCommands
                 if (line is null || line.Trim().Length == 0 || line.Trim() == "/exit") break;
                 if (line.Trim() == "/reset") { conversation.Clear(); io.Out.WriteLine("(conversation cleared)"); continue; }
                 conversation.Add(ChatMessage.User(line));
-                var ids = PromptIds(lm, m, urial, conversation, parse.GetValue(shots));
+                var ids = ChatPrompt.Encode(lm.Tokenizer, m, urial, conversation, parse.GetValue(shots));
                 var options = new GenerationOptions
                 {
                     MaxNewTokens = parse.GetValue(maxTokens),
@@ -167,17 +187,18 @@ public static class ModelCommands
     public static Command Score()
     {
         var model = ModelOption();
-        var cmd = new Command("score", "Log-likelihood: JSONL {\"context\",\"continuation\"} on stdin → {\"logprob\",\"greedy\"}") { model };
+        var keyEnv = ApiKeyEnvOption();
+        var cmd = new Command("score", "Log-likelihood: JSONL {\"context\",\"continuation\"} on stdin → {\"logprob\",\"greedy\"}") { model, keyEnv };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
-            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
+            using var lm = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv)! });
             foreach (var (line, rec) in Jsonl.Read(io.In))
             {
                 var context = rec["context"] is null ? "" : Jsonl.RequiredString(rec, "context", line);
                 var continuation = Jsonl.RequiredString(rec, "continuation", line);
                 if (continuation.Length == 0) throw new AttuneException("<stdin>", $"line {line}", "\"continuation\" is empty");
-                var r = lm.Score(context, continuation);
+                var r = lm.LoglikelihoodAsync(context, continuation).GetAwaiter().GetResult();
                 Jsonl.Write(io.Out, new JsonObject { ["logprob"] = r.LogProb, ["greedy"] = r.IsGreedy, ["tokens"] = r.Tokens });
             }
             return Program.Success;

@@ -18,8 +18,8 @@ public sealed record GenerationOptions
     public RepetitionGuard? RepetitionGuard { get; init; }
 }
 
-/// <summary>Why generation ended: a stop token or string, the token budget, or a repetition loop.</summary>
-public enum FinishReason { Stop, Length, Repetition }
+/// <summary>Why generation ended: a stop token or string, the token budget, a repetition loop, or a cancelled request.</summary>
+public enum FinishReason { Stop, Length, Repetition, Cancelled }
 
 public sealed record GenerationResult(IReadOnlyList<int> Tokens, string Text, FinishReason Finish);
 
@@ -125,66 +125,26 @@ public sealed class LanguageModel : IDisposable
     /// </summary>
     public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, Action<string>? onText = null)
     {
-        if (options.MaxNewTokens < 0) throw new AttuneException(null, "--max-tokens", $"{options.MaxNewTokens} must be ≥ 0");
-        if (promptIds.Count == 0) throw new AttuneException(null, "the prompt is empty");
-        CheckContext(promptIds.Count, "the prompt");
-        int budget = Math.Min(options.MaxNewTokens, Config.MaxPositionEmbeddings - promptIds.Count);
-        var sampler = new Sampler(options.Sampling);
-        var stopIds = new HashSet<int>(EndOfSequenceIds);
-        stopIds.UnionWith(options.StopTokenIds);
-        var cache = Transformer.NewCache(promptIds.Count + budget);
-        var history = new List<int>(promptIds);
-        var generated = new List<int>();
-        int emitted = 0;
-        string text = "";
-        var finish = FinishReason.Length;
-        var logits = Transformer.Forward(cache, promptIds.ToArray());
-        for (int step = 0; step < budget; step++)
+        var decoder = NewDecoder(promptIds, options);
+        if (decoder.Finish is null)
         {
-            int next = sampler.Next(logits.Row(0), history);
-            if (stopIds.Contains(next)) { finish = FinishReason.Stop; break; }
-            generated.Add(next);
-            history.Add(next);
-            text = Tokenizer.Decode(generated, skipSpecialTokens: false, cleanUpTokenizationSpaces: false);
-            int cut = FirstStop(text, options.StopStrings);
-            if (cut >= 0)
+            var cache = Transformer.NewCache(promptIds.Count + decoder.Budget);
+            var logits = Transformer.Forward(cache, promptIds.ToArray());
+            while (true)
             {
-                text = text[..cut];
-                finish = FinishReason.Stop;
-                break;
+                int next = decoder.Sample(logits.Row(0));
+                var shown = decoder.Accept(next);
+                if (shown.Length > 0) onText?.Invoke(shown);
+                if (decoder.Finish is not null) break;
+                logits = Transformer.Forward(cache, [next]);
             }
-            int safe = SafeLength(text, options.StopStrings);
-            if (safe > emitted) { onText?.Invoke(text[emitted..safe]); emitted = safe; }
-            if (options.RepetitionGuard is { } guard && guard.IsLooping(generated)) { finish = FinishReason.Repetition; break; }
-            if (step + 1 < budget) logits = Transformer.Forward(cache, [next]);
         }
-        if (text.Length > emitted) onText?.Invoke(text[emitted..]);
-        return new GenerationResult(generated, text, finish);
+        return new GenerationResult(decoder.Generated, decoder.Text, decoder.Finish!.Value);
     }
 
-    static int FirstStop(string text, IReadOnlyList<string> stops)
-    {
-        int first = -1;
-        foreach (var s in stops)
-        {
-            if (s.Length == 0) continue;
-            int i = text.IndexOf(s, StringComparison.Ordinal);
-            if (i >= 0 && (first < 0 || i < first)) first = i;
-        }
-        return first;
-    }
-
-    /// <summary>How much of <paramref name="text"/> can be shown: not a trailing U+FFFD (an unfinished
-    /// character) and not a tail that could still become a stop string.</summary>
-    static int SafeLength(string text, IReadOnlyList<string> stops)
-    {
-        int n = text.Length;
-        while (n > 0 && text[n - 1] == '\uFFFD') n--;
-        foreach (var s in stops)
-            for (int k = Math.Min(s.Length - 1, n); k > 0; k--)
-                if (text.AsSpan(0, n).EndsWith(s.AsSpan(0, k), StringComparison.Ordinal)) { n -= k; break; }
-        return n;
-    }
+    /// <summary>The per-sequence side of generation (sampling, stops, budget) for a prompt of this model.</summary>
+    public SequenceDecoder NewDecoder(IReadOnlyList<int> promptIds, GenerationOptions options) =>
+        new(Tokenizer, EndOfSequenceIds, promptIds, options, Config.MaxPositionEmbeddings);
 
     /// <summary>Σ log p(continuation | context), as lm-evaluation-harness scores a choice.</summary>
     public ScoreResult Score(IReadOnlyList<int> contextIds, IReadOnlyList<int> continuationIds)

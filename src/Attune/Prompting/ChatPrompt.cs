@@ -31,4 +31,12 @@ public static class ChatPrompt
         var messages = conversation.Select(m => (JsonNode?)new JsonObject { ["role"] = m.Role, ["content"] = m.Content });
         return template.Render(messages, addGenerationPrompt: true).Text;
     }
+
+    /// <summary>Token ids of a conversation's prompt in the chosen mode (raw takes the last user turn as is).</summary>
+    public static int[] Encode(Tokenizer tokenizer, PromptMode mode, UrialPrompt? urial, IReadOnlyList<ChatMessage> conversation, int shots = UrialPrompt.DefaultShots) => mode switch
+    {
+        PromptMode.Chat => tokenizer.Encode(RenderChat(tokenizer, conversation), addSpecialTokens: false),
+        PromptMode.Urial => tokenizer.Encode((urial ?? throw new ArgumentNullException(nameof(urial))).Render(conversation, shots), addSpecialTokens: true),
+        _ => tokenizer.Encode(conversation[^1].Content, addSpecialTokens: true),
+    };
 }

@@ -1,0 +1,39 @@
+using Attune.Modeling;
+using Attune.Prompting;
+
+namespace Attune.Backends;
+
+/// <summary>Text a backend generated, why it ended, and how many tokens it took.</summary>
+public sealed record GeneratedText(string Text, FinishReason Finish, int CompletionTokens);
+
+/// <summary>
+/// A model that answers the two requests evaluation is built on — the log-likelihood of a
+/// continuation, and generation (from a raw prompt, or from a conversation through the model's chat
+/// template) — whether it runs in this process or behind an OpenAI-compatible server.
+/// Implementations are safe to call from several threads.
+/// </summary>
+public interface IModelBackend : IDisposable
+{
+    /// <summary>What identifies the model's answers (for caches): a path, or a server address and model name.</summary>
+    string Identity { get; }
+
+    /// <summary>Σ log p(continuation | context) and whether greedy decoding would produce it.</summary>
+    Task<ScoreResult> LoglikelihoodAsync(string context, string continuation, CancellationToken cancel = default);
+
+    /// <summary>Continues a raw text prompt (special tokens added as the tokenizer adds them).</summary>
+    Task<GeneratedText> CompleteAsync(string prompt, GenerationOptions options, CancellationToken cancel = default);
+
+    /// <summary>The assistant's reply to a conversation, through the model's chat template.</summary>
+    Task<GeneratedText> ChatAsync(IReadOnlyList<ChatMessage> conversation, GenerationOptions options, CancellationToken cancel = default);
+}
+
+public static class ModelBackends
+{
+    /// <summary>True when <paramref name="spec"/> names a remote model (http://host:port/v1#name).</summary>
+    public static bool IsRemote(string spec) =>
+        spec.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || spec.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A backend for a model argument: a checkpoint folder, a GGUF file, BASE+INSTRUCT@λ, or a remote URL#name.</summary>
+    public static IModelBackend Open(string spec, RemoteOptions? remote = null) =>
+        IsRemote(spec) ? RemoteBackend.Open(spec, remote ?? new RemoteOptions()) : new LocalBackend(Merging.ModelSpec.Load(spec));
+}

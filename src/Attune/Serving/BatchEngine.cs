@@ -1,0 +1,269 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Attune.Modeling;
+
+namespace Attune.Serving;
+
+/// <summary>What a client asks of the engine: continue a prompt, optionally with log-probabilities.</summary>
+public sealed record CompletionRequest
+{
+    public required int[] PromptIds { get; init; }
+    public GenerationOptions Options { get; init; } = new();
+    /// <summary>Log-probabilities of the generated tokens with this many alternatives each; null: none.</summary>
+    public int? Logprobs { get; init; }
+    /// <summary>Also score the prompt's own tokens (the first has no log-probability): the harness's echo.</summary>
+    public bool ScorePrompt { get; init; }
+}
+
+/// <summary>What the engine reports of a request, in order: the prompt's scores (when asked), tokens, one end.</summary>
+public abstract record CompletionEvent;
+
+/// <summary>Log-probabilities of prompt tokens 1..n-1 (token 0 has none).</summary>
+public sealed record PromptScored(IReadOnlyList<TokenLogprob> Tokens) : CompletionEvent;
+
+/// <summary>A generated token (<see cref="Id"/> -1: none, only the rest of the text at a stop); <see cref="Text"/> is the text that became safe to show with it.</summary>
+public sealed record TokenGenerated(int Id, string Text, TokenLogprob? Logprob) : CompletionEvent;
+
+public sealed record CompletionFinished(FinishReason Reason, string Text, int PromptTokens, int CompletionTokens) : CompletionEvent;
+
+/// <summary>The request failed (bad input found late, or an engine failure); <see cref="IsUserError"/> tells which.</summary>
+public sealed record CompletionFailed(string Message, bool IsUserError) : CompletionEvent;
+
+public enum SubmitResult { Accepted, QueueFull, ShuttingDown }
+
+/// <summary>
+/// Continuous batching over one model: requests wait in a bounded queue; a single engine thread
+/// admits them into the running batch (prefill), then advances every running sequence by one token
+/// per step with one batched forward pass, so a sequence joins or leaves the batch between any two
+/// steps. Each request's events go to its own channel; a cancelled request leaves at the next step.
+/// A batch of one computes exactly what <see cref="LanguageModel.Generate"/> computes.
+/// </summary>
+public sealed class BatchEngine : IDisposable
+{
+    /// <summary>Prompts scored for echo are run this many rows at a time, bounding the logits buffer.</summary>
+    const int ScoreChunk = 512;
+
+    readonly LanguageModel _model;
+    readonly ConcurrentQueue<Job> _queue = new();
+    readonly SemaphoreSlim _wake = new(0);
+    readonly Thread _thread;
+    readonly CancellationTokenSource _abort = new();
+    readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    int _queued, _active;
+    volatile bool _accepting = true;
+
+    public LanguageModel Model => _model;
+    public int MaxBatch { get; }
+    public int QueueCapacity { get; }
+    /// <summary>Requests waiting to be admitted.</summary>
+    public int Queued => Volatile.Read(ref _queued);
+    /// <summary>Sequences in the running batch.</summary>
+    public int Active => Volatile.Read(ref _active);
+    /// <summary>The most sequences one decode step has advanced together so far.</summary>
+    public int LargestBatch => Volatile.Read(ref _largest);
+    int _largest;
+
+    public BatchEngine(LanguageModel model, int maxBatch = 8, int queueCapacity = 64)
+    {
+        if (maxBatch < 1) throw new AttuneException(null, "--max-batch", $"{maxBatch} must be ≥ 1");
+        if (queueCapacity < 0) throw new AttuneException(null, "--queue", $"{queueCapacity} must be ≥ 0");
+        _model = model;
+        MaxBatch = maxBatch;
+        QueueCapacity = queueCapacity;
+        _thread = new Thread(Loop) { IsBackground = true, Name = $"attune engine {model.Source}" };
+        _thread.Start();
+    }
+
+    /// <summary>Queues a request; its events arrive on <paramref name="events"/> until the end event.</summary>
+    public SubmitResult Submit(CompletionRequest request, CancellationToken cancel, out ChannelReader<CompletionEvent> events)
+    {
+        events = null!;
+        if (!_accepting) return SubmitResult.ShuttingDown;
+        if (Interlocked.Increment(ref _queued) > QueueCapacity + Math.Max(0, MaxBatch - Active))
+        {
+            Interlocked.Decrement(ref _queued);
+            return SubmitResult.QueueFull;
+        }
+        var channel = Channel.CreateUnbounded<CompletionEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        _queue.Enqueue(new Job(request, cancel, channel.Writer));
+        _wake.Release();
+        events = channel.Reader;
+        return SubmitResult.Accepted;
+    }
+
+    /// <summary>
+    /// Stops admitting requests, lets the running and queued ones finish for up to <paramref name="grace"/>,
+    /// then cancels what is left and stops the engine thread.
+    /// </summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        _accepting = false;
+        _wake.Release();
+        if (await Task.WhenAny(_stopped.Task, Task.Delay(grace)) != _stopped.Task) _abort.Cancel();
+        _wake.Release();
+        await _stopped.Task;
+    }
+
+    public void Dispose()
+    {
+        if (!_stopped.Task.IsCompleted) StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
+        _abort.Dispose();
+    }
+
+    sealed record Job(CompletionRequest Request, CancellationToken Cancel, ChannelWriter<CompletionEvent> Events);
+
+    /// <summary>A running sequence: its cache, its decoder, the token to feed next.</summary>
+    sealed class Running(Job job, KvCache cache, SequenceDecoder decoder)
+    {
+        public Job Job { get; } = job;
+        public KvCache Cache { get; } = cache;
+        public SequenceDecoder Decoder { get; } = decoder;
+        public int Next;
+        public bool Cancelled => Job.Cancel.IsCancellationRequested;
+    }
+
+    void Loop()
+    {
+        var running = new List<Running>();
+        try
+        {
+            while (true)
+            {
+                if (_abort.IsCancellationRequested)
+                {
+                    foreach (var r in running) End(r, FinishReason.Cancelled);
+                    running.Clear();
+                    while (_queue.TryDequeue(out var left)) { Interlocked.Decrement(ref _queued); Cancelled(left); }
+                    break;
+                }
+                while (running.Count < MaxBatch && _queue.TryDequeue(out var job))
+                {
+                    Interlocked.Decrement(ref _queued);
+                    if (Admit(job) is { } r) running.Add(r);
+                    Volatile.Write(ref _active, running.Count);
+                }
+                running.RemoveAll(r => r.Cancelled && End(r, FinishReason.Cancelled));
+                Volatile.Write(ref _active, running.Count);
+                if (running.Count == 0)
+                {
+                    if (!_accepting && _queue.IsEmpty) break;
+                    _wake.Wait();
+                    continue;
+                }
+                Step(running);
+                running.RemoveAll(r => r.Decoder.Finish is not null);
+                Volatile.Write(ref _active, running.Count);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _active, 0);
+            _stopped.TrySetResult();
+        }
+    }
+
+    static void Cancelled(Job job)
+    {
+        job.Events.TryWrite(new CompletionFinished(FinishReason.Cancelled, "", job.Request.PromptIds.Length, 0));
+        job.Events.TryComplete();
+    }
+
+    /// <summary>Prefills a request's prompt (scoring it when asked) and takes its first token; null when it ends there.</summary>
+    Running? Admit(Job job)
+    {
+        if (job.Cancel.IsCancellationRequested) { Cancelled(job); return null; }
+        var req = job.Request;
+        try
+        {
+            var decoder = _model.NewDecoder(req.PromptIds, req.Options);
+            var transformer = _model.Transformer;
+            var cache = transformer.NewCache(req.PromptIds.Length + decoder.Budget);
+            var running = new Running(job, cache, decoder);
+            var prompt = req.PromptIds;
+            Logits last;
+            if (req.ScorePrompt)
+            {
+                var scored = new List<TokenLogprob>(prompt.Length);
+                int top = req.Logprobs ?? 0;
+                Logits logits = default;
+                for (int start = 0; start < prompt.Length;)
+                {
+                    int n = Math.Min(ScoreChunk, prompt.Length - start);
+                    if (prompt.Length - start - n == 1) n++; // no chunk of one row: it would take the matrix-vector path
+                    logits = transformer.Forward(cache, prompt.AsSpan(start, n), allLogits: true);
+                    for (int i = 0; i < n; i++)
+                        if (start + i + 1 < prompt.Length)
+                            scored.Add(Logprobs.Of(logits.Row(i), prompt[start + i + 1], top));
+                    start += n;
+                }
+                job.Events.TryWrite(new PromptScored(scored));
+                if (decoder.Finish is not null) { End(running, decoder.Finish.Value); return null; }
+                // The last prompt row's logits are still in the buffer, at the end of the last chunk.
+                last = logits;
+                Take(running, last.Row(last.Rows - 1));
+            }
+            else
+            {
+                if (decoder.Finish is not null) { End(running, decoder.Finish.Value); return null; }
+                last = transformer.Forward(cache, prompt);
+                Take(running, last.Row(0));
+            }
+            return running.Decoder.Finish is null ? running : null;
+        }
+        catch (AttuneException e)
+        {
+            job.Events.TryWrite(new CompletionFailed(e.Message, IsUserError: true));
+            job.Events.TryComplete();
+            return null;
+        }
+        catch (Exception e)
+        {
+            job.Events.TryWrite(new CompletionFailed($"{e.GetType().Name}: {e.Message}", IsUserError: false));
+            job.Events.TryComplete();
+            return null;
+        }
+    }
+
+    /// <summary>One token for every running sequence, in one forward pass.</summary>
+    void Step(List<Running> running)
+    {
+        if (running.Count > _largest) Volatile.Write(ref _largest, running.Count);
+        var caches = new KvCache[running.Count];
+        var tokens = new int[running.Count];
+        for (int i = 0; i < running.Count; i++) { caches[i] = running[i].Cache; tokens[i] = running[i].Next; }
+        Logits logits;
+        try { logits = _model.Transformer.ForwardBatch(caches, tokens); }
+        catch (Exception e)
+        {
+            foreach (var r in running)
+            {
+                r.Decoder.Cancel();
+                r.Job.Events.TryWrite(new CompletionFailed($"{e.GetType().Name}: {e.Message}", e is AttuneException));
+                r.Job.Events.TryComplete();
+            }
+            return;
+        }
+        for (int i = 0; i < running.Count; i++) Take(running[i], logits.Row(i));
+    }
+
+    /// <summary>Samples a sequence's next token from its logits row and reports it; ends the sequence when it is done.</summary>
+    void Take(Running r, ReadOnlySpan<float> row)
+    {
+        int next = r.Decoder.Sample(row);
+        var logprob = r.Job.Request.Logprobs is int top ? Logprobs.Of(row, next, top) : null;
+        int before = r.Decoder.Generated.Count;
+        var shown = r.Decoder.Accept(next);
+        bool kept = r.Decoder.Generated.Count > before; // a stop token is not part of the output
+        if (kept || shown.Length > 0) r.Job.Events.TryWrite(new TokenGenerated(kept ? next : -1, shown, kept ? logprob : null));
+        r.Next = next;
+        if (r.Decoder.Finish is { } finish) End(r, finish);
+    }
+
+    static bool End(Running r, FinishReason reason)
+    {
+        r.Decoder.Cancel();
+        r.Job.Events.TryWrite(new CompletionFinished(reason, r.Decoder.Text, r.Job.Request.PromptIds.Length, r.Decoder.Generated.Count));
+        r.Job.Events.TryComplete();
+        return true;
+    }
+}
