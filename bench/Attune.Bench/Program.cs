@@ -53,11 +53,15 @@ public static class Program
             case "kernels":
                 KernelBench.Run(int.Parse(args.ElementAtOrDefault(1) ?? "2"));
                 return 0;
+            case "serve":
+                // serve [SECONDS] [CLIENTS]: load on attune serve over loopback
+                ServeBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "60"), int.Parse(args.ElementAtOrDefault(2) ?? "8"));
+                return 0;
             case "bandwidth":
                 Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | bandwidth [THREADS] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | serve [SECONDS] [CLIENTS] | bandwidth [THREADS] | load-rss NAME");
                 return 1;
         }
     }

@@ -61,6 +61,18 @@ public sealed class Sampler
 
         TensorPrimitives.Divide(w, _o.Temperature, w);
         Ops.Softmax(w);
+        if (_o.TopK == 0 && _o.TopP >= 1 && _o.MinP == 0)
+        {
+            // Nothing is cut, so no order is needed: draw over the ids as they come (a full sort of a
+            // 50k vocabulary would cost more than a small model's forward step).
+            double u0 = _rng.NextDouble();
+            for (int i = 0; i < n; i++)
+            {
+                u0 -= w[i];
+                if (u0 <= 0) return i;
+            }
+            return TensorPrimitives.IndexOfMax(w); // rounding left a sliver of mass: the likeliest token
+        }
         // Candidates by falling probability; ties by id, so the draw is reproducible.
         var order = _order.AsSpan(0, n);
         for (int i = 0; i < n; i++) order[i] = i;

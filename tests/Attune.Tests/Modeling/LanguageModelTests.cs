@@ -78,6 +78,21 @@ public class LanguageModelTests
     }
 
     [Theory]
+    [InlineData(0)] // nothing cut: the draw goes over the ids in order
+    [InlineData(4)] // top-k keeping all four: the draw goes over them sorted
+    public void Sampler_draws_tokens_at_their_probabilities(int topK)
+    {
+        // p ∝ 1, 2, 3, 4 at temperature 1.
+        var logits = new[] { 0f, MathF.Log(2), MathF.Log(3), MathF.Log(4) };
+        var sampler = new Sampler(new SamplingOptions { Temperature = 1, TopK = topK, Seed = 9 });
+        var counts = new int[4];
+        const int draws = 40_000;
+        for (int i = 0; i < draws; i++) counts[sampler.Next(logits)]++;
+        for (int id = 0; id < 4; id++)
+            Assert.InRange(counts[id] / (double)draws, (id + 1) / 10.0 - 0.01, (id + 1) / 10.0 + 0.01); // ±4 standard errors
+    }
+
+    [Theory]
     [InlineData(-1f, 0, 1f, 0f, 1f, "--temperature")]
     [InlineData(0f, -2, 1f, 0f, 1f, "--top-k")]
     [InlineData(0f, 0, 0f, 0f, 1f, "--top-p")]
