@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Attune.Modeling;
 using Attune.Prompting;
-using Attune.Serving;
+
 using Attune.Text;
 using Microsoft.AspNetCore.Http;
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using Attune.Backends;
+using Attune.Evaluation;
 using Attune.Modeling;
 using Attune.Prompting;
 using Attune.Tensors;

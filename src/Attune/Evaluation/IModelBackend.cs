@@ -1,7 +1,7 @@
 using Attune.Modeling;
 using Attune.Prompting;
 
-namespace Attune.Backends;
+namespace Attune.Evaluation;
 
 /// <summary>Text a backend generated, why it ended, and how many tokens it took.</summary>
 public sealed record GeneratedText(string Text, FinishReason Finish, int CompletionTokens);

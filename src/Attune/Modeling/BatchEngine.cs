@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
-using Attune.Modeling;
 
-namespace Attune.Serving;
+namespace Attune.Modeling;
 
 /// <summary>What a client asks of the engine: continue a prompt, optionally with log-probabilities.</summary>
 public sealed record CompletionRequest
@@ -115,6 +114,8 @@ public sealed class BatchEngine : IDisposable
     /// <summary>A running sequence: its cache, its decoder, the token to feed next.</summary>
     sealed class Running(Job job, KvCache cache, SequenceDecoder decoder)
     {
+        /// <summary>Counted in <see cref="Active"/> (from admission until its end event).</summary>
+        public bool Counted;
         public Job Job { get; } = job;
         public KvCache Cache { get; } = cache;
         public SequenceDecoder Decoder { get; } = decoder;
@@ -138,12 +139,12 @@ public sealed class BatchEngine : IDisposable
                 }
                 while (running.Count < MaxBatch && _queue.TryDequeue(out var job))
                 {
+                    // Counted as active before it stops counting as queued, so Submit never sees it in neither.
+                    Interlocked.Increment(ref _active);
                     Interlocked.Decrement(ref _queued);
                     if (Admit(job) is { } r) running.Add(r);
-                    Volatile.Write(ref _active, running.Count);
                 }
                 running.RemoveAll(r => r.Cancelled && End(r, FinishReason.Cancelled));
-                Volatile.Write(ref _active, running.Count);
                 if (running.Count == 0)
                 {
                     if (!_accepting && _queue.IsEmpty) break;
@@ -152,12 +153,10 @@ public sealed class BatchEngine : IDisposable
                 }
                 Step(running);
                 running.RemoveAll(r => r.Decoder.Finish is not null);
-                Volatile.Write(ref _active, running.Count);
             }
         }
         finally
         {
-            Volatile.Write(ref _active, 0);
             _stopped.TrySetResult();
         }
     }
@@ -169,16 +168,23 @@ public sealed class BatchEngine : IDisposable
     }
 
     /// <summary>Prefills a request's prompt (scoring it when asked) and takes its first token; null when it ends there.</summary>
+    /// <remarks>The job arrives counted in <see cref="Active"/>; every way out of here but a running sequence uncounts it.</remarks>
     Running? Admit(Job job)
     {
-        if (job.Cancel.IsCancellationRequested) { Cancelled(job); return null; }
+        if (job.Cancel.IsCancellationRequested)
+        {
+            Interlocked.Decrement(ref _active);
+            Cancelled(job);
+            return null;
+        }
         var req = job.Request;
+        Running? running = null;
         try
         {
             var decoder = _model.NewDecoder(req.PromptIds, req.Options);
             var transformer = _model.Transformer;
             var cache = transformer.NewCache(req.PromptIds.Length + decoder.Budget);
-            var running = new Running(job, cache, decoder);
+            running = new Running(job, cache, decoder) { Counted = true };
             var prompt = req.PromptIds;
             Logits last;
             if (req.ScorePrompt)
@@ -210,15 +216,12 @@ public sealed class BatchEngine : IDisposable
             }
             return running.Decoder.Finish is null ? running : null;
         }
-        catch (AttuneException e)
-        {
-            job.Events.TryWrite(new CompletionFailed(e.Message, IsUserError: true));
-            job.Events.TryComplete();
-            return null;
-        }
         catch (Exception e)
         {
-            job.Events.TryWrite(new CompletionFailed($"{e.GetType().Name}: {e.Message}", IsUserError: false));
+            if (running is not null) Uncount(running);
+            else Interlocked.Decrement(ref _active);
+            job.Events.TryWrite(e is AttuneException ? new CompletionFailed(e.Message, IsUserError: true)
+                : new CompletionFailed($"{e.GetType().Name}: {e.Message}", IsUserError: false));
             job.Events.TryComplete();
             return null;
         }
@@ -238,6 +241,7 @@ public sealed class BatchEngine : IDisposable
             foreach (var r in running)
             {
                 r.Decoder.Cancel();
+                Uncount(r);
                 r.Job.Events.TryWrite(new CompletionFailed($"{e.GetType().Name}: {e.Message}", e is AttuneException));
                 r.Job.Events.TryComplete();
             }
@@ -259,9 +263,19 @@ public sealed class BatchEngine : IDisposable
         if (r.Decoder.Finish is { } finish) End(r, finish);
     }
 
-    static bool End(Running r, FinishReason reason)
+    /// <summary>Takes a finished sequence out of <see cref="Active"/> before its end event goes out, so that a
+    /// client answered at once and sending its next request finds the slot free.</summary>
+    void Uncount(Running r)
+    {
+        if (!r.Counted) return;
+        r.Counted = false;
+        Interlocked.Decrement(ref _active);
+    }
+
+    bool End(Running r, FinishReason reason)
     {
         r.Decoder.Cancel();
+        Uncount(r);
         r.Job.Events.TryWrite(new CompletionFinished(reason, r.Decoder.Text, r.Job.Request.PromptIds.Length, r.Decoder.Generated.Count));
         r.Job.Events.TryComplete();
         return true;

@@ -11,7 +11,7 @@ using Polly;
 using Polly.Retry;
 using Polly.Timeout;
 
-namespace Attune.Backends;
+namespace Attune.Evaluation;
 
 /// <summary>How a remote model is reached.</summary>
 public sealed record RemoteOptions

@@ -1,7 +1,7 @@
 using Attune.Modeling;
 using Attune.Prompting;
 
-namespace Attune.Backends;
+namespace Attune.Evaluation;
 
 /// <summary>A model in this process. Calls are serialized: the engine runs one forward pass at a time and uses every core for it.</summary>
 public sealed class LocalBackend(LanguageModel model) : IModelBackend

@@ -1,0 +1,93 @@
+using System.Threading.Channels;
+using Attune.Modeling;
+using Attune.Tensors;
+
+namespace Attune.Tests.Modeling;
+
+[Collection("Simd")] // compares batched results with in-process ones bit for bit
+public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixture>
+{
+    readonly LanguageModelTests.TinyModelFixture _tiny;
+    public BatchEngineTests(LanguageModelTests.TinyModelFixture tiny) => _tiny = tiny;
+
+    static async Task<List<CompletionEvent>> All(ChannelReader<CompletionEvent> events)
+    {
+        var list = new List<CompletionEvent>();
+        await foreach (var e in events.ReadAllAsync()) list.Add(e);
+        return list;
+    }
+
+    static CompletionRequest Request(int[] ids, int maxTokens, float temperature = 0, ulong seed = 0) => new()
+    {
+        PromptIds = ids,
+        Options = new GenerationOptions { MaxNewTokens = maxTokens, Sampling = new SamplingOptions { Temperature = temperature, Seed = seed } },
+    };
+
+    [Fact]
+    public async Task Requests_run_one_at_a_time_give_what_Generate_gives()
+    {
+        using var local = LanguageModel.Load(_tiny.Path);
+        using var served = LanguageModel.Load(_tiny.Path);
+        using var engine = new BatchEngine(served, maxBatch: 1);
+        foreach (var (prompt, temperature) in new[] { ("Le chat", 0f), ("El perro", 0.9f), ("The bird", 1.3f) })
+        {
+            var ids = local.Tokenizer.Encode(prompt);
+            Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 16, temperature, 7), default, out var events));
+            var got = await All(events);
+            var expected = local.Generate(ids, Request(ids, 16, temperature, 7).Options);
+            var finished = Assert.IsType<CompletionFinished>(got[^1]);
+            Assert.Equal(expected.Text, finished.Text);
+            Assert.Equal(expected.Tokens, got.OfType<TokenGenerated>().Where(t => t.Id >= 0).Select(t => t.Id).ToList());
+            Assert.Equal(expected.Text, string.Concat(got.OfType<TokenGenerated>().Select(t => t.Text)));
+        }
+    }
+
+    [Fact]
+    public async Task A_finished_sequence_frees_its_slot_before_its_client_hears_of_it()
+    {
+        using var lm = LanguageModel.Load(_tiny.Path);
+        using var engine = new BatchEngine(lm, maxBatch: 2, queueCapacity: 0);
+        var ids = lm.Tokenizer.Encode("Same prompt");
+        engine.Submit(Request(ids, 6), default, out var a);
+        engine.Submit(Request(ids, 6), default, out var b);
+        await Task.WhenAll(All(a), All(b));
+        // Both ended in the same step; the slots are free the moment the events are out.
+        Assert.Equal(0, engine.Active);
+        Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 1), default, out var c));
+        Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 1), default, out var d));
+        await Task.WhenAll(All(c), All(d));
+        Assert.Equal(2, engine.LargestBatch);
+    }
+
+    [Fact]
+    public async Task A_full_engine_refuses_and_a_cancelled_request_leaves_the_batch()
+    {
+        using var lm = LanguageModel.Load(_tiny.Path);
+        using var engine = new BatchEngine(lm, maxBatch: 1, queueCapacity: 1);
+        var ids = lm.Tokenizer.Encode("A long one");
+        using var cancel = new CancellationTokenSource();
+        Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 3000), cancel.Token, out var running));
+        Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 2), default, out var waiting));
+        Assert.Equal(SubmitResult.QueueFull, engine.Submit(Request(ids, 2), default, out _));
+        cancel.Cancel();
+        var events = await All(running);
+        Assert.Equal(FinishReason.Cancelled, Assert.IsType<CompletionFinished>(events[^1]).Reason);
+        Assert.IsType<CompletionFinished>((await All(waiting))[^1]);
+        await engine.StopAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(SubmitResult.ShuttingDown, engine.Submit(Request(ids, 2), default, out _));
+    }
+
+    [Fact]
+    public async Task A_bad_request_fails_alone()
+    {
+        using var lm = LanguageModel.Load(_tiny.Path);
+        using var engine = new BatchEngine(lm);
+        engine.Submit(Request([lm.Config.VocabSize + 5], 2), default, out var bad);
+        engine.Submit(Request(lm.Tokenizer.Encode("fine"), 2), default, out var good);
+        var failed = Assert.IsType<CompletionFailed>((await All(bad))[^1]);
+        Assert.True(failed.IsUserError);
+        Assert.Contains("outside the model's vocabulary", failed.Message);
+        Assert.IsType<CompletionFinished>((await All(good))[^1]);
+        Assert.Equal(0, engine.Active);
+    }
+}
