@@ -42,7 +42,9 @@ sealed class ChoiceResult
 abstract class Endpoint(OpenAiServer server, HttpContext ctx)
 {
     protected readonly HttpContext Ctx = ctx;
-    protected readonly string Id = OpenAiServer.NewId("cmpl-");
+    string? _id;
+    /// <summary>The response id: cmpl-… for completions, chatcmpl-… for chat, as OpenAI names them.</summary>
+    protected string Id => _id ??= OpenAiServer.NewId(ObjectName.StartsWith("chat") ? "chatcmpl-" : "cmpl-");
     protected readonly long Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     protected string ModelName = "";
     protected BatchEngine Engine = null!;
