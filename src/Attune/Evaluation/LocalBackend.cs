@@ -3,13 +3,21 @@ using Attune.Prompting;
 
 namespace Attune.Evaluation;
 
-/// <summary>A model in this process. Calls are serialized: the engine runs one forward pass at a time and uses every core for it.</summary>
-public sealed class LocalBackend(LanguageModel model) : IModelBackend
+/// <summary>
+/// A model in this process. Calls are serialized: the engine runs one forward pass at a time and uses
+/// every core for it. Many log-likelihoods share their common prefixes' KV cache; many generations
+/// run through the continuous-batching engine.
+/// </summary>
+public sealed class LocalBackend(LanguageModel model, string? identity = null) : IModelBackend
 {
     readonly SemaphoreSlim _gate = new(1, 1);
 
     public LanguageModel Model => model;
-    public string Identity => "local:" + Path.GetFullPath(model.Source);
+    public string Identity { get; } = identity ?? "local:" + Path.GetFullPath(model.Source);
+    /// <summary>Score shared prefixes once (on by default; the benchmark turns it off to compare).</summary>
+    public bool ReusePrefixes { get; init; } = true;
+    /// <summary>Sequences generated together by <see cref="GenerateManyAsync"/>.</summary>
+    public int MaxBatch { get; init; } = 8;
 
     public Task<ScoreResult> LoglikelihoodAsync(string context, string continuation, CancellationToken cancel = default) =>
         Run(() => model.Score(context, continuation), cancel);
@@ -19,6 +27,46 @@ public sealed class LocalBackend(LanguageModel model) : IModelBackend
 
     public Task<GeneratedText> ChatAsync(IReadOnlyList<ChatMessage> conversation, GenerationOptions options, CancellationToken cancel = default) =>
         Run(() => Generate(ChatPrompt.Encode(model.Tokenizer, PromptMode.Chat, null, conversation), options), cancel);
+
+    public async Task<IReadOnlyList<ScoreResult>> LoglikelihoodManyAsync(IReadOnlyList<LoglikelihoodRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
+    {
+        var pairs = requests.Select(r => model.SplitForScoring(r.Context, r.Continuation)).ToList();
+        return await Run(() => model.ScoreMany(pairs, ReusePrefixes, progress), cancel);
+    }
+
+    public async Task<IReadOnlyList<GeneratedText>> GenerateManyAsync(IReadOnlyList<GenerateRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
+    {
+        var prompts = requests.Select(r => r.Messages is { } m
+            ? ChatPrompt.Encode(model.Tokenizer, PromptMode.Chat, null, m)
+            : model.Tokenizer.Encode(r.Prompt ?? "", addSpecialTokens: true)).ToList();
+        await _gate.WaitAsync(cancel);
+        try
+        {
+            // The engine thread owns the model while the gate is held; it stops before the gate opens.
+            using var engine = new BatchEngine(model, MaxBatch, queueCapacity: requests.Count);
+            var readers = new System.Threading.Channels.ChannelReader<CompletionEvent>[requests.Count];
+            for (int i = 0; i < requests.Count; i++)
+                if (engine.Submit(new CompletionRequest { PromptIds = prompts[i], Options = requests[i].Options }, cancel, out readers[i]) != SubmitResult.Accepted)
+                    throw new InvalidOperationException("the engine refused a request it had room for");
+            var results = new GeneratedText[requests.Count];
+            int done = 0;
+            await Task.WhenAll(readers.Select(async (reader, i) =>
+            {
+                await foreach (var e in reader.ReadAllAsync(CancellationToken.None))
+                    switch (e)
+                    {
+                        case CompletionFinished f: results[i] = new GeneratedText(f.Text, f.Reason, f.CompletionTokens); break;
+                        case CompletionFailed f when f.IsUserError: throw new AttuneException(null, f.Message);
+                        case CompletionFailed f: throw new InvalidOperationException(f.Message);
+                    }
+                progress?.Invoke(Interlocked.Increment(ref done));
+            }));
+            cancel.ThrowIfCancellationRequested();
+            await engine.StopAsync(TimeSpan.Zero);
+            return results;
+        }
+        finally { _gate.Release(); }
+    }
 
     GeneratedText Generate(int[] ids, GenerationOptions options)
     {

@@ -167,17 +167,79 @@ public sealed class LanguageModel : IDisposable
         return new ScoreResult(total, greedy, continuationIds.Count);
     }
 
-    public ScoreResult Score(string context, string continuation) =>
-        Score(Tokenizer.Encode(context, addSpecialTokens: false), ContinuationIds(context, continuation));
+    public ScoreResult Score(string context, string continuation)
+    {
+        var (ctx, cont) = SplitForScoring(context, continuation);
+        return Score(ctx, cont);
+    }
 
-    /// <summary>The continuation's ids as they fall when encoded after the context (the harness's split).</summary>
-    IReadOnlyList<int> ContinuationIds(string context, string continuation)
+    /// <summary>
+    /// The context's ids and the continuation's ids as they fall when the two are encoded together
+    /// (the harness's split: a token that straddles the boundary belongs to the continuation).
+    /// </summary>
+    public (int[] Context, int[] Continuation) SplitForScoring(string context, string continuation)
     {
         var whole = Tokenizer.Encode(context + continuation, addSpecialTokens: false);
         var ctx = Tokenizer.Encode(context, addSpecialTokens: false);
         int shared = 0;
         while (shared < ctx.Length && shared < whole.Length && ctx[shared] == whole[shared]) shared++;
-        return whole[shared..];
+        return (whole[..shared], whole[shared..]);
+    }
+
+    /// <summary>
+    /// Scores many (context, continuation) pairs. With <paramref name="reusePrefixes"/> they run in
+    /// sorted token order through one KV cache that keeps the longest prefix each shares with the one
+    /// before (the few-shot examples, a question's context for each of its choices), so a shared
+    /// prefix is computed once; without, each pair is scored on its own as <see cref="Score(IReadOnlyList{int}, IReadOnlyList{int})"/>
+    /// does. Results come back in the order given. <paramref name="progress"/> hears the count done.
+    /// </summary>
+    public ScoreResult[] ScoreMany(IReadOnlyList<(int[] Context, int[] Continuation)> pairs, bool reusePrefixes = true, Action<int>? progress = null)
+    {
+        var results = new ScoreResult[pairs.Count];
+        if (!reusePrefixes)
+        {
+            for (int i = 0; i < pairs.Count; i++) { results[i] = Score(pairs[i].Context, pairs[i].Continuation); progress?.Invoke(i + 1); }
+            return results;
+        }
+        // The tokens each pair runs: context then all but the last continuation token (whose logits are never needed).
+        var runs = new int[pairs.Count][];
+        var contexts = new int[pairs.Count];
+        for (int i = 0; i < pairs.Count; i++)
+        {
+            var (ctx, cont) = pairs[i];
+            if (cont.Length == 0) throw new AttuneException(null, "the continuation is empty");
+            if (ctx.Length == 0) ctx = [Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault()];
+            runs[i] = [.. ctx, .. cont.AsSpan(0, cont.Length - 1)];
+            contexts[i] = ctx.Length;
+            CheckContext(runs[i].Length + 1, "context and continuation");
+        }
+        var order = Enumerable.Range(0, pairs.Count).ToArray();
+        Array.Sort(order, (a, b) => runs[a].AsSpan().SequenceCompareTo(runs[b]));
+        var cache = Transformer.NewCache(runs.Length == 0 ? 1 : runs.Max(r => r.Length));
+        int[] held = [];
+        int done = 0;
+        foreach (int i in order)
+        {
+            var run = runs[i];
+            int firstNeeded = contexts[i] - 1; // the row that predicts the continuation's first token
+            int reuse = Math.Min(run.AsSpan().CommonPrefixLength(held), firstNeeded);
+            reuse = Math.Min(reuse, cache.Length);
+            cache.Truncate(reuse);
+            var logits = Transformer.Forward(cache, run.AsSpan(reuse), firstLogitRow: firstNeeded - reuse);
+            var cont = pairs[i].Continuation;
+            double total = 0;
+            bool greedy = true;
+            for (int j = 0; j < cont.Length; j++)
+            {
+                var row = logits.Row(j);
+                total += LogProb(row, cont[j]);
+                greedy &= TensorPrimitives.IndexOfMax(row) == cont[j];
+            }
+            results[i] = new ScoreResult(total, greedy, cont.Length);
+            held = run;
+            progress?.Invoke(++done);
+        }
+        return results;
     }
 
     public static double LogProb(ReadOnlySpan<float> logits, int token)

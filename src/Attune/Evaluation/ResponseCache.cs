@@ -1,0 +1,92 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Attune.Evaluation;
+
+/// <summary>
+/// Answers already computed, in SQLite: key = SHA-256 of (model identity, request as canonical JSON),
+/// value = the answer as JSON. A rerun, or a second metric over the same requests, costs nothing.
+/// Writes go in one transaction per batch; WAL lets a report read while a sweep writes.
+/// </summary>
+public sealed class ResponseCache : IDisposable
+{
+    readonly SqliteConnection _db;
+    public string Path { get; }
+
+    public ResponseCache(string path)
+    {
+        Path = path;
+        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
+        if (dir is not null) Directory.CreateDirectory(dir);
+        try
+        {
+            _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+            _db.Open();
+            Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+            Execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, created TEXT NOT NULL)");
+        }
+        catch (SqliteException e)
+        {
+            throw new AttuneException(path, $"cannot open the response cache: {e.Message}");
+        }
+    }
+
+    void Execute(string sql)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>The key of a request for a model.</summary>
+    public static string Key(string modelIdentity, EvalRequest request)
+    {
+        var text = modelIdentity + "\n" + request.Describe().ToJsonString();
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    }
+
+    /// <summary>The stored answers among <paramref name="keys"/>.</summary>
+    public Dictionary<string, string> GetMany(IEnumerable<string> keys)
+    {
+        var found = new Dictionary<string, string>();
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT value FROM responses WHERE key = $key";
+        var p = cmd.Parameters.Add("$key", SqliteType.Text);
+        foreach (var key in keys)
+        {
+            p.Value = key;
+            if (cmd.ExecuteScalar() is string value) found[key] = value;
+        }
+        return found;
+    }
+
+    /// <summary>Stores answers in one transaction.</summary>
+    public void PutMany(string kind, IEnumerable<(string Key, string Value)> entries)
+    {
+        using var tx = _db.BeginTransaction();
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "INSERT OR REPLACE INTO responses (key, kind, value, created) VALUES ($key, $kind, $value, $created)";
+        var k = cmd.Parameters.Add("$key", SqliteType.Text);
+        var kd = cmd.Parameters.Add("$kind", SqliteType.Text);
+        var v = cmd.Parameters.Add("$value", SqliteType.Text);
+        var c = cmd.Parameters.Add("$created", SqliteType.Text);
+        var now = DateTime.UtcNow.ToString("O");
+        foreach (var (key, value) in entries)
+        {
+            k.Value = key; kd.Value = kind; v.Value = value; c.Value = now;
+            cmd.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
+    public long Count()
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM responses";
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    public void Dispose() => _db.Dispose();
+}
