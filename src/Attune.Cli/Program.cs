@@ -36,6 +36,7 @@ public static class Program
             ModelCommands.Score(),
             ModelCommands.Perplexity(),
             ServeCommand.Build(),
+            EvalCommand.Build(),
         };
         root.HelpName = "attune";
         return root;

@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Attune.Evaluation.Tasks;
+
+/// <summary>The metrics a task can name, as lm-evaluation-harness names them.</summary>
+public static class Metrics
+{
+    public static readonly IReadOnlyList<string> Names = ["acc", "acc_norm", "exact_match", "f1", "chrf"];
+    public static readonly IReadOnlySet<string> ForMultipleChoice = new HashSet<string> { "acc", "acc_norm" };
+
+    /// <summary>
+    /// Index of the best choice: by log-probability (acc), or by log-probability per UTF-8 byte of the
+    /// choice's text (acc_norm), so long choices are not penalised for their length.
+    /// </summary>
+    public static int BestChoice(IReadOnlyList<double> logprobs, IReadOnlyList<string> choices, bool normalize)
+    {
+        int best = 0;
+        double bestScore = double.NegativeInfinity;
+        for (int i = 0; i < logprobs.Count; i++)
+        {
+            double score = normalize ? logprobs[i] / Math.Max(1, Encoding.UTF8.GetByteCount(choices[i])) : logprobs[i];
+            if (score > bestScore) { bestScore = score; best = i; }
+        }
+        return best;
+    }
+
+    /// <summary>Exact match after trimming, with the harness's options: regexes removed, case and punctuation ignored.</summary>
+    public static double ExactMatch(string prediction, string reference, MetricSpec spec)
+    {
+        string Prepare(string s)
+        {
+            foreach (var r in spec.RegexesToIgnore ?? []) s = Regex.Replace(s, r, "");
+            if (spec.IgnoreCase) s = s.ToLowerInvariant();
+            if (spec.IgnorePunctuation) s = new string(s.Where(c => !char.IsPunctuation(c)).ToArray());
+            return s.Trim();
+        }
+        return Prepare(prediction) == Prepare(reference) ? 1 : 0;
+    }
+
+    static readonly Dictionary<string, HashSet<string>> Articles = new()
+    {
+        ["en"] = ["a", "an", "the"],
+        ["fr"] = ["le", "la", "les", "l", "un", "une", "des", "du", "de", "d"],
+        ["es"] = ["el", "la", "los", "las", "un", "una", "unos", "unas", "lo"],
+    };
+
+    /// <summary>
+    /// SQuAD's normalisation, language aware: lower case, punctuation (apostrophes included) to spaces,
+    /// articles of the language dropped, accents kept (they carry meaning in French and Spanish).
+    /// </summary>
+    public static List<string> NormalizedWords(string text, string? language)
+    {
+        var sb = new StringBuilder(text.Length);
+        foreach (var c in text.Normalize(NormalizationForm.FormC).ToLowerInvariant())
+            sb.Append(char.IsPunctuation(c) || char.IsSymbol(c) ? ' ' : c);
+        var articles = language is not null && Articles.TryGetValue(language, out var a) ? a : Articles["en"];
+        return sb.ToString().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Where(w => !articles.Contains(w)).ToList();
+    }
+
+    /// <summary>Token-overlap F1 between prediction and reference (SQuAD).</summary>
+    public static double F1(string prediction, string reference, string? language)
+    {
+        var p = NormalizedWords(prediction, language);
+        var r = NormalizedWords(reference, language);
+        if (p.Count == 0 || r.Count == 0) return p.Count == r.Count ? 1 : 0;
+        var counts = r.GroupBy(w => w).ToDictionary(g => g.Key, g => g.Count());
+        int common = 0;
+        foreach (var w in p)
+            if (counts.TryGetValue(w, out var n) && n > 0) { common++; counts[w] = n - 1; }
+        if (common == 0) return 0;
+        double precision = (double)common / p.Count, recall = (double)common / r.Count;
+        return 2 * precision * recall / (precision + recall);
+    }
+}
+
+/// <summary>
+/// chrF (Popović 2015) as sacrebleu computes it by default: character n-grams of orders 1–6 with
+/// whitespace removed, β = 2, per-order F-scores averaged over the orders that occur, statistics summed
+/// over the corpus before the score is taken.
+/// </summary>
+public static class ChrF
+{
+    public const int Order = 6;
+    const double Beta = 2;
+
+    /// <summary>Per order: hypothesis n-grams, reference n-grams, matches (3 × <see cref="Order"/> numbers).</summary>
+    public static double[] Statistics(string hypothesis, string reference)
+    {
+        var stats = new double[3 * Order];
+        var hyp = Characters(hypothesis);
+        var refc = Characters(reference);
+        for (int n = 1; n <= Order; n++)
+        {
+            var h = NGrams(hyp, n);
+            var r = NGrams(refc, n);
+            double match = 0;
+            foreach (var (gram, count) in h)
+                if (r.TryGetValue(gram, out var rc)) match += Math.Min(count, rc);
+            stats[3 * (n - 1)] = h.Values.Sum();
+            stats[3 * (n - 1) + 1] = r.Values.Sum();
+            stats[3 * (n - 1) + 2] = match;
+        }
+        return stats;
+    }
+
+    /// <summary>The score (0–100) of summed statistics.</summary>
+    public static double Score(double[] stats)
+    {
+        const double eps = 1e-16;
+        double factor = Beta * Beta, total = 0;
+        int effective = 0;
+        for (int n = 0; n < Order; n++)
+        {
+            double hyp = stats[3 * n], refc = stats[3 * n + 1], match = stats[3 * n + 2];
+            if (hyp > 0 && refc > 0) effective++;
+            double precision = hyp > 0 ? match / hyp : eps, recall = refc > 0 ? match / refc : eps;
+            double denominator = factor * precision + recall;
+            total += denominator > 0 ? (1 + factor) * precision * recall / denominator : eps;
+        }
+        return effective == 0 ? 0 : 100 * total / effective;
+    }
+
+    static string[] Characters(string s)
+    {
+        var list = new List<string>();
+        var e = StringInfo.GetTextElementEnumerator(s);
+        while (e.MoveNext())
+        {
+            var g = e.GetTextElement();
+            if (!string.IsNullOrWhiteSpace(g)) list.Add(g);
+        }
+        return [.. list];
+    }
+
+    static Dictionary<string, int> NGrams(string[] chars, int n)
+    {
+        var d = new Dictionary<string, int>();
+        for (int i = 0; i + n <= chars.Length; i++)
+        {
+            var g = string.Concat(chars.AsSpan(i, n));
+            d[g] = d.GetValueOrDefault(g) + 1;
+        }
+        return d;
+    }
+}
+
+/// <summary>A metric's value over a set of items with its bootstrap 95% interval.</summary>
+public sealed record Estimate(double Value, double Low, double High, int Count);
+
+/// <summary>Percentile bootstrap intervals: items resampled with replacement, the statistic recomputed, 2.5th and 97.5th percentiles.</summary>
+public static class Bootstrap
+{
+    public const int Resamples = 1000;
+
+    /// <summary>The mean of per-item values and its interval.</summary>
+    public static Estimate Mean(IReadOnlyList<double> values, ulong seed = 1234) =>
+        Interval(values.Count, idx => { double s = 0; foreach (var i in idx) s += values[i]; return s / idx.Length; }, seed);
+
+    /// <summary>A corpus statistic of per-item vectors summed (chrF) and its interval.</summary>
+    public static Estimate Summed(IReadOnlyList<double[]> itemStats, Func<double[], double> score, ulong seed = 1234) =>
+        Interval(itemStats.Count, idx =>
+        {
+            var sum = new double[itemStats[0].Length];
+            foreach (var i in idx)
+                for (int j = 0; j < sum.Length; j++) sum[j] += itemStats[i][j];
+            return score(sum);
+        }, seed);
+
+    public static Estimate Interval(int n, Func<int[], double> statistic, ulong seed = 1234, int resamples = Resamples)
+    {
+        if (n == 0) return new Estimate(double.NaN, double.NaN, double.NaN, 0);
+        double value = statistic(Enumerable.Range(0, n).ToArray());
+        var rng = new Tensors.Rng(seed);
+        var samples = new double[resamples];
+        var idx = new int[n];
+        for (int b = 0; b < resamples; b++)
+        {
+            for (int i = 0; i < n; i++) idx[i] = rng.Next(n);
+            samples[b] = statistic(idx);
+        }
+        Array.Sort(samples);
+        return new Estimate(value, Percentile(samples, 0.025), Percentile(samples, 0.975), n);
+    }
+
+    static double Percentile(double[] sorted, double p)
+    {
+        double rank = p * (sorted.Length - 1);
+        int lo = (int)Math.Floor(rank), hi = (int)Math.Ceiling(rank);
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+    }
+}

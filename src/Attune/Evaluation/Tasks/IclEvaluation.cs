@@ -1,0 +1,75 @@
+using System.Text.Json.Nodes;
+
+namespace Attune.Evaluation.Tasks;
+
+/// <summary>
+/// Runs few-shot tasks on one model: every task's requests go through one <see cref="RequestRunner"/>
+/// call per kind, so requests shared across tasks are asked once and prefixes are shared across them.
+/// </summary>
+public static class IclEvaluation
+{
+    public static async Task<List<TaskResult>> RunAsync(IReadOnlyList<IclTask> tasks, RequestRunner runner, int? shots = null, int? limit = null,
+        Action<string, int, int>? progress = null, CancellationToken cancel = default)
+    {
+        var items = tasks.Select(t => t.Items(shots, limit)).ToList();
+        var choiceRequests = new List<LoglikelihoodRequest>();
+        var generateRequests = new List<GenerateRequest>();
+        for (int t = 0; t < tasks.Count; t++)
+            if (tasks[t].Config.OutputType == OutputType.MultipleChoice) choiceRequests.AddRange(tasks[t].LoglikelihoodRequests(items[t]));
+            else generateRequests.AddRange(items[t].Select(tasks[t].GenerateRequestFor));
+        var scores = choiceRequests.Count > 0
+            ? await runner.LoglikelihoodAsync(choiceRequests, (done, total) => progress?.Invoke("loglikelihood", done, total), cancel) : [];
+        var generations = generateRequests.Count > 0
+            ? await runner.GenerateAsync(generateRequests, (done, total) => progress?.Invoke("generate", done, total), cancel) : [];
+
+        var results = new List<TaskResult>(tasks.Count);
+        int scoreAt = 0, generationAt = 0;
+        for (int t = 0; t < tasks.Count; t++)
+        {
+            var task = tasks[t];
+            int k = shots ?? task.Config.NumFewshot;
+            if (task.Config.OutputType == OutputType.MultipleChoice)
+            {
+                int count = items[t].Sum(i => i.Choices!.Count);
+                results.Add(task.ScoreChoices(items[t], scores[scoreAt..(scoreAt + count)], k));
+                scoreAt += count;
+            }
+            else
+            {
+                results.Add(task.ScoreGenerations(items[t], generations[generationAt..(generationAt + items[t].Count)], k));
+                generationAt += items[t].Count;
+            }
+        }
+        return results;
+    }
+
+    /// <summary>Results as JSON: the summary per task and metric, and every item with its prompt, choices, log-probabilities and prediction.</summary>
+    public static JsonObject ToJson(string model, IReadOnlyList<TaskResult> results, RequestRunner runner) => new()
+    {
+        ["model"] = model,
+        ["requests"] = new JsonObject { ["computed"] = runner.Computed, ["cached"] = runner.CacheHits, ["duplicates"] = runner.Duplicates },
+        ["summary"] = new JsonArray(results.SelectMany(r => r.Metrics.Select(m => (JsonNode)new JsonObject
+        {
+            ["task"] = r.Task, ["lang"] = r.Language, ["shots"] = r.Shots, ["metric"] = m.Key,
+            ["value"] = m.Value.Value, ["ci_low"] = m.Value.Low, ["ci_high"] = m.Value.High, ["n"] = m.Value.Count,
+        })).ToArray()),
+        ["tasks"] = new JsonArray(results.Select(r => (JsonNode)new JsonObject
+        {
+            ["task"] = r.Task,
+            ["lang"] = r.Language,
+            ["shots"] = r.Shots,
+            ["items"] = new JsonArray(r.Items.Select(i => (JsonNode)new JsonObject
+            {
+                ["doc"] = i.Item.Doc,
+                ["prompt"] = i.Item.Context,
+                ["choices"] = i.Item.Choices is null ? null : new JsonArray(i.Item.Choices.Select(c => (JsonNode)c).ToArray()),
+                ["logprobs"] = i.Logprobs is null ? null : new JsonArray(i.Logprobs.Select(l => (JsonNode)l).ToArray()),
+                ["greedy"] = i.Greedy is null ? null : new JsonArray(i.Greedy.Select(g => (JsonNode)g).ToArray()),
+                ["gold"] = i.Item.GoldText,
+                ["raw"] = i.Raw,
+                ["prediction"] = i.Prediction,
+                ["scores"] = new JsonObject(i.Scores.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)s.Value))),
+            }).ToArray()),
+        }).ToArray()),
+    };
+}

@@ -1,0 +1,291 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Attune.Formats;
+using Attune.Modeling;
+using Attune.Prompting;
+using Attune.Text.Templates;
+
+namespace Attune.Evaluation.Tasks;
+
+/// <summary>One evaluated document: its prompt, and either its choices and gold index or its gold answer.</summary>
+public sealed record TaskItem(int Doc, string Context, IReadOnlyList<string>? Choices, int GoldIndex, string GoldText);
+
+/// <summary>What a model did on one item.</summary>
+public sealed record ItemResult(TaskItem Item, IReadOnlyList<double>? Logprobs, IReadOnlyList<bool>? Greedy, string Prediction, string? Raw,
+    IReadOnlyDictionary<string, double> Scores);
+
+/// <summary>A task's results: per-item records and each metric with its bootstrap interval.</summary>
+public sealed record TaskResult(string Task, string? Language, int Shots, IReadOnlyList<ItemResult> Items, IReadOnlyDictionary<string, Estimate> Metrics);
+
+/// <summary>
+/// A few-shot task ready to run: its documents loaded, rendered through the task's templates, and
+/// turned into requests (one log-likelihood per choice, or one generation per item); then scored.
+/// </summary>
+public sealed class IclTask
+{
+    readonly Dictionary<string, Template> _templates = [];
+    public TaskConfig Config { get; }
+    public IReadOnlyList<JsonObject> EvalDocs { get; }
+    public IReadOnlyList<JsonObject> FewshotDocs { get; }
+    bool FewshotIsEvalSplit => Config.FewshotSplit is null || Config.FewshotSplit == Config.EvalSplit;
+
+    public IclTask(TaskConfig config)
+    {
+        Config = config;
+        EvalDocs = LoadDocs(config.DataFiles[config.EvalSplit]);
+        FewshotDocs = config.FewshotSplit is { } f && f != config.EvalSplit ? LoadDocs(config.DataFiles[f]) : EvalDocs;
+        if (EvalDocs.Count == 0) throw new AttuneException(config.DataFiles[config.EvalSplit], "no documents");
+    }
+
+    /// <summary>Documents from JSONL (one object per line), a JSON array, or CSV with a header row.</summary>
+    public static List<JsonObject> LoadDocs(string path)
+    {
+        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
+        if (path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
+        {
+            var docs = new List<JsonObject>();
+            try
+            {
+                using var csv = CsvHelper.CsvReader.FromFile(path, new CsvHelper.CsvReaderOptions { HasHeader = true, AllowLineBreaksInQuotes = true, TrackLineNumbers = true });
+                var header = csv.Headers.ToArray();
+                if (header.Length == 0) throw new AttuneException(path, "no header row");
+                while (csv.Read())
+                {
+                    var doc = new JsonObject();
+                    for (int i = 0; i < header.Length; i++) doc[header[i]] = i < csv.FieldCount ? csv.GetString(i) : "";
+                    docs.Add(doc);
+                }
+            }
+            catch (CsvHelper.CsvFormatException e) { throw new AttuneException(path, e.Message.Split('\n')[0]); }
+            return docs;
+        }
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            JsonNode? root;
+            try { root = JsonNode.Parse(File.ReadAllText(path)); }
+            catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
+            return root is JsonArray a && a.All(x => x is JsonObject) ? a.Select(x => x!.AsObject()).ToList()
+                : throw new AttuneException(path, "expected a JSON array of objects");
+        }
+        return JsonLines.ReadFile(path).Select(r => r.Record).ToList();
+    }
+
+    string Where(int doc) => $"{Config.Name}: document {doc}";
+
+    Template TemplateOf(string source)
+    {
+        if (_templates.TryGetValue(source, out var t)) return t;
+        try { return _templates[source] = Template.Parse(source, Config.Source); }
+        catch (TemplateException e) { throw new AttuneException(Config.Source, $"template \"{Shorten(source)}\"", e.Message); }
+    }
+
+    static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
+
+    /// <summary>A field as the harness reads it: a document key, a Jinja template over the document, or a literal.</summary>
+    JsonNode? Resolve(JsonNode field, JsonObject doc, int index)
+    {
+        if (field is JsonValue v && v.TryGetValue<string>(out var text))
+        {
+            if (doc.TryGetPropertyValue(text, out var value)) return value?.DeepClone();
+            if (!text.Contains("{{") && !text.Contains("{%")) return JsonValue.Create(text);
+            try { return JsonValue.Create(TemplateOf(text).Render(doc).Text); }
+            catch (TemplateException e) { throw new AttuneException(Config.Source, Where(index), $"template \"{Shorten(text)}\": {e.Message}"); }
+        }
+        return field.DeepClone();
+    }
+
+    public string Text(JsonObject doc, int index) => Resolve(Config.DocToText, doc, index) switch
+    {
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        JsonValue v => v.ToJsonString(),
+        _ => throw new AttuneException(Config.Source, Where(index), "doc_to_text must give a text"),
+    };
+
+    public IReadOnlyList<string>? Choices(JsonObject doc, int index)
+    {
+        if (Config.DocToChoice is null) return null;
+        var resolved = Resolve(Config.DocToChoice, doc, index);
+        if (resolved is JsonValue v && v.TryGetValue<string>(out var rendered)) resolved = PythonLiteral.ParseList(rendered, Config.Source, Where(index));
+        if (resolved is not JsonArray list || list.Count == 0) throw new AttuneException(Config.Source, Where(index), "doc_to_choice must give a non-empty list");
+        return list.Select(x => x is JsonValue xv && xv.TryGetValue<string>(out var s) ? s : x?.ToJsonString() ?? "").ToList();
+    }
+
+    /// <summary>The gold answer: an index into the choices, or a text (for generation).</summary>
+    public (int Index, string Text) Target(JsonObject doc, int index, IReadOnlyList<string>? choices)
+    {
+        var target = Resolve(Config.DocToTarget, doc, index);
+        if (target is JsonArray golds && golds.Count > 0) target = golds[0]; // several golds: the first is the one shown in shots
+        string? text = target is JsonValue tv && tv.TryGetValue<string>(out var s) ? s : null;
+        int? number = target is JsonValue nv && nv.GetValueKind() == JsonValueKind.Number && nv.TryGetValue<int>(out var n) ? n
+            : text is not null && choices is not null && int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) && !choices.Contains(text) ? parsed
+            : null;
+        if (choices is null) return (-1, text ?? target?.ToJsonString() ?? "");
+        if (number is int i)
+            return i >= 0 && i < choices.Count ? (i, choices[i]) : throw new AttuneException(Config.Source, Where(index), $"target index {i} is outside the {choices.Count} choices");
+        int found = text is null ? -1 : choices.ToList().IndexOf(text);
+        return found >= 0 ? (found, text!) : throw new AttuneException(Config.Source, Where(index), $"target \"{text}\" is not one of the choices");
+    }
+
+    /// <summary>The items, each with its few-shot prompt (shots drawn per item, seeded, never the item itself).</summary>
+    public List<TaskItem> Items(int? shots = null, int? limit = null)
+    {
+        int k = shots ?? Config.NumFewshot;
+        int count = Math.Min(EvalDocs.Count, limit ?? int.MaxValue);
+        var format = new FewShotFormat { Description = Config.Description, ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
+        var shotTexts = new Dictionary<int, (string, string)>();
+        (string, string) Shot(int i)
+        {
+            if (shotTexts.TryGetValue(i, out var st)) return st;
+            var doc = FewshotDocs[i];
+            var choices = Choices(doc, i);
+            return shotTexts[i] = (Text(doc, i), Target(doc, i, choices).Text);
+        }
+        var items = new List<TaskItem>(count);
+        for (int d = 0; d < count; d++)
+        {
+            var doc = EvalDocs[d];
+            int exclude = FewshotIsEvalSplit ? d : -1;
+            int[] picked = Config.FirstNShots
+                ? Enumerable.Range(0, FewshotDocs.Count).Where(i => i != exclude).Take(k).ToArray() is { } first && first.Length == k ? first
+                    : throw new AttuneException(Config.Source, "num_fewshot", $"{k} shots requested but the few-shot split has only {FewshotDocs.Count - (exclude >= 0 ? 1 : 0)}")
+                : FewShotPrompt.SampleShots(FewshotDocs.Count, k, Config.Seed, exclude);
+            var context = FewShotPrompt.Build(format, picked.Select(Shot), Text(doc, d));
+            var choices = Choices(doc, d);
+            var (gold, goldText) = Target(doc, d, choices);
+            items.Add(new TaskItem(d, context, choices, gold, goldText));
+        }
+        return items;
+    }
+
+    /// <summary>One log-likelihood request per choice (the target delimiter leads each continuation).</summary>
+    public IEnumerable<LoglikelihoodRequest> LoglikelihoodRequests(IEnumerable<TaskItem> items) =>
+        items.SelectMany(item => item.Choices!.Select(c => new LoglikelihoodRequest(item.Context, Config.TargetDelimiter + c)));
+
+    public GenerateRequest GenerateRequestFor(TaskItem item) =>
+        GenerateRequest.Raw(item.Context, new GenerationOptions { MaxNewTokens = Config.MaxGenTokens, StopStrings = Config.Until });
+
+    /// <summary>A generation through the task's filter (regex extraction and the like).</summary>
+    public string Filter(string generated)
+    {
+        var s = generated;
+        foreach (var step in Config.Filters)
+            s = step.Function switch
+            {
+                "regex" => Regex.Match(s, step.Pattern!) is { Success: true } m
+                    ? (step.Group < m.Groups.Count && m.Groups[step.Group].Success ? m.Groups[step.Group].Value : m.Value) : step.Fallback,
+                "lowercase" => s.ToLowerInvariant(),
+                "uppercase" => s.ToUpperInvariant(),
+                "remove_whitespace" => s.TrimStart(),
+                _ => s, // take_first: one generation per item already
+            };
+        return s;
+    }
+
+    /// <summary>Scores multiple-choice items from their choices' log-likelihoods.</summary>
+    public TaskResult ScoreChoices(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots)
+    {
+        var results = new List<ItemResult>(items.Count);
+        int at = 0;
+        foreach (var item in items)
+        {
+            var scored = answers.Skip(at).Take(item.Choices!.Count).ToList();
+            at += item.Choices.Count;
+            var logprobs = scored.Select(s => s.LogProb).ToList();
+            var scores = new Dictionary<string, double>();
+            int predicted = Metrics.BestChoice(logprobs, item.Choices, normalize: false);
+            foreach (var m in Config.Metrics)
+                scores[m.Name] = m.Name == "acc_norm"
+                    ? Metrics.BestChoice(logprobs, item.Choices, normalize: true) == item.GoldIndex ? 1 : 0
+                    : predicted == item.GoldIndex ? 1 : 0;
+            results.Add(new ItemResult(item, logprobs, scored.Select(s => s.IsGreedy).ToList(), item.Choices[predicted], null, scores));
+        }
+        return Summarize(results, shots, null);
+    }
+
+    /// <summary>Scores generated answers (after the filter) against the gold text.</summary>
+    public TaskResult ScoreGenerations(IReadOnlyList<TaskItem> items, IReadOnlyList<GeneratedText> answers, int shots)
+    {
+        var results = new List<ItemResult>(items.Count);
+        var chrf = new List<double[]>();
+        for (int i = 0; i < items.Count; i++)
+        {
+            var prediction = Filter(answers[i].Text);
+            var gold = items[i].GoldText;
+            var scores = new Dictionary<string, double>();
+            foreach (var m in Config.Metrics)
+                switch (m.Name)
+                {
+                    case "exact_match": scores[m.Name] = Metrics.ExactMatch(prediction, gold, m); break;
+                    case "f1": scores[m.Name] = Metrics.F1(prediction, gold, Config.Language); break;
+                    case "chrf":
+                        var stats = ChrF.Statistics(prediction.Trim(), gold.Trim());
+                        chrf.Add(stats);
+                        scores[m.Name] = ChrF.Score(stats); // the item's own chrF, for the per-item record
+                        break;
+                }
+            results.Add(new ItemResult(items[i], null, null, prediction, answers[i].Text, scores));
+        }
+        return Summarize(results, shots, chrf);
+    }
+
+    TaskResult Summarize(List<ItemResult> results, int shots, List<double[]>? chrf)
+    {
+        var metrics = new Dictionary<string, Estimate>();
+        foreach (var m in Config.Metrics)
+            metrics[m.Name] = m.Name == "chrf" && chrf is { Count: > 0 }
+                ? Bootstrap.Summed(chrf, ChrF.Score, Config.Seed) // corpus-level, as sacrebleu scores it
+                : Bootstrap.Mean(results.Select(r => r.Scores[m.Name]).ToList(), Config.Seed);
+        return new TaskResult(Config.Name, Config.Language, shots, results, metrics);
+    }
+}
+
+/// <summary>Reads the Python list literal a template renders (<c>['a', "b", 3]</c>), as the harness's literal_eval would.</summary>
+static class PythonLiteral
+{
+    public static JsonArray ParseList(string text, string source, string where)
+    {
+        var s = text.Trim();
+        AttuneException Bad(string why) => new(source, where, $"doc_to_choice rendered \"{(s.Length > 60 ? s[..60] + "…" : s)}\", not a list: {why}");
+        if (s.Length < 2 || s[0] != '[' || s[^1] != ']') throw Bad("expected [ … ]");
+        var list = new JsonArray();
+        int i = 1;
+        void SkipSpace() { while (i < s.Length && char.IsWhiteSpace(s[i])) i++; }
+        while (true)
+        {
+            SkipSpace();
+            if (s[i] == ']') break;
+            if (s[i] is '\'' or '"')
+            {
+                char quote = s[i++];
+                var sb = new System.Text.StringBuilder();
+                while (i < s.Length && s[i] != quote)
+                {
+                    if (s[i] == '\\' && i + 1 < s.Length)
+                    {
+                        i++;
+                        sb.Append(s[i] switch { 'n' => '\n', 't' => '\t', _ => s[i] });
+                    }
+                    else sb.Append(s[i]);
+                    i++;
+                }
+                if (i >= s.Length) throw Bad("an unterminated string");
+                i++;
+                list.Add(sb.ToString());
+            }
+            else
+            {
+                int start = i;
+                while (i < s.Length && s[i] != ',' && s[i] != ']') i++;
+                var token = s[start..i].Trim();
+                list.Add(long.TryParse(token, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? JsonValue.Create(n) : JsonValue.Create(token));
+            }
+            SkipSpace();
+            if (i < s.Length && s[i] == ',') { i++; continue; }
+            if (i < s.Length && s[i] == ']') break;
+            throw Bad("expected , or ]");
+        }
+        return list;
+    }
+}

@@ -1,0 +1,208 @@
+using System.Text.Json.Nodes;
+using Attune.Evaluation;
+using Attune.Evaluation.Tasks;
+using Attune.Modeling;
+using Attune.Prompting;
+
+namespace Attune.Tests.Evaluation;
+
+public class TaskTests
+{
+    /// <summary>A backend whose answers a test writes as functions.</summary>
+    sealed class ScriptedBackend(Func<string, string, double>? score = null, Func<string, string>? generate = null) : IModelBackend
+    {
+        public string Identity => "scripted";
+        public Task<ScoreResult> LoglikelihoodAsync(string context, string continuation, CancellationToken cancel = default) =>
+            Task.FromResult(new ScoreResult(score!(context, continuation), false, 1));
+        public Task<GeneratedText> CompleteAsync(string prompt, GenerationOptions options, CancellationToken cancel = default) =>
+            Task.FromResult(new GeneratedText(generate!(prompt), FinishReason.Stop, 1));
+        public Task<GeneratedText> ChatAsync(IReadOnlyList<ChatMessage> conversation, GenerationOptions options, CancellationToken cancel = default) =>
+            CompleteAsync(conversation[^1].Content, options, cancel);
+        public void Dispose() { }
+    }
+
+    static string WriteSentiment(TempDir tmp, string extra = "")
+    {
+        File.WriteAllLines(tmp["train.jsonl"], new[] { ("great fun", 1), ("dull and slow", 0), ("a delight", 1), ("a mess", 0) }
+            .Select(x => new JsonObject { ["text"] = x.Item1, ["label"] = x.Item2 }.ToJsonString()));
+        File.WriteAllLines(tmp["test.jsonl"], new[] { ("really good", 1), ("truly bad", 0), ("good stuff", 1) }
+            .Select(x => new JsonObject { ["text"] = x.Item1, ["label"] = x.Item2 }.ToJsonString()));
+        File.WriteAllText(tmp["task.yaml"], """
+            task: sentiment_toy
+            lang: en
+            dataset_path: json
+            dataset_kwargs:
+              data_files: {train: train.jsonl, test: test.jsonl}
+            training_split: train
+            test_split: test
+            output_type: multiple_choice
+            doc_to_text: "Review: {{text}}\nSentiment:"
+            doc_to_target: label
+            doc_to_choice: ["negative", "positive"]
+            num_fewshot: 2
+            metric_list:
+              - metric: acc
+              - metric: acc_norm
+            """ + extra);
+        return tmp["task.yaml"];
+    }
+
+    [Fact]
+    public void Items_lay_out_shots_as_the_harness_does()
+    {
+        using var tmp = new TempDir();
+        var task = new IclTask(TaskConfig.Load(WriteSentiment(tmp)).Single());
+        var items = task.Items();
+        Assert.Equal(3, items.Count);
+        var item = items[0];
+        Assert.Equal(["negative", "positive"], item.Choices);
+        Assert.Equal(1, item.GoldIndex);
+        // Two shots from the training split, each "text + delimiter + answer", joined by "\n\n", then the query.
+        var parts = item.Context.Split("\n\n");
+        Assert.Equal(3, parts.Length);
+        Assert.Matches(@"^Review: .+\nSentiment: (negative|positive)$", parts[0]);
+        Assert.Equal("Review: really good\nSentiment:", parts[2]);
+        Assert.Equal(task.Items().Select(i => i.Context), items.Select(i => i.Context)); // seeded
+        var requests = task.LoglikelihoodRequests(items).ToList();
+        Assert.Equal(6, requests.Count);
+        Assert.Equal(" positive", requests[1].Continuation);
+        Assert.Equal(2, task.Items(shots: 0)[0].Context.Split("\n").Length);
+    }
+
+    [Fact]
+    public async Task Acc_follows_the_log_likelihoods_and_acc_norm_divides_by_bytes()
+    {
+        using var tmp = new TempDir();
+        var task = new IclTask(TaskConfig.Load(WriteSentiment(tmp)).Single());
+        // The right choice scores -1, the wrong one -2: accuracy 1. Per byte, " negative" (9 bytes) at -2
+        // beats " positive" (9 bytes) at -1? No: same length, so acc_norm agrees.
+        var right = new ScriptedBackend((ctx, cont) => ctx.Contains("good") == (cont == " positive") ? -1 : -2);
+        var results = await IclEvaluation.RunAsync([task], new RequestRunner(right));
+        var r = results.Single();
+        Assert.Equal(1.0, r.Metrics["acc"].Value);
+        Assert.Equal(new Estimate(1, 1, 1, 3), r.Metrics["acc"]);
+        Assert.Equal(1.0, r.Metrics["acc_norm"].Value);
+
+        // With choices of different lengths, dividing by bytes can change the pick.
+        File.WriteAllText(tmp["task.yaml"], File.ReadAllText(tmp["task.yaml"]).Replace("[\"negative\", \"positive\"]", "[\"no\", \"yes, definitely\"]"));
+        var longer = new IclTask(TaskConfig.Load(tmp["task.yaml"]).Single());
+        var lengthBiased = new ScriptedBackend((_, cont) => cont == " no" ? -3 : -4); // total prefers "no"; per byte prefers the long one
+        var biased = (await IclEvaluation.RunAsync([longer], new RequestRunner(lengthBiased))).Single();
+        Assert.Equal(1 / 3.0, biased.Metrics["acc"].Value, 1e-12); // "no" is gold once
+        Assert.Equal(2 / 3.0, biased.Metrics["acc_norm"].Value, 1e-12);
+    }
+
+    [Fact]
+    public async Task Generation_tasks_filter_and_score_exact_match_f1_and_chrf()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["data.csv"], "question,answer\n\"2 + 3 = ?\",5\n\"4 + 4 = ?\",8\n\"1 + 6 = ?\",7\n");
+        File.WriteAllText(tmp["task.yaml"], """
+            task: sums
+            dataset_path: data.csv
+            output_type: generate_until
+            doc_to_text: "Q: {{question}}\nA:"
+            doc_to_target: "{{answer}}"
+            generation_kwargs: {until: ["\n"], max_gen_toks: 8}
+            filter_list:
+              - name: number
+                filter:
+                  - function: regex
+                    regex_pattern: "(-?\\d+)"
+                  - function: take_first
+            metric_list:
+              - metric: exact_match
+              - metric: f1
+              - metric: chrf
+            """);
+        var task = new IclTask(TaskConfig.Load(tmp["task.yaml"]).Single());
+        var answers = new Dictionary<string, string> { ["2 + 3"] = " The answer is 5.", ["4 + 4"] = " 8", ["1 + 6"] = " I think 9" };
+        var backend = new ScriptedBackend(generate: p => answers.First(a => p.Contains(a.Key)).Value);
+        var r = (await IclEvaluation.RunAsync([task], new RequestRunner(backend))).Single();
+        Assert.Equal(["5", "8", "9"], r.Items.Select(i => i.Prediction));
+        Assert.Equal(2 / 3.0, r.Metrics["exact_match"].Value, 1e-12);
+        Assert.Equal(2 / 3.0, r.Metrics["f1"].Value, 1e-12);
+        Assert.InRange(r.Metrics["chrf"].Value, 0, 100);
+        Assert.True(r.Metrics["exact_match"].Low <= r.Metrics["exact_match"].Value && r.Metrics["exact_match"].Value <= r.Metrics["exact_match"].High);
+        Assert.Equal(["\n"], task.GenerateRequestFor(task.Items()[0]).Options.StopStrings);
+    }
+
+    [Fact]
+    public void Choices_can_come_from_a_template_that_renders_a_list()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllLines(tmp["d.jsonl"], [new JsonObject { ["q"] = "Capital of Spain?", ["options"] = new JsonArray("Lisboa", "Madrid", "l'Escala"), ["answer"] = "Madrid" }.ToJsonString()]);
+        File.WriteAllText(tmp["t.yaml"], """
+            task: capitals
+            dataset_path: d.jsonl
+            output_type: multiple_choice
+            doc_to_text: "{{q}}"
+            doc_to_target: "{{answer}}"
+            doc_to_choice: "{{options}}"
+            """);
+        var item = new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single()).Items().Single();
+        Assert.Equal(["Lisboa", "Madrid", "l'Escala"], item.Choices);
+        Assert.Equal(1, item.GoldIndex);
+    }
+
+    [Theory]
+    [InlineData("task: x\ndataset_path: d.jsonl\noutput_type: multiple_choice\ndoc_to_text: q\ndoc_to_target: 0\n", "doc_to_choice")]
+    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_target: a\n", "doc_to_text")]
+    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nmetric_list:\n  - metric: bleu\n", "metric")]
+    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: !function utils.doc_to_text\ndoc_to_target: a\n", "!function")]
+    [InlineData("task: x\ndataset_path: hellaswag\ndoc_to_text: q\ndoc_to_target: a\n", "not a local file")]
+    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nnum_shots: 3\n", "num_shots")]
+    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\noutput_type: multiple_choice\ndoc_to_choice: [a]\nmetric_list:\n  - metric: f1\n", "does not apply")]
+    public void Bad_task_files_are_refused_naming_the_field(string yaml, string expected)
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["d.jsonl"], "{\"q\":\"hi\",\"a\":\"x\"}\n");
+        File.WriteAllText(tmp["t.yaml"], yaml);
+        var e = Assert.Throws<AttuneException>(() => TaskConfig.Load(tmp["t.yaml"]));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains("t.yaml", e.Message);
+    }
+
+    [Fact]
+    public void A_target_outside_the_choices_names_the_document()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["d.jsonl"], "{\"q\":\"a\",\"a\":\"yes\"}\n{\"q\":\"b\",\"a\":\"maybe\"}\n");
+        File.WriteAllText(tmp["t.yaml"], "task: yn\ndataset_path: d.jsonl\noutput_type: multiple_choice\ndoc_to_text: q\ndoc_to_target: a\ndoc_to_choice: [\"yes\", \"no\"]\n");
+        var e = Assert.Throws<AttuneException>(() => new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single()).Items());
+        Assert.Contains("document 1", e.Message);
+        Assert.Contains("\"maybe\" is not one of the choices", e.Message);
+    }
+
+    [Theory]
+    [InlineData("Paris", "paris", "en", 1.0)]
+    [InlineData("the cat sat", "a cat sat down", "en", 0.8)]  // {cat, sat} of {cat, sat} and {cat, sat, down}
+    [InlineData("la maison bleue", "une maison bleue", "fr", 1.0)]
+    [InlineData("los perros", "el perro", "es", 0.0)]
+    [InlineData("", "", "en", 1.0)]
+    public void F1_normalises_words_per_language(string prediction, string reference, string lang, double expected) =>
+        Assert.Equal(expected, Metrics.F1(prediction, reference, lang), 1e-12);
+
+    [Fact]
+    public void ChrF_is_100_for_a_match_0_for_nothing_shared_and_in_between_otherwise()
+    {
+        Assert.Equal(100, ChrF.Score(ChrF.Statistics("le chat noir", "le chat noir")), 1e-9);
+        Assert.Equal(0, ChrF.Score(ChrF.Statistics("xyz", "abc")), 1e-6);
+        double partial = ChrF.Score(ChrF.Statistics("le chat noir", "le chien noir"));
+        Assert.InRange(partial, 30, 90);
+        // Whitespace is not part of the n-grams.
+        Assert.Equal(100, ChrF.Score(ChrF.Statistics("lechatnoir", "le chat noir")), 1e-9);
+    }
+
+    [Fact]
+    public void Bootstrap_intervals_hold_the_estimate_and_are_reproducible()
+    {
+        var values = Enumerable.Range(0, 200).Select(i => i % 3 == 0 ? 1.0 : 0.0).ToList();
+        var a = Bootstrap.Mean(values, seed: 7);
+        Assert.Equal(values.Average(), a.Value, 1e-12);
+        Assert.True(a.Low < a.Value && a.Value < a.High);
+        // About ±1.96 standard errors around 1/3 with n = 200: se ≈ 0.033.
+        Assert.InRange(a.High - a.Low, 0.10, 0.16);
+        Assert.Equal(a, Bootstrap.Mean(values, seed: 7));
+    }
+}
