@@ -53,6 +53,10 @@ public static class Program
             case "kernels":
                 KernelBench.Run(int.Parse(args.ElementAtOrDefault(1) ?? "2"));
                 return 0;
+            case "icl":
+                // icl [ITEMS] [SUBSET]: 5-shot 4-choice scoring with and without prefix reuse
+                IclBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "500"), int.Parse(args.ElementAtOrDefault(2) ?? "100"));
+                return 0;
             case "serve":
                 // serve [SECONDS] [CLIENTS]: load on attune serve over loopback
                 ServeBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "60"), int.Parse(args.ElementAtOrDefault(2) ?? "8"));
@@ -61,7 +65,7 @@ public static class Program
                 Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | serve [SECONDS] [CLIENTS] | bandwidth [THREADS] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | serve [SECONDS] [CLIENTS] | icl [ITEMS] [SUBSET] | bandwidth [THREADS] | load-rss NAME");
                 return 1;
         }
     }

@@ -19,10 +19,10 @@ sealed class ChoiceResult
     public CompletionFinished? Finished;
     public CompletionFailed? Failed;
 
-    public static async Task<ChoiceResult> CollectAsync(ChannelReaderOf reader)
+    public static async Task<ChoiceResult> CollectAsync(ChannelReaderOf reader, CancellationToken cancel)
     {
         var r = new ChoiceResult();
-        await foreach (var e in reader.Events.ReadAllAsync()) r.Add(e);
+        await foreach (var e in reader.Events.ReadAllAsync(cancel)) r.Add(e);
         return r;
     }
 
@@ -63,9 +63,18 @@ abstract class Endpoint(OpenAiServer server, HttpContext ctx)
         foreach (var job in jobs)
             if (job.PromptIds.Length > window)
                 throw ApiError.BadRequest($"the prompt has {job.PromptIds.Length} tokens, over the model's context window of {window}", Prompt, "context_length_exceeded");
-        var readers = OpenAiServer.Submit(Engine, jobs, Ctx.RequestAborted, Ctx);
-        if (request.Bool("stream", false)) await StreamAsync(readers, IncludeUsage(request));
-        else await RespondAsync(readers);
+        bool stream = request.Bool("stream", false), usage = IncludeUsage(request);
+        var (readers, cancel) = OpenAiServer.Submit(Engine, jobs, Ctx);
+        try
+        {
+            if (stream) await StreamAsync(readers, usage);
+            else await RespondAsync(readers);
+        }
+        finally
+        {
+            cancel.Cancel(); // whatever is still running for this call (a failed sibling choice, an early return) stops now
+            cancel.Dispose();
+        }
     }
 
     /// <summary>The request's name for its prompt field (for errors).</summary>
@@ -88,6 +97,9 @@ abstract class Endpoint(OpenAiServer server, HttpContext ctx)
     protected int ChoicesPerPrompt = 1;
 
     protected abstract JsonObject ClosingChunk(int index, string finishReason);
+
+    /// <summary>Whether a stop token's (empty) chunk is streamed, carrying its log-probability.</summary>
+    protected virtual bool StreamStopTokens => true;
 
     /// <summary>Text held back by a stream filter (URIAL's closing fence), emitted before the closing chunk.</summary>
     protected virtual string? FlushStream(int index) => null;
@@ -114,7 +126,7 @@ abstract class Endpoint(OpenAiServer server, HttpContext ctx)
 
     async Task RespondAsync(List<ChannelReaderOf> readers)
     {
-        var results = await Task.WhenAll(readers.Select(ChoiceResult.CollectAsync));
+        var results = await Task.WhenAll(readers.Select(r => ChoiceResult.CollectAsync(r, Ctx.RequestAborted)));
         Ctx.RequestAborted.ThrowIfCancellationRequested();
         if (results.FirstOrDefault(r => r.Failed is not null)?.Failed is { } failed)
             throw failed.IsUserError ? ApiError.BadRequest(failed.Message) : new ApiError(500, failed.Message, type: "server_error");
@@ -148,6 +160,8 @@ abstract class Endpoint(OpenAiServer server, HttpContext ctx)
             results[i].Add(e);
             switch (e)
             {
+                case TokenGenerated { IsStop: true } when !StreamStopTokens:
+                    break;
                 case TokenGenerated t:
                     await SendAsync(TokenChunk(i, t));
                     break;
@@ -309,7 +323,7 @@ sealed class CompletionsEndpoint(OpenAiServer server, HttpContext ctx) : Endpoin
         int baseOffset = 0;
         if (_echo)
         {
-            var (pieces, starts, end) = Pieces(prompt.Ids, 0);
+            var (pieces, starts, promptEnd) = Pieces(prompt.Ids, 0);
             for (int i = 0; i < prompt.Ids.Length; i++)
             {
                 tokens.Add(pieces[i]);
@@ -318,10 +332,10 @@ sealed class CompletionsEndpoint(OpenAiServer server, HttpContext ctx) : Endpoin
                 logprobs.Add(scored is null ? null : (JsonNode)scored.LogProb);
                 tops.Add(scored is null ? null : TopObject(scored));
             }
-            baseOffset = end;
+            baseOffset = promptEnd;
         }
-        var kept = result.Tokens.Where(t => t.Id >= 0).ToList();
-        var (genPieces, genStarts, _) = Pieces(kept.Select(t => t.Id).ToArray(), baseOffset);
+        var kept = result.Tokens.Where(t => t.Id >= 0 && !t.IsStop).ToList();
+        var (genPieces, genStarts, end) = Pieces(kept.Select(t => t.Id).ToArray(), baseOffset);
         for (int i = 0; i < kept.Count; i++)
         {
             tokens.Add(genPieces[i]);
@@ -329,29 +343,50 @@ sealed class CompletionsEndpoint(OpenAiServer server, HttpContext ctx) : Endpoin
             logprobs.Add(kept[i].Logprob!.LogProb);
             tops.Add(TopObject(kept[i].Logprob!));
         }
+        if (result.Tokens.LastOrDefault(t => t.IsStop) is { Logprob: { } stop })
+        {
+            // The stop token adds no text, but it was generated: its log-probability is listed, as OpenAI and vLLM list it.
+            tokens.Add("");
+            offsets.Add(end);
+            logprobs.Add(stop.LogProb);
+            tops.Add(TopObject(stop));
+        }
         return new JsonObject { ["tokens"] = tokens, ["token_logprobs"] = logprobs, ["top_logprobs"] = tops, ["text_offset"] = offsets };
     }
 
     /// <summary>
     /// Each token's piece of the decoded text and where it starts (in code points, as Python counts
     /// them): token i covers decode(ids[..i+1]) minus decode(ids[..i]), an unfinished UTF-8 character
-    /// left to the token that completes it.
+    /// left to the token that completes it. The two decodes start a few tokens back rather than at 0
+    /// (the difference is the same, and a long prompt costs linear time), unless that window holds a
+    /// broken character, when they start at 0.
     /// </summary>
     (string[] Pieces, int[] Starts, int End) Pieces(int[] ids, int offset)
     {
+        const int Window = 8;
         var pieces = new string[ids.Length];
         var starts = new int[ids.Length];
-        string before = "";
         int codePoints = offset;
+        string Decode(int from, int to, bool last)
+        {
+            var text = Tokenizer.Decode(ids.AsSpan(from, to - from).ToArray(), skipSpecialTokens: true, cleanUpTokenizationSpaces: false);
+            return last ? text : text.TrimEnd('\uFFFD');
+        }
         for (int i = 0; i < ids.Length; i++)
         {
-            var upTo = Tokenizer.Decode(ids.Take(i + 1), skipSpecialTokens: true, cleanUpTokenizationSpaces: false).TrimEnd('\uFFFD');
-            if (i == ids.Length - 1) upTo = Tokenizer.Decode(ids, skipSpecialTokens: true, cleanUpTokenizationSpaces: false);
+            bool last = i == ids.Length - 1;
+            int from = Math.Max(0, i - Window);
+            var upTo = Decode(from, i + 1, last);
+            var before = i > from ? Decode(from, i, false) : "";
+            if (from > 0 && (upTo.Contains('\uFFFD') || before.Contains('\uFFFD')))
+            {
+                upTo = Decode(0, i + 1, last);
+                before = Decode(0, i, false);
+            }
             var piece = upTo.StartsWith(before, StringComparison.Ordinal) ? upTo[before.Length..] : upTo;
             pieces[i] = piece;
             starts[i] = codePoints;
             codePoints += CodePoints(piece);
-            before = upTo;
         }
         return (pieces, starts, codePoints);
     }
@@ -374,9 +409,13 @@ sealed class CompletionsEndpoint(OpenAiServer server, HttpContext ctx) : Endpoin
         return top;
     }
 
-    protected override JsonObject? OpeningChunk(int index) => _echo
-        ? Chunk(new JsonObject { ["index"] = index, ["text"] = PromptOf(index).Text, ["logprobs"] = null, ["finish_reason"] = null })
-        : null;
+    protected override JsonObject? OpeningChunk(int index)
+    {
+        if (!_echo) return null;
+        var text = PromptOf(index).Text;
+        _streamOffsets[index] = CodePoints(text); // the completion's offsets count from the end of the echoed prompt
+        return Chunk(new JsonObject { ["index"] = index, ["text"] = text, ["logprobs"] = null, ["finish_reason"] = null });
+    }
 
     protected override JsonObject TextChunk(int index, string text, TokenLogprob? logprob)
     {
@@ -412,6 +451,7 @@ sealed class ChatEndpoint(OpenAiServer server, HttpContext ctx) : Endpoint(serve
 
     protected override string ObjectName => "chat.completion";
     protected override string ChunkObjectName => "chat.completion.chunk";
+    protected override bool StreamStopTokens => false;
     protected override string Prompt => "messages";
 
     protected override List<CompletionRequest> Prepare(ApiRequest request)
@@ -443,7 +483,7 @@ sealed class ChatEndpoint(OpenAiServer server, HttpContext ctx) : Endpoint(serve
     {
         ["index"] = index,
         ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = Answer(result.Finished!.Text) },
-        ["logprobs"] = _logprobs ? new JsonObject { ["content"] = new JsonArray(result.Tokens.Where(t => t.Id >= 0).Select(t => (JsonNode)ContentLogprob(t.Logprob!)).ToArray()) } : null,
+        ["logprobs"] = _logprobs ? new JsonObject { ["content"] = new JsonArray(result.Tokens.Where(t => t.Id >= 0 && !t.IsStop).Select(t => (JsonNode)ContentLogprob(t.Logprob!)).ToArray()) } : null,
         ["finish_reason"] = FinishName(result.Finished.Reason),
     };
 

@@ -15,8 +15,9 @@ using Microsoft.Extensions.Logging;
 
 namespace Attune.Server;
 
-/// <summary>A model the server answers for under <see cref="Name"/>.</summary>
-public sealed record ServedModel(string Name, LanguageModel Model);
+/// <summary>A model the server answers for under <see cref="Name"/>; <see cref="Fingerprint"/> (of its files) tells
+/// remote clients' caches when the model behind a name has changed.</summary>
+public sealed record ServedModel(string Name, LanguageModel Model, string? Fingerprint = null);
 
 public sealed record ServerOptions
 {
@@ -45,6 +46,7 @@ public sealed class OpenAiServer : IAsyncDisposable
     readonly WebApplication _app;
     readonly Dictionary<string, BatchEngine> _engines;
     readonly ServerOptions _options;
+    Dictionary<string, string> _fingerprints = [];
     Task? _enginesStopping;
 
     /// <summary>The API's base address, e.g. http://127.0.0.1:8080/v1.</summary>
@@ -66,10 +68,12 @@ public sealed class OpenAiServer : IAsyncDisposable
             throw new AttuneException(null, "--host", $"\"{options.Host}\" is not an IP address");
         if (options.Port is < 0 or > 65535) throw new AttuneException(null, "--port", $"{options.Port} is not a port number");
         var engines = new Dictionary<string, BatchEngine>(StringComparer.Ordinal);
+        var fingerprints = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var m in models)
         {
             if (engines.ContainsKey(m.Name)) throw new AttuneException(null, "--model", $"the name \"{m.Name}\" is given twice");
             engines[m.Name] = new BatchEngine(m.Model, options.MaxBatch, options.QueueCapacity);
+            if (m.Fingerprint is not null) fingerprints[m.Name] = m.Fingerprint;
         }
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -81,7 +85,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownGrace + TimeSpan.FromSeconds(5));
         var app = builder.Build();
-        var server = new OpenAiServer(app, engines, options);
+        var server = new OpenAiServer(app, engines, options) { _fingerprints = fingerprints };
         server.Map(app);
         app.Lifetime.ApplicationStopping.Register(() => server.StopEngines());
         try { await app.StartAsync(cancel); }
@@ -160,6 +164,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         ["created"] = 0,
         ["owned_by"] = "attune",
         ["max_model_len"] = _engines[name].Model.Config.MaxPositionEmbeddings,
+        ["attune_fingerprint"] = _fingerprints.GetValueOrDefault(name),
     };
 
     /// <summary>The engine for the request's 'model'.</summary>
@@ -170,29 +175,29 @@ public sealed class OpenAiServer : IAsyncDisposable
             : throw ApiError.BadRequest($"the model '{name}' is not served here (served: {string.Join(", ", _engines.Keys)})", "model", "model_not_found");
     }
 
-    /// <summary>Queues requests for one HTTP call, all or none: a full queue is 429 with Retry-After, shutdown is 503.</summary>
-    internal static List<ChannelReaderOf> Submit(BatchEngine engine, IReadOnlyList<CompletionRequest> requests, CancellationToken cancel, HttpContext ctx)
+    /// <summary>
+    /// Queues the requests of one HTTP call, all or none: a full queue is 429 with Retry-After, more
+    /// choices than the engine can ever hold is 400, shutdown is 503. The returned source cancels them;
+    /// the endpoint cancels it when it is done, so nothing outlives its request.
+    /// </summary>
+    internal static (List<ChannelReaderOf> Readers, CancellationTokenSource Cancel) Submit(BatchEngine engine, IReadOnlyList<CompletionRequest> requests, HttpContext ctx)
     {
-        var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        ctx.Response.RegisterForDispose(linked);
-        var readers = new List<ChannelReaderOf>(requests.Count);
-        foreach (var r in requests)
+        var linked = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        switch (engine.Submit(requests, linked.Token, out var events))
         {
-            switch (engine.Submit(r, linked.Token, out var events))
-            {
-                case SubmitResult.Accepted:
-                    readers.Add(new ChannelReaderOf(events));
-                    break;
-                case SubmitResult.QueueFull:
-                    linked.Cancel(); // drop what this call already queued
-                    ctx.Response.Headers.RetryAfter = "1";
-                    throw new ApiError(429, "the server is busy; retry after a second", code: "rate_limit_exceeded", type: "rate_limit_error");
-                default:
-                    linked.Cancel();
-                    throw new ApiError(503, "the server is shutting down", code: "unavailable", type: "server_error");
-            }
+            case SubmitResult.Accepted:
+                return (events.Select(e => new ChannelReaderOf(e)).ToList(), linked);
+            case SubmitResult.QueueFull:
+                linked.Dispose();
+                ctx.Response.Headers.RetryAfter = "1";
+                throw new ApiError(429, "the server is busy; retry after a second", code: "rate_limit_exceeded", type: "rate_limit_error");
+            case SubmitResult.TooLarge:
+                linked.Dispose();
+                throw ApiError.BadRequest($"the request asks for {requests.Count} completions (prompts × n); this server runs at most {engine.QueueCapacity + engine.MaxBatch} at once (--queue + --max-batch)", "prompt");
+            default:
+                linked.Dispose();
+                throw new ApiError(503, "the server is shutting down", code: "unavailable", type: "server_error");
         }
-        return readers;
     }
 
     internal static async Task WriteError(HttpContext ctx, ApiError e)

@@ -34,7 +34,7 @@ public static class EvalCommand
         var output = new Option<string?>("--out") { Description = "Write results (summary and every item) as JSON" };
         var cachePath = new Option<string?>("--cache") { Description = "Response cache (SQLite; default ~/.cache/attune/responses.db)" };
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the response cache" };
-        var keyEnv = new Option<string>("--api-key-env") { Description = "For a served model: the environment variable holding its API key", DefaultValueFactory = _ => "OPENAI_API_KEY" };
+        var keyEnv = ModelCommands.ApiKeyEnvOption();
         var concurrency = new Option<int>("--concurrency") { Description = "For a served model: requests in flight", DefaultValueFactory = _ => 4 };
         var cmd = new Command("icl", "Few-shot tasks: log-likelihood of choices (acc, acc_norm) or generation (exact_match, f1, chrf), with bootstrap 95% intervals")
             { model, tasks, langs, shots, limit, output, cachePath, noCache, keyEnv, concurrency };
@@ -49,7 +49,7 @@ public static class EvalCommand
             var configs = LoadTasks(parse.GetValue(tasks)!).Where(t => t.Language is null || languages.Contains(t.Language)).ToList();
             if (configs.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
             var loaded = configs.Select(c => new IclTask(c)).ToList();
-            using var backend = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv)!, MaxConcurrency = parse.GetValue(concurrency) });
+            using var backend = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             var runner = new RequestRunner(backend, cache);
             List<TaskResult> results = [];

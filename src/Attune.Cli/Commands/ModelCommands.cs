@@ -17,10 +17,9 @@ public static class ModelCommands
         Required = true,
     };
 
-    static Option<string> ApiKeyEnvOption() => new("--api-key-env")
+    internal static Option<string?> ApiKeyEnvOption() => new("--api-key-env")
     {
-        Description = "For a served model: the environment variable holding its API key",
-        DefaultValueFactory = _ => "OPENAI_API_KEY",
+        Description = "For a served model: the environment variable holding its API key (none by default)",
     };
 
     public static Command Init()
@@ -92,7 +91,7 @@ public static class ModelCommands
             var spec = parse.GetValue(model)!;
             if (ModelBackends.IsRemote(spec))
             {
-                using var remote = RemoteBackend.Open(spec, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv)! });
+                using var remote = RemoteBackend.Open(spec, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
                 var reply = GenerateRemote(remote, m, urial, parse.GetValue(prompt)!, parse.GetValue(shots), options);
                 io.Out.WriteLine(reply);
                 return Program.Success;
@@ -192,7 +191,7 @@ public static class ModelCommands
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
-            using var lm = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv)! });
+            using var lm = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
             foreach (var (line, rec) in Jsonl.Read(io.In))
             {
                 var context = rec["context"] is null ? "" : Jsonl.RequiredString(rec, "context", line);

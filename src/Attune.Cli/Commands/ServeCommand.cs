@@ -38,7 +38,7 @@ public static class ServeCommand
                 {
                     var (name, path) = Split(spec);
                     io.Error.WriteLine($"loading {name} from {path}");
-                    served.Add(new ServedModel(name, Attune.Merging.ModelSpec.Load(path)));
+                    served.Add(new ServedModel(name, Attune.Merging.ModelSpec.Load(path), Attune.Evaluation.ModelBackends.LocalIdentity(path).Split(':')[1]));
                 }
                 var options = new ServerOptions
                 {

@@ -16,8 +16,9 @@ namespace Attune.Evaluation;
 /// <summary>How a remote model is reached.</summary>
 public sealed record RemoteOptions
 {
-    /// <summary>The environment variable holding the API key (sent as a bearer token, never logged).</summary>
-    public string ApiKeyEnv { get; init; } = "OPENAI_API_KEY";
+    /// <summary>The environment variable holding the API key (sent as a bearer token, never logged); null: no key.
+    /// There is no default variable, so that a key meant for one service is never sent to another server.</summary>
+    public string? ApiKeyEnv { get; init; }
     /// <summary>Requests in flight at once.</summary>
     public int MaxConcurrency { get; init; } = 4;
     /// <summary>Limit on one attempt.</summary>
@@ -43,7 +44,16 @@ public sealed class RemoteBackend : IModelBackend
 
     public Uri Endpoint { get; }
     public string ModelName { get; }
-    public string Identity => $"remote:{Endpoint}#{ModelName}";
+    /// <summary>
+    /// What identifies the model's answers: the address and name, and, when the server is <c>attune serve</c>,
+    /// the fingerprint of the files it serves under that name (so a re-merged model behind the same name is
+    /// not answered from a cache of the old one). Other servers give no fingerprint: clear the cache, or
+    /// serve each model under its own name, when a name changes what it stands for.
+    /// </summary>
+    public string Identity => _identity.Value;
+    readonly Lazy<string> _identity;
+    /// <summary>How errors name the model (without asking the server anything).</summary>
+    string Where => $"{Endpoint}#{ModelName}";
     /// <summary>Attempts that failed and were retried (for reports and tests).</summary>
     public int Retries => _retries;
     int _retries;
@@ -52,6 +62,7 @@ public sealed class RemoteBackend : IModelBackend
     {
         Endpoint = endpoint;
         ModelName = model;
+        _identity = new Lazy<string>(() => $"remote:{Endpoint}#{ModelName}" + (Fingerprint() is { } f ? "@" + f : ""));
         var clientOptions = new OpenAIClientOptions
         {
             Endpoint = endpoint,
@@ -85,9 +96,30 @@ public sealed class RemoteBackend : IModelBackend
         if (!Uri.TryCreate(spec[..hash], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             throw new AttuneException(null, "--model", $"\"{spec[..hash]}\" is not an http(s) address");
         if (options.MaxConcurrency < 1) throw new AttuneException(null, "--concurrency", "must be ≥ 1");
-        // Servers without authentication still need some key for the client; it is never sent anywhere else.
-        var key = Environment.GetEnvironmentVariable(options.ApiKeyEnv);
+        // Servers without authentication still need some key for the client: a placeholder is sent.
+        var key = options.ApiKeyEnv is { } variable ? Environment.GetEnvironmentVariable(variable) : null;
+        if (options.ApiKeyEnv is { } v && string.IsNullOrEmpty(key)) throw new AttuneException(null, "--api-key-env", $"the environment variable {v} is not set");
         return new RemoteBackend(uri, spec[(hash + 1)..], string.IsNullOrEmpty(key) ? "none" : key, options);
+    }
+
+    /// <summary>The served model's <c>attune_fingerprint</c> from <c>GET /models</c>, when the server gives one.</summary>
+    string? Fingerprint()
+    {
+        try
+        {
+            using var message = _chat.Pipeline.CreateMessage();
+            message.Request.Method = "GET";
+            message.Request.Uri = new Uri(Endpoint.ToString().TrimEnd('/') + "/models");
+            message.Apply(new RequestOptions { CancellationToken = new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token });
+            _chat.Pipeline.Send(message);
+            if (message.Response is not { IsError: false } response) return null;
+            return (JsonNode.Parse(response.Content.ToString())?["data"] as JsonArray)?
+                .FirstOrDefault(m => m?["id"]?.ToString() == ModelName)?["attune_fingerprint"]?.ToString();
+        }
+        catch (Exception e) when (e is ClientResultException or HttpRequestException or JsonException or OperationCanceledException or InvalidOperationException)
+        {
+            return null; // no fingerprint; the identity is the address and name
+        }
     }
 
     static bool IsTransient(ClientResultException e) => e.Status is 0 or 408 or 429 or >= 500;
@@ -109,9 +141,9 @@ public sealed class RemoteBackend : IModelBackend
     {
         await _slots.WaitAsync(cancel);
         try { return await _resilience.ExecuteAsync(call, cancel); }
-        catch (ClientResultException e) { throw new AttuneException(Identity, what, $"the server answered {e.Status}: {ServerMessage(e)}"); }
-        catch (HttpRequestException e) { throw new AttuneException(Identity, what, $"cannot reach the server: {e.Message}"); }
-        catch (TimeoutRejectedException) { throw new AttuneException(Identity, what, "the server did not answer in time"); }
+        catch (ClientResultException e) { throw new AttuneException(Where, what, $"the server answered {e.Status}: {ServerMessage(e)}"); }
+        catch (HttpRequestException e) { throw new AttuneException(Where, what, $"cannot reach the server: {e.Message}"); }
+        catch (TimeoutRejectedException) { throw new AttuneException(Where, what, "the server did not answer in time"); }
         finally { _slots.Release(); }
     }
 
@@ -142,7 +174,7 @@ public sealed class RemoteBackend : IModelBackend
             ["logprobs"] = 1,
         };
         var response = await Call("loglikelihood", async ct => await PostCompletion(body, ct), cancel);
-        return ContinuationScore(response, CodePoints(context), CodePoints(prompt));
+        return ContinuationScore(response, prompt, CodePoints(context), CodePoints(prompt));
     }
 
     async Task<JsonNode> PostCompletion(JsonObject body, CancellationToken cancel)
@@ -162,7 +194,7 @@ public sealed class RemoteBackend : IModelBackend
         if (response.IsError) throw new ClientResultException(response);
         var text = response.Content.ToString();
         try { return JsonNode.Parse(text) ?? throw new JsonException("empty body"); }
-        catch (JsonException e) { throw new AttuneException(Identity, "/v1/completions", $"the server's answer is not JSON: {e.Message}"); }
+        catch (JsonException e) { throw new AttuneException(Where, "/v1/completions", $"the server's answer is not JSON: {e.Message}"); }
     }
 
     /// <summary>
@@ -170,11 +202,14 @@ public sealed class RemoteBackend : IModelBackend
     /// as OpenAI counts them): those that end after the context ends or start at its end, up to the
     /// end of the prompt.
     /// </summary>
-    ScoreResult ContinuationScore(JsonNode response, int contextLength, int promptLength)
+    ScoreResult ContinuationScore(JsonNode response, string prompt, int contextLength, int promptLength)
     {
-        var logprobs = response["choices"]?[0]?["logprobs"];
+        var choice = response["choices"]?[0];
+        var logprobs = choice?["logprobs"];
         if (logprobs?["token_logprobs"] is not JsonArray values || logprobs["text_offset"] is not JsonArray offsets || values.Count != offsets.Count || values.Count == 0)
-            throw new AttuneException(Identity, "/v1/completions", "the server returned no log-probabilities for the prompt: it lacks echo with logprobs (attune serve and vLLM have it; llama.cpp's server does not)");
+            throw new AttuneException(Where, "/v1/completions", "the server returned no log-probabilities for the prompt: it lacks echo with logprobs (attune serve and vLLM have it; llama.cpp's server does not)");
+        if (choice?["text"] is JsonValue echoed && echoed.TryGetValue<string>(out var text) && !text.StartsWith(prompt, StringComparison.Ordinal))
+            throw new AttuneException(Where, "/v1/completions", "the echoed text does not start with the prompt, so its text_offset cannot place the continuation");
         var tops = logprobs["top_logprobs"] as JsonArray;
         double total = 0;
         bool greedy = true;
@@ -190,13 +225,13 @@ public sealed class RemoteBackend : IModelBackend
             bool context = end <= contextLength && (start < contextLength || i == 0 && end == start);
             if (context) continue;
             if (values[i] is not JsonValue v || !v.TryGetValue<double>(out var lp))
-                throw new AttuneException(Identity, "/v1/completions", "the continuation's first token has no log-probability (an empty context needs a model that adds a BOS token)");
+                throw new AttuneException(Where, "/v1/completions", "the continuation's first token has no log-probability (an empty context needs a model that adds a BOS token)");
             total += lp;
             tokens++;
             if (tops?[i] is JsonObject top && top.Count > 0)
                 greedy &= lp >= top.Max(kv => kv.Value!.GetValue<double>()) - 1e-6;
         }
-        if (tokens == 0) throw new AttuneException(Identity, "/v1/completions", "the echoed prompt has no tokens after the context (the server's text_offset does not cover the prompt)");
+        if (tokens == 0) throw new AttuneException(Where, "/v1/completions", "the echoed prompt has no tokens after the context (the server's text_offset does not cover the prompt)");
         return new ScoreResult(total, greedy, tokens);
     }
 
@@ -212,7 +247,7 @@ public sealed class RemoteBackend : IModelBackend
         var body = new JsonObject { ["model"] = ModelName, ["prompt"] = prompt };
         AddSampling(body, options, "max_tokens");
         var response = await Call("/v1/completions", async ct => await PostCompletion(body, ct), cancel);
-        var choice = response["choices"]?[0] ?? throw new AttuneException(Identity, "/v1/completions", "the answer has no choices");
+        var choice = response["choices"]?[0] ?? throw new AttuneException(Where, "/v1/completions", "the answer has no choices");
         return new GeneratedText(choice["text"]?.GetValue<string>() ?? "", Finish(choice["finish_reason"]?.ToString()),
             response["usage"]?["completion_tokens"]?.GetValue<int>() ?? 0);
     }

@@ -20,15 +20,19 @@ public abstract record CompletionEvent;
 /// <summary>Log-probabilities of prompt tokens 1..n-1 (token 0 has none).</summary>
 public sealed record PromptScored(IReadOnlyList<TokenLogprob> Tokens) : CompletionEvent;
 
-/// <summary>A generated token (<see cref="Id"/> -1: none, only the rest of the text at a stop); <see cref="Text"/> is the text that became safe to show with it.</summary>
-public sealed record TokenGenerated(int Id, string Text, TokenLogprob? Logprob) : CompletionEvent;
+/// <summary>
+/// A generated token and the text that became safe to show with it. <see cref="Id"/> is -1 for text alone
+/// (the rest of the text at a stop string); <see cref="IsStop"/> marks a stop token, which adds no text but
+/// whose log-probability clients that score with echo expect to see (the harness drops the last entry).
+/// </summary>
+public sealed record TokenGenerated(int Id, string Text, TokenLogprob? Logprob, bool IsStop = false) : CompletionEvent;
 
 public sealed record CompletionFinished(FinishReason Reason, string Text, int PromptTokens, int CompletionTokens) : CompletionEvent;
 
 /// <summary>The request failed (bad input found late, or an engine failure); <see cref="IsUserError"/> tells which.</summary>
 public sealed record CompletionFailed(string Message, bool IsUserError) : CompletionEvent;
 
-public enum SubmitResult { Accepted, QueueFull, ShuttingDown }
+public enum SubmitResult { Accepted, QueueFull, TooLarge, ShuttingDown }
 
 /// <summary>
 /// Continuous batching over one model: requests wait in a bounded queue; a single engine thread
@@ -48,7 +52,8 @@ public sealed class BatchEngine : IDisposable
     readonly Thread _thread;
     readonly CancellationTokenSource _abort = new();
     readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    int _queued, _active;
+    readonly object _submitLock = new();
+    int _queued, _active, _cancellations;
     volatile bool _accepting = true;
 
     public LanguageModel Model => _model;
@@ -58,6 +63,8 @@ public sealed class BatchEngine : IDisposable
     public int Queued => Volatile.Read(ref _queued);
     /// <summary>Sequences in the running batch.</summary>
     public int Active => Volatile.Read(ref _active);
+    /// <summary>Requests that ended cancelled (their client went away, or shutdown outlasted the grace).</summary>
+    public int Cancellations => Volatile.Read(ref _cancellations);
     /// <summary>The most sequences one decode step has advanced together so far.</summary>
     public int LargestBatch => Volatile.Read(ref _largest);
     int _largest;
@@ -76,17 +83,34 @@ public sealed class BatchEngine : IDisposable
     /// <summary>Queues a request; its events arrive on <paramref name="events"/> until the end event.</summary>
     public SubmitResult Submit(CompletionRequest request, CancellationToken cancel, out ChannelReader<CompletionEvent> events)
     {
-        events = null!;
+        var result = Submit([request], cancel, out var all);
+        events = result == SubmitResult.Accepted ? all[0] : null!;
+        return result;
+    }
+
+    /// <summary>
+    /// Queues several requests all or none (the choices of one HTTP call). More than the engine can ever
+    /// hold at once (<see cref="QueueCapacity"/> + <see cref="MaxBatch"/>) is <see cref="SubmitResult.TooLarge"/>.
+    /// </summary>
+    public SubmitResult Submit(IReadOnlyList<CompletionRequest> requests, CancellationToken cancel, out ChannelReader<CompletionEvent>[] events)
+    {
+        events = [];
         if (!_accepting) return SubmitResult.ShuttingDown;
-        if (Interlocked.Increment(ref _queued) > QueueCapacity + Math.Max(0, MaxBatch - Active))
+        if (requests.Count > QueueCapacity + MaxBatch) return SubmitResult.TooLarge;
+        lock (_submitLock)
         {
-            Interlocked.Decrement(ref _queued);
-            return SubmitResult.QueueFull;
+            if (Queued + requests.Count > QueueCapacity + Math.Max(0, MaxBatch - Active)) return SubmitResult.QueueFull;
+            Interlocked.Add(ref _queued, requests.Count);
         }
-        var channel = Channel.CreateUnbounded<CompletionEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        _queue.Enqueue(new Job(request, cancel, channel.Writer));
+        events = new ChannelReader<CompletionEvent>[requests.Count];
+        for (int i = 0; i < requests.Count; i++)
+        {
+            var channel = Channel.CreateUnbounded<CompletionEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+            _queue.Enqueue(new Job(requests[i], cancel, channel.Writer));
+            events[i] = channel.Reader;
+        }
         _wake.Release();
-        events = channel.Reader;
+        if (_stopped.Task.IsCompleted) CancelQueued(); // the engine stopped between the check above and now
         return SubmitResult.Accepted;
     }
 
@@ -126,27 +150,42 @@ public sealed class BatchEngine : IDisposable
     void Loop()
     {
         var running = new List<Running>();
+        var waiting = new List<Job>(); // taken off the shared queue, still counted in Queued, in arrival order
         try
         {
             while (true)
             {
+                while (_queue.TryDequeue(out var job)) waiting.Add(job);
                 if (_abort.IsCancellationRequested)
                 {
                     foreach (var r in running) End(r, FinishReason.Cancelled);
                     running.Clear();
-                    while (_queue.TryDequeue(out var left)) { Interlocked.Decrement(ref _queued); Cancelled(left); }
+                    foreach (var w in waiting) { Interlocked.Decrement(ref _queued); Cancelled(w); }
+                    waiting.Clear();
                     break;
                 }
-                while (running.Count < MaxBatch && _queue.TryDequeue(out var job))
+                // Requests cancelled while they waited give their places back now, not when their turn comes.
+                waiting.RemoveAll(w =>
                 {
+                    if (!w.Cancel.IsCancellationRequested) return false;
+                    Interlocked.Decrement(ref _queued);
+                    Cancelled(w);
+                    return true;
+                });
+                int admitted = 0;
+                while (running.Count < MaxBatch && admitted < waiting.Count)
+                {
+                    var job = waiting[admitted++];
                     // Counted as active before it stops counting as queued, so Submit never sees it in neither.
                     Interlocked.Increment(ref _active);
                     Interlocked.Decrement(ref _queued);
                     if (Admit(job) is { } r) running.Add(r);
                 }
+                waiting.RemoveRange(0, admitted);
                 running.RemoveAll(r => r.Cancelled && End(r, FinishReason.Cancelled));
                 if (running.Count == 0)
                 {
+                    if (waiting.Count > 0) continue;
                     if (!_accepting && _queue.IsEmpty) break;
                     _wake.Wait();
                     continue;
@@ -155,16 +194,48 @@ public sealed class BatchEngine : IDisposable
                 running.RemoveAll(r => r.Decoder.Finish is not null);
             }
         }
+        catch (Exception e)
+        {
+            // A bug, not a request's fault: every request still open hears of it instead of waiting forever.
+            foreach (var r in running) Fail(r, e);
+            foreach (var w in waiting)
+            {
+                Interlocked.Decrement(ref _queued);
+                w.Events.TryWrite(new CompletionFailed($"{e.GetType().Name}: {e.Message}", IsUserError: false));
+                w.Events.TryComplete();
+            }
+            _accepting = false;
+        }
         finally
         {
             _stopped.TrySetResult();
+            CancelQueued();
         }
     }
 
-    static void Cancelled(Job job)
+    /// <summary>Ends every request still in the shared queue as cancelled (after the engine stopped).</summary>
+    void CancelQueued()
     {
+        while (_queue.TryDequeue(out var job))
+        {
+            Interlocked.Decrement(ref _queued);
+            Cancelled(job);
+        }
+    }
+
+    void Cancelled(Job job)
+    {
+        Interlocked.Increment(ref _cancellations);
         job.Events.TryWrite(new CompletionFinished(FinishReason.Cancelled, "", job.Request.PromptIds.Length, 0));
         job.Events.TryComplete();
+    }
+
+    void Fail(Running r, Exception e)
+    {
+        r.Decoder.Cancel();
+        Uncount(r);
+        r.Job.Events.TryWrite(new CompletionFailed(e is AttuneException ? e.Message : $"{e.GetType().Name}: {e.Message}", e is AttuneException));
+        r.Job.Events.TryComplete();
     }
 
     /// <summary>Prefills a request's prompt (scoring it when asked) and takes its first token; null when it ends there.</summary>
@@ -183,7 +254,9 @@ public sealed class BatchEngine : IDisposable
         {
             var decoder = _model.NewDecoder(req.PromptIds, req.Options);
             var transformer = _model.Transformer;
-            var cache = transformer.NewCache(req.PromptIds.Length + decoder.Budget);
+            // Room for a first stretch of the reply; the cache doubles when the reply outgrows it, so a
+            // request allowed the whole context window does not reserve it up front.
+            var cache = transformer.NewCache(req.PromptIds.Length + Math.Min(decoder.Budget, 256));
             running = new Running(job, cache, decoder) { Counted = true };
             var prompt = req.PromptIds;
             Logits last;
@@ -238,16 +311,14 @@ public sealed class BatchEngine : IDisposable
         try { logits = _model.Transformer.ForwardBatch(caches, tokens); }
         catch (Exception e)
         {
-            foreach (var r in running)
-            {
-                r.Decoder.Cancel();
-                Uncount(r);
-                r.Job.Events.TryWrite(new CompletionFailed($"{e.GetType().Name}: {e.Message}", e is AttuneException));
-                r.Job.Events.TryComplete();
-            }
+            foreach (var r in running) Fail(r, e);
             return;
         }
-        for (int i = 0; i < running.Count; i++) Take(running[i], logits.Row(i));
+        for (int i = 0; i < running.Count; i++)
+        {
+            try { Take(running[i], logits.Row(i)); }
+            catch (Exception e) { Fail(running[i], e); }
+        }
     }
 
     /// <summary>Samples a sequence's next token from its logits row and reports it; ends the sequence when it is done.</summary>
@@ -259,6 +330,7 @@ public sealed class BatchEngine : IDisposable
         var shown = r.Decoder.Accept(next);
         bool kept = r.Decoder.Generated.Count > before; // a stop token is not part of the output
         if (kept || shown.Length > 0) r.Job.Events.TryWrite(new TokenGenerated(kept ? next : -1, shown, kept ? logprob : null));
+        if (!kept && r.Decoder.Finish == FinishReason.Stop) r.Job.Events.TryWrite(new TokenGenerated(next, "", logprob, IsStop: true));
         r.Next = next;
         if (r.Decoder.Finish is { } finish) End(r, finish);
     }
@@ -276,6 +348,7 @@ public sealed class BatchEngine : IDisposable
     {
         r.Decoder.Cancel();
         Uncount(r);
+        if (reason == FinishReason.Cancelled) Interlocked.Increment(ref _cancellations);
         r.Job.Events.TryWrite(new CompletionFinished(reason, r.Decoder.Text, r.Job.Request.PromptIds.Length, r.Decoder.Generated.Count));
         r.Job.Events.TryComplete();
         return true;

@@ -128,7 +128,7 @@ public sealed class LanguageModel : IDisposable
         var decoder = NewDecoder(promptIds, options);
         if (decoder.Finish is null)
         {
-            var cache = Transformer.NewCache(promptIds.Count + decoder.Budget);
+            var cache = Transformer.NewCache(promptIds.Count + Math.Min(decoder.Budget, 256)); // it doubles if the reply outgrows it
             var logits = Transformer.Forward(cache, promptIds.ToArray());
             while (true)
             {

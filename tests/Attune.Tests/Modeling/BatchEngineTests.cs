@@ -37,7 +37,7 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
             var expected = local.Generate(ids, Request(ids, 16, temperature, 7).Options);
             var finished = Assert.IsType<CompletionFinished>(got[^1]);
             Assert.Equal(expected.Text, finished.Text);
-            Assert.Equal(expected.Tokens, got.OfType<TokenGenerated>().Where(t => t.Id >= 0).Select(t => t.Id).ToList());
+            Assert.Equal(expected.Tokens, got.OfType<TokenGenerated>().Where(t => t.Id >= 0 && !t.IsStop).Select(t => t.Id).ToList());
             Assert.Equal(expected.Text, string.Concat(got.OfType<TokenGenerated>().Select(t => t.Text)));
         }
     }
@@ -56,7 +56,51 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
         Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 1), default, out var c));
         Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 1), default, out var d));
         await Task.WhenAll(All(c), All(d));
-        Assert.Equal(2, engine.LargestBatch);
+    }
+
+    [Fact]
+    public async Task A_stop_token_is_reported_with_its_log_probability()
+    {
+        using var lm = LanguageModel.Load(_tiny.Path);
+        using var engine = new BatchEngine(lm);
+        var ids = lm.Tokenizer.Encode("Stop here");
+        var first = lm.Generate(ids, new GenerationOptions { MaxNewTokens = 1 }).Tokens[0];
+        var request = new CompletionRequest
+        {
+            PromptIds = ids,
+            Options = new GenerationOptions { MaxNewTokens = 5, StopTokenIds = [first] },
+            Logprobs = 2,
+        };
+        engine.Submit(request, default, out var events);
+        var got = await All(events);
+        var stop = Assert.Single(got.OfType<TokenGenerated>());
+        Assert.True(stop.IsStop);
+        Assert.Equal(first, stop.Id);
+        Assert.Equal("", stop.Text);
+        Assert.Equal(first, stop.Logprob!.Top[0].Id); // greedy: the stop token was the likeliest
+        var end = Assert.IsType<CompletionFinished>(got[^1]);
+        Assert.Equal((FinishReason.Stop, 0), (end.Reason, end.CompletionTokens));
+    }
+
+    [Fact]
+    public async Task Choices_are_queued_all_or_none_and_cancelled_waiters_give_their_places_back()
+    {
+        using var lm = LanguageModel.Load(_tiny.Path);
+        using var engine = new BatchEngine(lm, maxBatch: 1, queueCapacity: 2);
+        var ids = lm.Tokenizer.Encode("Queue");
+        Assert.Equal(SubmitResult.TooLarge, engine.Submit([Request(ids, 2), Request(ids, 2), Request(ids, 2), Request(ids, 2)], default, out _));
+        using var hold = new CancellationTokenSource();
+        engine.Submit(Request(ids, 3000), hold.Token, out var running);
+        using var waiters = new CancellationTokenSource();
+        Assert.Equal(SubmitResult.Accepted, engine.Submit([Request(ids, 2), Request(ids, 2)], waiters.Token, out var waiting));
+        Assert.Equal(SubmitResult.QueueFull, engine.Submit([Request(ids, 2)], default, out _));
+        waiters.Cancel(); // the two waiting ones leave the queue while the first still runs
+        foreach (var w in waiting) Assert.Equal(FinishReason.Cancelled, Assert.IsType<CompletionFinished>((await All(w))[^1]).Reason);
+        Assert.Equal(0, engine.Queued);
+        Assert.Equal(SubmitResult.Accepted, engine.Submit([Request(ids, 2), Request(ids, 2)], default, out var next));
+        hold.Cancel();
+        await All(running);
+        foreach (var n in next) Assert.IsType<CompletionFinished>((await All(n))[^1]);
     }
 
     [Fact]

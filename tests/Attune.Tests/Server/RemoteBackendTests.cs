@@ -77,6 +77,16 @@ public class RemoteBackendTests(ServedTinyModel served) : IClassFixture<ServedTi
         Assert.Equal(0, remote.Retries); // a 401 is not worth retrying
     }
 
+    [Fact]
+    public void The_identity_carries_the_served_files_fingerprint()
+    {
+        using var remote = Open();
+        Assert.Equal($"remote:{served.Server.BaseAddress}#tiny@{ServedTinyModel.Fingerprint}", remote.Identity);
+        Environment.SetEnvironmentVariable("ATTUNE_TEST_EMPTY_KEY", null);
+        var e = Assert.Throws<AttuneException>(() => RemoteBackend.Open($"{served.Server.BaseAddress}#tiny", new RemoteOptions { ApiKeyEnv = "ATTUNE_TEST_EMPTY_KEY" }));
+        Assert.Contains("ATTUNE_TEST_EMPTY_KEY is not set", e.Message);
+    }
+
     [Theory]
     [InlineData("http://127.0.0.1:1/v1")]
     [InlineData("ftp://host/v1#m")]
@@ -124,7 +134,7 @@ public class RemoteResilienceTests
         ["usage"] = new JsonObject { ["prompt_tokens"] = 1, ["completion_tokens"] = 1, ["total_tokens"] = 2 },
     }.ToJsonString();
 
-    static RemoteOptions Fast => new() { BaseDelay = TimeSpan.FromMilliseconds(10), ApiKeyEnv = "ATTUNE_TEST_UNSET_KEY" };
+    static RemoteOptions Fast => new() { BaseDelay = TimeSpan.FromMilliseconds(10) };
 
     [Theory]
     [InlineData(429)]

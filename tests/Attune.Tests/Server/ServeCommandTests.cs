@@ -29,8 +29,8 @@ public class ServeCommandTests
         using var serve = StartServe("--model", $"small={tmp["tiny"]}", "--port", "0", "--api-key-env", "ATTUNE_TEST_SERVE_KEY", "--shutdown-grace", "5");
         var log = new List<string>();
         Uri? address = null;
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (address is null && DateTime.UtcNow < deadline && await serve.StandardError.ReadLineAsync() is { } line)
+        using var startup = new CancellationTokenSource(TimeSpan.FromSeconds(60)); // a silent server fails the test, not hangs it
+        while (address is null && await serve.StandardError.ReadLineAsync(startup.Token) is { } line)
         {
             log.Add(line);
             if (Regex.Match(line, @"on (http://127\.0\.0\.1:\d+/v1)") is { Success: true } m) address = new Uri(m.Groups[1].Value);

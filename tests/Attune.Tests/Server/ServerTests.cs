@@ -21,12 +21,13 @@ public sealed class ServedTinyModel : IAsyncLifetime
     public LanguageModel Local { get; private set; } = null!;
     public HttpClient Http { get; } = new();
     public const string ApiKey = "test-key-7f3a";
+    public const string Fingerprint = "0123abcd";
 
     public async Task InitializeAsync()
     {
         ModelInitializer.Write(ModelPath, Presets.Find("tiny", "llama").Config, seed: 11, DType.F32);
         Local = LanguageModel.Load(ModelPath);
-        Server = await OpenAiServer.StartAsync([new ServedModel("tiny", LanguageModel.Load(ModelPath))],
+        Server = await OpenAiServer.StartAsync([new ServedModel("tiny", LanguageModel.Load(ModelPath), Fingerprint)],
             new ServerOptions { Port = 0, ApiKey = ApiKey, MaxBatch = 4, QueueCapacity = 8 });
         Http.BaseAddress = new Uri(Server.BaseAddress + "/");
         Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ApiKey);
@@ -265,22 +266,10 @@ public class ServerTests(ServedTinyModel served) : IClassFixture<ServedTinyModel
     }
 
     [Fact]
-    public async Task Concurrent_requests_are_decoded_in_one_batch()
-    {
-        var engine = served.Server.Engines["tiny"];
-        int largest = engine.LargestBatch;
-        var prompts = new[] { "one two", "trois quatre", "cinco seis", "seven eight" };
-        var results = await Task.WhenAll(prompts.Select(p => served.PostAsync("completions", Completion(p, 24))));
-        Assert.All(results, r => Assert.Equal(HttpStatusCode.OK, r.Status));
-        Assert.All(results, r => Assert.InRange(r.Body!["usage"]!["completion_tokens"]!.GetValue<int>(), 1, 24));
-        Assert.True(engine.LargestBatch >= 2, $"the engine never ran more than {engine.LargestBatch} sequence(s) at once");
-        Assert.True(largest <= engine.LargestBatch);
-    }
-
-    [Fact]
     public async Task A_client_that_goes_away_cancels_its_generation()
     {
         var engine = served.Server.Engines["tiny"];
+        int cancelledBefore = engine.Cancellations;
         var body = Completion("Tell me a long story", 4000);
         body["stream"] = true;
         using (var request = new HttpRequestMessage(HttpMethod.Post, "completions") { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") })
@@ -290,9 +279,11 @@ public class ServerTests(ServedTinyModel served) : IClassFixture<ServedTinyModel
             Assert.StartsWith("data: ", await reader.ReadLineAsync());
             Assert.True(engine.Active >= 1);
         }
-        // The connection is closed: the sequence leaves the batch long before its 4000 tokens.
+        // The connection is closed: the sequence leaves the batch as cancelled, not after its 4000 tokens.
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (engine.Active > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        while (engine.Cancellations == cancelledBefore && DateTime.UtcNow < deadline) await Task.Delay(5);
+        Assert.Equal(cancelledBefore + 1, engine.Cancellations);
+        while (engine.Active > 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
         Assert.Equal(0, engine.Active);
     }
 }
@@ -319,6 +310,39 @@ public class ServerLifecycleTests
     static StringContent Body(int maxTokens, bool stream = false) => new(
         $$"""{"model":"tiny","prompt":"Hello there","max_tokens":{{maxTokens}},"temperature":0,"stream":{{(stream ? "true" : "false")}}}""",
         Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task Concurrent_requests_are_decoded_in_one_batch()
+    {
+        var (server, tmp) = await Start(new ServerOptions { MaxBatch = 4 });
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(server.BaseAddress + "/") };
+            var prompts = new[] { "one two", "trois quatre", "cinco seis", "seven eight" };
+            var bodies = prompts.Select(p => new StringContent(
+                $$"""{"model":"tiny","prompt":"{{p}}","max_tokens":200,"temperature":0.8,"seed":1}""", Encoding.UTF8, "application/json"));
+            var responses = await Task.WhenAll(bodies.Select(b => http.PostAsync("completions", b)));
+            Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+            Assert.True(server.Engines["tiny"].LargestBatch >= 2, $"the engine never ran more than {server.Engines["tiny"].LargestBatch} sequence(s) at once");
+        }
+        finally { await Stop(server, tmp); }
+    }
+
+    [Fact]
+    public async Task More_choices_than_the_server_can_hold_is_a_bad_request()
+    {
+        var (server, tmp) = await Start(new ServerOptions { MaxBatch = 2, QueueCapacity = 1 });
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(server.BaseAddress + "/") };
+            var response = await http.PostAsync("completions", new StringContent("""{"model":"tiny","prompt":["a","b","c","d"],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains("at most 3", await response.Content.ReadAsStringAsync());
+            var fits = await http.PostAsync("completions", new StringContent("""{"model":"tiny","prompt":["a","b","c"],"max_tokens":2}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, fits.StatusCode);
+        }
+        finally { await Stop(server, tmp); }
+    }
 
     [Fact]
     public async Task A_full_queue_answers_429_with_Retry_After()
