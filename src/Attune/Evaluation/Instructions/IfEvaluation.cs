@@ -1,0 +1,132 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Attune.Evaluation.Tasks;
+using Attune.Modeling;
+using Attune.Prompting;
+
+namespace Attune.Evaluation.Instructions;
+
+/// <summary>One prompt's response and which of its instructions it follows, strictly and loosely.</summary>
+public sealed record IfItem(IfPrompt Prompt, string Response, bool[] Strict, bool[] Loose, CriticalError Errors, FinishReason Finish);
+
+/// <summary>
+/// Prompt-level accuracy (every instruction followed) and instruction-level accuracy (the share of
+/// instructions followed), strict and loose, each with a bootstrap 95% interval over prompts; accuracy per
+/// instruction; and the count of each critical error.
+/// </summary>
+public sealed record IfSummary(string Language, Estimate PromptStrict, Estimate PromptLoose, Estimate InstructionStrict, Estimate InstructionLoose,
+    IReadOnlyDictionary<string, (int Followed, int Total)> PerInstruction, IReadOnlyDictionary<string, int> CriticalErrors, int Prompts);
+
+public static class IfEvaluation
+{
+    /// <summary>
+    /// IFEval's loose reading: the response, without its first line, without its last line, and without
+    /// both, each also with markdown emphasis (*) removed; an instruction is loosely followed if any of them follows it.
+    /// </summary>
+    public static IEnumerable<string> LooseVariants(string response)
+    {
+        var lines = response.Split('\n');
+        var cut = new[]
+        {
+            response,
+            string.Join('\n', lines.Skip(1)),
+            string.Join('\n', lines.Take(Math.Max(0, lines.Length - 1))),
+            string.Join('\n', lines.Skip(1).Take(Math.Max(0, lines.Length - 2))),
+        };
+        foreach (var c in cut)
+        {
+            yield return c;
+            yield return c.Replace("*", "");
+        }
+    }
+
+    public static IfItem Score(IfPrompt prompt, string response, FinishReason finish = FinishReason.Stop)
+    {
+        var strict = prompt.Instructions.Select(i => response.Trim().Length > 0 && Checkers.Follows(i, response, prompt.Language)).ToArray();
+        var variants = LooseVariants(response).Where(v => v.Trim().Length > 0).ToList();
+        var loose = prompt.Instructions.Select(i => variants.Any(v => Checkers.Follows(i, v, prompt.Language))).ToArray();
+        return new IfItem(prompt, response, strict, loose, CriticalErrors.Detect(prompt.Prompt, response, prompt.Language, finish), finish);
+    }
+
+    /// <summary>The generation request for a prompt in a mode: chat template, URIAL (base models), or the prompt as is.</summary>
+    public static GenerateRequest Request(IfPrompt prompt, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots)
+    {
+        var options = new GenerationOptions { MaxNewTokens = maxTokens, RepetitionGuard = new RepetitionGuard() };
+        var conversation = new[] { ChatMessage.User(prompt.Prompt) };
+        return mode switch
+        {
+            PromptMode.Chat => GenerateRequest.Chat(conversation, options),
+            PromptMode.Urial => GenerateRequest.Raw(UrialPrompt.BuiltIn(prompt.Language).Render(conversation, shots), options with { StopStrings = UrialPrompt.StopStrings }),
+            _ => GenerateRequest.Raw(prompt.Prompt, options),
+        };
+    }
+
+    public static async Task<List<IfItem>> RunAsync(IReadOnlyList<IfPrompt> prompts, RequestRunner runner, PromptMode mode, int maxTokens,
+        int shots = UrialPrompt.DefaultShots, Action<int, int>? progress = null, CancellationToken cancel = default)
+    {
+        var requests = prompts.Select(p => Request(p, mode, maxTokens, shots)).ToList();
+        var answers = await runner.GenerateAsync(requests, progress, cancel);
+        return prompts.Select((p, i) =>
+        {
+            var text = mode == PromptMode.Urial ? UrialPrompt.CleanAnswer(answers[i].Text) : answers[i].Text.Trim();
+            return Score(p, text, answers[i].Finish);
+        }).ToList();
+    }
+
+    public static IfSummary Summarize(string language, IReadOnlyList<IfItem> items, ulong seed = 1234)
+    {
+        Estimate PromptLevel(Func<IfItem, bool[]> pick) => Bootstrap.Mean(items.Select(i => pick(i).All(x => x) ? 1.0 : 0.0).ToList(), seed);
+        Estimate InstructionLevel(Func<IfItem, bool[]> pick) => Bootstrap.Interval(items.Count, idx =>
+        {
+            double followed = 0, total = 0;
+            foreach (var i in idx) { followed += pick(items[i]).Count(x => x); total += pick(items[i]).Length; }
+            return total == 0 ? double.NaN : followed / total;
+        }, seed);
+        var per = new SortedDictionary<string, (int, int)>(StringComparer.Ordinal);
+        foreach (var item in items)
+            for (int k = 0; k < item.Prompt.Instructions.Count; k++)
+            {
+                var id = item.Prompt.Instructions[k].Id;
+                var (f, t) = per.GetValueOrDefault(id);
+                per[id] = (f + (item.Strict[k] ? 1 : 0), t + 1);
+            }
+        var errors = Enum.GetValues<CriticalError>().Where(e => e != CriticalError.None)
+            .ToDictionary(e => e.ToString(), e => items.Count(i => i.Errors.HasFlag(e)));
+        return new IfSummary(language, PromptLevel(i => i.Strict), PromptLevel(i => i.Loose), InstructionLevel(i => i.Strict), InstructionLevel(i => i.Loose),
+            per, errors, items.Count);
+    }
+
+    public static JsonObject ToJson(string model, string mode, IReadOnlyList<IfSummary> summaries, IReadOnlyList<IfItem> items)
+    {
+        JsonObject Est(Estimate e) => new() { ["value"] = e.Value, ["ci_low"] = e.Low, ["ci_high"] = e.High, ["n"] = e.Count };
+        return new JsonObject
+        {
+            ["model"] = model,
+            ["mode"] = mode,
+            ["summary"] = new JsonArray(summaries.Select(s => (JsonNode)new JsonObject
+            {
+                ["lang"] = s.Language,
+                ["prompts"] = s.Prompts,
+                ["prompt_level_strict"] = Est(s.PromptStrict),
+                ["prompt_level_loose"] = Est(s.PromptLoose),
+                ["instruction_level_strict"] = Est(s.InstructionStrict),
+                ["instruction_level_loose"] = Est(s.InstructionLoose),
+                ["per_instruction"] = new JsonObject(s.PerInstruction.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)new JsonObject { ["followed"] = kv.Value.Followed, ["total"] = kv.Value.Total }))),
+                ["critical_errors"] = new JsonObject(s.CriticalErrors.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            }).ToArray()),
+            ["items"] = new JsonArray(items.Select(i => (JsonNode)new JsonObject
+            {
+                ["key"] = i.Prompt.Key,
+                ["lang"] = i.Prompt.Language,
+                ["prompt"] = i.Prompt.Prompt,
+                ["instruction_id_list"] = new JsonArray(i.Prompt.Instructions.Select(x => (JsonNode)x.Id).ToArray()),
+                ["kwargs"] = new JsonArray(i.Prompt.Instructions.Select(x => (JsonNode)x.Kwargs.DeepClone()).ToArray()),
+                ["response"] = i.Response,
+                ["follow_strict"] = new JsonArray(i.Strict.Select(x => (JsonNode)x).ToArray()),
+                ["follow_loose"] = new JsonArray(i.Loose.Select(x => (JsonNode)x).ToArray()),
+                ["finish"] = i.Finish.ToString(),
+                ["critical_errors"] = i.Errors == CriticalError.None ? new JsonArray() : new JsonArray(i.Errors.ToString().Split(", ").Select(x => (JsonNode)x).ToArray()),
+            }).ToArray()),
+        };
+    }
+}

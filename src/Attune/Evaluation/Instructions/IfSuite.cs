@@ -1,0 +1,204 @@
+using System.Text.Json.Nodes;
+using Attune.Formats;
+using Attune.Tensors;
+
+namespace Attune.Evaluation.Instructions;
+
+/// <summary>A prompt with verifiable instructions (IFEval's input record, plus its language).</summary>
+public sealed record IfPrompt(string Key, string Language, string Prompt, IReadOnlyList<Instruction> Instructions);
+
+/// <summary>
+/// Instruction-following prompts: IFEval's JSONL format (<c>key</c>, <c>prompt</c>, <c>instruction_id_list</c>,
+/// <c>kwargs</c>, and Attune's optional <c>lang</c>), or the built-in suite: for each language, the
+/// project's own requests (data/if/{lang}.json) combined with one to three instructions that do not
+/// contradict each other, their arguments drawn with a fixed seed, each phrased in the prompt's language.
+/// </summary>
+public static class IfSuite
+{
+    public const int PromptsPerLanguage = 120;
+    public static readonly IReadOnlyList<string> Languages = ["en", "fr", "es"];
+
+    /// <summary>Reads IFEval-format JSONL; records without a <c>lang</c> get <paramref name="defaultLanguage"/>.</summary>
+    public static List<IfPrompt> Load(string path, string defaultLanguage = "en")
+    {
+        var prompts = new List<IfPrompt>();
+        foreach (var (line, rec) in JsonLines.ReadFile(path))
+        {
+            AttuneException Bad(string field, string what) => new(path, $"line {line}: {field}", what);
+            var prompt = rec["prompt"] is JsonValue pv && pv.TryGetValue<string>(out var p) && p.Length > 0 ? p : throw Bad("prompt", "must be a non-empty text");
+            var ids = rec["instruction_id_list"] as JsonArray ?? throw Bad("instruction_id_list", "must be a list");
+            var kwargs = rec["kwargs"] as JsonArray ?? new JsonArray(ids.Select(_ => (JsonNode)new JsonObject()).ToArray());
+            if (kwargs.Count != ids.Count) throw Bad("kwargs", $"has {kwargs.Count} entries for {ids.Count} instructions");
+            var lang = rec["lang"] is JsonValue lv && lv.TryGetValue<string>(out var l) ? l : defaultLanguage;
+            if (!Languages.Contains(lang)) throw Bad("lang", "must be en, fr or es");
+            var instructions = new List<Instruction>();
+            for (int i = 0; i < ids.Count; i++)
+            {
+                var id = ids[i] is JsonValue iv && iv.TryGetValue<string>(out var s) ? s : throw Bad($"instruction_id_list[{i}]", "must be a text");
+                // IFEval writes null for arguments an instruction does not use.
+                var args = kwargs[i] is JsonObject o ? new JsonObject(o.Where(kv => kv.Value is not null).Select(kv => KeyValuePair.Create(kv.Key, kv.Value!.DeepClone()))) : new JsonObject();
+                var instruction = new Instruction(id, args);
+                try { Checkers.Validate(instruction, lang); }
+                catch (AttuneException e) { throw Bad($"instruction {id}", e.Problem); }
+                instructions.Add(instruction);
+            }
+            var key = rec["key"]?.ToString() ?? line.ToString();
+            prompts.Add(new IfPrompt(key, lang, prompt, instructions));
+        }
+        return prompts;
+    }
+
+    /// <summary>The built-in prompts of one language.</summary>
+    public static List<IfPrompt> BuiltIn(string language)
+    {
+        if (!Languages.Contains(language)) throw new AttuneException(null, "--langs", $"\"{language}\" is not one of en, fr, es");
+        using var stream = typeof(IfSuite).Assembly.GetManifestResourceStream($"Attune.if.{language}.json")
+            ?? throw new InvalidOperationException($"the built-in IF data for {language} is missing from the build");
+        var data = JsonNode.Parse(stream)!.AsObject();
+        var tasks = Strings(data["tasks"]);
+        var templates = data["templates"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>());
+        var prompts = new List<IfPrompt>(PromptsPerLanguage);
+        var rng = new Rng(0xA77E + (ulong)Languages.ToList().IndexOf(language));
+        var kinds = templates.Keys.ToList();
+        for (int i = 0; i < PromptsPerLanguage; i++)
+        {
+            var task = tasks[i % tasks.Count];
+            int count = 1 + i % 3;
+            var chosen = new List<(string Kind, Instruction Instruction, string Text)>();
+            // Every kind appears (the first pass walks them in order); then kinds are drawn at random.
+            int attempts = 0;
+            while (chosen.Count < count && attempts++ < 200)
+            {
+                var kind = chosen.Count == 0 && i < kinds.Count ? kinds[i] : kinds[rng.Next(kinds.Count)];
+                var (instruction, text) = Make(kind, templates[kind], data, task, language, rng);
+                if (chosen.Any(c => Conflict(c.Kind, c.Instruction, kind, instruction))) continue;
+                chosen.Add((kind, instruction, text));
+            }
+            var prompt = task + " " + string.Join(" ", chosen.Select(c => c.Text));
+            prompts.Add(new IfPrompt($"{language}-{i:D3}", language, prompt, chosen.Select(c => c.Instruction).ToList()));
+        }
+        return prompts;
+    }
+
+    /// <summary>Every text among an instruction's arguments.</summary>
+    static IEnumerable<string> Texts(JsonNode? node) => node switch
+    {
+        JsonValue v when v.TryGetValue<string>(out var s) => [s],
+        JsonArray a => a.SelectMany(Texts),
+        JsonObject o => o.Select(kv => kv.Value).SelectMany(Texts),
+        _ => [],
+    };
+
+    static List<string> Strings(JsonNode? node) => node!.AsArray().Select(x => x!.GetValue<string>()).ToList();
+
+    /// <summary>An instruction of one kind with drawn arguments, and its sentence in the prompt.</summary>
+    static (Instruction, string) Make(string kind, string template, JsonObject data, string task, string language, Rng rng)
+    {
+        T Pick<T>(IReadOnlyList<T> list) => list[rng.Next(list.Count)];
+        int Between(int lo, int hi) => lo + rng.Next(hi - lo + 1);
+        var keywords = Strings(data["keywords"]);
+        var args = new JsonObject();
+        var fill = new Dictionary<string, string>();
+        var parts = kind.Split(':');
+        var id = parts.Length == 3 ? $"{parts[0]}:{parts[1]}" : kind; // "length_constraints:number_words:less than"
+        switch (id)
+        {
+            case "keywords:existence":
+            case "keywords:forbidden_words":
+            {
+                var k1 = Pick(keywords);
+                var k2 = Pick(keywords.Where(k => k != k1).ToList());
+                args[id == "keywords:existence" ? "keywords" : "forbidden_words"] = new JsonArray(k1, k2);
+                fill["keyword1"] = k1; fill["keyword2"] = k2;
+                break;
+            }
+            case "keywords:frequency":
+                fill["keyword"] = Pick(keywords); args["keyword"] = fill["keyword"];
+                args["frequency"] = Between(2, 3); args["relation"] = "at least";
+                break;
+            case "keywords:letter_frequency":
+                fill["letter"] = Pick(Strings(data["letters"])); args["letter"] = fill["letter"];
+                args["let_frequency"] = Between(8, 20); args["let_relation"] = "at least";
+                break;
+            case "language:response_language":
+                args["language"] = language; fill["language_name"] = data["language_names"]![language]!.GetValue<string>();
+                break;
+            case "length_constraints:number_words":
+                args["relation"] = parts[2];
+                args["num_words"] = parts[2] == "less than" ? Between(5, 15) * 10 : Between(8, 20) * 10;
+                break;
+            case "length_constraints:number_sentences":
+                args["relation"] = parts[2];
+                args["num_sentences"] = parts[2] == "less than" ? Between(3, 6) : Between(4, 8);
+                break;
+            case "length_constraints:number_paragraphs": args["num_paragraphs"] = Between(2, 4); break;
+            case "detectable_format:number_bullet_lists": args["num_bullets"] = Between(3, 5); break;
+            case "detectable_format:multiple_sections":
+                args["num_sections"] = Between(2, 4);
+                args["section_spliter"] = fill["section_word"] = data["section_word"]!.GetValue<string>();
+                break;
+            case "detectable_format:number_highlighted_sections": args["num_highlights"] = Between(2, 3); break;
+            case "detectable_content:number_placeholders": args["num_placeholders"] = Between(1, 3); break;
+            case "detectable_content:postscript": args["postscript_marker"] = fill["postscript"] = data["postscript"]!.GetValue<string>(); break;
+            case "startend:end_checker": args["end_phrase"] = fill["end_phrase"] = Pick(Strings(data["end_phrases"])); break;
+            case "startend:start_checker": args["start_phrase"] = fill["start_phrase"] = Pick(Strings(data["start_phrases"])); break;
+            case "change_case:capital_word_frequency": args["capital_frequency"] = Between(2, 4); args["capital_relation"] = "at least"; break;
+            case "combination:repeat_prompt": args["prompt_to_repeat"] = task; break;
+            case "language_specific:accents_present": args["min_accents"] = Between(5, 10); break;
+            case "language_specific:letter_present": args["letter"] = fill["letter"] = data["special_letter"]!.GetValue<string>(); break;
+        }
+        var text = template;
+        foreach (var (name, value) in args)
+            text = text.Replace("{" + name + "}", value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "");
+        foreach (var (name, value) in fill) text = text.Replace("{" + name + "}", value);
+        return (new Instruction(id, args), text);
+    }
+
+    /// <summary>Kinds that shape the whole response, at most one of which a prompt may ask for.</summary>
+    static readonly HashSet<string> WholeShape =
+    [
+        "detectable_format:json_format", "combination:two_responses", "startend:quotation", "combination:repeat_prompt",
+        "length_constraints:number_paragraphs", "detectable_format:number_bullet_lists", "detectable_format:multiple_sections",
+    ];
+
+    static readonly (string, string)[] Pairs =
+    [
+        ("change_case:english_capital", "change_case:english_lowercase"),
+        ("change_case:english_lowercase", "change_case:capital_word_frequency"),
+        ("change_case:english_lowercase", "detectable_format:multiple_sections"),
+        ("language_specific:informal_address", "language_specific:formal_address"),
+        ("language_specific:accents_absent", "language_specific:accents_present"),
+        ("language_specific:accents_absent", "language_specific:letter_present"),
+        ("detectable_format:json_format", "detectable_format:title"),
+        ("detectable_format:json_format", "startend:start_checker"),
+        ("detectable_format:json_format", "startend:end_checker"),
+        ("detectable_format:json_format", "detectable_content:postscript"),
+        ("detectable_format:json_format", "detectable_format:number_highlighted_sections"),
+        ("startend:quotation", "startend:start_checker"),
+        ("startend:quotation", "startend:end_checker"),
+        ("combination:repeat_prompt", "startend:start_checker"),
+        ("combination:two_responses", "startend:start_checker"),
+        ("combination:two_responses", "startend:end_checker"),
+        ("detectable_content:postscript", "startend:end_checker"),
+        ("keywords:existence", "keywords:forbidden_words"),
+    ];
+
+    /// <summary>Whether two instructions cannot both be followed (or make each other ambiguous).</summary>
+    static bool Conflict(string kindA, Instruction a, string kindB, Instruction b)
+    {
+        if (a.Id == b.Id) return true;
+        if (WholeShape.Contains(a.Id) && WholeShape.Contains(b.Id)) return true;
+        if (Pairs.Contains((a.Id, b.Id)) || Pairs.Contains((b.Id, a.Id))) return true;
+        // Address forms and fixed phrases: the phrases are written in one register.
+        bool address(string id) => id is "language_specific:informal_address" or "language_specific:formal_address";
+        bool phrase(string id) => id is "startend:start_checker" or "startend:end_checker";
+        if ((address(a.Id) && phrase(b.Id)) || (address(b.Id) && phrase(a.Id))) return true;
+        // Without accents, no other instruction may ask for a word that has one.
+        if (a.Id == "language_specific:accents_absent" || b.Id == "language_specific:accents_absent")
+        {
+            var other = a.Id == "language_specific:accents_absent" ? b : a;
+            if (other.Id == "combination:repeat_prompt" || Texts(other.Kwargs).Any(t => t.Any(c => c > 127 && char.IsLetter(c)))) return true;
+        }
+        return false;
+    }
+}
