@@ -56,6 +56,28 @@ public class EvalCliTests
         Assert.Contains("no task left", err);
     }
 
+    [Theory]
+    [InlineData("chat")]
+    [InlineData("urial")]
+    public void Eval_if_runs_the_built_in_suite_and_reports_per_language(string mode)
+    {
+        using var tmp = new TempDir();
+        ModelInitializer.Write(tmp["m"], Presets.Find("tiny", "llama").Config, seed: 2, DType.F32);
+        string[] args = ["eval", "if", "--model", tmp["m"], "--mode", mode, "--langs", "fr,es", "--limit", "4", "--max-tokens", "24", "--out", tmp["if.json"], "--cache", tmp["c.db"]];
+        var (code, text, err) = CliRunner.Run("", args);
+        Assert.True(code == 0, err);
+        Assert.Contains("prompt strict", text);
+        Assert.Contains("8 computed", err);
+        var json = JsonNode.Parse(File.ReadAllText(tmp["if.json"]))!;
+        Assert.Equal(["fr", "es"], json["summary"]!.AsArray().Select(s => s!["lang"]!.GetValue<string>()));
+        Assert.Equal(8, json["items"]!.AsArray().Count);
+        var item = json["items"]![0]!;
+        Assert.Equal(item["instruction_id_list"]!.AsArray().Count, item["follow_strict"]!.AsArray().Count);
+        (code, _, err) = CliRunner.Run("", args);
+        Assert.True(code == 0, err);
+        Assert.Contains("0 computed, 8 from the cache", err);
+    }
+
     [Fact]
     public void Eval_icl_refuses_bad_options_in_one_line()
     {

@@ -28,8 +28,15 @@ public static class Checkers
 
         public string Text(string name) => kwargs[name] is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0 ? s : throw Bad(name, "must be a non-empty text");
 
-        public int Int(string name) => kwargs[name] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d >= 0
-            ? (int)d : throw Bad(name, "must be a whole number ≥ 0");
+        public int Int(string name)
+        {
+            if (kwargs[name] is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
+            {
+                if (v.TryGetValue<int>(out var i) && i >= 0) return i;
+                if (v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d >= 0 && d <= int.MaxValue) return (int)d;
+            }
+            throw Bad(name, "must be a whole number ≥ 0");
+        }
 
         public List<string> Texts(string name) => kwargs[name] is JsonArray a && a.Count > 0 && a.All(x => x is JsonValue xv && xv.TryGetValue<string>(out _))
             ? a.Select(x => x!.GetValue<string>()).ToList() : throw Bad(name, "must be a non-empty list of texts");

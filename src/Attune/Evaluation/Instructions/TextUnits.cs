@@ -11,7 +11,8 @@ public static class TextUnits
 {
     /// <summary>
     /// Words: runs of letters, digits and combining marks, joined across an inner hyphen
-    /// ("peut-être", "well-known" are one word); an apostrophe ends a word, so French elisions
+    /// ("peut-être", "well-known" are one word) and a decimal point or comma between digits ("3.5", "3,5");
+    /// an apostrophe ends a word, so French elisions
     /// ("l'homme", "qu'il") and English contractions count as two, as the harness's tokenizer splits them.
     /// </summary>
     public static List<string> Words(string text)
@@ -23,7 +24,8 @@ public static class TextUnits
             char c = text[i];
             bool part = char.IsLetterOrDigit(c) || CharUnicodeInfo.GetUnicodeCategory(c) is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark;
             bool innerHyphen = c == '-' && sb.Length > 0 && i + 1 < text.Length && char.IsLetterOrDigit(text[i + 1]);
-            if (part || innerHyphen) sb.Append(c);
+            bool innerDecimal = c is '.' or ',' && sb.Length > 0 && char.IsDigit(sb[^1]) && i + 1 < text.Length && char.IsDigit(text[i + 1]);
+            if (part || innerHyphen || innerDecimal) sb.Append(c);
             else if (sb.Length > 0) { words.Add(sb.ToString()); sb.Clear(); }
         }
         if (sb.Length > 0) words.Add(sb.ToString());
