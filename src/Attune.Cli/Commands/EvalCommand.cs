@@ -10,9 +10,10 @@ public static class EvalCommand
 {
     public static Command Build()
     {
-        var eval = new Command("eval", "Evaluate a model: few-shot in-context learning (icl), instruction following (if)");
+        var eval = new Command("eval", "Evaluate a model: few-shot in-context learning (icl), instruction following (if), an LLM judge (judge)");
         eval.Subcommands.Add(Icl());
         eval.Subcommands.Add(If());
+        eval.Subcommands.Add(JudgeCommand());
         return eval;
     }
 
@@ -119,6 +120,107 @@ public static class EvalCommand
         });
         return cmd;
     }
+
+    static Command JudgeCommand()
+    {
+        var model = new Option<string>("--model") { Description = "The judged model: a checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, or http://host:port/v1#NAME", Required = true };
+        var judge = new Option<string>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model", Required = true };
+        var set = new Option<string>("--set") { Description = "Instructions: JSONL with instruction, optional reference (or output), lang, id", Required = true };
+        var reference = new Option<string?>("--reference") { Description = "Reference answers, JSONL line for line with the set (output, reference or response)" };
+        var kind = new Option<string?>("--kind") { Description = "pairwise (win rate against the references), aspects (1–5 scores) or safety (default: pairwise when references exist, else aspects)" };
+        var bothOrders = new Option<bool>("--both-orders") { Description = "Judge each pair in both orders (A/B and B/A) and average" };
+        var mode = new Option<string>("--mode") { Description = "How the judged model is prompted: chat, urial or raw", DefaultValueFactory = _ => "chat" };
+        var limit = new Option<int?>("--limit") { Description = "Only the first N instructions" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens per answer of the judged model", DefaultValueFactory = _ => 384 };
+        var output = new Option<string?>("--out") { Description = "Write results (summary and every judgment) as JSON" };
+        var cachePath = new Option<string?>("--cache") { Description = "Response cache (SQLite; default ~/.cache/attune/responses.db)" };
+        var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the response cache" };
+        var keyEnv = ModelCommands.ApiKeyEnvOption();
+        var judgeKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "The environment variable holding the judge server's API key" };
+        var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to a served model or judge", DefaultValueFactory = _ => 4 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed for the order of each pair", DefaultValueFactory = _ => 1234 };
+        var cmd = new Command("judge", "An LLM judge: win rate against references (with standard error and a length-controlled rate) or 1–5 scores per aspect")
+            { model, judge, set, reference, kind, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            var promptMode = Attune.Prompting.ChatPrompt.ParseMode(parse.GetValue(mode)!);
+            var items = Attune.Evaluation.Judging.Judge.LoadSet(parse.GetValue(set)!);
+            if (parse.GetValue(reference) is { } refPath) items = Attune.Evaluation.Judging.Judge.WithReferences(items, refPath);
+            if (parse.GetValue(limit) is int n) items = n >= 1 ? items.Take(n).ToList() : throw new AttuneException(null, "--limit", "must be ≥ 1");
+            var what = parse.GetValue(kind) ?? (items.All(i => i.Reference is not null) ? "pairwise" : "aspects");
+            if (what is not ("pairwise" or "aspects" or "safety")) throw new AttuneException(null, "--kind", $"\"{what}\" is not pairwise, aspects or safety");
+            using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
+            using var judged = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
+            using var judgeBackend = ModelBackends.Open(parse.GetValue(judge)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) });
+            var modelRunner = new RequestRunner(judged, cache);
+            var judgeRunner = new RequestRunner(judgeBackend, cache);
+            var j = new Attune.Evaluation.Judging.Judge(judgeRunner, parse.GetValue(seed));
+            List<GeneratedText> generated = [];
+            CliProgress.Run(io, "answers", progress => generated = modelRunner.GenerateAsync(
+                items.Select(i => Attune.Evaluation.Instructions.IfEvaluation.Request(i.Instruction, i.Language, promptMode, parse.GetValue(maxTokens))).ToList(),
+                (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult().ToList());
+            var responses = generated.Select(g => Attune.Evaluation.Instructions.IfEvaluation.Answer(promptMode, g)).ToList();
+            var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
+            var errorCounts = Enum.GetValues<CriticalError>().Where(e => e != CriticalError.None).ToDictionary(e => e.ToString(), e => errors.Count(x => x.HasFlag(e)));
+            var json = new System.Text.Json.Nodes.JsonObject
+            {
+                ["model"] = judged.Identity, ["judge"] = judgeBackend.Identity, ["kind"] = what, ["mode"] = parse.GetValue(mode),
+                ["critical_errors"] = new System.Text.Json.Nodes.JsonObject(errorCounts.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
+            };
+            if (what == "pairwise")
+            {
+                List<Attune.Evaluation.Judging.PairwiseJudgment> judgments = [];
+                CliProgress.Run(io, "judging", progress => judgments = j.PairwiseAsync(items, responses, parse.GetValue(bothOrders),
+                    (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
+                var w = Attune.Evaluation.Judging.Judge.Summarize(judgments);
+                json["summary"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["win_rate"] = Num(w.Rate), ["standard_error"] = Num(w.StandardError), ["length_controlled_win_rate"] = Num(w.LengthControlled), ["length_slope"] = Num(w.LengthSlope),
+                    ["judged"] = w.Judged, ["ties"] = w.Ties, ["unreadable"] = w.Unreadable, ["retries"] = w.Retries,
+                };
+                json["items"] = new System.Text.Json.Nodes.JsonArray(judgments.Select((x, i) => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
+                {
+                    ["id"] = x.Item.Id, ["lang"] = x.Item.Language, ["instruction"] = x.Item.Instruction, ["response"] = x.Response, ["reference"] = x.Item.Reference,
+                    ["preference"] = x.Preference, ["verdicts"] = new System.Text.Json.Nodes.JsonArray(x.Verdicts.Select(v => (System.Text.Json.Nodes.JsonNode)v).ToArray()),
+                    ["length_difference"] = x.LengthDifference, ["retries"] = x.Retries, ["critical_errors"] = errors[i].ToString(),
+                }).ToArray());
+                WriteTable(io, ["judged", "win rate", "± s.e.", "length-controlled", "ties", "unreadable", "retries"],
+                    [[w.Judged.ToString(), $"{w.Rate:F3}", $"{w.StandardError:F3}", $"{w.LengthControlled:F3}", w.Ties.ToString(), w.Unreadable.ToString(), w.Retries.ToString()]], rightFrom: 0);
+            }
+            else
+            {
+                var aspects = what == "safety" ? Attune.Evaluation.Judging.Judge.SafetyAspects : Attune.Evaluation.Judging.Judge.Aspects;
+                List<Attune.Evaluation.Judging.AspectJudgment> judgments = [];
+                CliProgress.Run(io, "judging", progress => judgments = j.AspectsAsync(items, responses, aspects,
+                    (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
+                var means = Attune.Evaluation.Judging.Judge.SummarizeAspects(judgments, aspects);
+                json["summary"] = new System.Text.Json.Nodes.JsonObject(means.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
+                {
+                    ["mean"] = Num(kv.Value.Value), ["ci_low"] = Num(kv.Value.Low), ["ci_high"] = Num(kv.Value.High), ["n"] = kv.Value.Count,
+                })));
+                json["unreadable"] = judgments.Count(x => x.Scores is null);
+                json["retries"] = judgments.Sum(x => x.Retries);
+                json["items"] = new System.Text.Json.Nodes.JsonArray(judgments.Select((x, i) => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
+                {
+                    ["id"] = x.Item.Id, ["lang"] = x.Item.Language, ["instruction"] = x.Item.Instruction, ["response"] = x.Response,
+                    ["scores"] = x.Scores is null ? null : new System.Text.Json.Nodes.JsonObject(x.Scores.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
+                    ["rationales"] = x.Rationales is null ? null : new System.Text.Json.Nodes.JsonObject(x.Rationales.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
+                    ["retries"] = x.Retries, ["critical_errors"] = errors[i].ToString(),
+                }).ToArray());
+                WriteTable(io, ["aspect", "mean", "95% CI", "n"], means.Select(kv => new[] { kv.Key, $"{kv.Value.Value:F2}", $"[{kv.Value.Low:F2}, {kv.Value.High:F2}]", kv.Value.Count.ToString() }).ToList(), rightFrom: 1);
+                io.Out.WriteLine($"unreadable: {judgments.Count(x => x.Scores is null)}, retries: {judgments.Sum(x => x.Retries)}");
+            }
+            if (parse.GetValue(output) is { } outPath)
+                AtomicFile.WriteAllText(outPath, json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            io.Out.WriteLine("critical errors: " + string.Join(", ", errorCounts.Select(kv => $"{kv.Key} {kv.Value}")));
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    /// <summary>A number for JSON; NaN (nothing to average) becomes null.</summary>
+    static System.Text.Json.Nodes.JsonNode? Num(double v) => double.IsFinite(v) ? v : null;
 
     static void WriteTable(CliIO io, string[] header, List<string[]> rows, int rightFrom)
     {

@@ -49,17 +49,25 @@ public static class IfEvaluation
     }
 
     /// <summary>The generation request for a prompt in a mode: chat template, URIAL (base models), or the prompt as is.</summary>
-    public static GenerateRequest Request(IfPrompt prompt, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots)
+    public static GenerateRequest Request(IfPrompt prompt, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots) =>
+        Request(prompt.Prompt, prompt.Language, mode, maxTokens, shots);
+
+    /// <summary>A request for an answer to one user message: greedy, with the loop guard, through the chosen prompt mode.</summary>
+    public static GenerateRequest Request(string message, string language, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots)
     {
         var options = new GenerationOptions { MaxNewTokens = maxTokens, RepetitionGuard = new RepetitionGuard() };
-        var conversation = new[] { ChatMessage.User(prompt.Prompt) };
+        var conversation = new[] { ChatMessage.User(message) };
         return mode switch
         {
             PromptMode.Chat => GenerateRequest.Chat(conversation, options),
-            PromptMode.Urial => GenerateRequest.Raw(UrialPrompt.BuiltIn(prompt.Language).Render(conversation, shots), options with { StopStrings = UrialPrompt.StopStrings }),
-            _ => GenerateRequest.Raw(prompt.Prompt, options),
+            PromptMode.Urial => GenerateRequest.Raw(UrialPrompt.BuiltIn(language).Render(conversation, shots), options with { StopStrings = UrialPrompt.StopStrings }),
+            _ => GenerateRequest.Raw(message, options),
         };
     }
+
+    /// <summary>The answer's text as the mode leaves it (URIAL's closing fence removed).</summary>
+    public static string Answer(PromptMode mode, GeneratedText generated) =>
+        mode == PromptMode.Urial ? UrialPrompt.CleanAnswer(generated.Text) : generated.Text.Trim();
 
     public static async Task<List<IfItem>> RunAsync(IReadOnlyList<IfPrompt> prompts, RequestRunner runner, PromptMode mode, int maxTokens,
         int shots = UrialPrompt.DefaultShots, Action<int, int>? progress = null, CancellationToken cancel = default)
@@ -68,8 +76,7 @@ public static class IfEvaluation
         var answers = await runner.GenerateAsync(requests, progress, cancel);
         return prompts.Select((p, i) =>
         {
-            var text = mode == PromptMode.Urial ? UrialPrompt.CleanAnswer(answers[i].Text) : answers[i].Text.Trim();
-            return Score(p, text, answers[i].Finish);
+            return Score(p, Answer(mode, answers[i]), answers[i].Finish);
         }).ToList();
     }
 
@@ -98,7 +105,7 @@ public static class IfEvaluation
 
     public static JsonObject ToJson(string model, string mode, IReadOnlyList<IfSummary> summaries, IReadOnlyList<IfItem> items)
     {
-        JsonObject Est(Estimate e) => new() { ["value"] = e.Value, ["ci_low"] = e.Low, ["ci_high"] = e.High, ["n"] = e.Count };
+        JsonObject Est(Estimate e) => e.ToJson();
         return new JsonObject
         {
             ["model"] = model,

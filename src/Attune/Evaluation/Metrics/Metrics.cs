@@ -147,7 +147,13 @@ public static class ChrF
 }
 
 /// <summary>A metric's value over a set of items with its bootstrap 95% interval.</summary>
-public sealed record Estimate(double Value, double Low, double High, int Count);
+public sealed record Estimate(double Value, double Low, double High, int Count)
+{
+    /// <summary>value, ci_low, ci_high, n; a NaN (no items) is written as null.</summary>
+    public System.Text.Json.Nodes.JsonObject ToJson() => new() { ["value"] = Json(Value), ["ci_low"] = Json(Low), ["ci_high"] = Json(High), ["n"] = Count };
+
+    public static System.Text.Json.Nodes.JsonNode? Json(double v) => double.IsFinite(v) ? v : null;
+}
 
 /// <summary>Percentile bootstrap intervals: items resampled with replacement, the statistic recomputed, 2.5th and 97.5th percentiles.</summary>
 public static class Bootstrap

@@ -51,7 +51,7 @@ public static class IclEvaluation
         ["summary"] = new JsonArray(results.SelectMany(r => r.Metrics.Select(m => (JsonNode)new JsonObject
         {
             ["task"] = r.Task, ["lang"] = r.Language, ["shots"] = r.Shots, ["metric"] = m.Key,
-            ["value"] = m.Value.Value, ["ci_low"] = m.Value.Low, ["ci_high"] = m.Value.High, ["n"] = m.Value.Count,
+            ["value"] = Estimate.Json(m.Value.Value), ["ci_low"] = Estimate.Json(m.Value.Low), ["ci_high"] = Estimate.Json(m.Value.High), ["n"] = m.Value.Count,
         })).ToArray()),
         ["tasks"] = new JsonArray(results.Select(r => (JsonNode)new JsonObject
         {
