@@ -29,7 +29,7 @@ public static class EvalCommand
     static Command Icl()
     {
         var model = new Option<string>("--model") { Description = "A checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, or http://host:port/v1#NAME", Required = true };
-        var tasks = new Option<string>("--tasks") { Description = "Task files (lm-evaluation-harness YAML), comma-separated", Required = true };
+        var tasks = new Option<string>("--tasks") { Description = "builtin:all, builtin:TYPE, builtin:TYPE_LANG, or task files (lm-evaluation-harness YAML), comma-separated", Required = true };
         var langs = new Option<string>("--langs") { Description = "Languages to run (tasks that declare a lang)", DefaultValueFactory = _ => "en,fr,es" };
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per item (default: each task's num_fewshot)" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items of each task" };
@@ -48,9 +48,8 @@ public static class EvalCommand
             var languages = parse.GetValue(langs)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
             foreach (var l in languages)
                 if (l is not ("en" or "fr" or "es")) throw new AttuneException(null, "--langs", $"\"{l}\" is not one of en, fr, es");
-            var configs = LoadTasks(parse.GetValue(tasks)!).Where(t => t.Language is null || languages.Contains(t.Language)).ToList();
-            if (configs.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
-            var loaded = configs.Select(c => new IclTask(c)).ToList();
+            var loaded = LoadTasks(parse.GetValue(tasks)!).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
+            if (loaded.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
             using var backend = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             var runner = new RequestRunner(backend, cache);
@@ -230,13 +229,17 @@ public static class EvalCommand
         foreach (var r in rows) Line(r);
     }
 
-    static IEnumerable<TaskConfig> LoadTasks(string list)
+    /// <summary>Task files and built-in tasks (builtin:all, builtin:TYPE, builtin:TYPE_LANG), comma-separated.</summary>
+    static IEnumerable<IclTask> LoadTasks(string list)
     {
         foreach (var entry in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (entry.StartsWith("builtin:", StringComparison.Ordinal))
-                throw new AttuneException(null, "--tasks", $"\"{entry}\": the built-in suite is not in this build yet; give task YAML files");
-            foreach (var t in TaskConfig.Load(entry)) yield return t;
+            {
+                foreach (var t in BuiltinSuite.Resolve(entry)) yield return t;
+                continue;
+            }
+            foreach (var t in TaskConfig.Load(entry)) yield return new IclTask(t);
         }
     }
 

@@ -79,6 +79,21 @@ public class EvalCliTests
     }
 
     [Fact]
+    public void Eval_icl_runs_the_whole_built_in_suite()
+    {
+        using var tmp = new TempDir();
+        ModelInitializer.Write(tmp["m"], Presets.Find("tiny", "llama").Config, seed: 2, DType.F32);
+        var (code, text, err) = CliRunner.Run("", ["eval", "icl", "--model", tmp["m"], "--tasks", "builtin:all", "--limit", "2", "--out", tmp["r.json"], "--no-cache"]);
+        Assert.True(code == 0, err);
+        var json = JsonNode.Parse(File.ReadAllText(tmp["r.json"]))!;
+        var tasks = json["tasks"]!.AsArray().Select(t => t!["task"]!.GetValue<string>()).ToList();
+        Assert.Equal(27, tasks.Count);
+        Assert.Contains("translation_fr", tasks);
+        Assert.Contains("chrf", text);
+        Assert.All(json["tasks"]!.AsArray(), t => Assert.Equal(5, t!["shots"]!.GetValue<int>()));
+    }
+
+    [Fact]
     public void Eval_icl_refuses_bad_options_in_one_line()
     {
         using var tmp = new TempDir();

@@ -39,6 +39,15 @@ public sealed class IclTask
         if (EvalDocs.Count == 0) throw new AttuneException(config.DataFiles[config.EvalSplit], "no documents");
     }
 
+    /// <summary>A task whose documents are already in memory (the built-in suite).</summary>
+    public IclTask(TaskConfig config, IReadOnlyList<JsonObject> evalDocs, IReadOnlyList<JsonObject> fewshotDocs)
+    {
+        Config = config;
+        EvalDocs = evalDocs;
+        FewshotDocs = fewshotDocs;
+        if (EvalDocs.Count == 0) throw new AttuneException(config.Source, $"{config.Name}: no documents");
+    }
+
     /// <summary>Documents from JSONL (one object per line), a JSON array, or CSV with a header row.</summary>
     public static List<JsonObject> LoadDocs(string path)
     {
