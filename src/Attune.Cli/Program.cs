@@ -37,6 +37,8 @@ public static class Program
             ModelCommands.Perplexity(),
             ServeCommand.Build(),
             EvalCommand.Build(),
+            SweepCommand.Build(),
+            SweepCommand.Store(),
         };
         root.HelpName = "attune";
         return root;

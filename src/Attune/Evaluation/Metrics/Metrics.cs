@@ -174,6 +174,32 @@ public static class Bootstrap
             return score(sum);
         }, seed);
 
+    /// <summary>
+    /// The mean over groups (tasks) of each group's mean, with an interval from resampling items within
+    /// every group at once (a stratified bootstrap); <see cref="Estimate.Count"/> is the number of items.
+    /// </summary>
+    public static Estimate MeanOfMeans(IReadOnlyList<IReadOnlyList<double>> groups, ulong seed = 1234, int resamples = Resamples)
+    {
+        var nonEmpty = groups.Where(g => g.Count > 0).ToList();
+        if (nonEmpty.Count == 0) return new Estimate(double.NaN, double.NaN, double.NaN, 0);
+        double value = nonEmpty.Average(g => g.Average());
+        var rng = new Tensors.Rng(seed);
+        var samples = new double[resamples];
+        for (int b = 0; b < resamples; b++)
+        {
+            double total = 0;
+            foreach (var g in nonEmpty)
+            {
+                double s = 0;
+                for (int i = 0; i < g.Count; i++) s += g[rng.Next(g.Count)];
+                total += s / g.Count;
+            }
+            samples[b] = total / nonEmpty.Count;
+        }
+        Array.Sort(samples);
+        return new Estimate(value, Percentile(samples, 0.025), Percentile(samples, 0.975), nonEmpty.Sum(g => g.Count));
+    }
+
     public static Estimate Interval(int n, Func<int[], double> statistic, ulong seed = 1234, int resamples = Resamples)
     {
         if (n == 0) return new Estimate(double.NaN, double.NaN, double.NaN, 0);

@@ -1,0 +1,108 @@
+using System.CommandLine;
+using System.Reflection;
+using Attune.Evaluation;
+using Attune.Experiments;
+
+namespace Attune.Cli.Commands;
+
+/// <summary><c>attune sweep</c> (the study, resumable and shardable) and <c>attune store merge</c>.</summary>
+public static class SweepCommand
+{
+    public static Command Build()
+    {
+        var baseModel = new Option<string>("--base") { Description = "The base checkpoint folder", Required = true };
+        var instruct = new Option<string>("--instruct") { Description = "Its instruct sibling", Required = true };
+        var lambdas = new Option<string>("--lambdas") { Description = "λ values: a list (0,0.5,1) or a range (0:1:0.1)", DefaultValueFactory = _ => "0:1:0.25" };
+        var langs = new Option<string>("--langs") { Description = "Languages", DefaultValueFactory = _ => "en,fr,es" };
+        var icl = new Option<string?>("--icl") { Description = "ICL tasks: builtin:all (default), builtin:TYPE, or task files; 'none' to skip", DefaultValueFactory = _ => "builtin:all" };
+        var ifSuite = new Option<string?>("--if") { Description = "IF prompts: builtin (default) or an IFEval-format file; 'none' to skip", DefaultValueFactory = _ => "builtin" };
+        var dpo = new Option<string?>("--dpo") { Description = "A DPO-tuned model to add as an arm" };
+        var sft = new Option<string?>("--sft") { Description = "An SFT-tuned model to add as an arm" };
+        var urialShots = new Option<int>("--urial-shots") { Description = "URIAL examples for the base arm", DefaultValueFactory = _ => Attune.Prompting.UrialPrompt.DefaultShots };
+        var shots = new Option<int?>("--shots") { Description = "Few-shot examples per ICL item (default: each task's)" };
+        var iclLimit = new Option<int?>("--icl-limit") { Description = "Items per ICL task" };
+        var ifLimit = new Option<int?>("--if-limit") { Description = "IF prompts per language" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens per IF response", DefaultValueFactory = _ => 256 };
+        var store = new Option<string>("--store") { Description = "The results store (SQLite)", Required = true };
+        var shard = new Option<string?>("--shard") { Description = "i/n: run every n-th cell starting at the i-th (1-based), for n machines sharing the sweep" };
+        var cachePath = new Option<string?>("--cache") { Description = "A response cache (SQLite) shared by reruns" };
+        var cmd = new Command("sweep", "The study: every λ of base→instruct, the base with URIAL, the instruct (and DPO/SFT) models, on the ICL and IF suites per language; resumable")
+            { baseModel, instruct, lambdas, langs, icl, ifSuite, dpo, sft, urialShots, shots, iclLimit, ifLimit, maxTokens, store, shard, cachePath };
+        cmd.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            string? None(string? v) => v is null || v == "none" ? null : v;
+            var languages = parse.GetValue(langs)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
+            foreach (var l in languages)
+                if (l is not ("en" or "fr" or "es")) throw new AttuneException(null, "--langs", $"\"{l}\" is not one of en, fr, es");
+            foreach (var (name, path) in new[] { ("--base", parse.GetValue(baseModel)!), ("--instruct", parse.GetValue(instruct)!) })
+                if (!Directory.Exists(path) && !File.Exists(path)) throw new AttuneException(path, name, "not found");
+            var plan = new SweepPlan
+            {
+                Base = Path.GetFullPath(parse.GetValue(baseModel)!), Instruct = Path.GetFullPath(parse.GetValue(instruct)!),
+                Lambdas = Sweep.ParseLambdas(parse.GetValue(lambdas)!), Languages = languages,
+                Icl = None(parse.GetValue(icl)), If = None(parse.GetValue(ifSuite)),
+                Dpo = parse.GetValue(dpo) is { } d ? Path.GetFullPath(d) : null, Sft = parse.GetValue(sft) is { } s ? Path.GetFullPath(s) : null,
+                UrialShots = parse.GetValue(urialShots), IclShots = parse.GetValue(shots), IclLimit = parse.GetValue(iclLimit), IfLimit = parse.GetValue(ifLimit),
+                IfMaxTokens = parse.GetValue(maxTokens),
+            };
+            if (plan.Icl is null && plan.If is null) throw new AttuneException(null, "--icl", "nothing to measure: both --icl and --if are none");
+            var sweep = new Sweep(plan);
+            var cells = sweep.Cells();
+            if (parse.GetValue(shard) is { } sh)
+            {
+                var parts = sh.Split('/');
+                if (parts.Length != 2 || !int.TryParse(parts[0], out var i) || !int.TryParse(parts[1], out var n)) throw new AttuneException(null, "--shard", $"\"{sh}\" is not i/n");
+                cells = Sweep.Shard(cells, i, n);
+            }
+            using var results = new ResultsStore(parse.GetValue(store)!);
+            using var cache = parse.GetValue(cachePath) is { } cp ? new ResponseCache(cp) : null;
+            var already = results.FinishedKeys();
+            int skipped = cells.Count(c => already.Contains(c.Key));
+            io.Error.WriteLine($"sweep: {cells.Count} cells ({sweep.Arms().Count} arms × {(plan.Icl is null ? 0 : 1) + (plan.If is null ? 0 : 1)} suites × {languages.Count} languages{(parse.GetValue(shard) is { } x ? $", shard {x}" : "")}); {skipped} already in {parse.GetValue(store)}");
+            var version = typeof(Sweep).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
+            var run = results.BeginRun(string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), version, plan.ToJson());
+            var display = new SweepDisplay(io, cells.Count - skipped);
+            int ran = sweep.RunAsync(results, run, cells, display.Report, cache).GetAwaiter().GetResult();
+            io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store, {cells.Count} in all");
+            return Program.Success;
+        });
+        return cmd;
+    }
+
+    /// <summary>One line per finished cell with the elapsed time and an ETA from the mean cell time so far.</summary>
+    sealed class SweepDisplay(CliIO io, int toRun)
+    {
+        readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+        int _finished;
+
+        public void Report(Sweep.Progress p)
+        {
+            if (!p.Finished) return;
+            _finished++;
+            double perCell = _clock.Elapsed.TotalSeconds / _finished;
+            var eta = TimeSpan.FromSeconds(perCell * Math.Max(0, toRun - _finished));
+            io.Error.WriteLine($"  [{p.Done,3}/{p.Total}] {p.Cell.Arm.Name,-12} {p.Cell.Suite,-3} {p.Cell.Language}  {p.Seconds,6:F1} s   ETA {eta:hh\\:mm\\:ss}");
+        }
+    }
+
+    public static Command Store()
+    {
+        var target = new Argument<string>("target") { Description = "The store to merge into (created if missing)" };
+        var sources = new Argument<string[]>("sources") { Description = "Stores to merge from (shards of one sweep)", Arity = ArgumentArity.OneOrMore };
+        var merge = new Command("merge", "Merge results stores (shards of one sweep) into one; a cell present in several is kept once") { target, sources };
+        merge.SetAction(parse =>
+        {
+            var io = CliIO.Get();
+            using var into = new ResultsStore(parse.GetValue(target)!);
+            foreach (var source in parse.GetValue(sources)!)
+            {
+                if (!File.Exists(source)) throw new AttuneException(source, "not found");
+                using var from = new ResultsStore(source);
+                io.Out.WriteLine($"{source}: {into.Merge(from)} cells added");
+            }
+            return Program.Success;
+        });
+        return new Command("store", "Results stores") { merge };
+    }
+}

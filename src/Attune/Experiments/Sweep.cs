@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Attune.Evaluation;
+using Attune.Evaluation.Instructions;
+using Attune.Evaluation.Tasks;
+using Attune.Prompting;
+
+namespace Attune.Experiments;
+
+/// <summary>What a sweep measures: the models (arms), the suites and the languages.</summary>
+public sealed record SweepPlan
+{
+    public required string Base { get; init; }
+    public required string Instruct { get; init; }
+    public IReadOnlyList<double> Lambdas { get; init; } = [0, 0.25, 0.5, 0.75, 1];
+    public IReadOnlyList<string> Languages { get; init; } = ["en", "fr", "es"];
+    /// <summary>ICL tasks (builtin:all, builtin:TYPE, files); null: no ICL suite.</summary>
+    public string? Icl { get; init; } = "builtin:all";
+    /// <summary>IF prompts (builtin or an IFEval-format file); null: no IF suite.</summary>
+    public string? If { get; init; } = "builtin";
+    /// <summary>Optional tuned models, run as their own arms in chat mode.</summary>
+    public string? Dpo { get; init; }
+    public string? Sft { get; init; }
+    public int UrialShots { get; init; } = UrialPrompt.DefaultShots;
+    public int? IclShots { get; init; }
+    /// <summary>Items per ICL task and prompts per IF language (null: all).</summary>
+    public int? IclLimit { get; init; }
+    public int? IfLimit { get; init; }
+    public int IfMaxTokens { get; init; } = 256;
+
+    public JsonObject ToJson() => new()
+    {
+        ["base"] = Base, ["instruct"] = Instruct,
+        ["lambdas"] = new JsonArray(Lambdas.Select(l => (JsonNode)l).ToArray()),
+        ["langs"] = new JsonArray(Languages.Select(l => (JsonNode)l).ToArray()),
+        ["icl"] = Icl, ["if"] = If, ["dpo"] = Dpo, ["sft"] = Sft, ["urial_shots"] = UrialShots,
+        ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
+    };
+}
+
+/// <summary>One model configuration of the study: how it is loaded and how it is prompted for instructions.</summary>
+public sealed record Arm(string Name, double? Lambda, string ModelSpec, PromptMode IfMode);
+
+/// <summary>A cell: an arm on one suite in one language; its key names exactly what it computes.</summary>
+public sealed record Cell(Arm Arm, string Suite, string Language, string Key, JsonObject Settings);
+
+/// <summary>
+/// The study: every λ of the partial adaptation (interpolated in memory), the base model with URIAL
+/// prompting, the instruct model (the λ = 1 arm when the sweep includes it), optional DPO/SFT models —
+/// each on the ICL and IF suites per language. Cells already in the store are skipped, each finished
+/// cell is committed at once, and <c>--shard i/n</c> takes every n-th cell of the deterministic order.
+/// </summary>
+public sealed class Sweep(SweepPlan plan)
+{
+    public SweepPlan Plan => plan;
+
+    /// <summary>The arms in the order they run.</summary>
+    public List<Arm> Arms()
+    {
+        var arms = plan.Lambdas.Select(l => new Arm($"lambda-{l.ToString("0.00", CultureInfo.InvariantCulture)}", l,
+            $"{plan.Base}+{plan.Instruct}@{l.ToString("R", CultureInfo.InvariantCulture)}", PromptMode.Chat)).ToList();
+        arms.Add(new Arm("base-urial", null, plan.Base, PromptMode.Urial));
+        if (!plan.Lambdas.Contains(1.0)) arms.Add(new Arm("instruct", null, plan.Instruct, PromptMode.Chat));
+        if (plan.Dpo is { } dpo) arms.Add(new Arm("dpo", null, dpo, PromptMode.Chat));
+        if (plan.Sft is { } sft) arms.Add(new Arm("sft", null, sft, PromptMode.Chat));
+        return arms;
+    }
+
+    /// <summary>Every cell of the plan, in a fixed order (arm, suite, language).</summary>
+    public List<Cell> Cells()
+    {
+        var cells = new List<Cell>();
+        var identities = new Dictionary<string, string>();
+        foreach (var arm in Arms())
+        {
+            var identity = identities.TryGetValue(arm.ModelSpec, out var id) ? id : identities[arm.ModelSpec] = ModelBackends.LocalIdentity(arm.ModelSpec);
+            foreach (var suite in new[] { ("icl", plan.Icl), ("if", plan.If) }.Where(s => s.Item2 is not null).Select(s => s.Item1))
+                foreach (var lang in plan.Languages)
+                {
+                    var settings = suite == "icl"
+                        ? new JsonObject { ["tasks"] = plan.Icl, ["shots"] = plan.IclShots, ["limit"] = plan.IclLimit }
+                        : new JsonObject { ["suite"] = plan.If, ["mode"] = arm.IfMode.ToString().ToLowerInvariant(), ["urial_shots"] = plan.UrialShots, ["limit"] = plan.IfLimit, ["max_tokens"] = plan.IfMaxTokens };
+                    var keyText = string.Join("\n", arm.Name, suite, lang, identity, settings.ToJsonString());
+                    var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(keyText)))[..24];
+                    settings["model_spec"] = arm.ModelSpec;
+                    cells.Add(new Cell(arm, suite, lang, key, settings));
+                }
+        }
+        return cells;
+    }
+
+    /// <summary>Cells of shard <paramref name="index"/> (1-based) of <paramref name="count"/>: every count-th cell, starting at index.</summary>
+    public static List<Cell> Shard(List<Cell> cells, int index, int count)
+    {
+        if (count < 1 || index < 1 || index > count) throw new AttuneException(null, "--shard", $"{index}/{count}: write i/n with 1 ≤ i ≤ n");
+        return cells.Where((_, i) => i % count == index - 1).ToList();
+    }
+
+    /// <summary>Progress: a cell started, or finished after so many seconds.</summary>
+    public sealed record Progress(Cell Cell, bool Finished, double Seconds, int Done, int Total);
+
+    /// <summary>
+    /// Runs the cells not yet in the store, arm by arm (each model loaded once), committing each cell as it
+    /// finishes. Returns how many cells it ran.
+    /// </summary>
+    public async Task<int> RunAsync(ResultsStore store, string runId, IReadOnlyList<Cell> cells, Action<Progress>? progress = null,
+        ResponseCache? cache = null, CancellationToken cancel = default)
+    {
+        var finished = store.FinishedKeys();
+        var todo = cells.Where(c => !finished.Contains(c.Key)).ToList();
+        int done = cells.Count - todo.Count, ran = 0;
+        foreach (var group in todo.GroupBy(c => c.Arm))
+        {
+            cancel.ThrowIfCancellationRequested();
+            using var backend = ModelBackends.Open(group.Key.ModelSpec);
+            var runner = new RequestRunner(backend, cache);
+            foreach (var cell in group)
+            {
+                cancel.ThrowIfCancellationRequested();
+                progress?.Invoke(new Progress(cell, false, 0, done, cells.Count));
+                var clock = Stopwatch.StartNew();
+                var result = cell.Suite == "icl" ? await IclCell(cell, runner, backend.Identity, cancel) : await IfCell(cell, runner, backend.Identity, cancel);
+                result = result with { Seconds = clock.Elapsed.TotalSeconds };
+                store.Commit(runId, result);
+                done++;
+                ran++;
+                progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count));
+            }
+        }
+        return ran;
+    }
+
+    async Task<CellResult> IclCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
+    {
+        var tasks = plan.Icl!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .SelectMany(t => t.StartsWith("builtin:", StringComparison.Ordinal) ? BuiltinSuite.Resolve(t) : TaskConfig.Load(t).Select(c => new IclTask(c)))
+            .Where(t => t.Config.Language is null || t.Config.Language == cell.Language).ToList();
+        var results = await IclEvaluation.RunAsync(tasks, runner, plan.IclShots, plan.IclLimit, cancel: cancel);
+        var aggregates = new List<Aggregate>();
+        var primary = new List<List<double>>();
+        foreach (var r in results)
+        {
+            foreach (var (metric, e) in r.Metrics) aggregates.Add(new Aggregate($"icl/{r.Task}/{metric}", e.Value, e.Low, e.High, e.Count));
+            var main = r.Metrics.ContainsKey("acc") ? "acc" : "exact_match";
+            if (r.Metrics.ContainsKey(main)) primary.Add(r.Items.Select(i => i.Scores[main]).ToList());
+        }
+        // The ICL score: the mean over tasks of each task's main metric (acc, or exact match), with an
+        // interval from resampling items within every task.
+        var score = Bootstrap.MeanOfMeans(primary);
+        aggregates.Add(new Aggregate("icl", score.Value, score.Low, score.High, score.Count));
+        var items = results.SelectMany(r => r.Items.Select(i => new JsonObject
+        {
+            ["task"] = r.Task, ["doc"] = i.Item.Doc, ["prediction"] = i.Prediction, ["gold"] = i.Item.GoldText,
+            ["scores"] = new JsonObject(i.Scores.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)s.Value))),
+        })).ToList();
+        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, cell.Settings, aggregates, items, 0);
+    }
+
+    async Task<CellResult> IfCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
+    {
+        var prompts = (plan.If == "builtin" ? IfSuite.BuiltIn(cell.Language) : IfSuite.Load(plan.If!).Where(p => p.Language == cell.Language).ToList())
+            .Take(plan.IfLimit ?? int.MaxValue).ToList();
+        var items = await IfEvaluation.RunAsync(prompts, runner, cell.Arm.IfMode, plan.IfMaxTokens, plan.UrialShots, cancel: cancel);
+        var s = IfEvaluation.Summarize(cell.Language, items);
+        var aggregates = new List<Aggregate>
+        {
+            new("if", s.PromptLoose.Value, s.PromptLoose.Low, s.PromptLoose.High, s.PromptLoose.Count),
+            new("if/prompt_strict", s.PromptStrict.Value, s.PromptStrict.Low, s.PromptStrict.High, s.PromptStrict.Count),
+            new("if/prompt_loose", s.PromptLoose.Value, s.PromptLoose.Low, s.PromptLoose.High, s.PromptLoose.Count),
+            new("if/instruction_strict", s.InstructionStrict.Value, s.InstructionStrict.Low, s.InstructionStrict.High, s.InstructionStrict.Count),
+            new("if/instruction_loose", s.InstructionLoose.Value, s.InstructionLoose.Low, s.InstructionLoose.High, s.InstructionLoose.Count),
+        };
+        foreach (var (id, (followed, total)) in s.PerInstruction)
+            aggregates.Add(new Aggregate($"if/checker/{id}", total == 0 ? double.NaN : (double)followed / total, null, null, total));
+        foreach (var (error, count) in s.CriticalErrors) aggregates.Add(new Aggregate($"errors/{error}", count, null, null, items.Count));
+        var records = items.Select(i => new JsonObject
+        {
+            ["key"] = i.Prompt.Key, ["prompt"] = i.Prompt.Prompt, ["response"] = i.Response,
+            ["instructions"] = new JsonArray(i.Prompt.Instructions.Select(x => (JsonNode)x.Id).ToArray()),
+            ["strict"] = new JsonArray(i.Strict.Select(x => (JsonNode)x).ToArray()), ["loose"] = new JsonArray(i.Loose.Select(x => (JsonNode)x).ToArray()),
+            ["errors"] = i.Errors.ToString(),
+        }).ToList();
+        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, cell.Settings, aggregates, records, 0);
+    }
+
+    /// <summary>λ values from a list ("0,0.5,1") or a range ("0:1:0.1", inclusive, rounded to the step's decimals).</summary>
+    public static List<double> ParseLambdas(string text)
+    {
+        AttuneException Bad() => new(null, "--lambdas", $"\"{text}\" is not a list (0,0.5,1) or a range (0:1:0.1)");
+        double Number(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v : throw Bad();
+        var parts = text.Split(':');
+        if (parts.Length == 3)
+        {
+            double from = Number(parts[0]), to = Number(parts[1]), step = Number(parts[2]);
+            if (step <= 0 || to < from) throw Bad();
+            int decimals = parts[2].Contains('.') ? parts[2].Length - parts[2].IndexOf('.') - 1 : 0;
+            var list = new List<double>();
+            for (int i = 0; ; i++)
+            {
+                double v = Math.Round(from + i * step, decimals + 2);
+                if (v > to + step * 1e-9) break;
+                list.Add(v);
+            }
+            return list;
+        }
+        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Number).ToList() is { Count: > 0 } l ? l : throw Bad();
+    }
+}
