@@ -39,6 +39,7 @@ public static class Program
             EvalCommand.Build(),
             SweepCommand.Build(),
             SweepCommand.Store(),
+            ReportCommand.Build(),
         };
         root.HelpName = "attune";
         return root;
