@@ -203,11 +203,13 @@ public static class Report
     {
         sb.Append($"<line x1=\"{Left}\" y1=\"{Hh - Bottom}\" x2=\"{W - Right}\" y2=\"{Hh - Bottom}\" stroke=\"#888\"/>");
         sb.Append($"<line x1=\"{Left}\" y1=\"{Top}\" x2=\"{Left}\" y2=\"{Hh - Bottom}\" stroke=\"#888\"/>");
+        // Tick labels with as many decimals as a quarter of the range needs.
+        static string Tick(double v, double range) => v.ToString("F" + Math.Clamp((int)Math.Ceiling(-Math.Log10(Math.Max(1e-6, range / 4))), 0, 4), Inv);
         for (int i = 0; i <= 4; i++)
         {
             double xv = x.Lo + (x.Hi - x.Lo) * i / 4, yv = y.Lo + (y.Hi - y.Lo) * i / 4;
-            sb.Append($"<text x=\"{N(X(xv, x.Lo, x.Hi))}\" y=\"{Hh - Bottom + 14}\" text-anchor=\"middle\">{xv.ToString("0.##", Inv)}</text>");
-            sb.Append($"<text x=\"{Left - 4}\" y=\"{N(Y(yv, y.Lo, y.Hi) + 4)}\" text-anchor=\"end\">{yv.ToString("0.##", Inv)}</text>");
+            sb.Append($"<text x=\"{N(X(xv, x.Lo, x.Hi))}\" y=\"{Hh - Bottom + 14}\" text-anchor=\"middle\">{Tick(xv, x.Hi - x.Lo)}</text>");
+            sb.Append($"<text x=\"{Left - 4}\" y=\"{N(Y(yv, y.Lo, y.Hi) + 4)}\" text-anchor=\"end\">{Tick(yv, y.Hi - y.Lo)}</text>");
         }
         sb.Append($"<text x=\"{(Left + W - Right) / 2}\" y=\"{Hh - 6}\" text-anchor=\"middle\">{H(xLabel)}</text>");
         sb.Append($"<text transform=\"translate(12,{(Top + Hh - Bottom) / 2}) rotate(-90)\" text-anchor=\"middle\">{H(yLabel)}</text>");
