@@ -39,10 +39,16 @@ public sealed class ResponseCache : IDisposable
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>
+    /// Raised when a change to Attune changes answers to the same request (tokenization, scoring,
+    /// prompt rendering), so that answers cached by an older Attune are not served again.
+    /// </summary>
+    public const string AnswerVersion = "1";
+
     /// <summary>The key of a request for a model.</summary>
     public static string Key(string modelIdentity, EvalRequest request)
     {
-        var text = modelIdentity + "\n" + request.Describe().ToJsonString();
+        var text = "attune-answers/" + AnswerVersion + "\n" + modelIdentity + "\n" + request.Describe().ToJsonString();
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
     }
 

@@ -10,7 +10,7 @@ public class InstructionTests
     public static TheoryData<string, string, string, string, string> Cases => new()
     {
         { "keywords:existence", """{"keywords":["river","stone"]}""", "en", "The river ran past a Stone wall.", "The river ran past a wall." },
-        { "keywords:existence", """{"keywords":["rivière"]}""", "fr", "La Rivière coule.", "Les rivières coulent." },
+        { "keywords:existence", """{"keywords":["rivière"]}""", "fr", "Les Rivières coulent.", "Les fleuves coulent." },
         { "keywords:forbidden_words", """{"forbidden_words":["sea"]}""", "en", "Seaside towns are quiet.", "The sea is calm." },
         { "keywords:frequency", """{"keyword":"luz","frequency":2,"relation":"at least"}""", "es", "La luz entra; luz de mañana.", "La luz entra por la ventana." },
         { "keywords:frequency", """{"keyword":"cat","frequency":2,"relation":"less than"}""", "en", "One cat.", "A cat and a cat." },
@@ -21,7 +21,8 @@ public class InstructionTests
         { "length_constraints:number_words", """{"num_words":4,"relation":"at least"}""", "en", "A well-known fact holds.", "Too short." },
         { "length_constraints:number_sentences", """{"num_sentences":3,"relation":"at least"}""", "en", "Mr. Smith left. He came back at 3.5 p.m. today. Then he slept.", "Mr. Smith left. He came back." },
         { "length_constraints:number_sentences", """{"num_sentences":2,"relation":"less than"}""", "es", "El Sr. Gómez llegó tarde.", "¿Vienes? ¡Claro que sí!" },
-        { "length_constraints:number_paragraphs", """{"num_paragraphs":2}""", "en", "First part.\n***\nSecond part.", "First part.\n\nSecond part." },
+        { "length_constraints:number_paragraphs", """{"num_paragraphs":2}""", "en", "First part.\n***\nSecond part.\n***", "First part.\n***\n\n***\nSecond part." },
+        { "length_constraints:nth_paragraph_first_word", """{"num_paragraphs":2,"nth_paragraph":2,"first_word":"entonces"}""", "es", "Primero.\n\nEntonces, sí.", "Primero.\n\nLuego, sí." },
         { "detectable_format:number_bullet_lists", """{"num_bullets":2}""", "en", "Items:\n* one\n- two", "Items:\n* one\n* two\n* three" },
         { "detectable_format:multiple_sections", """{"section_spliter":"SECCIÓN","num_sections":2}""", "es", "SECCIÓN 1\nHola.\nSECCIÓN 2\nAdiós.", "SECCIÓN 1\nHola y adiós." },
         { "detectable_format:number_highlighted_sections", """{"num_highlights":2}""", "en", "This is *key* and *also key*.", "This is *key* only." },
@@ -78,7 +79,9 @@ public class InstructionTests
 
     [Theory]
     [InlineData("en", "Dr. Who arrived at 10 a.m. on Monday. It rained. J. K. Rowling wrote e.g. novels! Did she?", 4)]
-    [InlineData("fr", "M. Dupont est arrivé. Il pleuvait… Puis, p. ex. le vent. « Viens ! » dit-il.", 4)]
+    [InlineData("fr", "M. Dupont est arrivé. Il pleuvait… puis, p. ex. le vent souffla. Fin.", 4)]
+    [InlineData("en", "all lower case here. still one more. and a third!", 3)]
+    [InlineData("fr", "Il y en a. Mais pas assez.", 2)]
     [InlineData("es", "El Sr. Pérez llegó. ¿Qué hora es? ¡Las tres! Luego, p. ej. llovió.", 4)]
     [InlineData("en", "A list:\n* first item\n* second item\n\nThe end", 4)]
     public void Sentences_are_split_by_the_rules_of_each_language(string lang, string text, int expected) =>
@@ -95,6 +98,8 @@ public class InstructionTests
     [InlineData("Le temps est beau aujourd'hui et nous allons au parc avec les enfants.", "fr")]
     [InlineData("El tiempo es bueno hoy y vamos al parque con los niños.", "es")]
     [InlineData("OK.", "unknown")]
+    [InlineData("Creo que sí, que es posible, pero no lo sé.", "es")]
+    [InlineData("Nous avons vu le film et nous sommes sortis avant la fin.", "fr")]
     public void The_language_of_a_response_is_identified(string text, string expected) => Assert.Equal(expected, TextUnits.Identify(text));
 
     [Fact]
@@ -135,6 +140,17 @@ public class InstructionTests
         // Every instruction the language's data phrases is used.
         var used = prompts.SelectMany(p => p.Instructions).Select(i => i.Id).ToHashSet();
         Assert.True(used.Count >= (lang == "en" ? 24 : 28), $"{used.Count} kinds used");
+        // No prompt asks for two things that cannot both hold.
+        foreach (var p in prompts)
+        {
+            var ids = p.Instructions.Select(i => i.Id).ToHashSet();
+            Assert.False(ids.Contains("combination:repeat_prompt") && ids.Contains("punctuation:no_comma") && p.Prompt.Split(". ")[0].Contains(','), p.Prompt);
+            Assert.False(ids.Contains("detectable_format:json_format") && ids.Contains("punctuation:no_comma"), p.Prompt);
+            Assert.False(p.Instructions.Any(i => i.Id == "length_constraints:number_sentences" && i.Kwargs["relation"]!.ToString() == "less than")
+                && ids.Contains("detectable_format:number_bullet_lists"), p.Prompt);
+            foreach (var f in p.Instructions.Where(i => i.Id == "keywords:forbidden_words"))
+                Assert.All(f.Kwargs["forbidden_words"]!.AsArray(), w => Assert.DoesNotContain(w!.GetValue<string>(), p.Prompt.Split(". ")[0], StringComparison.OrdinalIgnoreCase));
+        }
         Assert.Equal(IfSuite.BuiltIn(lang).Select(p => p.Prompt), prompts.Select(p => p.Prompt)); // fixed seed
     }
 

@@ -127,6 +127,27 @@ public class TaskTests
         Assert.Equal(["\n"], task.GenerateRequestFor(task.Items()[0]).Options.StopStrings);
     }
 
+    [Theory]
+    [InlineData("#### (\\-?[0-9\\.\\,]+)", "0", "Half of 84 is 42.\n#### 42", "42")]          // GSM8K strict-match: the group, not "#### 42"
+    [InlineData("(-?[$0-9.,]{2,})|(-?[0-9]+)", "-1", "3 apples, then 5 more: 8", "8")]         // flexible-extract: the last match's non-empty group
+    [InlineData("(\\d+)", "0", "no digits here", "[invalid]")]
+    public void Regex_filters_pick_matches_and_groups_as_the_harness_does(string pattern, string select, string text, string expected)
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["d.jsonl"], "{\"q\":\"x\",\"a\":\"1\"}\n");
+        File.WriteAllText(tmp["t.yaml"], $"task: f\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nfilter_list:\n  - name: x\n    filter:\n      - function: regex\n        regex_pattern: '{pattern}'\n        group_select: {select}\n      - function: take_first\n");
+        var task = new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single());
+        Assert.Equal(expected, task.Filter(text));
+    }
+
+    [Fact]
+    public void Shots_are_drawn_per_item_also_from_a_separate_split()
+    {
+        var task = BuiltinSuite.Load("sentiment", "en");
+        var shotParts = task.Items(limit: 20).Select(i => i.Context[..i.Context.LastIndexOf(task.Config.FewshotDelimiter, StringComparison.Ordinal)]).ToList();
+        Assert.True(shotParts.Distinct().Count() > 10, $"only {shotParts.Distinct().Count()} distinct shot sets among 20 items");
+    }
+
     [Fact]
     public void Choices_can_come_from_a_template_that_renders_a_list()
     {

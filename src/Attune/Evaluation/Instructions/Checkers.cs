@@ -60,9 +60,10 @@ public static class Checkers
     static readonly Dictionary<string, Checker> All = new(StringComparer.Ordinal)
     {
         // Keywords.
-        ["keywords:existence"] = new("each keyword appears", (r, a, _) => a.Texts("keywords").All(k => CountWord(r, k) > 0)),
+        // As IFEval: keywords and frequencies match anywhere (case-insensitive), forbidden words as whole words.
+        ["keywords:existence"] = new("each keyword appears", (r, a, _) => a.Texts("keywords").All(k => CountText(r, k) > 0)),
         ["keywords:forbidden_words"] = new("no forbidden word appears", (r, a, _) => a.Texts("forbidden_words").All(k => CountWord(r, k) == 0)),
-        ["keywords:frequency"] = new("a keyword appears a number of times", (r, a, _) => a.Compare(CountWord(r, a.Text("keyword")), "frequency")),
+        ["keywords:frequency"] = new("a keyword appears a number of times", (r, a, _) => a.Compare(CountText(r, a.Text("keyword")), "frequency")),
         ["keywords:letter_frequency"] = new("a letter appears a number of times", (r, a, _) =>
             a.Compare(CountLetter(r, a.Text("letter")), "let_frequency", "let_relation")),
         // Language.
@@ -72,9 +73,34 @@ public static class Checkers
         ["length_constraints:number_sentences"] = new("a number of sentences", (r, a, lang) => a.Compare(TextUnits.Sentences(r, lang).Count, "num_sentences")),
         ["length_constraints:number_paragraphs"] = new("paragraphs separated by ***", (r, a, _) =>
         {
+            // IFEval: an empty part is allowed only before the first divider or after the last.
             int wanted = a.Int("num_paragraphs");
             var parts = TextUnits.DividedParagraphs(r);
-            return parts.All(p => p.Length > 0) && parts.Count == wanted;
+            int count = parts.Count;
+            for (int i = 0; i < parts.Count; i++)
+                if (parts[i].Length == 0)
+                {
+                    if (i != 0 && i != parts.Count - 1) return false;
+                    count--;
+                }
+            return count == wanted;
+        }),
+        ["length_constraints:nth_paragraph_first_word"] = new("N paragraphs (blank-line separated), the n-th starting with a word", (r, a, _) =>
+        {
+            int wanted = a.Int("num_paragraphs"), nth = a.Int("nth_paragraph");
+            var first = a.Text("first_word").ToLowerInvariant();
+            var parts = Regex.Split(r, @"\n\n").ToList();
+            int count = parts.Count;
+            for (int i = 0; i < parts.Count; i++)
+                if (parts[i].Trim().Length == 0)
+                {
+                    if (i != 0 && i != parts.Count - 1) return false;
+                    count--;
+                }
+            var paragraphs = parts.Where(p => p.Trim().Length > 0).ToList();
+            if (count != wanted || nth < 1 || nth > paragraphs.Count) return false;
+            var word = TextUnits.Words(paragraphs[nth - 1].ToLowerInvariant()).FirstOrDefault() ?? "";
+            return word == first;
         }),
         // Format.
         ["detectable_format:number_bullet_lists"] = new("exactly N markdown bullets", (r, a, _) =>
@@ -95,8 +121,8 @@ public static class Checkers
             return Regex.IsMatch(r.ToLowerInvariant(), pattern, RegexOptions.Multiline);
         }),
         // Start and end.
-        ["startend:end_checker"] = new("ends with a phrase", (r, a, _) => Trimmed(r).EndsWith(Trimmed(a.Text("end_phrase")), StringComparison.OrdinalIgnoreCase)),
-        ["startend:start_checker"] = new("starts with a phrase", (r, a, _) => Trimmed(r).StartsWith(Trimmed(a.Text("start_phrase")), StringComparison.OrdinalIgnoreCase)),
+        ["startend:end_checker"] = new("ends with a phrase", (r, a, _) => Typographic(Trimmed(r)).EndsWith(Typographic(Trimmed(a.Text("end_phrase"))), StringComparison.OrdinalIgnoreCase)),
+        ["startend:start_checker"] = new("starts with a phrase", (r, a, _) => Typographic(Trimmed(r)).StartsWith(Typographic(Trimmed(a.Text("start_phrase"))), StringComparison.OrdinalIgnoreCase)),
         ["startend:quotation"] = new("wrapped in quotation marks", (r, _, _) =>
         {
             var t = r.Trim();
@@ -113,8 +139,15 @@ public static class Checkers
         ["combination:repeat_prompt"] = new("repeats the request first", (r, a, _) => r.Trim().StartsWith(a.Text("prompt_to_repeat").Trim(), StringComparison.OrdinalIgnoreCase)),
         ["combination:two_responses"] = new("two different responses separated by ******", (r, _, _) =>
         {
+            // IFEval: an empty part is allowed only at the very start or end.
             var parts = r.Split("******");
-            return parts.Length == 2 && parts.All(p => p.Trim().Length > 0) && parts[0].Trim() != parts[1].Trim();
+            var valid = new List<string>();
+            for (int i = 0; i < parts.Length; i++)
+            {
+                if (parts[i].Trim().Length == 0) { if (i != 0 && i != parts.Length - 1) return false; }
+                else valid.Add(parts[i].Trim());
+            }
+            return valid.Count == 2 && valid[0] != valid[1];
         }),
         // French and Spanish.
         ["language_specific:accents_present"] = new("at least N accented letters", (r, a, _) => r.Count(IsAccented) >= a.Int("min_accents")),
@@ -169,6 +202,13 @@ public static class Checkers
 
     static string Trimmed(string s) => s.Trim().TrimEnd('"', '\'', '»', '”').Trim();
 
+    /// <summary>Typographic apostrophes and French spaces (no-break, narrow no-break) as their plain forms, runs of space as one.</summary>
+    static string Typographic(string s) => Regex.Replace(s.Replace('’', '\'').Replace('\u00A0', ' ').Replace('\u202F', ' '), @"\s+", " ");
+
+    /// <summary>Case-insensitive occurrences of a text anywhere (IFEval's re.search / re.findall on the keyword).</summary>
+    static int CountText(string text, string keyword) =>
+        Regex.Matches(text, Regex.Escape(keyword), RegexOptions.IgnoreCase | RegexOptions.CultureInvariant).Count;
+
     static bool IsJson(string response)
     {
         var t = response.Trim();
@@ -214,20 +254,23 @@ public static class Checkers
     static readonly Dictionary<string, (string[] Informal, string[] Formal)> AddressWords = new()
     {
         ["fr"] = (["tu", "te", "toi", "ton", "ta", "tes", "t"], ["vous", "votre", "vos"]),
-        ["es"] = (["tú", "ti", "contigo", "tu", "tus", "te"], ["usted", "ustedes", "le", "su", "sus"]),
+        ["es"] = (["tú", "ti", "contigo", "tu", "tus", "te", "vosotros", "vosotras", "os", "vuestro", "vuestra", "vuestros", "vuestras"], ["usted", "ustedes"]),
     };
+
+    /// <summary>Spanish words that address the reader formally when no informal form is used ("le recomiendo que revise su…").</summary>
+    static readonly string[] SpanishFormalHints = ["le", "les", "su", "sus"];
 
     /// <summary>
     /// How a French or Spanish response addresses the reader: "informal" (tu / tú forms) without formal
-    /// ones, "formal" (vous / usted) without informal ones, otherwise "mixed" or "none". Spanish "su"/"le"
-    /// count as formal only beside "usted", since they are also third-person words.
+    /// ones, "formal" (vous / usted) without informal ones, otherwise "mixed" or "none". In Spanish, where
+    /// the formal pronoun is often left out, "le"/"su" count as formal when no informal form appears.
     /// </summary>
     public static string Address(string response, string language)
     {
         if (!AddressWords.TryGetValue(language, out var words)) return "none";
         var found = TextUnits.Words(response.ToLowerInvariant()).ToHashSet();
         bool informal = words.Informal.Any(found.Contains);
-        bool formal = language == "es" ? found.Contains("usted") || found.Contains("ustedes") : words.Formal.Any(found.Contains);
+        bool formal = words.Formal.Any(found.Contains) || (language == "es" && !informal && SpanishFormalHints.Any(found.Contains));
         return (informal, formal) switch { (true, false) => "informal", (false, true) => "formal", (true, true) => "mixed", _ => "none" };
     }
 }

@@ -5,7 +5,11 @@ using Attune.Tensors;
 namespace Attune.Evaluation.Instructions;
 
 /// <summary>A prompt with verifiable instructions (IFEval's input record, plus its language).</summary>
-public sealed record IfPrompt(string Key, string Language, string Prompt, IReadOnlyList<Instruction> Instructions);
+public sealed record IfPrompt(string Key, string Language, string Prompt, IReadOnlyList<Instruction> Instructions)
+{
+    /// <summary>Instructions of the source record left out because Attune cannot check them (a response language other than en/fr/es).</summary>
+    public int Skipped { get; init; }
+}
 
 /// <summary>
 /// Instruction-following prompts: IFEval's JSONL format (<c>key</c>, <c>prompt</c>, <c>instruction_id_list</c>,
@@ -32,18 +36,24 @@ public static class IfSuite
             var lang = rec["lang"] is JsonValue lv && lv.TryGetValue<string>(out var l) ? l : defaultLanguage;
             if (!Languages.Contains(lang)) throw Bad("lang", "must be en, fr or es");
             var instructions = new List<Instruction>();
+            int skipped = 0;
             for (int i = 0; i < ids.Count; i++)
             {
                 var id = ids[i] is JsonValue iv && iv.TryGetValue<string>(out var s) ? s : throw Bad($"instruction_id_list[{i}]", "must be a text");
                 // IFEval writes null for arguments an instruction does not use.
                 var args = kwargs[i] is JsonObject o ? new JsonObject(o.Where(kv => kv.Value is not null).Select(kv => KeyValuePair.Create(kv.Key, kv.Value!.DeepClone()))) : new JsonObject();
                 var instruction = new Instruction(id, args);
+                if (id == "language:response_language" && args["language"]?.ToString() is { } wanted && !Languages.Contains(wanted))
+                {
+                    skipped++; // the language identifier knows en, fr and es only; such an instruction is left out, not failed
+                    continue;
+                }
                 try { Checkers.Validate(instruction, lang); }
                 catch (AttuneException e) { throw Bad($"instruction {id}", e.Problem); }
                 instructions.Add(instruction);
             }
             var key = rec["key"]?.ToString() ?? line.ToString();
-            prompts.Add(new IfPrompt(key, lang, prompt, instructions));
+            if (instructions.Count > 0) prompts.Add(new IfPrompt(key, lang, prompt, instructions) { Skipped = skipped });
         }
         return prompts;
     }
@@ -60,6 +70,8 @@ public static class IfSuite
         var prompts = new List<IfPrompt>(PromptsPerLanguage);
         var rng = new Rng(0xA77E + (ulong)Languages.ToList().IndexOf(language));
         var kinds = templates.Keys.ToList();
+        var seen = new HashSet<string>();
+        int retries = 0;
         for (int i = 0; i < PromptsPerLanguage; i++)
         {
             var task = tasks[i % tasks.Count];
@@ -69,12 +81,21 @@ public static class IfSuite
             int attempts = 0;
             while (chosen.Count < count && attempts++ < 200)
             {
-                var kind = chosen.Count == 0 && i < kinds.Count ? kinds[i] : kinds[rng.Next(kinds.Count)];
+                var kind = chosen.Count == 0 && i < kinds.Count && attempts == 1 ? kinds[i] : kinds[rng.Next(kinds.Count)];
                 var (instruction, text) = Make(kind, templates[kind], data, task, language, rng);
                 if (chosen.Any(c => Conflict(c.Kind, c.Instruction, kind, instruction))) continue;
+                if (!FitsTask(instruction, task)) continue;
                 chosen.Add((kind, instruction, text));
             }
             var prompt = task + " " + string.Join(" ", chosen.Select(c => c.Text));
+            if (chosen.Count == 0 || !seen.Add(prompt))
+            {
+                // The same request and instructions again: draw another (the data guarantees there are others).
+                if (++retries > 100) throw new InvalidOperationException($"the built-in IF data for {language} cannot make {PromptsPerLanguage} distinct prompts");
+                i--;
+                continue;
+            }
+            retries = 0;
             prompts.Add(new IfPrompt($"{language}-{i:D3}", language, prompt, chosen.Select(c => c.Instruction).ToList()));
         }
         return prompts;
@@ -106,8 +127,10 @@ public static class IfSuite
             case "keywords:existence":
             case "keywords:forbidden_words":
             {
-                var k1 = Pick(keywords);
-                var k2 = Pick(keywords.Where(k => k != k1).ToList());
+                // Forbidden words must not be in the request itself (it may have to be repeated).
+                var pool = id == "keywords:forbidden_words" ? keywords.Where(k => !task.Contains(k, StringComparison.OrdinalIgnoreCase)).ToList() : keywords;
+                var k1 = Pick(pool);
+                var k2 = Pick(pool.Where(k => k != k1).ToList());
                 args[id == "keywords:existence" ? "keywords" : "forbidden_words"] = new JsonArray(k1, k2);
                 fill["keyword1"] = k1; fill["keyword2"] = k2;
                 break;
@@ -181,12 +204,36 @@ public static class IfSuite
         ("combination:two_responses", "startend:end_checker"),
         ("detectable_content:postscript", "startend:end_checker"),
         ("keywords:existence", "keywords:forbidden_words"),
+        ("keywords:frequency", "keywords:forbidden_words"),
+        ("detectable_format:json_format", "punctuation:no_comma"),
+        ("combination:repeat_prompt", "language_specific:informal_address"),
+        ("combination:repeat_prompt", "language_specific:formal_address"),
     ];
+
+    /// <summary>Shapes that each make at least one sentence per part, which "fewer than N sentences" could forbid.</summary>
+    static readonly HashSet<string> ManyParts =
+    [
+        "detectable_format:number_bullet_lists", "length_constraints:number_paragraphs", "detectable_format:multiple_sections", "combination:two_responses",
+    ];
+
+    /// <summary>Requests written to a group ("welcome the new members…") cannot ask to address one reader as tu / tú.</summary>
+    static readonly string[] GroupRequests = ["membres", "pique-nique", "miembros", "pícnic", "members", "picnic"];
+
+    static bool FitsTask(Instruction instruction, string task) => instruction.Id switch
+    {
+        "language_specific:informal_address" or "language_specific:formal_address" => !GroupRequests.Any(g => task.Contains(g, StringComparison.OrdinalIgnoreCase)),
+        _ => true,
+    };
 
     /// <summary>Whether two instructions cannot both be followed (or make each other ambiguous).</summary>
     static bool Conflict(string kindA, Instruction a, string kindB, Instruction b)
     {
         if (a.Id == b.Id) return true;
+        bool fewSentences(Instruction i) => i.Id == "length_constraints:number_sentences" && i.Kwargs["relation"]?.ToString() == "less than";
+        if ((fewSentences(a) && ManyParts.Contains(b.Id)) || (fewSentences(b) && ManyParts.Contains(a.Id))) return true;
+        // Repeating a request that has a comma cannot go with "no commas".
+        bool repeatWithComma(Instruction i) => i.Id == "combination:repeat_prompt" && (i.Kwargs["prompt_to_repeat"]?.ToString() ?? "").Contains(',');
+        if ((repeatWithComma(a) && b.Id == "punctuation:no_comma") || (repeatWithComma(b) && a.Id == "punctuation:no_comma")) return true;
         if (WholeShape.Contains(a.Id) && WholeShape.Contains(b.Id)) return true;
         if (Pairs.Contains((a.Id, b.Id)) || Pairs.Contains((b.Id, a.Id))) return true;
         // Address forms and fixed phrases: the phrases are written in one register.

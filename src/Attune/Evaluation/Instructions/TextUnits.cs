@@ -34,15 +34,16 @@ public static class TextUnits
 
     static readonly Dictionary<string, HashSet<string>> Abbreviations = new()
     {
-        ["en"] = ["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "approx", "no", "fig", "jr", "sr", "inc", "ltd", "a.m", "p.m"],
-        ["fr"] = ["m", "mme", "mlle", "dr", "pr", "st", "ste", "etc", "p. ex", "ex", "env", "av", "apr", "n°", "cf", "vol", "chap", "p"],
-        ["es"] = ["sr", "sra", "srta", "dr", "dra", "d", "dña", "ud", "uds", "etc", "p. ej", "ej", "aprox", "núm", "pág", "av", "avda", "vol"],
+        ["en"] = ["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "approx", "fig", "jr", "sr", "inc", "ltd", "a.m", "p.m"],
+        ["fr"] = ["m", "mme", "mlle", "dr", "pr", "st", "ste", "etc", "p. ex", "ex", "env", "av", "apr", "n°", "cf", "chap", "p"],
+        ["es"] = ["sr", "sra", "srta", "dr", "dra", "d", "dña", "ud", "uds", "etc", "p. ej", "ej", "p", "aprox", "núm", "pág", "av", "avda"],
     };
 
     /// <summary>
-    /// Sentences: a sentence ends at . ! ? or … (with any closing quotes or brackets) followed by white space and
-    /// then a capital, a digit, an opening quote or Spanish ¿ ¡, or the end of the text; not after a known
-    /// abbreviation of the language or a single capital initial. A blank line or a list item also ends one.
+    /// Sentences: a sentence ends at . ! ? or … (with any closing quotes or brackets) followed by white space
+    /// or the end of the text, whatever the case of what follows (IFEval splits lower-case text too); not
+    /// after a known abbreviation of the language or a single capital initial. A blank line or a list item
+    /// also ends one.
     /// </summary>
     public static List<string> Sentences(string text, string? language = null)
     {
@@ -60,12 +61,7 @@ public static class TextUnits
                 if (end < block.Length && !char.IsWhiteSpace(block[end])) continue; // "3.5", "e.g.x"
                 int next = end;
                 while (next < block.Length && char.IsWhiteSpace(block[next])) next++;
-                if (next < block.Length)
-                {
-                    char n = block[next];
-                    if (!(char.IsUpper(n) || char.IsDigit(n) || n is '"' or '«' or '“' or '¿' or '¡' or '(' or '\'' or '-' or '—')) continue;
-                }
-                if (c == '.' && IsAbbreviation(block, start, i, abbreviations)) continue;
+                if (c == '.' && next < block.Length && IsAbbreviation(block, start, i, abbreviations)) continue;
                 Add(block[start..end]);
                 start = next;
                 i = next - 1;
@@ -87,7 +83,8 @@ public static class TextUnits
         int w = dot;
         while (w > start && !char.IsWhiteSpace(text[w - 1])) w--;
         var word = text[w..dot].TrimStart('(', '"', '«', '“').ToLowerInvariant();
-        if (word.Length == 1 && char.IsLetter(word[0])) return true; // "J. K. Rowling"
+        var raw = text[w..dot].TrimStart('(', '"', '«', '“');
+        if (raw.Length == 1 && char.IsUpper(raw[0])) return true; // "J. K. Rowling"
         if (abbreviations.Contains(word)) return true;
         // Two-word abbreviations: "p. ex.", "p. ej."
         int p = w - 1;
@@ -123,9 +120,10 @@ public static class TextUnits
 
     static readonly Dictionary<string, string[]> Stopwords = new()
     {
-        ["en"] = ["the", "and", "is", "of", "to", "in", "that", "it", "you", "for", "with", "was", "are", "this", "be", "on", "have", "not", "they", "but", "what", "can", "will", "your", "from", "or", "an", "my", "we", "would"],
-        ["fr"] = ["le", "les", "et", "est", "des", "une", "un", "que", "pour", "dans", "pas", "vous", "qui", "sur", "avec", "du", "au", "ce", "il", "elle", "sont", "mais", "ou", "nous", "je", "tu", "aux", "cette", "être", "très"],
-        ["es"] = ["el", "los", "las", "y", "es", "del", "una", "por", "para", "con", "se", "como", "más", "pero", "su", "lo", "al", "está", "son", "muy", "yo", "tú", "usted", "este", "esta", "hay", "también", "puede", "sus", "ser"],
+        // Only words frequent in one of the three and rare in the other two (no "que", "le", "se", "son", "on").
+        ["en"] = ["the", "and", "is", "of", "to", "that", "it", "you", "for", "with", "was", "are", "this", "be", "have", "not", "they", "but", "what", "can", "will", "your", "from", "or", "my", "we", "would", "there", "which", "their"],
+        ["fr"] = ["les", "et", "est", "des", "une", "pour", "dans", "pas", "vous", "qui", "sur", "avec", "du", "au", "il", "elle", "sont", "mais", "ou", "nous", "je", "tu", "aux", "cette", "être", "très", "avez", "ces", "ils", "leur"],
+        ["es"] = ["el", "los", "las", "y", "del", "una", "por", "para", "con", "como", "más", "pero", "su", "lo", "al", "está", "muy", "yo", "tú", "usted", "este", "esta", "hay", "también", "puede", "sus", "ser", "pues", "sí", "creo"],
     };
 
     static readonly Dictionary<string, HashSet<string>> StopwordSets = Stopwords.ToDictionary(kv => kv.Key, kv => kv.Value.ToHashSet());

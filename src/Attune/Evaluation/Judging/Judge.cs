@@ -133,8 +133,12 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         var verdicts = await AskWithRetries(comparisons.Count, (c, attempt) =>
         {
             var (i, modelFirst) = comparisons[c];
-            var text = PairwisePrompt[items[i].Language].Replace("{instruction}", items[i].Instruction)
-                .Replace("{a}", modelFirst ? responses[i] : items[i].Reference!).Replace("{b}", modelFirst ? items[i].Reference! : responses[i]);
+            var text = Fill(PairwisePrompt[items[i].Language], new()
+            {
+                ["instruction"] = items[i].Instruction,
+                ["a"] = modelFirst ? responses[i] : items[i].Reference!,
+                ["b"] = modelFirst ? items[i].Reference! : responses[i],
+            });
             return GenerateRequest.Chat([ChatMessage.User(text)], JudgeOptions(seed, attempt));
         }, ParseWinner, progress, cancel);
 
@@ -157,6 +161,13 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         }
         return results;
     }
+
+    /// <summary>
+    /// Fills {name} placeholders in one pass, so text put in (a response that happens to contain "{b}")
+    /// is never read as a placeholder itself.
+    /// </summary>
+    static string Fill(string template, Dictionary<string, string> values) =>
+        Regex.Replace(template, @"\{([a-z]+)\}", m => values.TryGetValue(m.Groups[1].Value, out var v) ? v : m.Value);
 
     /// <summary>"A", "B" or "tie" from a judge's reply: the winner field of the first JSON object, or a bare verdict.</summary>
     public static string? ParseWinner(string reply)
@@ -317,8 +328,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         {
             var lang = items[i].Language;
             var list = string.Join("\n", aspects.Select(a => $"- {a}: {AspectMeaning[lang][a]}"));
-            var text = AspectPrompt[lang].Replace("{aspects}", list).Replace("{instruction}", items[i].Instruction)
-                .Replace("{response}", responses[i]).Replace("{first}", aspects[0]);
+            var text = Fill(AspectPrompt[lang], new() { ["aspects"] = list, ["instruction"] = items[i].Instruction, ["response"] = responses[i], ["first"] = aspects[0] });
             return GenerateRequest.Chat([ChatMessage.User(text)], JudgeOptions(seed, attempt));
         }, reply => ParseAspects(reply, aspects), progress, cancel);
         return items.Select((it, i) => new AspectJudgment(it, responses[i], parsed[i].Value?.Scores, parsed[i].Value?.Rationales, parsed[i].Retries)).ToList();

@@ -26,7 +26,7 @@ public static class Metrics
         return best;
     }
 
-    /// <summary>Exact match after trimming, with the harness's options: regexes removed, case and punctuation ignored.</summary>
+    /// <summary>Exact match with the harness's options: regexes removed, case and punctuation ignored (no trimming: a task strips with its filters).</summary>
     public static double ExactMatch(string prediction, string reference, MetricSpec spec)
     {
         string Prepare(string s)
@@ -34,7 +34,7 @@ public static class Metrics
             foreach (var r in spec.RegexesToIgnore ?? []) s = Regex.Replace(s, r, "");
             if (spec.IgnoreCase) s = s.ToLowerInvariant();
             if (spec.IgnorePunctuation) s = new string(s.Where(c => !char.IsPunctuation(c)).ToArray());
-            return s.Trim();
+            return s;
         }
         return Prepare(prediction) == Prepare(reference) ? 1 : 0;
     }

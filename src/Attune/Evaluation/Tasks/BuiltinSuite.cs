@@ -90,7 +90,9 @@ public static class BuiltinSuite
                 "translation" => [new MetricSpec("exact_match", IgnoreCase: true, IgnorePunctuation: true), new MetricSpec("chrf")],
                 _ => [new MetricSpec("exact_match", IgnoreCase: true, IgnorePunctuation: type != "symbols")],
             },
-            Filters = type == "arithmetic" ? [new FilterStep("regex", @"(-?\d+)", 1), new FilterStep("take_first")] : [],
+            Filters = choice ? [] : type == "arithmetic"
+                ? [new FilterStep("regex", @"(-?\d+)"), new FilterStep("take_first")]
+                : [new FilterStep("remove_whitespace"), new FilterStep("take_first")],
         };
         return new IclTask(config, test, train);
     }

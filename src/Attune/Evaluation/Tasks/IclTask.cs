@@ -10,7 +10,11 @@ using Attune.Text.Templates;
 namespace Attune.Evaluation.Tasks;
 
 /// <summary>One evaluated document: its prompt, and either its choices and gold index or its gold answer.</summary>
-public sealed record TaskItem(int Doc, string Context, IReadOnlyList<string>? Choices, int GoldIndex, string GoldText);
+public sealed record TaskItem(int Doc, string Context, IReadOnlyList<string>? Choices, int GoldIndex, string GoldText)
+{
+    /// <summary>Every acceptable answer of a generation item (the gold first); generation metrics take the best.</summary>
+    public IReadOnlyList<string> Golds { get; init; } = [GoldText];
+}
 
 /// <summary>What a model did on one item.</summary>
 public sealed record ItemResult(TaskItem Item, IReadOnlyList<double>? Logprobs, IReadOnlyList<bool>? Greedy, string Prediction, string? Raw,
@@ -137,6 +141,12 @@ public sealed class IclTask
         return found >= 0 ? (found, text!) : throw new AttuneException(Config.Source, Where(index), $"target \"{text}\" is not one of the choices");
     }
 
+    /// <summary>All gold answers of a generation document: a target that resolves to a list gives them all.</summary>
+    List<string> Golds(JsonObject doc, int index, string first) =>
+        Resolve(Config.DocToTarget, doc, index) is JsonArray all && all.Count > 1
+            ? all.Select(g => g is JsonValue v && v.TryGetValue<string>(out var s) ? s : g?.ToJsonString() ?? "").ToList()
+            : [first];
+
     /// <summary>The items, each with its few-shot prompt (shots drawn per item, seeded, never the item itself).</summary>
     public List<TaskItem> Items(int? shots = null, int? limit = null)
     {
@@ -159,11 +169,11 @@ public sealed class IclTask
             int[] picked = Config.FirstNShots
                 ? Enumerable.Range(0, FewshotDocs.Count).Where(i => i != exclude).Take(k).ToArray() is { } first && first.Length == k ? first
                     : throw new AttuneException(Config.Source, "num_fewshot", $"{k} shots requested but the few-shot split has only {FewshotDocs.Count - (exclude >= 0 ? 1 : 0)}")
-                : FewShotPrompt.SampleShots(FewshotDocs.Count, k, Config.Seed, exclude);
+                : FewShotPrompt.SampleShots(FewshotDocs.Count, k, Config.Seed + (ulong)d * 0x9E3779B97F4A7C15UL, exclude); // drawn per item
             var context = FewShotPrompt.Build(format, picked.Select(Shot), Text(doc, d));
             var choices = Choices(doc, d);
             var (gold, goldText) = Target(doc, d, choices);
-            items.Add(new TaskItem(d, context, choices, gold, goldText));
+            items.Add(new TaskItem(d, context, choices, gold, goldText) { Golds = choices is null ? Golds(doc, d, goldText) : [goldText] });
         }
         return items;
     }
@@ -182,14 +192,24 @@ public sealed class IclTask
         foreach (var step in Config.Filters)
             s = step.Function switch
             {
-                "regex" => Regex.Match(s, step.Pattern!) is { Success: true } m
-                    ? (step.Group < m.Groups.Count && m.Groups[step.Group].Success ? m.Groups[step.Group].Value : m.Value) : step.Fallback,
+                "regex" => RegexPick(s, step),
                 "lowercase" => s.ToLowerInvariant(),
                 "uppercase" => s.ToUpperInvariant(),
                 "remove_whitespace" => s.TrimStart(),
                 _ => s, // take_first: one generation per item already
             };
         return s;
+    }
+
+    static string RegexPick(string text, FilterStep step)
+    {
+        var matches = Regex.Matches(text, step.Pattern!);
+        if (matches.Count == 0) return step.Fallback;
+        int at = step.Select < 0 ? matches.Count + step.Select : step.Select;
+        if (at < 0 || at >= matches.Count) return step.Fallback;
+        var m = matches[at];
+        var value = m.Groups.Count > 1 ? m.Groups.Cast<Group>().Skip(1).FirstOrDefault(g => g.Success && g.Value.Length > 0)?.Value ?? "" : m.Value;
+        return value.Trim();
     }
 
     /// <summary>Scores multiple-choice items from their choices' log-likelihoods.</summary>
@@ -221,15 +241,15 @@ public sealed class IclTask
         for (int i = 0; i < items.Count; i++)
         {
             var prediction = Filter(answers[i].Text);
-            var gold = items[i].GoldText;
+            var golds = items[i].Golds;
             var scores = new Dictionary<string, double>();
             foreach (var m in Config.Metrics)
                 switch (m.Name)
                 {
-                    case "exact_match": scores[m.Name] = Metrics.ExactMatch(prediction, gold, m); break;
-                    case "f1": scores[m.Name] = Metrics.F1(prediction, gold, Config.Language); break;
+                    case "exact_match": scores[m.Name] = golds.Max(g => Metrics.ExactMatch(prediction, g, m)); break;
+                    case "f1": scores[m.Name] = golds.Max(g => Metrics.F1(prediction, g, Config.Language)); break;
                     case "chrf":
-                        var stats = ChrF.Statistics(prediction.Trim(), gold.Trim());
+                        var stats = ChrF.Statistics(prediction.Trim(), golds[0].Trim());
                         chrf.Add(stats);
                         scores[m.Name] = ChrF.Score(stats); // the item's own chrF, for the per-item record
                         break;

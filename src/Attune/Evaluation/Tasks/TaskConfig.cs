@@ -10,8 +10,13 @@ public enum OutputType { MultipleChoice, GenerateUntil }
 /// <summary>A metric as a task lists it (lm-evaluation-harness's metric_list entry).</summary>
 public sealed record MetricSpec(string Name, bool IgnoreCase = false, bool IgnorePunctuation = false, IReadOnlyList<string>? RegexesToIgnore = null);
 
-/// <summary>One step of a generation filter: regex (pattern, group), take_first, lowercase, uppercase, remove_whitespace.</summary>
-public sealed record FilterStep(string Function, string? Pattern = null, int Group = 0, string Fallback = "[invalid]");
+/// <summary>
+/// One step of a generation filter, as the harness defines them: regex (the match at <see cref="Select"/>
+/// among all matches, negative counting from the end; its first non-empty capture group, or the whole
+/// match without groups; stripped; <see cref="Fallback"/> when nothing matches), take_first, lowercase,
+/// uppercase, remove_whitespace (leading white space).
+/// </summary>
+public sealed record FilterStep(string Function, string? Pattern = null, int Select = 0, string Fallback = "[invalid]");
 
 /// <summary>
 /// A few-shot task in the subset of lm-evaluation-harness's YAML format that Attune reads, so task files
@@ -210,7 +215,9 @@ public sealed record TaskConfig
                     try { _ = new System.Text.RegularExpressions.Regex(pattern); }
                     catch (ArgumentException e) { throw Bad(step, "regex_pattern", e.Message); }
                 }
-                int group = Get(sm, "group_select") is { } gs ? Int(gs, "group_select", 0) : 0;
+                int group = Get(sm, "group_select") is { } gs
+                    ? int.TryParse(Scalar(gs, "group_select"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var g) ? g : throw Bad(gs, "group_select", "must be an integer")
+                    : 0;
                 var fallback = Get(sm, "fallback") is { } fb ? Scalar(fb, "fallback") : "[invalid]";
                 filters.Add(new FilterStep(function, pattern, group, fallback));
             }
