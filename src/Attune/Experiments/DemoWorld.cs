@@ -1,0 +1,348 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Attune.Evaluation.Instructions;
+using Attune.Evaluation.Tasks;
+using Attune.Tensors;
+
+namespace Attune.Experiments;
+
+/// <summary>
+/// The demo world: a small trilingual (en/fr/es) world generated from the project's word lists with a
+/// seed — documents about people and their city, job and pet, reviews, topics, sums, opposites,
+/// translations, letter games, short dialogues; instruction/response pairs whose responses follow the
+/// verifiable instructions they are given (each checked by the IF checkers); and preference pairs (the
+/// response that follows against one that does not). Items of the built-in evaluation suite's test
+/// splits never appear in the world in the suite's own format.
+/// </summary>
+public static class DemoWorld
+{
+    public sealed record Corpus(IReadOnlyList<string> Documents, IReadOnlyList<JsonObject> Sft, IReadOnlyList<JsonObject> Preferences);
+
+    static readonly string[] Languages = ["en", "fr", "es"];
+
+    static JsonObject Lexicon(string lang)
+    {
+        using var s = typeof(DemoWorld).Assembly.GetManifestResourceStream($"Attune.tasks.{lang}.json")!;
+        return JsonNode.Parse(s)!.AsObject();
+    }
+
+    static List<string> Strings(JsonNode? n) => n!.AsArray().Select(x => x!.GetValue<string>()).ToList();
+
+    /// <summary>Request phrasings per language: about a person, a sum, an opposite, a translation, a review.</summary>
+    static readonly Dictionary<string, Dictionary<string, string>> Requests = new()
+    {
+        ["en"] = new()
+        {
+            ["person"] = "Tell me about {name}.", ["sum"] = "What is {a} plus {b}?", ["opposite"] = "What is the opposite of \"{word}\"?",
+            ["translate"] = "How do you say \"{word}\" in {language}?", ["review"] = "Write a short review of a {subject}.",
+            ["person_answer"] = "{passage}", ["sum_answer"] = "{a} plus {b} is {c}.", ["opposite_answer"] = "The opposite of \"{word}\" is \"{answer}\".",
+            ["translate_answer"] = "In {language}, \"{word}\" is \"{answer}\".", ["review_answer"] = "The {subject} {verdict}.",
+            ["title"] = "My answer", ["ps"] = "P.S. Thank you for asking.",
+        },
+        ["fr"] = new()
+        {
+            ["person"] = "Parle-moi de {name}.", ["sum"] = "Combien font {a} plus {b} ?", ["opposite"] = "Quel est le contraire de « {word} » ?",
+            ["translate"] = "Comment dit-on « {word} » en {language} ?", ["review"] = "Écris un court avis sur un {subject}.",
+            ["person_answer"] = "{passage}", ["sum_answer"] = "{a} plus {b} font {c}.", ["opposite_answer"] = "Le contraire de « {word} » est « {answer} ».",
+            ["translate_answer"] = "En {language}, « {word} » se dit « {answer} ».", ["review_answer"] = "Le {subject} {verdict}.",
+            ["title"] = "Ma réponse", ["ps"] = "P.S. Merci pour ta question.",
+        },
+        ["es"] = new()
+        {
+            ["person"] = "Háblame de {name}.", ["sum"] = "¿Cuánto es {a} más {b}?", ["opposite"] = "¿Cuál es el contrario de «{word}»?",
+            ["translate"] = "¿Cómo se dice «{word}» en {language}?", ["review"] = "Escribe una reseña corta de un {subject}.",
+            ["person_answer"] = "{passage}", ["sum_answer"] = "{a} más {b} son {c}.", ["opposite_answer"] = "El contrario de «{word}» es «{answer}».",
+            ["translate_answer"] = "En {language}, «{word}» se dice «{answer}».", ["review_answer"] = "El {subject} {verdict}.",
+            ["title"] = "Mi respuesta", ["ps"] = "P.D. Gracias por preguntar.",
+        },
+    };
+
+    /// <summary>Short dialogues per language, for the documents.</summary>
+    static readonly Dictionary<string, string[]> Dialogues = new()
+    {
+        ["en"] = ["A: Hello! How are you?\nB: Very well, thank you. And you?\nA: Fine, thanks.", "A: Where is the market?\nB: It is near the old bridge.\nA: Thank you!", "A: What time is it?\nB: It is three o'clock.\nA: Then we are late."],
+        ["fr"] = ["A : Bonjour ! Comment vas-tu ?\nB : Très bien, merci. Et toi ?\nA : Ça va, merci.", "A : Où est le marché ?\nB : Il est près du vieux pont.\nA : Merci !", "A : Quelle heure est-il ?\nB : Il est trois heures.\nA : Alors nous sommes en retard."],
+        ["es"] = ["A: ¡Hola! ¿Cómo estás?\nB: Muy bien, gracias. ¿Y tú?\nA: Bien, gracias.", "A: ¿Dónde está el mercado?\nB: Está cerca del puente viejo.\nA: ¡Gracias!", "A: ¿Qué hora es?\nB: Son las tres.\nA: Entonces llegamos tarde."],
+    };
+
+    static string Fill(string template, params (string Key, string Value)[] values)
+    {
+        foreach (var (k, v) in values) template = template.Replace("{" + k + "}", v);
+        return template;
+    }
+
+    /// <summary>The world for a seed: documents (pretraining text), SFT conversations and preference pairs.</summary>
+    public static Corpus Generate(ulong seed = 7, int documentsPerLanguage = 2000, int instructionsPerLanguage = 400)
+    {
+        var documents = new List<string>();
+        var sft = new List<JsonObject>();
+        var preferences = new List<JsonObject>();
+        var concepts = JsonNode.Parse(typeof(DemoWorld).Assembly.GetManifestResourceStream("Attune.tasks.translation.json")!)!["concepts"]!.AsArray();
+        for (int li = 0; li < Languages.Length; li++)
+        {
+            var lang = Languages[li];
+            var lex = Lexicon(lang);
+            var rng = new Rng(seed * 1000 + (ulong)li);
+            // The built-in suite's test items, in the suite's own format, are kept out of the world.
+            var held = BuiltinSuite.Types.SelectMany(t => BuiltinSuite.Load(t, lang).Items()).Select(i => i.Context[(i.Context.LastIndexOf("\n\n", StringComparison.Ordinal) + 2)..]).ToHashSet();
+            var generators = new Func<Rng, string>[]
+            {
+                r => Person(lex, r).Passage,
+                r => Person(lex, r).Passage + " " + Person(lex, r).Passage,
+                r => TaskLine(lex, "sentiment", r),
+                r => TaskLine(lex, "topic", r),
+                r => TaskLine(lex, "arithmetic", r),
+                r => Opposite(lex, lang, r),
+                r => Translation(lex, concepts, lang, r),
+                r => Letters(lex, r),
+                r => Dialogues[lang][r.Next(Dialogues[lang].Length)],
+                r => List(lex, lang, r),
+            };
+            int made = 0, tries = 0;
+            while (made < documentsPerLanguage && tries++ < documentsPerLanguage * 20)
+            {
+                var doc = generators[rng.Next(generators.Length)](rng);
+                if (held.Any(h => doc.Contains(h, StringComparison.Ordinal))) continue;
+                documents.Add(doc);
+                made++;
+            }
+            var (pairs, prefs) = Instructions(lex, concepts, lang, rng, instructionsPerLanguage);
+            sft.AddRange(pairs);
+            preferences.AddRange(prefs);
+        }
+        // Languages interleaved, so that any prefix of the corpus has all three.
+        var order = new Rng(seed);
+        Shuffle(documents, order);
+        Shuffle(sft, order);
+        Shuffle(preferences, order);
+        return new Corpus(documents, sft, preferences);
+    }
+
+    static void Shuffle<T>(List<T> list, Rng rng)
+    {
+        for (int i = list.Count - 1; i > 0; i--)
+        {
+            int j = rng.Next(i + 1);
+            (list[i], list[j]) = (list[j], list[i]);
+        }
+    }
+
+    static (string Name, string Passage, string City) Person(JsonObject lex, Rng rng)
+    {
+        var r = lex["reading"]!.AsObject();
+        var names = Strings(r["names"]);
+        var name = names[rng.Next(names.Count)];
+        var gender = r["genders"]![name]!.GetValue<string>();
+        var jobs = r["jobs"] is JsonObject byGender ? Strings(byGender[gender]) : Strings(r["jobs"]);
+        var city = Strings(r["cities"])[rng.Next(Strings(r["cities"]).Count)];
+        var passage = Fill(r["passage"]!.GetValue<string>(), ("name", name), ("city", city), ("job", jobs[rng.Next(jobs.Count)]),
+            ("pet", Strings(r["pets"])[rng.Next(Strings(r["pets"]).Count)]), ("pet_name", Strings(r["pet_names"])[rng.Next(Strings(r["pet_names"]).Count)]),
+            ("Pronoun", r["pronouns"]![gender]!.GetValue<string>()));
+        return (name, passage, city);
+    }
+
+    /// <summary>One example in a built-in task's own format (the query and its answer), drawn fresh.</summary>
+    static string TaskLine(JsonObject lex, string type, Rng rng)
+    {
+        var s = lex[type]!.AsObject();
+        switch (type)
+        {
+            case "sentiment":
+            {
+                int label = rng.Next(2);
+                var verdicts = Strings(s[label == 1 ? "positive" : "negative"]);
+                var subjects = Strings(s["subjects"]);
+                var frames = Strings(s["frames"]);
+                var text = Fill(frames[rng.Next(frames.Count)], ("subject", subjects[rng.Next(subjects.Count)]), ("verdict", verdicts[rng.Next(verdicts.Count)]));
+                return Fill(s["instruction"]!.GetValue<string>().Replace("{{text}}", text), []) + " " + Strings(s["labels"])[label];
+            }
+            case "topic":
+            {
+                var labels = Strings(s["labels"]);
+                int label = rng.Next(labels.Count);
+                var phrases = Strings(s["phrases"]![labels[label]]);
+                var frames = Strings(s["frames"]);
+                var text = Fill(frames[rng.Next(frames.Count)], ("phrase", phrases[rng.Next(phrases.Count)]));
+                return s["instruction"]!.GetValue<string>().Replace("{{text}}", text) + " " + labels[label];
+            }
+            default:
+            {
+                var names = Strings(s["names"]);
+                var objects = Strings(s["objects"]);
+                int a = 2 + rng.Next(30), b = 2 + rng.Next(30);
+                var q = Fill(s["add"]!.GetValue<string>(), ("name", names[rng.Next(names.Count)]), ("object", objects[rng.Next(objects.Count)]), ("a", a.ToString()), ("b", b.ToString()));
+                return s["instruction"]!.GetValue<string>().Replace("{{question}}", q) + " " + (a + b).ToString(CultureInfo.InvariantCulture);
+            }
+        }
+    }
+
+    static string Opposite(JsonObject lex, string lang, Rng rng)
+    {
+        var pairs = lex["antonyms"]!["pairs"]!.AsArray();
+        var p = pairs[rng.Next(pairs.Count)]!;
+        return Fill(Requests[lang]["opposite_answer"], ("word", p[0]!.GetValue<string>()), ("answer", p[1]!.GetValue<string>()));
+    }
+
+    static string Translation(JsonObject lex, JsonArray concepts, string lang, Rng rng)
+    {
+        int from = Array.IndexOf(Languages, lang), to = (from + 1 + rng.Next(2)) % 3;
+        var c = concepts[rng.Next(concepts.Count)]!;
+        var language = lex["language_names"]![Languages[to]]!.GetValue<string>();
+        return Fill(Requests[lang]["translate_answer"], ("language", language), ("word", c[from]!.GetValue<string>()), ("answer", c[to]!.GetValue<string>()));
+    }
+
+    static string Letters(JsonObject lex, Rng rng)
+    {
+        var s = lex["symbols"]!.AsObject();
+        var words = Strings(s["words"]);
+        var w = words[rng.Next(words.Count)];
+        var op = new[] { "reverse", "sort", "upper" }[rng.Next(3)];
+        return $"{s["operations"]![op]!.GetValue<string>()}: {w} → {BuiltinSuite.Apply(op, w)}";
+    }
+
+    static string List(JsonObject lex, string lang, Rng rng)
+    {
+        var topic = lex["topic"]!.AsObject();
+        var labels = Strings(topic["labels"]);
+        var label = labels[rng.Next(labels.Count)];
+        var phrases = Strings(topic["phrases"]![label]);
+        return $"{label}: {string.Join(", ", Enumerable.Range(0, 3).Select(_ => phrases[rng.Next(phrases.Count)]))}.";
+    }
+
+    /// <summary>Instruction kinds the world's responses can follow exactly, each turning a plain answer into one that follows it.</summary>
+    static readonly string[] Kinds =
+    [
+        "change_case:english_capital", "change_case:english_lowercase", "startend:end_checker", "detectable_format:title",
+        "detectable_content:postscript", "punctuation:no_comma", "startend:quotation", "length_constraints:number_words:less than",
+        "language:response_language", "keywords:existence",
+    ];
+
+    static (List<JsonObject> Sft, List<JsonObject> Preferences) Instructions(JsonObject lex, JsonArray concepts, string lang, Rng rng, int count)
+    {
+        using var stream = typeof(DemoWorld).Assembly.GetManifestResourceStream($"Attune.if.{lang}.json")!;
+        var ifData = JsonNode.Parse(stream)!.AsObject();
+        var templates = ifData["templates"]!.AsObject();
+        var words = Requests[lang];
+        var sft = new List<JsonObject>();
+        var prefs = new List<JsonObject>();
+        int tries = 0;
+        while (sft.Count < count && tries++ < count * 10)
+        {
+            var (request, answer) = Plain(lex, concepts, lang, rng);
+            var kind = Kinds[rng.Next(Kinds.Length)];
+            var id = kind.Split(':').Length == 3 ? string.Join(':', kind.Split(':')[..2]) : kind;
+            var args = new JsonObject();
+            string followed = answer;
+            switch (id)
+            {
+                case "change_case:english_capital": followed = answer.ToUpperInvariant(); break;
+                case "change_case:english_lowercase": followed = answer.ToLowerInvariant(); break;
+                case "startend:end_checker":
+                {
+                    var phrases = Strings(ifData["end_phrases"]);
+                    args["end_phrase"] = phrases[rng.Next(phrases.Count)];
+                    followed = answer + " " + args["end_phrase"];
+                    break;
+                }
+                case "detectable_format:title": followed = $"<<{words["title"]}>>\n{answer}"; break;
+                case "detectable_content:postscript":
+                    args["postscript_marker"] = ifData["postscript"]!.GetValue<string>();
+                    followed = answer + "\n\n" + words["ps"];
+                    break;
+                case "punctuation:no_comma": followed = answer.Replace(", ", " ").Replace(",", ""); break;
+                case "startend:quotation": followed = $"\"{answer}\""; break;
+                case "length_constraints:number_words":
+                    args["relation"] = "less than";
+                    args["num_words"] = (TextUnits.Words(answer).Count / 10 + 2) * 10;
+                    break;
+                case "language:response_language": args["language"] = lang; break;
+                case "keywords:existence":
+                {
+                    var candidates = TextUnits.Words(answer).Where(w => w.Length >= 4 && w.All(char.IsLetter)).Distinct().ToList();
+                    if (candidates.Count < 2) continue;
+                    var first = candidates[rng.Next(candidates.Count)];
+                    var second = candidates.Where(c => c != first).ToList()[rng.Next(candidates.Count - 1)];
+                    args["keywords"] = new JsonArray(first, second);
+                    break;
+                }
+            }
+            var phrase = templates[kind]!.GetValue<string>();
+            foreach (var (name, value) in args)
+                phrase = phrase.Replace("{" + name + "}", value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value is JsonArray a ? a[0]!.GetValue<string>() : value!.ToJsonString());
+            phrase = phrase.Replace("{keyword1}", args["keywords"]?[0]?.GetValue<string>() ?? "").Replace("{keyword2}", args["keywords"]?[1]?.GetValue<string>() ?? "")
+                .Replace("{language_name}", lex["language_names"]![lang]!.GetValue<string>()).Replace("{postscript}", ifData["postscript"]!.GetValue<string>());
+            var instruction = new Instruction(id, args);
+            // Keep only pairs that the checkers confirm, and a rejected answer that breaks the instruction.
+            if (!Checkers.Follows(instruction, followed, lang) || Checkers.Follows(instruction, answer, lang) && id != "language:response_language") continue;
+            var prompt = request + " " + phrase;
+            var rejected = id == "language:response_language" ? OtherLanguage(lex, concepts, lang, rng) : answer;
+            if (Checkers.Follows(instruction, rejected, lang)) continue;
+            sft.Add(new JsonObject
+            {
+                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt }, new JsonObject { ["role"] = "assistant", ["content"] = followed }),
+                ["lang"] = lang,
+            });
+            prefs.Add(new JsonObject { ["prompt"] = prompt, ["chosen"] = followed, ["rejected"] = rejected, ["lang"] = lang });
+        }
+        // Plain requests too (no instruction), so the instruct model answers ordinary questions.
+        for (int i = 0; i < count / 2; i++)
+        {
+            var (request, answer) = Plain(lex, concepts, lang, rng);
+            sft.Add(new JsonObject
+            {
+                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = request }, new JsonObject { ["role"] = "assistant", ["content"] = answer }),
+                ["lang"] = lang,
+            });
+        }
+        return (sft, prefs);
+    }
+
+    /// <summary>A plain request of the world and its correct answer.</summary>
+    static (string Request, string Answer) Plain(JsonObject lex, JsonArray concepts, string lang, Rng rng)
+    {
+        var w = Requests[lang];
+        switch (rng.Next(5))
+        {
+            case 0:
+            {
+                var p = Person(lex, rng);
+                return (Fill(w["person"], ("name", p.Name)), p.Passage);
+            }
+            case 1:
+            {
+                int a = 2 + rng.Next(40), b = 2 + rng.Next(40);
+                return (Fill(w["sum"], ("a", a.ToString()), ("b", b.ToString())), Fill(w["sum_answer"], ("a", a.ToString()), ("b", b.ToString()), ("c", (a + b).ToString())));
+            }
+            case 2:
+            {
+                var pairs = lex["antonyms"]!["pairs"]!.AsArray();
+                var p = pairs[rng.Next(pairs.Count)]!;
+                var (word, answer) = rng.Next(2) == 0 ? (p[0]!.GetValue<string>(), p[1]!.GetValue<string>()) : (p[1]!.GetValue<string>(), p[0]!.GetValue<string>());
+                return (Fill(w["opposite"], ("word", word)), Fill(w["opposite_answer"], ("word", word), ("answer", answer)));
+            }
+            case 3:
+            {
+                int from = Array.IndexOf(Languages, lang), to = (from + 1 + rng.Next(2)) % 3;
+                var c = concepts[rng.Next(concepts.Count)]!;
+                var language = lex["language_names"]![Languages[to]]!.GetValue<string>();
+                return (Fill(w["translate"], ("word", c[from]!.GetValue<string>()), ("language", language)),
+                    Fill(w["translate_answer"], ("language", language), ("word", c[from]!.GetValue<string>()), ("answer", c[to]!.GetValue<string>())));
+            }
+            default:
+            {
+                var s = lex["sentiment"]!.AsObject();
+                var subject = Strings(s["subjects"])[rng.Next(Strings(s["subjects"]).Count)];
+                var verdicts = Strings(s[rng.Next(2) == 0 ? "positive" : "negative"]);
+                return (Fill(w["review"], ("subject", subject)), Fill(w["review_answer"], ("subject", subject), ("verdict", verdicts[rng.Next(verdicts.Count)])));
+            }
+        }
+    }
+
+    /// <summary>A correct answer, but in another of the three languages (the rejected side of a language instruction).</summary>
+    static string OtherLanguage(JsonObject lex, JsonArray concepts, string lang, Rng rng)
+    {
+        var other = Languages[(Array.IndexOf(Languages, lang) + 1 + rng.Next(2)) % 3];
+        var p = Person(Lexicon(other), rng);
+        return p.Passage + " " + Person(Lexicon(other), rng).Passage;
+    }
+}
