@@ -15,15 +15,19 @@ namespace Attune.Modeling;
 /// </summary>
 public static class ModelInitializer
 {
+    /// <summary>
+    /// Writes a randomly initialised model; its byte-level BPE tokenizer is trained on
+    /// <paramref name="tokenizerCorpus"/> (default: Attune's seed text).
+    /// </summary>
     public static ModelConfig Write(string outDir, JsonObject configTemplate, ulong seed, DType dtype,
-        IProgress<double>? progress = null, long maxShardBytes = ShardedSafeTensorsWriter.DefaultMaxShardBytes)
+        IProgress<double>? progress = null, long maxShardBytes = ShardedSafeTensorsWriter.DefaultMaxShardBytes, IEnumerable<string>? tokenizerCorpus = null)
     {
         if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
             throw new AttuneException(null, "--dtype", $"{dtype} is not a weight dtype (f32, f16, bf16)");
         var json = (JsonObject)configTemplate.DeepClone();
         int vocabSize = json["vocab_size"]!.GetValue<int>();
         var specials = BpeTrainer.DefaultSpecialTokens;
-        var (vocab, merges) = BpeTrainer.Train(BpeTrainer.SeedCorpus(), Math.Min(vocabSize, 1024), specials.Length);
+        var (vocab, merges) = BpeTrainer.Train(tokenizerCorpus ?? BpeTrainer.SeedCorpus(), Math.Min(vocabSize, 1024), specials.Length);
         int endOfText = vocab.Count, imEnd = vocab.Count + 2;
         json["bos_token_id"] = endOfText;
         json["eos_token_id"] = endOfText;

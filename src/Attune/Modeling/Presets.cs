@@ -36,6 +36,8 @@ public static class Presets
         new("tiny", "llama", Llama(64, 176, 2, 4, 2, 512, 10000, 4096, tied: true)),
         new("tiny", "qwen2", Qwen("qwen2", 64, 176, 2, 4, 2, 16, 512, 1000000, 4096, tied: true)),
         new("tiny", "qwen3", Qwen("qwen3", 64, 176, 2, 4, 2, 32, 512, 1000000, 4096, tied: true)),
+        // The demo world's models: ~3M parameters, fast enough to pretrain on two cores in minutes.
+        new("demo", "llama", Llama(192, 512, 6, 6, 2, 1024, 10000, 4096, tied: true)),
         new("smollm2-135m", "llama", Llama(576, 1536, 30, 9, 3, 49152, 100000, 8192, tied: true)),
         new("smollm2-360m", "llama", Llama(960, 2560, 32, 15, 5, 49152, 100000, 8192, tied: true)),
         new("qwen2.5-0.5b", "qwen2", Qwen("qwen2", 896, 4864, 24, 14, 2, 64, 151936, 1000000, 32768, tied: true)),
