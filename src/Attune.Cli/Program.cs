@@ -40,6 +40,7 @@ public static class Program
             SweepCommand.Build(),
             SweepCommand.Store(),
             ReportCommand.Build(),
+            DemoCommand.Build(),
         };
         root.HelpName = "attune";
         return root;
