@@ -104,6 +104,7 @@ sealed class ApiRequest(JsonObject body)
         return new GenerationOptions
         {
             MaxNewTokens = maxTokens,
+            IgnoreEos = Bool("ignore_eos", false), // vLLM's extension
             StopStrings = [.. Stops(), .. extraStops],
             Sampling = new SamplingOptions
             {

@@ -43,6 +43,7 @@ public sealed record GenerateRequest(string? Prompt, IReadOnlyList<ChatMessage>?
             ["stop_ids"] = new JsonArray(Options.StopTokenIds.Select(x => (JsonNode)x).ToArray()),
             ["temperature"] = s.Temperature, ["top_p"] = s.TopP, ["top_k"] = s.TopK, ["min_p"] = s.MinP,
             ["repetition_penalty"] = s.RepetitionPenalty, ["seed"] = s.Seed,
+            ["ignore_eos"] = Options.IgnoreEos ? true : null,
             ["loop_guard"] = Options.RepetitionGuard is { } g ? $"{g.MaxPeriod}/{g.MinRepeats}/{g.MinSpan}" : null,
         };
     }

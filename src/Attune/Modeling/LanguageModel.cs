@@ -12,6 +12,8 @@ public sealed record GenerationOptions
     public SamplingOptions Sampling { get; init; } = new();
     /// <summary>Extra ids that end generation (the model's own end-of-sequence ids always do).</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    /// <summary>Go on past the model's end-of-sequence tokens (vLLM's ignore_eos; benchmarks and tests).</summary>
+    public bool IgnoreEos { get; init; }
     /// <summary>Generation ends when the text contains one of these; the text is cut before it.</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     /// <summary>Stop (and say so) when the output falls into a repetition loop; null: never.</summary>

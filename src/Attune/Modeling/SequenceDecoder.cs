@@ -37,7 +37,7 @@ public sealed class SequenceDecoder
         _tokenizer = tokenizer;
         _options = options;
         _sampler = new Sampler(options.Sampling);
-        _stopIds = [.. endOfSequenceIds, .. options.StopTokenIds];
+        _stopIds = [.. options.IgnoreEos ? [] : endOfSequenceIds, .. options.StopTokenIds];
         _history = [.. promptIds];
         Budget = Math.Min(options.MaxNewTokens, contextWindow - promptIds.Count);
         if (Budget == 0) Finish = FinishReason.Length;

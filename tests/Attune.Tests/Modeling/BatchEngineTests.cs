@@ -90,7 +90,7 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
         var ids = lm.Tokenizer.Encode("Queue");
         Assert.Equal(SubmitResult.TooLarge, engine.Submit([Request(ids, 2), Request(ids, 2), Request(ids, 2), Request(ids, 2)], default, out _));
         using var hold = new CancellationTokenSource();
-        engine.Submit(Request(ids, 3000), hold.Token, out var running);
+        engine.Submit(Request(ids, 3000) with { Options = Request(ids, 3000).Options with { IgnoreEos = true } }, hold.Token, out var running);
         using var waiters = new CancellationTokenSource();
         Assert.Equal(SubmitResult.Accepted, engine.Submit([Request(ids, 2), Request(ids, 2)], waiters.Token, out var waiting));
         Assert.Equal(SubmitResult.QueueFull, engine.Submit([Request(ids, 2)], default, out _));
@@ -110,7 +110,7 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
         using var engine = new BatchEngine(lm, maxBatch: 1, queueCapacity: 1);
         var ids = lm.Tokenizer.Encode("A long one");
         using var cancel = new CancellationTokenSource();
-        Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 3000), cancel.Token, out var running));
+        Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 3000) with { Options = Request(ids, 3000).Options with { IgnoreEos = true } }, cancel.Token, out var running));
         Assert.Equal(SubmitResult.Accepted, engine.Submit(Request(ids, 2), default, out var waiting));
         Assert.Equal(SubmitResult.QueueFull, engine.Submit(Request(ids, 2), default, out _));
         cancel.Cancel();

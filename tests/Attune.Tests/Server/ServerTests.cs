@@ -272,6 +272,7 @@ public class ServerTests(ServedTinyModel served) : IClassFixture<ServedTinyModel
         int cancelledBefore = engine.Cancellations;
         var body = Completion("Tell me a long story", 4000);
         body["stream"] = true;
+        body["ignore_eos"] = true; // so that it cannot end on its own before the client leaves
         using (var request = new HttpRequestMessage(HttpMethod.Post, "completions") { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") })
         using (var response = await served.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {
@@ -307,8 +308,9 @@ public class ServerLifecycleTests
         tmp.Dispose();
     }
 
+    /// <summary>A completion; long ones ignore the end token so that they are still running when the test needs them to be.</summary>
     static StringContent Body(int maxTokens, bool stream = false) => new(
-        $$"""{"model":"tiny","prompt":"Hello there","max_tokens":{{maxTokens}},"temperature":0,"stream":{{(stream ? "true" : "false")}}}""",
+        $$"""{"model":"tiny","prompt":"Hello there","max_tokens":{{maxTokens}},"temperature":0,"stream":{{(stream ? "true" : "false")}},"ignore_eos":{{(maxTokens >= 1000 ? "true" : "false")}}}""",
         Encoding.UTF8, "application/json");
 
     [Fact]
