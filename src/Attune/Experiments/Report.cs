@@ -228,17 +228,21 @@ public static class Report
         if (curve.Count > 1)
             sb.Append("<polyline fill=\"none\" stroke=\"#4a7bd0\" stroke-width=\"1.5\" points=\"")
               .Append(string.Join(' ', curve.Select(p => $"{N(X(p.Icl!.Value, x.Lo, x.Hi))},{N(Y(p.If!.Value, y.Lo, y.Hi))}"))).Append("\"/>");
+        // Labels on the curve's ends and middle and on the other arms only (every point has its tooltip),
+        // so that eleven λ values close together stay readable.
+        var labelled = new HashSet<Point>(curve.Count > 0 ? [curve[0], curve[curve.Count / 2], curve[^1]] : []);
         foreach (var p in usable)
         {
             double cx = X(p.Icl!.Value, x.Lo, x.Hi), cy = Y(p.If!.Value, y.Lo, y.Hi);
             var label = p.Lambda is double l ? $"λ={l.ToString("0.##", Inv)}" : p.Arm;
+            bool showLabel = p.Lambda is null || labelled.Contains(p);
             if (p.Lambda is not null)
                 sb.Append($"<circle class=\"point\" data-arm=\"{H(p.Arm)}\" cx=\"{N(cx)}\" cy=\"{N(cy)}\" r=\"4\" fill=\"#4a7bd0\"><title>{H(label)}: ICL {F(p.Icl.Value)}, IF {F(p.If.Value)}</title></circle>");
             else if (p.Arm == "base-urial")
                 sb.Append($"<path class=\"point\" data-arm=\"{H(p.Arm)}\" d=\"M{N(cx)},{N(cy - 6)} L{N(cx + 6)},{N(cy)} L{N(cx)},{N(cy + 6)} L{N(cx - 6)},{N(cy)} Z\" fill=\"#d0764a\"><title>{H(label)}: ICL {F(p.Icl.Value)}, IF {F(p.If.Value)}</title></path>");
             else
                 sb.Append($"<rect class=\"point\" data-arm=\"{H(p.Arm)}\" x=\"{N(cx - 5)}\" y=\"{N(cy - 5)}\" width=\"10\" height=\"10\" fill=\"#3a9a5b\"><title>{H(label)}: ICL {F(p.Icl.Value)}, IF {F(p.If.Value)}</title></rect>");
-            sb.Append($"<text x=\"{N(cx + 7)}\" y=\"{N(cy - 6)}\">{H(label)}</text>");
+            if (showLabel) sb.Append($"<text x=\"{N(cx + 7)}\" y=\"{N(cy - 6)}\">{H(label)}</text>");
         }
         return sb.Append("</svg>").ToString();
     }
