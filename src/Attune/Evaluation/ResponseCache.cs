@@ -1,3 +1,4 @@
+using Attune.Formats;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Data.Sqlite;
@@ -17,26 +18,14 @@ public sealed class ResponseCache : IDisposable
     public ResponseCache(string path)
     {
         Path = path;
-        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
-        if (dir is not null) Directory.CreateDirectory(dir);
         try
         {
-            _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
-            _db.Open();
-            Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-            Execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, created TEXT NOT NULL)");
+            _db = SqliteDatabase.Open(path, "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, created TEXT NOT NULL)");
         }
         catch (SqliteException e)
         {
             throw new AttuneException(path, $"cannot open the response cache: {e.Message}");
         }
-    }
-
-    void Execute(string sql)
-    {
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
     }
 
     /// <summary>

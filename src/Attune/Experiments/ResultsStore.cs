@@ -1,3 +1,4 @@
+using Attune.Formats;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 
@@ -34,14 +35,9 @@ public sealed class ResultsStore : IDisposable
     public ResultsStore(string path)
     {
         Path = path;
-        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
-        if (dir is not null) Directory.CreateDirectory(dir);
         try
         {
-            _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
-            _db.Open();
-            Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
-            Execute("""
+            _db = SqliteDatabase.Open(path, """
                 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, started TEXT NOT NULL, command TEXT NOT NULL, version TEXT NOT NULL, plan TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS cells (
@@ -62,13 +58,7 @@ public sealed class ResultsStore : IDisposable
         catch (SqliteException e) { throw new AttuneException(path, $"not a results store (SQLite: {e.Message})"); }
     }
 
-    void Execute(string sql, SqliteTransaction? tx = null)
-    {
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.Transaction = tx;
-        cmd.ExecuteNonQuery();
-    }
+    void Execute(string sql) => SqliteDatabase.Execute(_db, sql);
 
     string? Scalar(string sql)
     {
