@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Attune.Evaluation;
 using Attune.Evaluation.Instructions;
 using Attune.Evaluation.Tasks;
 using Attune.Tensors;
+using static Attune.Evaluation.BuiltinData;
 
 namespace Attune.Experiments;
 
@@ -20,13 +22,7 @@ public static class DemoWorld
 
     static readonly string[] Languages = ["en", "fr", "es"];
 
-    static JsonObject Lexicon(string lang)
-    {
-        using var s = typeof(DemoWorld).Assembly.GetManifestResourceStream($"Attune.tasks.{lang}.json")!;
-        return JsonNode.Parse(s)!.AsObject();
-    }
-
-    static List<string> Strings(JsonNode? n) => n!.AsArray().Select(x => x!.GetValue<string>()).ToList();
+    static JsonObject Lexicon(string lang) => BuiltinData.Load("tasks", lang);
 
     /// <summary>Request phrasings per language: about a person, a sum, an opposite, a translation, a review.</summary>
     static readonly Dictionary<string, Dictionary<string, string>> Requests = new()
@@ -65,19 +61,13 @@ public static class DemoWorld
         ["es"] = ["A: ¡Hola! ¿Cómo estás?\nB: Muy bien, gracias. ¿Y tú?\nA: Bien, gracias.", "A: ¿Dónde está el mercado?\nB: Está cerca del puente viejo.\nA: ¡Gracias!", "A: ¿Qué hora es?\nB: Son las tres.\nA: Entonces llegamos tarde."],
     };
 
-    static string Fill(string template, params (string Key, string Value)[] values)
-    {
-        foreach (var (k, v) in values) template = template.Replace("{" + k + "}", v);
-        return template;
-    }
-
     /// <summary>The world for a seed: documents (pretraining text), SFT conversations and preference pairs.</summary>
     public static Corpus Generate(ulong seed = 7, int documentsPerLanguage = 2000, int instructionsPerLanguage = 400)
     {
         var documents = new List<string>();
         var sft = new List<JsonObject>();
         var preferences = new List<JsonObject>();
-        var concepts = JsonNode.Parse(typeof(DemoWorld).Assembly.GetManifestResourceStream("Attune.tasks.translation.json")!)!["concepts"]!.AsArray();
+        var concepts = BuiltinData.Load("tasks", "translation")["concepts"]!.AsArray();
         for (int li = 0; li < Languages.Length; li++)
         {
             var lang = Languages[li];
@@ -154,7 +144,7 @@ public static class DemoWorld
                 var subjects = Strings(s["subjects"]);
                 var frames = Strings(s["frames"]);
                 var text = Fill(frames[rng.Next(frames.Count)], ("subject", subjects[rng.Next(subjects.Count)]), ("verdict", verdicts[rng.Next(verdicts.Count)]));
-                return Fill(s["instruction"]!.GetValue<string>().Replace("{{text}}", text), []) + " " + Strings(s["labels"])[label];
+                return s["instruction"]!.GetValue<string>().Replace("{{text}}", text) + " " + Strings(s["labels"])[label];
             }
             case "topic":
             {
@@ -219,8 +209,7 @@ public static class DemoWorld
 
     static (List<JsonObject> Sft, List<JsonObject> Preferences) Instructions(JsonObject lex, JsonArray concepts, string lang, Rng rng, int count)
     {
-        using var stream = typeof(DemoWorld).Assembly.GetManifestResourceStream($"Attune.if.{lang}.json")!;
-        var ifData = JsonNode.Parse(stream)!.AsObject();
+        var ifData = BuiltinData.Load("if", lang);
         var templates = ifData["templates"]!.AsObject();
         var words = Requests[lang];
         var sft = new List<JsonObject>();

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Attune.Formats;
 using Attune.Tensors;
+using static Attune.Evaluation.BuiltinData;
 
 namespace Attune.Evaluation.Instructions;
 
@@ -62,9 +63,7 @@ public static class IfSuite
     public static List<IfPrompt> BuiltIn(string language)
     {
         if (!Languages.Contains(language)) throw new AttuneException(null, "--langs", $"\"{language}\" is not one of en, fr, es");
-        using var stream = typeof(IfSuite).Assembly.GetManifestResourceStream($"Attune.if.{language}.json")
-            ?? throw new InvalidOperationException($"the built-in IF data for {language} is missing from the build");
-        var data = JsonNode.Parse(stream)!.AsObject();
+        var data = BuiltinData.Load("if", language);
         var tasks = Strings(data["tasks"]);
         var templates = data["templates"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>());
         var prompts = new List<IfPrompt>(PromptsPerLanguage);
@@ -110,7 +109,6 @@ public static class IfSuite
         _ => [],
     };
 
-    static List<string> Strings(JsonNode? node) => node!.AsArray().Select(x => x!.GetValue<string>()).ToList();
 
     /// <summary>An instruction of one kind with drawn arguments, and its sentence in the prompt.</summary>
     static (Instruction, string) Make(string kind, string template, JsonObject data, string task, string language, Rng rng)

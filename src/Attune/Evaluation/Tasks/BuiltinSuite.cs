@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Attune.Tensors;
+using static Attune.Evaluation.BuiltinData;
 
 namespace Attune.Evaluation.Tasks;
 
@@ -30,19 +31,10 @@ public static class BuiltinSuite
         throw new AttuneException(null, "--tasks", $"\"{name}\" is not builtin:all, builtin:TYPE or builtin:TYPE_LANG (types: {string.Join(", ", Types)}; languages: {string.Join(", ", Languages)})");
     }
 
-    static JsonObject Data(string file)
-    {
-        using var s = typeof(BuiltinSuite).Assembly.GetManifestResourceStream($"Attune.tasks.{file}.json")
-            ?? throw new InvalidOperationException($"the built-in task data {file}.json is missing from the build");
-        return JsonNode.Parse(s)!.AsObject();
-    }
-
-    static List<string> Strings(JsonNode? n) => n!.AsArray().Select(x => x!.GetValue<string>()).ToList();
-
     /// <summary>One built-in task: its configuration (as a harness YAML would give it) and its documents.</summary>
     public static IclTask Load(string type, string language)
     {
-        var data = Data(language);
+        var data = BuiltinData.Load("tasks", language);
         var section = data[type]?.AsObject() ?? throw new AttuneException(null, "--tasks", $"no built-in {type} task");
         var rng = new Rng(0x5EED_0000UL + (ulong)Types.ToList().IndexOf(type) * 16 + (ulong)Languages.ToList().IndexOf(language));
         var docs = type switch
@@ -104,12 +96,6 @@ public static class BuiltinSuite
             int j = rng.Next(i + 1);
             (list[i], list[j]) = (list[j], list[i]);
         }
-    }
-
-    static string Fill(string template, params (string Key, string Value)[] values)
-    {
-        foreach (var (k, v) in values) template = template.Replace("{" + k + "}", v);
-        return template;
     }
 
     static List<JsonObject> Sentiment(JsonObject s)
@@ -179,7 +165,7 @@ public static class BuiltinSuite
 
     static List<JsonObject> Translation(JsonObject data, string language)
     {
-        var concepts = Data("translation")["concepts"]!.AsArray();
+        var concepts = BuiltinData.Load("tasks", "translation")["concepts"]!.AsArray();
         int from = Languages.ToList().IndexOf(language);
         var names = data["language_names"]!.AsObject();
         var docs = new List<JsonObject>();
