@@ -45,9 +45,7 @@ public static class EvalCommand
             var io = CliIO.Get();
             if (parse.GetValue(shots) is < 0) throw new AttuneException(null, "--shots", "must be ≥ 0");
             if (parse.GetValue(limit) is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
-            var languages = parse.GetValue(langs)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
-            foreach (var l in languages)
-                if (l is not ("en" or "fr" or "es")) throw new AttuneException(null, "--langs", $"\"{l}\" is not one of en, fr, es");
+            var languages = ParseLanguages(parse.GetValue(langs)!).ToHashSet();
             var loaded = LoadTasks(parse.GetValue(tasks)!).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
             if (loaded.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
             using var backend = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
@@ -88,9 +86,7 @@ public static class EvalCommand
             var promptMode = Attune.Prompting.ChatPrompt.ParseMode(parse.GetValue(mode)!);
             if (parse.GetValue(limit) is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
             if (parse.GetValue(maxTokens) < 1) throw new AttuneException(null, "--max-tokens", "must be ≥ 1");
-            var languages = parse.GetValue(langs)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
-            foreach (var l in languages)
-                if (l is not ("en" or "fr" or "es")) throw new AttuneException(null, "--langs", $"\"{l}\" is not one of en, fr, es");
+            var languages = ParseLanguages(parse.GetValue(langs)!);
             var source = parse.GetValue(suite)!;
             var all = source == "builtin" ? languages.SelectMany(Attune.Evaluation.Instructions.IfSuite.BuiltIn).ToList() : Attune.Evaluation.Instructions.IfSuite.Load(source);
             var prompts = languages.SelectMany(l => all.Where(p => p.Language == l).Take(parse.GetValue(limit) ?? int.MaxValue)).ToList();
@@ -175,7 +171,7 @@ public static class EvalCommand
                 var w = Attune.Evaluation.Judging.Judge.Summarize(judgments);
                 json["summary"] = new System.Text.Json.Nodes.JsonObject
                 {
-                    ["win_rate"] = Num(w.Rate), ["standard_error"] = Num(w.StandardError), ["length_controlled_win_rate"] = Num(w.LengthControlled), ["length_slope"] = Num(w.LengthSlope),
+                    ["win_rate"] = Estimate.Json(w.Rate), ["standard_error"] = Estimate.Json(w.StandardError), ["length_controlled_win_rate"] = Estimate.Json(w.LengthControlled), ["length_slope"] = Estimate.Json(w.LengthSlope),
                     ["judged"] = w.Judged, ["ties"] = w.Ties, ["unreadable"] = w.Unreadable, ["retries"] = w.Retries,
                 };
                 json["items"] = new System.Text.Json.Nodes.JsonArray(judgments.Select((x, i) => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
@@ -196,7 +192,7 @@ public static class EvalCommand
                 var means = Attune.Evaluation.Judging.Judge.SummarizeAspects(judgments, aspects);
                 json["summary"] = new System.Text.Json.Nodes.JsonObject(means.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
                 {
-                    ["mean"] = Num(kv.Value.Value), ["ci_low"] = Num(kv.Value.Low), ["ci_high"] = Num(kv.Value.High), ["n"] = kv.Value.Count,
+                    ["mean"] = Estimate.Json(kv.Value.Value), ["ci_low"] = Estimate.Json(kv.Value.Low), ["ci_high"] = Estimate.Json(kv.Value.High), ["n"] = kv.Value.Count,
                 })));
                 json["unreadable"] = judgments.Count(x => x.Scores is null);
                 json["retries"] = judgments.Sum(x => x.Retries);
@@ -218,8 +214,14 @@ public static class EvalCommand
         return cmd;
     }
 
-    /// <summary>A number for JSON; NaN (nothing to average) becomes null.</summary>
-    static System.Text.Json.Nodes.JsonNode? Num(double v) => double.IsFinite(v) ? v : null;
+    /// <summary>--langs: a comma-separated list of en, fr, es, each once, in the order given.</summary>
+    internal static List<string> ParseLanguages(string list)
+    {
+        var languages = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
+        foreach (var l in languages)
+            if (l is not ("en" or "fr" or "es")) throw new AttuneException(null, "--langs", $"\"{l}\" is not one of en, fr, es");
+        return languages;
+    }
 
     static void WriteTable(CliIO io, string[] header, List<string[]> rows, int rightFrom)
     {

@@ -32,9 +32,7 @@ public static class SweepCommand
         {
             var io = CliIO.Get();
             string? None(string? v) => v is null || v == "none" ? null : v;
-            var languages = parse.GetValue(langs)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
-            foreach (var l in languages)
-                if (l is not ("en" or "fr" or "es")) throw new AttuneException(null, "--langs", $"\"{l}\" is not one of en, fr, es");
+            var languages = EvalCommand.ParseLanguages(parse.GetValue(langs)!);
             foreach (var (name, path) in new[] { ("--base", parse.GetValue(baseModel)!), ("--instruct", parse.GetValue(instruct)!) })
                 if (!Directory.Exists(path) && !File.Exists(path)) throw new AttuneException(path, name, "not found");
             var plan = new SweepPlan

@@ -158,15 +158,21 @@ public sealed class LanguageModel : IDisposable
         CheckContext(all.Length, "context and continuation");
         var cache = Transformer.NewCache(all.Length);
         var logits = Transformer.Forward(cache, all.AsSpan(0, all.Length - 1), firstLogitRow: context.Count - 1);
+        return ContinuationScore(logits, continuationIds);
+    }
+
+    /// <summary>Σ log p of the continuation from its logit rows (row i predicts token i), and whether each was the argmax.</summary>
+    static ScoreResult ContinuationScore(Logits logits, IReadOnlyList<int> continuation)
+    {
         double total = 0;
         bool greedy = true;
-        for (int i = 0; i < continuationIds.Count; i++)
+        for (int i = 0; i < continuation.Count; i++)
         {
             var row = logits.Row(i);
-            total += LogProb(row, continuationIds[i]);
-            greedy &= TensorPrimitives.IndexOfMax(row) == continuationIds[i];
+            total += LogProb(row, continuation[i]);
+            greedy &= TensorPrimitives.IndexOfMax(row) == continuation[i];
         }
-        return new ScoreResult(total, greedy, continuationIds.Count);
+        return new ScoreResult(total, greedy, continuation.Count);
     }
 
     public ScoreResult Score(string context, string continuation)
@@ -228,16 +234,7 @@ public sealed class LanguageModel : IDisposable
             reuse = Math.Min(reuse, cache.Length);
             cache.Truncate(reuse);
             var logits = Transformer.Forward(cache, run.AsSpan(reuse), firstLogitRow: firstNeeded - reuse);
-            var cont = pairs[i].Continuation;
-            double total = 0;
-            bool greedy = true;
-            for (int j = 0; j < cont.Length; j++)
-            {
-                var row = logits.Row(j);
-                total += LogProb(row, cont[j]);
-                greedy &= TensorPrimitives.IndexOfMax(row) == cont[j];
-            }
-            results[i] = new ScoreResult(total, greedy, cont.Length);
+            results[i] = ContinuationScore(logits, pairs[i].Continuation);
             held = run;
             progress?.Invoke(++done);
         }
