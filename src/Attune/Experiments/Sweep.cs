@@ -133,11 +133,16 @@ public sealed class Sweep(SweepPlan plan)
         return ran;
     }
 
+    List<IclTask>? _iclTasks;
+
+    /// <summary>The plan's ICL tasks, loaded (and the built-in ones generated) once per sweep, not once per cell.</summary>
+    List<IclTask> IclTasks() => _iclTasks ??= plan.Icl!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .SelectMany(t => t.StartsWith("builtin:", StringComparison.Ordinal) ? BuiltinSuite.Resolve(t) : TaskConfig.Load(t).Select(c => new IclTask(c)))
+        .ToList();
+
     async Task<CellResult> IclCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
     {
-        var tasks = plan.Icl!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .SelectMany(t => t.StartsWith("builtin:", StringComparison.Ordinal) ? BuiltinSuite.Resolve(t) : TaskConfig.Load(t).Select(c => new IclTask(c)))
-            .Where(t => t.Config.Language is null || t.Config.Language == cell.Language).ToList();
+        var tasks = IclTasks().Where(t => t.Config.Language is null || t.Config.Language == cell.Language).ToList();
         var results = await IclEvaluation.RunAsync(tasks, runner, plan.IclShots, plan.IclLimit, cancel: cancel);
         var aggregates = new List<Aggregate>();
         var primary = new List<List<double>>();
@@ -159,10 +164,19 @@ public sealed class Sweep(SweepPlan plan)
         return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, cell.Settings, aggregates, items, 0);
     }
 
+    readonly Dictionary<string, List<IfPrompt>> _ifPrompts = [];
+
+    /// <summary>The plan's IF prompts of a language, built (or read) once per sweep.</summary>
+    List<IfPrompt> IfPrompts(string language)
+    {
+        if (_ifPrompts.TryGetValue(language, out var cached)) return cached;
+        var all = plan.If == "builtin" ? IfSuite.BuiltIn(language) : IfSuite.Load(plan.If!).Where(p => p.Language == language).ToList();
+        return _ifPrompts[language] = all.Take(plan.IfLimit ?? int.MaxValue).ToList();
+    }
+
     async Task<CellResult> IfCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
     {
-        var prompts = (plan.If == "builtin" ? IfSuite.BuiltIn(cell.Language) : IfSuite.Load(plan.If!).Where(p => p.Language == cell.Language).ToList())
-            .Take(plan.IfLimit ?? int.MaxValue).ToList();
+        var prompts = IfPrompts(cell.Language);
         var items = await IfEvaluation.RunAsync(prompts, runner, cell.Arm.IfMode, plan.IfMaxTokens, plan.UrialShots, cancel: cancel);
         var s = IfEvaluation.Summarize(cell.Language, items);
         var aggregates = new List<Aggregate>
