@@ -120,9 +120,10 @@ public static class EvalCommand
     {
         var model = new Option<string>("--model") { Description = "The judged model: a checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, or http://host:port/v1#NAME", Required = true };
         var judge = new Option<string>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model", Required = true };
-        var set = new Option<string>("--set") { Description = "Instructions: JSONL with instruction, optional reference (or output), lang, id", Required = true };
+        var set = new Option<string>("--set") { Description = "Instructions: builtin (30 per language, with references) or JSONL with instruction, optional reference (or output), lang, id", DefaultValueFactory = _ => "builtin" };
         var reference = new Option<string?>("--reference") { Description = "Reference answers, JSONL line for line with the set (output, reference or response)" };
         var kind = new Option<string?>("--kind") { Description = "pairwise (win rate against the references), aspects (1–5 scores) or safety (default: pairwise when references exist, else aspects)" };
+        var langs = new Option<string>("--langs") { Description = "Languages of the set to run", DefaultValueFactory = _ => "en,fr,es" };
         var bothOrders = new Option<bool>("--both-orders") { Description = "Judge each pair in both orders (A/B and B/A) and average" };
         var mode = new Option<string>("--mode") { Description = "How the judged model is prompted: chat, urial or raw", DefaultValueFactory = _ => "chat" };
         var limit = new Option<int?>("--limit") { Description = "Only the first N instructions" };
@@ -135,13 +136,16 @@ public static class EvalCommand
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to a served model or judge", DefaultValueFactory = _ => 4 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the order of each pair", DefaultValueFactory = _ => 1234 };
         var cmd = new Command("judge", "An LLM judge: win rate against references (with standard error and a length-controlled rate) or 1–5 scores per aspect")
-            { model, judge, set, reference, kind, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
+            { model, judge, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
             var promptMode = Attune.Prompting.ChatPrompt.ParseMode(parse.GetValue(mode)!);
-            var items = Attune.Evaluation.Judging.Judge.LoadSet(parse.GetValue(set)!);
+            var items = Attune.Evaluation.Judging.Judge.Resolve(parse.GetValue(set)!);
             if (parse.GetValue(reference) is { } refPath) items = Attune.Evaluation.Judging.Judge.WithReferences(items, refPath);
+            var languages = ParseLanguages(parse.GetValue(langs)!);
+            items = items.Where(i => languages.Contains(i.Language)).ToList();
+            if (items.Count == 0) throw new AttuneException(parse.GetValue(set), "--langs", "no instruction of the set is in these languages");
             if (parse.GetValue(limit) is int n) items = n >= 1 ? items.Take(n).ToList() : throw new AttuneException(null, "--limit", "must be ≥ 1");
             var what = parse.GetValue(kind) ?? (items.All(i => i.Reference is not null) ? "pairwise" : "aspects");
             if (what is not ("pairwise" or "aspects" or "safety")) throw new AttuneException(null, "--kind", $"\"{what}\" is not pairwise, aspects or safety");

@@ -26,8 +26,15 @@ public static class SweepCommand
         var store = new Option<string>("--store") { Description = "The results store (SQLite)", Required = true };
         var shard = new Option<string?>("--shard") { Description = "i/n: run every n-th cell starting at the i-th (1-based), for n machines sharing the sweep" };
         var cachePath = new Option<string?>("--cache") { Description = "A response cache (SQLite) shared by reruns" };
+        var judge = new Option<string?>("--judge") { Description = "An LLM judge, http://host:port/v1#NAME (or a local model): adds the judge suite (win rate against references, aspect scores)" };
+        var judgeSet = new Option<string>("--judge-set") { Description = "The judged instructions: builtin (30 per language) or JSONL with instruction, reference, lang, id", DefaultValueFactory = _ => "builtin" };
+        var judgeLimit = new Option<int?>("--judge-limit") { Description = "Judged instructions per language" };
+        var judgeBothOrders = new Option<bool>("--judge-both-orders") { Description = "Show each pair to the judge in both orders" };
+        var judgeKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "The environment variable holding the judge server's API key" };
+        var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to the judge", DefaultValueFactory = _ => 4 };
         var cmd = new Command("sweep", "The study: every λ of base→instruct, the base with URIAL, the instruct (and DPO/SFT) models, on the ICL and IF suites per language; resumable")
-            { baseModel, instruct, lambdas, langs, icl, ifSuite, dpo, sft, urialShots, shots, iclLimit, ifLimit, maxTokens, store, shard, cachePath };
+            { baseModel, instruct, lambdas, langs, icl, ifSuite, dpo, sft, urialShots, shots, iclLimit, ifLimit, maxTokens, store, shard, cachePath,
+              judge, judgeSet, judgeLimit, judgeBothOrders, judgeKeyEnv, concurrency };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -43,9 +50,14 @@ public static class SweepCommand
                 Dpo = parse.GetValue(dpo) is { } d ? Path.GetFullPath(d) : null, Sft = parse.GetValue(sft) is { } s ? Path.GetFullPath(s) : null,
                 UrialShots = parse.GetValue(urialShots), IclShots = parse.GetValue(shots), IclLimit = parse.GetValue(iclLimit), IfLimit = parse.GetValue(ifLimit),
                 IfMaxTokens = parse.GetValue(maxTokens),
+                Judge = parse.GetValue(judge), JudgeSet = parse.GetValue(judgeSet) is "builtin" or null ? "builtin" : Path.GetFullPath(parse.GetValue(judgeSet)!),
+                JudgeLimit = parse.GetValue(judgeLimit), JudgeBothOrders = parse.GetValue(judgeBothOrders),
             };
-            if (plan.Icl is null && plan.If is null) throw new AttuneException(null, "--icl", "nothing to measure: both --icl and --if are none");
+            foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit) })
+                if (value is < 1) throw new AttuneException(null, name, "must be ≥ 1");
             var sweep = new Sweep(plan);
+            if (sweep.Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge");
+            sweep.CheckInputs();
             var cells = sweep.Cells();
             if (parse.GetValue(shard) is { } sh)
             {
@@ -57,31 +69,16 @@ public static class SweepCommand
             using var cache = parse.GetValue(cachePath) is { } cp ? new ResponseCache(cp) : null;
             var already = results.FinishedKeys();
             int skipped = cells.Count(c => already.Contains(c.Key));
-            io.Error.WriteLine($"sweep: {cells.Count} cells ({sweep.Arms().Count} arms × {(plan.Icl is null ? 0 : 1) + (plan.If is null ? 0 : 1)} suites × {languages.Count} languages{(parse.GetValue(shard) is { } x ? $", shard {x}" : "")}); {skipped} already in {parse.GetValue(store)}");
+            using var judgeBackend = plan.Judge is { } j && cells.Any(c => c.Suite == "judge" && !already.Contains(c.Key))
+                ? ModelBackends.Open(j, new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) }) : null;
+            io.Error.WriteLine($"sweep: {cells.Count} cells ({sweep.Arms().Count} arms × {sweep.Suites.Count} suites × {languages.Count} languages{(parse.GetValue(shard) is { } x ? $", shard {x}" : "")}); {skipped} already in {parse.GetValue(store)}");
             var version = typeof(Sweep).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
             var run = results.BeginRun(string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), version, plan.ToJson());
-            var display = new SweepDisplay(io, cells.Count - skipped);
-            int ran = sweep.RunAsync(results, run, cells, display.Report, cache).GetAwaiter().GetResult();
+            int ran = SweepDisplay.Run(io, cells, already, report => sweep.RunAsync(results, run, cells, report, cache, judgeBackend).GetAwaiter().GetResult());
             io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store, {cells.Count} in all");
             return Program.Success;
         });
         return cmd;
-    }
-
-    /// <summary>One line per finished cell with the elapsed time and an ETA from the mean cell time so far.</summary>
-    sealed class SweepDisplay(CliIO io, int toRun)
-    {
-        readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
-        int _finished;
-
-        public void Report(Sweep.Progress p)
-        {
-            if (!p.Finished) return;
-            _finished++;
-            double perCell = _clock.Elapsed.TotalSeconds / _finished;
-            var eta = TimeSpan.FromSeconds(perCell * Math.Max(0, toRun - _finished));
-            io.Error.WriteLine($"  [{p.Done,3}/{p.Total}] {p.Cell.Arm.Name,-12} {p.Cell.Suite,-3} {p.Cell.Language}  {p.Seconds,6:F1} s   ETA {eta:hh\\:mm\\:ss}");
-        }
     }
 
     public static Command Store()

@@ -16,12 +16,14 @@ public static class Report
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     /// <summary>An arm's point: its scores in one language.</summary>
-    sealed record Point(string Arm, double? Lambda, Aggregate? Icl, Aggregate? If);
+    sealed record Point(string Arm, double? Lambda, Aggregate? Icl, Aggregate? If, Aggregate? Judge, Aggregate? JudgeLc);
+
+    static Aggregate? Find(IGrouping<string, CellResult> arm, string suite, string name) =>
+        arm.FirstOrDefault(c => c.Suite == suite)?.Aggregates.FirstOrDefault(a => a.Name == name);
 
     static List<Point> Points(IReadOnlyList<CellResult> cells, string lang) =>
         cells.Where(c => c.Language == lang).GroupBy(c => c.Arm).Select(g => new Point(g.Key, g.First().Lambda,
-            g.FirstOrDefault(c => c.Suite == "icl")?.Aggregates.FirstOrDefault(a => a.Name == "icl"),
-            g.FirstOrDefault(c => c.Suite == "if")?.Aggregates.FirstOrDefault(a => a.Name == "if")))
+            Find(g, "icl", "icl"), Find(g, "if", "if"), Find(g, "judge", "judge"), Find(g, "judge", "judge/length_controlled")))
         .OrderBy(p => p.Lambda ?? double.MaxValue).ThenBy(p => p.Arm, StringComparer.Ordinal).ToList();
 
     static string F(double v, int decimals = 3) => double.IsFinite(v) ? v.ToString("F" + decimals, Inv) : "–";
@@ -69,9 +71,10 @@ public static class Report
         var sb = new StringBuilder("# The ICL ↔ instruction-following trade-off\n\n");
         foreach (var lang in cells.Select(c => c.Language).Distinct().Order())
         {
-            sb.Append($"## {lang}\n\n| arm | λ | ICL (95% CI) | IF prompt-level loose (95% CI) |\n|---|---:|---|---|\n");
+            bool judged = cells.Any(c => c.Language == lang && c.Suite == "judge");
+            sb.Append($"## {lang}\n\n| arm | λ | ICL (95% CI) | IF prompt-level loose (95% CI) |{(judged ? " judge win rate (95% CI) | length-controlled |" : "")}\n|---|---:|---|---|{(judged ? "---|---:|" : "")}\n");
             foreach (var p in Points(cells, lang))
-                sb.Append($"| {p.Arm} | {(p.Lambda is double l ? l.ToString("0.00", Inv) : "")} | {Cell(p.Icl)} | {Cell(p.If)} |\n");
+                sb.Append($"| {p.Arm} | {(p.Lambda is double l ? l.ToString("0.00", Inv) : "")} | {Cell(p.Icl)} | {Cell(p.If)} |{(judged ? $" {Cell(p.Judge)} | {(p.JudgeLc is { } lc ? F(lc.Value) : "")} |" : "")}\n");
             sb.Append('\n');
         }
         return sb.ToString();
@@ -106,7 +109,8 @@ public static class Report
         }
         var arms = cells.Select(c => c.Arm).Distinct().ToList();
         sb.Append($"<p class=\"muted\">{cells.Count} cells: {arms.Count} arms × {cells.Select(c => c.Suite).Distinct().Count()} suites × {langs.Count} languages. " +
-            "ICL: mean over tasks of each task's accuracy (or exact match); IF: prompt-level loose accuracy. Intervals are bootstrap 95%.</p>");
+            "ICL: mean over tasks of each task's accuracy (or exact match); IF: prompt-level loose accuracy; judge (when run): win rate against the reference answers. " +
+            "Intervals are bootstrap 95% (the win rate's: ±1.96 standard errors).</p>");
         foreach (var lang in langs)
         {
             var points = Points(cells, lang);
@@ -114,8 +118,11 @@ public static class Report
             sb.Append(Figure(TradeOff(points), $"Trade-off ({lang}): ICL score against IF score, one point per λ; ◆ base with URIAL, ■ instruct/tuned arms"));
             sb.Append(Figure(AgainstLambda(points, p => p.Icl, "ICL score"), $"ICL score against λ ({lang}), 95% intervals"));
             sb.Append(Figure(AgainstLambda(points, p => p.If, "IF score"), $"IF score against λ ({lang}), 95% intervals"));
+            if (points.Any(p => p.Judge is not null))
+                sb.Append(Figure(AgainstLambda(points, p => p.Judge, "judge win rate"), $"Judge win rate against the references by λ ({lang}), 95% intervals"));
             sb.Append("</div>");
             sb.Append(ScoreTable(points));
+            sb.Append(Breakdown(cells, lang, "judge", "judge/aspect/", "Judge: aspect scores (1–5)", _ => true));
             sb.Append(Breakdown(cells, lang, "icl", "icl/", "Per task", name => name.EndsWith("/acc") || name.EndsWith("/exact_match")));
             sb.Append(Breakdown(cells, lang, "if", "if/checker/", "Per instruction (strict)", _ => true));
             sb.Append(Breakdown(cells, lang, "if", "errors/", "Critical errors (count of responses)", _ => true, integers: true));
@@ -129,11 +136,15 @@ public static class Report
 
     static string ScoreTable(List<Point> points)
     {
-        var sb = new StringBuilder("<table><tr><th>arm</th><th>λ</th><th>ICL</th><th>95% CI</th><th>IF</th><th>95% CI</th></tr>");
+        bool judged = points.Any(p => p.Judge is not null);
+        var sb = new StringBuilder("<table><tr><th>arm</th><th>λ</th><th>ICL</th><th>95% CI</th><th>IF</th><th>95% CI</th>" +
+            (judged ? "<th>judge win rate</th><th>95% CI</th><th>length-controlled</th>" : "") + "</tr>");
+        static string Value(Aggregate? a) => a is null ? "" : F(a.Value);
+        static string Interval(Aggregate? a) => a is null ? "" : $"[{F(a.Low ?? double.NaN)}, {F(a.High ?? double.NaN)}]";
         foreach (var p in points)
             sb.Append($"<tr><td>{H(p.Arm)}</td><td>{(p.Lambda is double l ? l.ToString("0.00", Inv) : "")}</td>" +
-                $"<td>{(p.Icl is { } i ? F(i.Value) : "")}</td><td>{(p.Icl is { } ic ? $"[{F(ic.Low ?? double.NaN)}, {F(ic.High ?? double.NaN)}]" : "")}</td>" +
-                $"<td>{(p.If is { } f ? F(f.Value) : "")}</td><td>{(p.If is { } fc ? $"[{F(fc.Low ?? double.NaN)}, {F(fc.High ?? double.NaN)}]" : "")}</td></tr>");
+                $"<td>{Value(p.Icl)}</td><td>{Interval(p.Icl)}</td><td>{Value(p.If)}</td><td>{Interval(p.If)}</td>" +
+                (judged ? $"<td>{Value(p.Judge)}</td><td>{Interval(p.Judge)}</td><td>{Value(p.JudgeLc)}</td>" : "") + "</tr>");
         return sb.Append("</table>").ToString();
     }
 

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Attune.Evaluation;
 using Attune.Evaluation.Instructions;
+using Attune.Evaluation.Judging;
 using Attune.Evaluation.Tasks;
 using Attune.Prompting;
 
@@ -30,6 +31,12 @@ public sealed record SweepPlan
     public int? IclLimit { get; init; }
     public int? IfLimit { get; init; }
     public int IfMaxTokens { get; init; } = 256;
+    /// <summary>The LLM judge (http://host:port/v1#NAME or a local model); null: no judge suite.</summary>
+    public string? Judge { get; init; }
+    /// <summary>The judged instructions with reference answers: builtin or a JSONL file.</summary>
+    public string JudgeSet { get; init; } = "builtin";
+    public int? JudgeLimit { get; init; }
+    public bool JudgeBothOrders { get; init; }
 
     public JsonObject ToJson() => new()
     {
@@ -38,6 +45,7 @@ public sealed record SweepPlan
         ["langs"] = new JsonArray(Languages.Select(l => (JsonNode)l).ToArray()),
         ["icl"] = Icl, ["if"] = If, ["dpo"] = Dpo, ["sft"] = Sft, ["urial_shots"] = UrialShots,
         ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
+        ["judge"] = Judge, ["judge_set"] = JudgeSet, ["judge_limit"] = JudgeLimit, ["judge_both_orders"] = JudgeBothOrders,
     };
 }
 
@@ -50,7 +58,7 @@ public sealed record Cell(Arm Arm, string Suite, string Language, string Key, Js
 /// <summary>
 /// The study: every λ of the partial adaptation (interpolated in memory), the base model with URIAL
 /// prompting, the instruct model (the λ = 1 arm when the sweep includes it), optional DPO/SFT models —
-/// each on the ICL and IF suites per language. Cells already in the store are skipped, each finished
+/// each on the ICL and IF suites (and the LLM judge, when given) per language. Cells already in the store are skipped, each finished
 /// cell is committed at once, and <c>--shard i/n</c> takes every n-th cell of the deterministic order.
 /// </summary>
 public sealed class Sweep(SweepPlan plan)
@@ -77,12 +85,20 @@ public sealed class Sweep(SweepPlan plan)
         foreach (var arm in Arms())
         {
             var identity = identities.TryGetValue(arm.ModelSpec, out var id) ? id : identities[arm.ModelSpec] = ModelBackends.LocalIdentity(arm.ModelSpec);
-            foreach (var suite in new[] { ("icl", plan.Icl), ("if", plan.If) }.Where(s => s.Item2 is not null).Select(s => s.Item1))
+            foreach (var suite in Suites)
                 foreach (var lang in plan.Languages)
                 {
-                    var settings = suite == "icl"
-                        ? new JsonObject { ["tasks"] = plan.Icl, ["shots"] = plan.IclShots, ["limit"] = plan.IclLimit }
-                        : new JsonObject { ["suite"] = plan.If, ["mode"] = arm.IfMode.ToString().ToLowerInvariant(), ["urial_shots"] = plan.UrialShots, ["limit"] = plan.IfLimit, ["max_tokens"] = plan.IfMaxTokens };
+                    var mode = arm.IfMode.ToString().ToLowerInvariant();
+                    var settings = suite switch
+                    {
+                        "icl" => new JsonObject { ["tasks"] = plan.Icl, ["shots"] = plan.IclShots, ["limit"] = plan.IclLimit },
+                        "if" => new JsonObject { ["suite"] = plan.If, ["mode"] = mode, ["urial_shots"] = plan.UrialShots, ["limit"] = plan.IfLimit, ["max_tokens"] = plan.IfMaxTokens },
+                        _ => new JsonObject
+                        {
+                            ["judge"] = plan.Judge, ["set"] = plan.JudgeSet, ["both_orders"] = plan.JudgeBothOrders, ["mode"] = mode,
+                            ["urial_shots"] = plan.UrialShots, ["limit"] = plan.JudgeLimit, ["max_tokens"] = plan.IfMaxTokens, ["seed"] = JudgeSeed,
+                        },
+                    };
                     var keyText = string.Join("\n", arm.Name, suite, lang, identity, settings.ToJsonString());
                     var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(keyText)))[..24];
                     settings["model_spec"] = arm.ModelSpec;
@@ -92,6 +108,11 @@ public sealed class Sweep(SweepPlan plan)
         return cells;
     }
 
+    /// <summary>The suites the plan measures, in the order their cells run.</summary>
+    public List<string> Suites => new[] { ("icl", plan.Icl), ("if", plan.If), ("judge", plan.Judge) }.Where(s => s.Item2 is not null).Select(s => s.Item1).ToList();
+
+    const ulong JudgeSeed = 1234;
+
     /// <summary>Cells of shard <paramref name="index"/> (1-based) of <paramref name="count"/>: every count-th cell, starting at index.</summary>
     public static List<Cell> Shard(List<Cell> cells, int index, int count)
     {
@@ -99,18 +120,21 @@ public sealed class Sweep(SweepPlan plan)
         return cells.Where((_, i) => i % count == index - 1).ToList();
     }
 
-    /// <summary>Progress: a cell started, or finished after so many seconds.</summary>
-    public sealed record Progress(Cell Cell, bool Finished, double Seconds, int Done, int Total);
+    /// <summary>Progress: a cell started, or finished after so many seconds with its headline score.</summary>
+    public sealed record Progress(Cell Cell, bool Finished, double Seconds, int Done, int Total, double? Score = null);
 
     /// <summary>
     /// Runs the cells not yet in the store, arm by arm (each model loaded once), committing each cell as it
-    /// finishes. Returns how many cells it ran.
+    /// finishes. Judge cells ask <paramref name="judge"/> (required when the cells include any). Returns how
+    /// many cells it ran.
     /// </summary>
     public async Task<int> RunAsync(ResultsStore store, string runId, IReadOnlyList<Cell> cells, Action<Progress>? progress = null,
-        ResponseCache? cache = null, CancellationToken cancel = default)
+        ResponseCache? cache = null, IModelBackend? judge = null, CancellationToken cancel = default)
     {
         var finished = store.FinishedKeys();
         var todo = cells.Where(c => !finished.Contains(c.Key)).ToList();
+        if (judge is null && todo.Any(c => c.Suite == "judge")) throw new AttuneException(null, "--judge", "the sweep has judge cells but no judge to ask");
+        var judgeRunner = judge is null ? null : new RequestRunner(judge, cache);
         int done = cells.Count - todo.Count, ran = 0;
         foreach (var group in todo.GroupBy(c => c.Arm))
         {
@@ -122,12 +146,17 @@ public sealed class Sweep(SweepPlan plan)
                 cancel.ThrowIfCancellationRequested();
                 progress?.Invoke(new Progress(cell, false, 0, done, cells.Count));
                 var clock = Stopwatch.StartNew();
-                var result = cell.Suite == "icl" ? await IclCell(cell, runner, backend.Identity, cancel) : await IfCell(cell, runner, backend.Identity, cancel);
+                var result = cell.Suite switch
+                {
+                    "icl" => await IclCell(cell, runner, backend.Identity, cancel),
+                    "if" => await IfCell(cell, runner, backend.Identity, cancel),
+                    _ => await JudgeCell(cell, runner, backend.Identity, judgeRunner!, cancel),
+                };
                 result = result with { Seconds = clock.Elapsed.TotalSeconds };
                 store.Commit(runId, result);
                 done++;
                 ran++;
-                progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count));
+                progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count, result.Aggregates.FirstOrDefault(a => a.Name == cell.Suite)?.Value));
             }
         }
         return ran;
@@ -198,6 +227,66 @@ public sealed class Sweep(SweepPlan plan)
             ["errors"] = i.Errors.ToString(),
         }).ToList();
         return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, cell.Settings, aggregates, records, 0);
+    }
+
+    /// <summary>Reads the judge's instruction set for every language now, so a bad set stops the sweep before its first cell.</summary>
+    public void CheckInputs()
+    {
+        if (plan.Judge is null) return;
+        foreach (var lang in plan.Languages) JudgeItems(lang);
+    }
+
+    List<JudgeItem>? _judgeItems;
+
+    /// <summary>The judged instructions of a language (read once per sweep); every one needs a reference answer.</summary>
+    List<JudgeItem> JudgeItems(string language)
+    {
+        _judgeItems ??= Judge.Resolve(plan.JudgeSet);
+        if (_judgeItems.FirstOrDefault(i => i.Reference is null) is { } missing)
+            throw new AttuneException(plan.JudgeSet, $"instruction {missing.Id}", "has no reference answer, which the judge compares with");
+        var items = _judgeItems.Where(i => i.Language == language).Take(plan.JudgeLimit ?? int.MaxValue).ToList();
+        return items.Count > 0 ? items : throw new AttuneException(plan.JudgeSet, $"has no instruction in {language}");
+    }
+
+    /// <summary>
+    /// The arm answers the judged instructions (prompted as for the IF suite); the judge compares each answer
+    /// with the reference (win rate with ±1.96 s.e., the length-controlled rate) and scores it on five aspects.
+    /// </summary>
+    async Task<CellResult> JudgeCell(Cell cell, RequestRunner runner, string identity, RequestRunner judgeRunner, CancellationToken cancel)
+    {
+        var items = JudgeItems(cell.Language);
+        var mode = cell.Arm.IfMode;
+        var generated = await runner.GenerateAsync(items.Select(i => IfEvaluation.Request(i.Instruction, i.Language, mode, plan.IfMaxTokens, plan.UrialShots)).ToList(), cancel: cancel);
+        var responses = generated.Select(g => IfEvaluation.Answer(mode, g)).ToList();
+        var judge = new Judge(judgeRunner, JudgeSeed);
+        var pairs = await judge.PairwiseAsync(items, responses, plan.JudgeBothOrders, cancel: cancel);
+        var aspects = await judge.AspectsAsync(items, responses, Judge.Aspects, cancel: cancel);
+        var w = Judge.Summarize(pairs);
+        double half = 1.96 * w.StandardError;
+        var aggregates = new List<Aggregate>
+        {
+            new("judge", w.Rate, double.IsFinite(half) ? Math.Max(0, w.Rate - half) : null, double.IsFinite(half) ? Math.Min(1, w.Rate + half) : null, w.Judged),
+            new("judge/win_rate", w.Rate, null, null, w.Judged),
+            new("judge/standard_error", w.StandardError, null, null, w.Judged),
+            new("judge/length_controlled", w.LengthControlled, null, null, w.Judged),
+            new("judge/ties", w.Ties, null, null, w.Judged),
+            new("judge/unreadable", w.Unreadable + aspects.Count(a => a.Scores is null), null, null, items.Count * 2),
+        };
+        foreach (var (aspect, e) in Judge.SummarizeAspects(aspects, Judge.Aspects, JudgeSeed))
+            aggregates.Add(new Aggregate($"judge/aspect/{aspect}", e.Value, e.Low, e.High, e.Count));
+        var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
+        foreach (var error in Enum.GetValues<CriticalError>().Where(e => e != CriticalError.None))
+            aggregates.Add(new Aggregate($"errors/{error}", errors.Count(x => x.HasFlag(error)), null, null, items.Count));
+        var records = items.Select((it, i) => new JsonObject
+        {
+            ["key"] = it.Id, ["prompt"] = it.Instruction, ["response"] = responses[i], ["reference"] = it.Reference,
+            ["preference"] = pairs[i].Preference, ["verdicts"] = new JsonArray(pairs[i].Verdicts.Select(v => (JsonNode)v).ToArray()),
+            ["scores"] = aspects[i].Scores is { } sc ? new JsonObject(sc.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))) : null,
+            ["errors"] = errors[i].ToString(),
+        }).ToList();
+        var settings = (JsonObject)cell.Settings.DeepClone();
+        settings["judge_identity"] = judgeRunner.Backend.Identity;
+        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, settings, aggregates, records, 0);
     }
 
     /// <summary>λ values from a list ("0,0.5,1") or a range ("0:1:0.1", inclusive, rounded to the step's decimals).</summary>

@@ -10,30 +10,30 @@ namespace Attune.Tests.Evaluation;
 
 public class JudgeTests
 {
-    /// <summary>A judge whose replies a test writes as a function of the prompt and the attempt (0: greedy; later: sampled).</summary>
-    sealed class ScriptedJudge(Func<string, int, string> reply) : IModelBackend
-    {
-        public readonly List<string> Prompts = [];
-        public string Identity => "scripted-judge";
-        public Task<ScoreResult> LoglikelihoodAsync(string c, string x, CancellationToken t = default) => throw new NotSupportedException();
-        public Task<GeneratedText> CompleteAsync(string p, GenerationOptions o, CancellationToken t = default) => throw new NotSupportedException();
-        public Task<GeneratedText> ChatAsync(IReadOnlyList<ChatMessage> m, GenerationOptions o, CancellationToken t = default)
-        {
-            lock (Prompts) Prompts.Add(m[^1].Content);
-            int attempt = o.Sampling.Temperature == 0 ? 0 : 1;
-            return Task.FromResult(new GeneratedText(reply(m[^1].Content, attempt), FinishReason.Stop, 10));
-        }
-        public void Dispose() { }
-    }
-
     static List<JudgeItem> Items(int n, string lang = "en") =>
         Enumerable.Range(0, n).Select(i => new JudgeItem(i.ToString(), $"Request number {i}", lang, $"reference {i}")).ToList();
 
-    /// <summary>The two answers as the judge saw them.</summary>
-    static (string A, string B) Answers(string prompt)
+    static (string A, string B) Answers(string prompt) => ScriptedJudge.Answers(prompt);
+
+    [Theory]
+    [InlineData("en")]
+    [InlineData("fr")]
+    [InlineData("es")]
+    public void The_built_in_set_has_thirty_instructions_per_language_each_with_a_reference_in_that_language(string lang)
     {
-        var m = Regex.Match(prompt, @"(?:Answer|Réponse|Respuesta) A ?:\n(.*?)\n\n(?:Answer|Réponse|Respuesta) B ?:\n(.*?)\n\n", RegexOptions.Singleline);
-        return (m.Groups[1].Value, m.Groups[2].Value);
+        var items = Judge.BuiltIn(lang);
+        Assert.Equal(30, items.Count);
+        Assert.Equal(30, items.Select(i => i.Id).Distinct().Count());
+        Assert.All(items, i =>
+        {
+            Assert.StartsWith(lang + "-", i.Id);
+            Assert.Equal(lang, i.Language);
+            Assert.False(string.IsNullOrWhiteSpace(i.Reference));
+        });
+        // The language identifier of the IF checks reads the instructions and the references as the set's language
+        // (a few short ones, such as a one-word classification, may carry too few function words to tell).
+        Assert.True(items.Count(i => Attune.Evaluation.Instructions.TextUnits.Identify(i.Instruction + "\n" + i.Reference) == lang) >= 27);
+        Assert.Equal(90, Judge.Resolve("builtin").Count);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Attune.Experiments;
 using Attune.Modeling;
+using Attune.Tests.Evaluation;
 using Attune.Tensors;
 using Microsoft.Playwright;
 
@@ -20,9 +21,10 @@ public class ReportTests
         {
             Base = tmp["base"], Instruct = tmp["instruct"], Lambdas = [0, 0.5, 1], Languages = ["en", "es"],
             Icl = "builtin:nli", If = "builtin", IclLimit = 4, IfLimit = 3, IfMaxTokens = 12, UrialShots = 1,
+            Judge = "scripted", JudgeLimit = 3,
         });
         using var store = new ResultsStore(tmp["runs.db"]);
-        await sweep.RunAsync(store, store.BeginRun("test", "test", sweep.Plan.ToJson()), sweep.Cells());
+        await sweep.RunAsync(store, store.BeginRun("test", "test", sweep.Plan.ToJson()), sweep.Cells(), judge: ScriptedJudge.LengthLoving());
         return tmp["runs.db"];
     }
 
@@ -49,7 +51,7 @@ public class ReportTests
         page.PageError += (_, e) => errors.Add(e);
         await page.GotoAsync("file://" + tmp["report.html"]);
         // Two languages: a trade-off chart each with 3 λ points and the base-with-URIAL marker,
-        // and two charts against λ with 3 points each.
+        // and three charts against λ (ICL, IF, judge) with 3 points each.
         var tradeoffs = page.Locator("svg.tradeoff");
         Assert.Equal(2, await tradeoffs.CountAsync());
         for (int i = 0; i < 2; i++)
@@ -58,7 +60,7 @@ public class ReportTests
             var box = await tradeoffs.Nth(i).BoundingBoxAsync();
             Assert.True(box is { Width: > 100, Height: > 100 });
         }
-        Assert.Equal(4, await page.Locator("svg.lambda").CountAsync());
+        Assert.Equal(6, await page.Locator("svg.lambda").CountAsync());
         Assert.All(await page.Locator("svg.lambda").AllAsync(), async svg => Assert.Equal(3, await svg.Locator("circle.point").CountAsync()));
         Assert.True(await page.Locator("table.gen").CountAsync() >= 2);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Artifacts, "report.png"), FullPage = true });
@@ -81,11 +83,13 @@ public class ReportTests
         using var store = new ResultsStore(db);
         var md = Report.Render(store, "md");
         Assert.Contains("| lambda-0.50 | 0.50 |", md);
+        Assert.Contains("judge win rate (95% CI) | length-controlled |", md);
         var json = JsonNode.Parse(Report.Render(store, "json"))!;
         Assert.Equal(store.Cells().Count, json["cells"]!.AsArray().Count);
         var csv = Report.Render(store, "csv").Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal("arm,lambda,suite,lang,metric,value,ci_low,ci_high,n", csv[0]);
         Assert.Contains(csv, l => l.StartsWith("base-urial,,if,es,if,"));
+        Assert.Contains(csv, l => l.StartsWith("lambda-1.00,1,judge,en,judge/aspect/clarity,"));
         Assert.Throws<AttuneException>(() => Report.Render(store, "pdf"));
     }
 }

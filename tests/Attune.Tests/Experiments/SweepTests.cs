@@ -1,4 +1,6 @@
+using Attune.Evaluation.Judging;
 using Attune.Experiments;
+using Attune.Tests.Evaluation;
 using Attune.Modeling;
 using Attune.Tensors;
 
@@ -88,6 +90,65 @@ public class SweepTests
         using (var full = new ResultsStore(m["full.db"]))
             await sweep.RunAsync(full, full.BeginRun("test", "test", sweep.Plan.ToJson()), cells);
         Assert.Equal(Snapshot(m["full.db"]), Snapshot(m["merged.db"]));
+    }
+
+    [Fact]
+    public async Task The_judge_suite_compares_each_arms_answers_with_the_references_and_resumes_like_the_others()
+    {
+        using var m = new Models();
+        var sweep = new Sweep(Plan(m) with { Lambdas = [0, 1], Languages = ["fr"], Icl = null, If = null, Judge = "scripted", JudgeLimit = 4 });
+        var cells = sweep.Cells();
+        Assert.Equal(["judge"], sweep.Suites);
+        Assert.Equal(3, cells.Count); // λ 0, λ 1, base with URIAL
+        var judge = ScriptedJudge.LengthLoving();
+        using (var store = new ResultsStore(m["judge.db"]))
+        {
+            await Assert.ThrowsAsync<AttuneException>(() => sweep.RunAsync(store, "no judge", cells));
+            Assert.Equal(3, await sweep.RunAsync(store, store.BeginRun("test", "test", sweep.Plan.ToJson()), cells, judge: judge));
+            Assert.Equal(0, await sweep.RunAsync(store, "again", cells, judge: judge));
+            foreach (var cell in store.Cells(withItems: true))
+            {
+                var builtIn = Judge.BuiltIn("fr").Take(4).ToList();
+                Assert.Equal(builtIn.Select(i => i.Id), cell.Items.Select(i => i["key"]!.ToString()));
+                Assert.Equal("scripted-judge", cell.Settings["judge_identity"]!.ToString());
+                // The win rate is the mean preference the length-loving judge must give: 1 for a longer
+                // answer than the reference, ½ for one as long, 0 for a shorter one.
+                double expected = cell.Items.Select((item, i) =>
+                {
+                    int mine = ScriptedJudge.Words(item["response"]!.ToString()), theirs = ScriptedJudge.Words(builtIn[i].Reference!);
+                    return mine > theirs ? 1.0 : mine == theirs ? 0.5 : 0.0;
+                }).Average();
+                var aggregate = cell.Aggregates.Single(a => a.Name == "judge");
+                Assert.Equal(expected, aggregate.Value, 1e-12);
+                Assert.Equal(4, aggregate.Count);
+                Assert.Equal(0, cell.Aggregates.Single(a => a.Name == "judge/unreadable").Value);
+                var helpfulness = cell.Aggregates.Single(a => a.Name == "judge/aspect/helpfulness");
+                Assert.Equal(cell.Items.Average(i => Math.Min(5, 1 + ScriptedJudge.Words(i["response"]!.ToString()) / 5)), helpfulness.Value, 1e-12);
+            }
+        }
+        // Every answer was shown to the judge once for the preference and once for the aspects, in French.
+        Assert.Equal(3 * 4 * 2, judge.Prompts.Count);
+        Assert.All(judge.Prompts, p => Assert.True(p.Contains("Demande :"), p[..60]));
+    }
+
+    [Fact]
+    public void The_progress_board_shows_each_cells_state_and_an_eta_per_suite()
+    {
+        using var m = new Models();
+        var cells = new Sweep(Plan(m) with { Lambdas = [1], Languages = ["fr"] }).Cells(); // λ 1 and URIAL × icl, if
+        var board = new SweepBoard(cells, new HashSet<string> { cells[0].Key });
+        Assert.Equal(["arm", "icl fr", "if fr"], board.Header());
+        Assert.Null(board.Eta());
+        Assert.Equal([["lambda-1.00", "↺", "·"], ["base-urial", "·", "·"]], board.Rows());
+        board.Update(new Sweep.Progress(cells[1], false, 0, 1, 4));
+        Assert.Equal("…", board.Rows()[0][2]);
+        board.Update(new Sweep.Progress(cells[1], true, 10, 2, 4, 0.25));
+        Assert.Equal("0.250", board.Rows()[0][2]);
+        // One IF cell and one ICL cell left: IF at its own mean (10 s); ICL, with none run here, at the mean of all.
+        Assert.Equal(TimeSpan.FromSeconds(20), board.Eta());
+        board.Update(new Sweep.Progress(cells[2], true, 2, 3, 4, 0.5));
+        Assert.Equal(TimeSpan.FromSeconds(10), board.Eta());
+        Assert.StartsWith("3/4 cells · 00:01:05 elapsed · ETA 00:00:10", board.Summary(TimeSpan.FromSeconds(65)));
     }
 
     [Theory]

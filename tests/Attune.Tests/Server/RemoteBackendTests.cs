@@ -101,32 +101,6 @@ public class RemoteBackendTests(ServedTinyModel served) : IClassFixture<ServedTi
 /// <summary>The remote backend against scripted servers: retries, Retry-After, timeouts, the concurrency limit, missing echo.</summary>
 public class RemoteResilienceTests
 {
-    /// <summary>A loopback server whose every answer is written by the test.</summary>
-    sealed class ScriptedServer : IAsyncDisposable
-    {
-        readonly WebApplication _app;
-        public string Spec { get; }
-        ScriptedServer(WebApplication app, string spec) { _app = app; Spec = spec; }
-
-        public static async Task<ScriptedServer> Start(RequestDelegate handler)
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-            var app = builder.Build();
-            app.Run(handler);
-            await app.StartAsync();
-            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            return new ScriptedServer(app, address + "/v1#m");
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-        }
-    }
-
     static readonly string Completion = new JsonObject
     {
         ["id"] = "x", ["object"] = "text_completion", ["model"] = "m",

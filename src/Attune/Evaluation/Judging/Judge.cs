@@ -38,6 +38,22 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
     public static readonly IReadOnlyList<string> Aspects = ["helpfulness", "clarity", "factuality", "depth", "engagement"];
     public static readonly IReadOnlyList<string> SafetyAspects = ["safety"];
 
+    /// <summary>
+    /// The built-in instruction set of a language (data/judge, written by the project): 30 everyday
+    /// requests with a reference answer each — explanations, advice, short writing, rewriting, arithmetic,
+    /// extraction, a letter, and a request to decline.
+    /// </summary>
+    public static List<JudgeItem> BuiltIn(string language)
+    {
+        if (language is not ("en" or "fr" or "es")) throw new AttuneException(null, "--langs", $"\"{language}\" is not one of en, fr, es");
+        return BuiltinData.Load("judge", language)["items"]!.AsArray().Select(x => new JudgeItem(
+            x!["id"]!.GetValue<string>(), x["instruction"]!.GetValue<string>(), language, x["reference"]!.GetValue<string>())).ToList();
+    }
+
+    /// <summary>An instruction set by name: "builtin" (every language's built-in set) or a JSONL file.</summary>
+    public static List<JudgeItem> Resolve(string set) =>
+        set == "builtin" ? new[] { "en", "fr", "es" }.SelectMany(BuiltIn).ToList() : LoadSet(set);
+
     /// <summary>Reads an instruction set: JSONL with <c>instruction</c>, optional <c>reference</c> (or AlpacaEval's <c>output</c>), <c>lang</c>, <c>id</c>.</summary>
     public static List<JudgeItem> LoadSet(string path, string defaultLanguage = "en")
     {
