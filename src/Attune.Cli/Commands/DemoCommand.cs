@@ -62,16 +62,27 @@ public static class DemoCommand
         return cmd;
     }
 
-    /// <summary>Regenerates the world (seed 7) and retrains base, instruct (SFT) and DPO models into <paramref name="dir"/>.</summary>
-    static void Rebuild(CliIO io, string dir)
+    /// <summary>How much world and training a rebuild makes; <see cref="Full"/> is what data/demo ships.</summary>
+    public sealed record RebuildSize(int Documents, int Instructions, int PretrainSteps, int SftSteps, int DpoSteps)
     {
+        public static readonly RebuildSize Full = new(4000, 600, 480, 300, 150);
+    }
+
+    /// <summary>
+    /// Regenerates the world (seed 7) and retrains base, instruct (SFT) and DPO models into
+    /// <paramref name="dir"/>; BUILD.txt records the time taken and each model file's SHA-256, which a
+    /// rebuild reproduces exactly.
+    /// </summary>
+    public static void Rebuild(CliIO io, string dir, RebuildSize? size = null)
+    {
+        size ??= RebuildSize.Full;
         var clock = Stopwatch.StartNew();
         var work = Path.Combine(Path.GetTempPath(), "attune-demo-build-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(work);
         try
         {
             io.Error.WriteLine("demo: generating the world");
-            var world = DemoWorld.Generate(seed: 7, documentsPerLanguage: 4000, instructionsPerLanguage: 600);
+            var world = DemoWorld.Generate(seed: 7, documentsPerLanguage: size.Documents, instructionsPerLanguage: size.Instructions);
             var worldDir = Path.Combine(dir, "world");
             Directory.CreateDirectory(worldDir);
             AtomicFile.WriteAllText(Path.Combine(worldDir, "documents.jsonl"), string.Join("\n", world.Documents.Select(d => new JsonObject { ["text"] = d }.ToJsonString())) + "\n");
@@ -83,11 +94,11 @@ public static class DemoCommand
             ModelInitializer.Write(init, Presets.Find("demo", null).Config, seed: 1, Tensors.DType.F32,
                 tokenizerCorpus: world.Documents.Concat(world.Sft.Select(s => string.Concat(s["messages"]!.AsArray().Select(m => m!["content"]!.GetValue<string>() + "\n")))));
             Train(io, ["train", "pretrain", "--model", init, "--data", Path.Combine(worldDir, "documents.jsonl"), "--out", Path.Combine(work, "base"),
-                "--steps", "480", "--batch-size", "16", "--block-size", "128", "--lr", "3e-3", "--warmup", "20", "--save-every", "0", "--seed", "1", "--dtype", "bf16"]);
+                "--steps", size.PretrainSteps.ToString(), "--batch-size", "16", "--block-size", "128", "--lr", "3e-3", "--warmup", "20", "--save-every", "0", "--seed", "1", "--dtype", "bf16"]);
             Train(io, ["train", "sft", "--model", Path.Combine(work, "base"), "--data", Path.Combine(worldDir, "sft.jsonl"), "--out", Path.Combine(work, "instruct"),
-                "--steps", "300", "--batch-size", "16", "--lr", "1e-3", "--warmup", "10", "--save-every", "0", "--seed", "2", "--dtype", "bf16"]);
+                "--steps", size.SftSteps.ToString(), "--batch-size", "16", "--lr", "1e-3", "--warmup", "10", "--save-every", "0", "--seed", "2", "--dtype", "bf16"]);
             Train(io, ["train", "dpo", "--model", Path.Combine(work, "base"), "--data", Path.Combine(worldDir, "dpo.jsonl"), "--out", Path.Combine(work, "dpo"),
-                "--steps", "150", "--batch-size", "8", "--lr", "5e-4", "--warmup", "10", "--save-every", "0", "--seed", "3", "--beta", "0.1", "--dtype", "bf16"]);
+                "--steps", size.DpoSteps.ToString(), "--batch-size", "8", "--lr", "5e-4", "--warmup", "10", "--save-every", "0", "--seed", "3", "--beta", "0.1", "--dtype", "bf16"]);
             foreach (var m in new[] { "base", "instruct", "dpo" })
             {
                 // Only the model files ship (in BF16, a few MB each), not the training run's checkpoints and metrics.
@@ -97,14 +108,23 @@ public static class DemoCommand
                 foreach (var f in ModelFiles)
                     if (File.Exists(Path.Combine(work, m, f))) File.Copy(Path.Combine(work, m, f), Path.Combine(target, f));
             }
-            var note = $"Rebuilt by `attune demo --rebuild` in {clock.Elapsed.TotalSeconds:F0} s on {Environment.ProcessorCount} cores ({DateTime.UtcNow:yyyy-MM-dd}).\n";
+            var note = $"Rebuilt by `attune demo --rebuild` in {clock.Elapsed.TotalSeconds:F0} s on {Environment.ProcessorCount} cores ({DateTime.UtcNow:yyyy-MM-dd}).\n"
+                + "A rebuild reproduces these files bit for bit (SHA-256):\n"
+                + string.Concat(new[] { "base", "instruct", "dpo" }.SelectMany(m => ModelFiles.Where(f => File.Exists(Path.Combine(dir, m, f)))
+                    .Select(f => $"{Sha256(Path.Combine(dir, m, f))}  {m}/{f}\n")));
             AtomicFile.WriteAllText(Path.Combine(dir, "BUILD.txt"), note);
-            io.Error.WriteLine("demo: " + note.TrimEnd());
+            io.Error.WriteLine("demo: " + note.Split('\n')[0]);
         }
         finally
         {
             try { Directory.Delete(work, recursive: true); } catch (IOException) { }
         }
+    }
+
+    static string Sha256(string path)
+    {
+        using var f = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f));
     }
 
     static void Train(CliIO io, string[] args)

@@ -126,9 +126,7 @@ public sealed unsafe class Transformer
                 prof?.Mark(ForwardProfile.Elementwise);
                 fixed (float* qb = w.QBias, kb = w.KBias, vb = w.VBias)
                 {
-                    _mm.Run(_pool, w.Q, xb, t, q, qb);
-                    _mm.Run(_pool, w.K, xb, t, k, kb);
-                    _mm.Run(_pool, w.V, xb, t, v, vb);
+                    _mm.Run(_pool, xb, t, new Linear(w.Q, q, qb), new Linear(w.K, k, kb), new Linear(w.V, v, vb));
                 }
                 prof?.Mark(ForwardProfile.Linear);
                 _rows.RunRope(_pool, t, q, k, v, w, l, rowCache, pos);
@@ -143,8 +141,7 @@ public sealed unsafe class Transformer
                 prof?.Mark(ForwardProfile.Elementwise);
                 fixed (float* gb = w.GateBias, ub = w.UpBias, db = w.DownBias)
                 {
-                    _mm.Run(_pool, w.Gate, xb, t, hb, gb);
-                    _mm.Run(_pool, w.Up, xb, t, hb2, ub);
+                    _mm.Run(_pool, xb, t, new Linear(w.Gate, hb, gb), new Linear(w.Up, hb2, ub));
                     prof?.Mark(ForwardProfile.Linear);
                     _rows.Run(_pool, RowJob.Kind.SiluMul, t, hb, hb2, null);
                     prof?.Mark(ForwardProfile.Elementwise);

@@ -40,6 +40,8 @@ public sealed unsafe class Gemm : IRangeJob
     int _ldc;
     bool _accumulate;
     int _nr;
+    WeightMatrix _weights;
+    bool _bIsWeights;
 
     [ThreadStatic] static float[]? t_packA;
     [ThreadStatic] static float[]? t_packB;
@@ -54,9 +56,29 @@ public sealed unsafe class Gemm : IRangeJob
         if (m <= 0 || n <= 0) return;
         var g = t_instance ??= new Gemm();
         g._m = m; g._n = n; g._k = k; g._a = a; g._b = b; g._c = c; g._ldc = ldc; g._accumulate = accumulate; g._nr = NR;
-        int units = (m + MR - 1) / MR;
-        if (pool is null) g.Execute(0, units);
-        else pool.Run(g, units);
+        g._bIsWeights = false;
+        g.Start(pool);
+    }
+
+    /// <summary>
+    /// C [m, W.Rows] = A·Wᵀ for a weight matrix W [rows, k] stored in any <see cref="WeightType"/> (inference's
+    /// prefill of a linear layer): W's rows are converted to f32 as its blocks are packed, so the product runs
+    /// on the same micro-kernel as f32 without a converted copy of W.
+    /// </summary>
+    public static void MultiplyByWeights(WorkerPool? pool, int m, StridedMatrix a, WeightMatrix w, float* c, int ldc)
+    {
+        if (m <= 0 || w.Rows <= 0) return;
+        var g = t_instance ??= new Gemm();
+        g._m = m; g._n = w.Rows; g._k = w.Cols; g._a = a; g._c = c; g._ldc = ldc; g._accumulate = false; g._nr = NR;
+        g._weights = w; g._bIsWeights = true;
+        g.Start(pool);
+    }
+
+    void Start(WorkerPool? pool)
+    {
+        int units = (_m + MR - 1) / MR;
+        if (pool is null) Execute(0, units);
+        else pool.Run(this, units);
     }
 
     public void Execute(int startUnit, int endUnit)
@@ -136,6 +158,11 @@ public sealed unsafe class Gemm : IRangeJob
             float* strip = dst + (long)jr * kc;
             int cols = Math.Min(nr, nc - jr);
             if (cols < nr) new Span<float>(strip, kc * nr).Clear();
+            if (_bIsWeights)
+            {
+                PackWeights(strip, pc, kc, jc + jr, cols, nr);
+                continue;
+            }
             float* origin = b.Data + (long)pc * b.RowStride + (long)(jc + jr) * b.ColStride;
             if (b.ColStride == 1)
                 for (int p = 0; p < kc; p++)
@@ -147,6 +174,22 @@ public sealed unsafe class Gemm : IRangeJob
                     long rs = b.RowStride;
                     for (int p = 0; p < kc; p++) strip[p * nr + j] = src[p * rs];
                 }
+        }
+    }
+
+    /// <summary>
+    /// A strip of Wᵀ: columns [n0, n0+cols) of B are rows of W, each converted over [pc, pc+kc) and laid
+    /// k-major. pc is a multiple of KC, itself a multiple of the Q8_0 block, so a range starts on a block.
+    /// </summary>
+    void PackWeights(float* strip, int pc, int kc, int n0, int cols, int nr)
+    {
+        float* row = stackalloc float[KC];
+        var type = _weights.Type;
+        long skip = type.RowBytes(pc);
+        for (int j = 0; j < cols; j++)
+        {
+            Dot.Dequantize(type, _weights.Row(n0 + j) + skip, new Span<float>(row, kc));
+            for (int p = 0; p < kc; p++) strip[p * nr + j] = row[p];
         }
     }
 

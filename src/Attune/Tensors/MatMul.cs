@@ -6,20 +6,25 @@ namespace Attune.Tensors;
 /// <summary>
 /// Y[t, r] = Σ_k W[r, k] · X[t, k] (+ bias[r]): a linear layer over T input rows. Work is split by
 /// output rows r, so each thread streams its own share of the weights once. With one input row it
-/// is a matrix-vector product (decode: memory-bound); with many, rows of W are converted to f32 four
-/// at a time and multiplied against four input rows at once in registers (prefill: compute-bound).
+/// is a matrix-vector product (decode: memory-bound); with a few (batched decode), rows of W are converted
+/// to f32 four at a time and multiplied against four input rows at once in registers; with many
+/// (prefill: compute-bound), the product runs on <see cref="Gemm"/>.
 /// Q8_0 layers, as in llama.cpp, see their input rounded to Q8_0 blocks: with one row the products
 /// are exact integer dots; with many, the rounded rows go through the f32 kernel.
 /// </summary>
 public sealed unsafe class MatMul : IRangeJob
 {
-    WeightMatrix _w;
+    /// <summary>Up to three layers reading the same input (q, k, v; gate, up), run as one job.</summary>
+    [InlineArray(MaxParts)]
+    struct Parts { Linear _first; }
+
+    const int MaxParts = 3;
+    Parts _parts;
+    int _partCount;
+    readonly int[] _firstBlock = new int[MaxParts + 1];
     float* _x;
-    float* _y;
-    float* _bias;
+    float* _xRounded;
     int _t;
-    int _ldy;
-    int _yOffset;
 
     [ThreadStatic] static float[]? t_rows;
 
@@ -54,22 +59,36 @@ public sealed unsafe class MatMul : IRangeJob
 
     sbyte[] _xq = [];
     float[] _xd = [];
-    float[] _xRounded = [];
+    float[] _xRoundedBuffer = [];
 
     /// <summary>Computes Y = X·Wᵀ (+ bias). X is [t, W.Cols] and Y is [t, W.Rows], both dense row-major.</summary>
     public void Run(WorkerPool pool, WeightMatrix w, float* x, int t, float* y, float* bias = null) =>
-        Run(pool, w, x, t, y, w.Rows, 0, bias);
+        Run(pool, x, t, new Linear(w, y, bias));
 
-    /// <summary>As <see cref="Run(WorkerPool, WeightMatrix, float*, int, float*, float*)"/> writing into columns
-    /// [yOffset, yOffset + W.Rows) of a Y whose rows are <paramref name="ldy"/> long.</summary>
-    public void Run(WorkerPool pool, WeightMatrix w, float* x, int t, float* y, int ldy, int yOffset, float* bias = null)
+    /// <summary>
+    /// Several layers of the same input width applied to one input X [t, cols] (a layer's q, k and v
+    /// projections; gate and up): one job over all their rows, so a decode step waits on the pool once
+    /// for them instead of once each. A part with no weights (default) is skipped.
+    /// </summary>
+    public void Run(WorkerPool pool, float* x, int t, Linear a, Linear b = default, Linear c = default)
     {
-        _w = w; _x = x; _y = y; _t = t; _bias = bias; _ldy = ldy; _yOffset = yOffset;
-        if (w.Type == WeightType.Q8_0)
+        _x = x; _t = t; _xRounded = null;
+        _partCount = 0;
+        foreach (var part in (ReadOnlySpan<Linear>)[a, b, c])
+            if (part.W.Data != null)
+            {
+                if (_partCount > 0 && part.W.Cols != _parts[0].W.Cols) throw new ArgumentException("layers run together must have the same input width");
+                _parts[_partCount++] = part;
+            }
+        if (_partCount == 0) return;
+        int cols = _parts[0].W.Cols;
+        bool anyQ8 = false;
+        for (int i = 0; i < _partCount; i++) anyQ8 |= _parts[i].W.Type == WeightType.Q8_0;
+        if (anyQ8)
         {
             // Quantize the input once: one row takes integer dot products with its bytes; many rows
-            // go through the f32 kernel as the values those bytes stand for.
-            int n = t * w.Cols, blocks = n / WeightTypes.Q8BlockSize;
+            // go through the f32 kernels as the values those bytes stand for.
+            int n = t * cols, blocks = n / WeightTypes.Q8BlockSize;
             if (t == 1)
             {
                 if (_xq.Length < n) { _xq = GC.AllocateUninitializedArray<sbyte>(n, pinned: true); _xd = GC.AllocateUninitializedArray<float>(blocks, pinned: true); }
@@ -77,45 +96,81 @@ public sealed unsafe class MatMul : IRangeJob
             }
             else
             {
-                if (_xRounded.Length < n) _xRounded = GC.AllocateUninitializedArray<float>(n, pinned: true);
-                Dot.RoundToQ8_0(new ReadOnlySpan<float>(x, n), _xRounded);
-                _x = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _xRounded[0]);
+                if (_xRoundedBuffer.Length < n) _xRoundedBuffer = GC.AllocateUninitializedArray<float>(n, pinned: true);
+                Dot.RoundToQ8_0(new ReadOnlySpan<float>(x, n), _xRoundedBuffer);
+                _xRounded = (float*)Unsafe.AsPointer(ref _xRoundedBuffer[0]);
             }
         }
-        // Blocks of 4 rows keep the register kernel whole; one block per unit of work.
-        pool.Run(this, (w.Rows + 3) / 4);
+        if (t >= GemmMinRows)
+        {
+            // Prefill: the packed, cache-blocked product, W converted block by block as it is packed.
+            for (int i = 0; i < _partCount; i++)
+            {
+                var part = _parts[i];
+                Gemm.MultiplyByWeights(pool, t, StridedMatrix.RowMajor(Input(part), cols), part.W, part.Y, part.W.Rows);
+                if (part.Bias != null)
+                    for (int r = 0; r < t; r++)
+                    {
+                        var row = new Span<float>(part.Y + (long)r * part.W.Rows, part.W.Rows);
+                        System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(part.Bias, part.W.Rows), row);
+                    }
+            }
+            return;
+        }
+        // Blocks of 4 rows keep the register kernel whole; one block per unit of work, the parts' blocks end to end.
+        for (int i = 0; i < _partCount; i++) _firstBlock[i + 1] = _firstBlock[i] + (_parts[i].W.Rows + 3) / 4;
+        pool.Run(this, _firstBlock[_partCount]);
     }
+
+    /// <summary>
+    /// From this many input rows on, the product runs on <see cref="Gemm"/> (rows of Y split over threads,
+    /// each packing W once); below it, a few rows (batched decode) split W's rows over threads instead, so
+    /// that no weight is read twice.
+    /// </summary>
+    public const int GemmMinRows = 32;
+
+    /// <summary>The input a part reads: X, or X rounded to Q8_0 blocks for a Q8_0 layer.</summary>
+    float* Input(in Linear part) => part.W.Type == WeightType.Q8_0 && _xRounded != null ? _xRounded : _x;
 
     public void Execute(int startBlock, int endBlock)
     {
-        int r0 = startBlock * 4, r1 = Math.Min(endBlock * 4, _w.Rows);
-        if (_t == 1) MatVecRows(r0, r1);
-        else MatMulRows(r0, r1);
+        for (int i = 0; i < _partCount; i++)
+        {
+            int s = Math.Max(startBlock, _firstBlock[i]), e = Math.Min(endBlock, _firstBlock[i + 1]);
+            if (s >= e) continue;
+            var part = _parts[i];
+            int r0 = (s - _firstBlock[i]) * 4, r1 = Math.Min((e - _firstBlock[i]) * 4, part.W.Rows);
+            if (_t == 1) MatVecRows(part, r0, r1);
+            else MatMulRows(part, r0, r1);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void MatVecRows(int r0, int r1)
+    void MatVecRows(in Linear part, int r0, int r1)
     {
-        float* y = _y + _yOffset;
-        if (_w.Type == WeightType.Q8_0)
+        float* y = part.Y, bias = part.Bias;
+        var w = part.W;
+        if (w.Type == WeightType.Q8_0)
         {
             fixed (sbyte* xq = _xq) fixed (float* xd = _xd)
                 for (int r = r0; r < r1; r++)
-                    y[r] = Dot.Q8_0Q8(_w.Row(r), xq, xd, _w.Cols) + (_bias == null ? 0 : _bias[r]);
+                    y[r] = Dot.Q8_0Q8(w.Row(r), xq, xd, w.Cols) + (bias == null ? 0 : bias[r]);
             return;
         }
         for (int r = r0; r < r1; r++)
-            y[r] = _w.DotRow(r, _x) + (_bias == null ? 0 : _bias[r]);
+            y[r] = w.DotRow(r, _x) + (bias == null ? 0 : bias[r]);
     }
 
     /// <summary>Input rows per tile: 128 rows of a few thousand floats stay in L2 while every weight block passes over them.</summary>
     const int TokenTile = 128;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void MatMulRows(int r0, int r1)
+    void MatMulRows(in Linear part, int r0, int r1)
     {
-        int k = _w.Cols;
-        bool convert = _w.Type != WeightType.F32;
+        var w = part.W;
+        int k = w.Cols, ldy = w.Rows;
+        float* xIn = Input(part), y = part.Y, bias = part.Bias;
+        bool convert = w.Type != WeightType.F32;
         var rows = t_rows;
         if (convert && (rows is null || rows.Length < 4 * k)) t_rows = rows = new float[4 * k];
         fixed (float* buf = rows)
@@ -129,43 +184,40 @@ public sealed unsafe class MatMul : IRangeJob
                     float* w0, w1, w2, w3;
                     if (convert)
                     {
-                        for (int j = 0; j < 4; j++) _w.RowToSingle(r + j, new Span<float>(buf + j * k, k));
+                        for (int j = 0; j < 4; j++) w.RowToSingle(r + j, new Span<float>(buf + j * k, k));
                         w0 = buf; w1 = buf + k; w2 = buf + 2 * k; w3 = buf + 3 * k;
                     }
                     else
                     {
-                        w0 = (float*)_w.Row(r); w1 = (float*)_w.Row(r + 1); w2 = (float*)_w.Row(r + 2); w3 = (float*)_w.Row(r + 3);
+                        w0 = (float*)w.Row(r); w1 = (float*)w.Row(r + 1); w2 = (float*)w.Row(r + 2); w3 = (float*)w.Row(r + 3);
                     }
                     int t = t0;
-                    for (; t + 4 <= t1; t += 4) Kernel4x4(w0, w1, w2, w3, t, r, k);
+                    for (; t + 4 <= t1; t += 4) Kernel4x4(w0, w1, w2, w3, xIn + (long)t * k, k, y + (long)t * ldy + r, ldy, bias == null ? null : bias + r);
                     for (; t < t1; t++)
                     {
-                        float* x = _x + (long)t * k;
-                        Store(t, r, Dot.F32(w0, x, k));
-                        Store(t, r + 1, Dot.F32(w1, x, k));
-                        Store(t, r + 2, Dot.F32(w2, x, k));
-                        Store(t, r + 3, Dot.F32(w3, x, k));
+                        float* x = xIn + (long)t * k, yt = y + (long)t * ldy;
+                        yt[r] = Dot.F32(w0, x, k) + (bias == null ? 0 : bias[r]);
+                        yt[r + 1] = Dot.F32(w1, x, k) + (bias == null ? 0 : bias[r + 1]);
+                        yt[r + 2] = Dot.F32(w2, x, k) + (bias == null ? 0 : bias[r + 2]);
+                        yt[r + 3] = Dot.F32(w3, x, k) + (bias == null ? 0 : bias[r + 3]);
                     }
                 }
                 for (; r < r1; r++)
                 {
                     float* w0;
-                    if (convert) { _w.RowToSingle(r, new Span<float>(buf, k)); w0 = buf; }
-                    else w0 = (float*)_w.Row(r);
-                    for (int t = t0; t < t1; t++) Store(t, r, Dot.F32(w0, _x + (long)t * k, k));
+                    if (convert) { w.RowToSingle(r, new Span<float>(buf, k)); w0 = buf; }
+                    else w0 = (float*)w.Row(r);
+                    for (int t = t0; t < t1; t++) y[(long)t * ldy + r] = Dot.F32(w0, xIn + (long)t * k, k) + (bias == null ? 0 : bias[r]);
                 }
             }
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    void Store(int t, int r, float v) => _y[(long)t * _ldy + _yOffset + r] = v + (_bias == null ? 0 : _bias[r]);
-
     /// <summary>Four weight rows against four input rows: 16 dot products sharing their loads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void Kernel4x4(float* w0, float* w1, float* w2, float* w3, int t, int r, int k)
+    static void Kernel4x4(float* w0, float* w1, float* w2, float* w3, float* x0, int k, float* y, int ldy, float* bias)
     {
-        float* x0 = _x + (long)t * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+        float* x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
         int i = 0;
         Span<float> s = stackalloc float[16];
         if (Simd.Level == SimdLevel.V512 && k >= 16)
@@ -235,6 +287,14 @@ public sealed unsafe class MatMul : IRangeJob
         }
         for (int tt = 0; tt < 4; tt++)
             for (int rr = 0; rr < 4; rr++)
-                Store(t + tt, r + rr, s[tt * 4 + rr]);
+                y[(long)tt * ldy + rr] = s[tt * 4 + rr] + (bias == null ? 0 : bias[rr]);
     }
+}
+
+/// <summary>A linear layer's output for <see cref="MatMul"/>: Y [t, W.Rows] = X·Wᵀ (+ bias).</summary>
+public readonly unsafe struct Linear(WeightMatrix w, float* y, float* bias = null)
+{
+    public readonly WeightMatrix W = w;
+    public readonly float* Y = y;
+    public readonly float* Bias = bias;
 }

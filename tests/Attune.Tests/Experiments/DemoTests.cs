@@ -31,4 +31,37 @@ public class DemoTests
         Assert.True(code == 0, err);
         Assert.Contains("0 cells run, 78 resumed", err);
     }
+
+    [Fact]
+    public void A_rebuild_reproduces_its_models_bit_for_bit()
+    {
+        // The full rebuild (attune demo --rebuild, ~5 minutes) runs these same steps at a larger size; twice
+        // at a small size here, each file of the three models must come out identical.
+        using var tmp = new TempDir();
+        var size = new Attune.Cli.Commands.DemoCommand.RebuildSize(Documents: 60, Instructions: 24, PretrainSteps: 3, SftSteps: 2, DpoSteps: 2);
+        var io = new Attune.Cli.CliIO(new StringReader(""), TextWriter.Null, TextWriter.Null);
+        Attune.Cli.Commands.DemoCommand.Rebuild(io, tmp["a"], size);
+        Attune.Cli.Commands.DemoCommand.Rebuild(io, tmp["b"], size);
+        foreach (var model in new[] { "base", "instruct", "dpo" })
+            foreach (var file in Directory.GetFiles(tmp[$"a/{model}"]).Select(Path.GetFileName))
+                Assert.True(File.ReadAllBytes(tmp[$"a/{model}/{file}"]).AsSpan().SequenceEqual(File.ReadAllBytes(tmp[$"b/{model}/{file}"])), $"{model}/{file} differs");
+        Assert.Equal(HashLines(tmp["a/BUILD.txt"]), HashLines(tmp["b/BUILD.txt"]));
+    }
+
+    [Fact]
+    public void The_shipped_models_are_the_files_their_build_record_names()
+    {
+        var dir = Path.Combine(Repo.Root, "data", "demo");
+        var lines = HashLines(Path.Combine(dir, "BUILD.txt"));
+        Assert.Equal(15, lines.Count); // five files of each of the three models
+        foreach (var line in lines)
+        {
+            var (hash, file) = (line[..64], line[66..]);
+            using var f = File.OpenRead(Path.Combine(dir, file));
+            Assert.Equal(hash, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f)));
+        }
+    }
+
+    static List<string> HashLines(string buildTxt) =>
+        File.ReadAllLines(buildTxt).Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, "^[0-9a-f]{64}  ")).ToList();
 }

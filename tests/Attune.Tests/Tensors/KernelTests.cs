@@ -98,7 +98,7 @@ public class KernelTests : IDisposable
         var mm = new MatMul();
         foreach (var type in Enum.GetValues<WeightType>())
             foreach (var (rows, cols) in new[] { (7, 64), (12, 96), (33, 160) })
-                foreach (int t in new[] { 1, 3, 4, 9 })
+                foreach (int t in new[] { 1, 3, 4, 9, MatMul.GemmMinRows, 70 }) // decode, batched decode, prefill
                 {
                     var (bytes, values) = Stored(type, RandomFloats(rng, rows * cols));
                     var x = RandomFloats(rng, t * cols);
@@ -123,6 +123,37 @@ public class KernelTests : IDisposable
                             Assert.True(Math.Abs(y[i * rows + r] - e) < 1e-4, $"{type} {rows}x{cols} t={t} ({i},{r}): {y[i * rows + r]} vs {e}");
                         }
                 }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(MatMul.GemmMinRows + 3)]
+    public unsafe void Layers_run_together_give_what_each_gives_alone(int t)
+    {
+        // q, k, v shapes (k and v narrower, one of them Q8_0) in one job, against one job each.
+        var rng = new Random(11);
+        using var pool = new WorkerPool(2);
+        int cols = 64;
+        var parts = new[] { (WeightType.BF16, 20), (WeightType.Q8_0, 9), (WeightType.F32, 9) }
+            .Select(p => (p.Item1, p.Item2, Stored(p.Item1, RandomFloats(rng, p.Item2 * cols)).Bytes, RandomFloats(rng, p.Item2))).ToArray();
+        var x = RandomFloats(rng, t * cols);
+        var together = parts.Select(p => new float[t * p.Item2]).ToArray();
+        var alone = parts.Select(p => new float[t * p.Item2]).ToArray();
+        fixed (byte* w0 = parts[0].Bytes, w1 = parts[1].Bytes, w2 = parts[2].Bytes)
+        fixed (float* b0 = parts[0].Item4, b1 = parts[1].Item4, b2 = parts[2].Item4, xp = x)
+        fixed (float* y0 = together[0], y1 = together[1], y2 = together[2], z0 = alone[0], z1 = alone[1], z2 = alone[2])
+        {
+            var m0 = new WeightMatrix(w0, parts[0].Item1, parts[0].Item2, cols);
+            var m1 = new WeightMatrix(w1, parts[1].Item1, parts[1].Item2, cols);
+            var m2 = new WeightMatrix(w2, parts[2].Item1, parts[2].Item2, cols);
+            var mm = new MatMul();
+            mm.Run(pool, xp, t, new Linear(m0, y0, b0), new Linear(m1, y1, b1), new Linear(m2, y2, b2));
+            mm.Run(pool, m0, xp, t, z0, b0);
+            mm.Run(pool, m1, xp, t, z1, b1);
+            mm.Run(pool, m2, xp, t, z2, b2);
+        }
+        for (int i = 0; i < 3; i++) Assert.Equal(alone[i], together[i]);
     }
 
     [Fact]
