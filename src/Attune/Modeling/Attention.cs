@@ -35,6 +35,11 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             r += n;
         }
         _blockCount = _blocks.Count;
+        if (_blockCount > 1 && rows >= PromptRows && rows == _blocks.Sum(bl => bl.Count) && AllOneSequence(caches, pos, rows))
+        {
+            Prompt(pool, rows);
+            return;
+        }
         // Later rows of a prompt attend to more positions; alternate short and long blocks so the
         // threads' fixed shares carry equal work.
         if (_blockCount > 2)
@@ -49,6 +54,84 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             _blocks.AddRange(order);
         }
         pool.Run(this, _blockCount * model.Config.NumHeads);
+    }
+
+    /// <summary>From this many rows of one sequence on (a prompt), each head's products run on <see cref="Gemm"/>.</summary>
+    const int PromptRows = 32;
+
+    /// <summary>Query rows per pass of a prompt: bounds the score buffer to PromptChunk × positions.</summary>
+    const int PromptChunk = 256;
+
+    static bool AllOneSequence(KvCache[] caches, int[] pos, int rows)
+    {
+        for (int r = 1; r < rows; r++)
+            if (caches[r] != caches[0] || pos[r] != pos[0] + r) return false;
+        return true;
+    }
+
+    float[] _promptScores = [];
+    readonly SoftmaxRows _softmax = new();
+
+    /// <summary>
+    /// A prompt's attention, head by head, as two dense products: S = q·Kᵀ/√d over every position up to the
+    /// chunk's last (the cache holds K transposed, so it is read as a row-major matrix), a masked softmax per
+    /// row, then O = P·V. The products include the masked upper triangle, twice the arithmetic the row
+    /// kernels need, but at the packed kernel's speed they take a fraction of the time.
+    /// </summary>
+    void Prompt(WorkerPool pool, int rows)
+    {
+        var c = model.Config;
+        int hd = c.HeadDim, heads = c.NumHeads, group = heads / c.NumKvHeads, qStride = heads * hd;
+        var cache = _caches[0];
+        for (int r0 = 0; r0 < rows; r0 += PromptChunk)
+        {
+            int count = Math.Min(PromptChunk, rows - r0);
+            int p0 = _pos[r0], last = p0 + count - 1;
+            int first = c.SlidingWindow is int win && p0 >= win ? p0 - win + 1 : 0;
+            int n = last - first + 1;
+            if (_promptScores.Length < count * n) _promptScores = GC.AllocateUninitializedArray<float>(count * n, pinned: true);
+            fixed (float* s = _promptScores)
+                for (int h = 0; h < heads; h++)
+                {
+                    int kvh = h / group;
+                    float* q = _q + (long)r0 * qStride + h * hd;
+                    Gemm.Multiply(pool, count, n, hd, StridedMatrix.RowMajor(q, qStride), new StridedMatrix(cache.Keys(_layer, kvh) + first, cache.Capacity, 1), s, n, false);
+                    _softmax.Run(pool, s, count, n, p0 - first, c.SlidingWindow, p0, first, 1f / MathF.Sqrt(hd));
+                    Gemm.Multiply(pool, count, hd, n, StridedMatrix.RowMajor(s, n), StridedMatrix.RowMajor(cache.Values(_layer, kvh) + (long)first * hd, hd),
+                        _out + (long)r0 * qStride + h * hd, qStride, false);
+                }
+        }
+    }
+
+    /// <summary>Scales, masks and normalises rows of prompt scores: row r sees positions up to its own (and within the window).</summary>
+    sealed class SoftmaxRows : IRangeJob
+    {
+        float* _s;
+        int _n, _diagonal, _p0, _first;
+        int? _window;
+        float _scale;
+
+        public void Run(WorkerPool pool, float* s, int rows, int n, int diagonal, int? window, int p0, int first, float scale)
+        {
+            _s = s; _n = n; _diagonal = diagonal; _window = window; _p0 = p0; _first = first; _scale = scale;
+            pool.Run(this, rows);
+        }
+
+        public void Execute(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+            {
+                float* row = _s + (long)r * _n;
+                int p = _p0 + r;
+                int lo = _window is int w && p >= w ? p - w + 1 - _first : 0;
+                int hi = _diagonal + r + 1;
+                new Span<float>(row, lo).Clear();
+                new Span<float>(row + hi, _n - hi).Clear();
+                var live = new Span<float>(row + lo, hi - lo);
+                TensorPrimitives.Multiply(live, _scale, live);
+                Ops.Softmax(live);
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

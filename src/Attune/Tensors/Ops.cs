@@ -5,8 +5,8 @@ using System.Runtime.Intrinsics;
 namespace Attune.Tensors;
 
 /// <summary>
-/// Element-wise and row-wise layer functions (forward). Exponentials come from
-/// System.Numerics.Tensors, which vectorizes them; the rest has explicit vector paths.
+/// Element-wise and row-wise layer functions (forward), with explicit vector paths (the exponential
+/// included: see <see cref="Exp(ReadOnlySpan{float}, Span{float})"/>).
 /// </summary>
 public static unsafe class Ops
 {
@@ -74,17 +74,103 @@ public static unsafe class Ops
         if (x.IsEmpty) return;
         float max = TensorPrimitives.Max(x);
         TensorPrimitives.Subtract(x, max, x);
-        TensorPrimitives.Exp(x, x);
+        Exp(x, x);
         float sum = TensorPrimitives.Sum(x);
         TensorPrimitives.Divide(x, sum, x);
     }
 
-    /// <summary>SwiGLU's gate: gate ← silu(gate) · up, with silu(g) = g·σ(g).</summary>
+    /// <summary>SwiGLU's gate: gate ← silu(gate) · up, with silu(g) = g·σ(g) = g / (1 + e^−g).</summary>
     public static void SiluMul(Span<float> gate, ReadOnlySpan<float> up, Span<float> scratch)
     {
-        TensorPrimitives.Sigmoid(gate, scratch);
-        TensorPrimitives.Multiply(gate, scratch, gate);
+        TensorPrimitives.Negate(gate, scratch);
+        Exp(scratch, scratch);
+        TensorPrimitives.Add(scratch, 1f, scratch);
+        TensorPrimitives.Divide(gate, scratch, gate);
         TensorPrimitives.Multiply(gate, up, gate);
+    }
+
+    // e^x = 2^n · e^r with n = round(x·log₂e) and r = x − n·ln 2 (ln 2 in two parts, so r is exact
+    // to float precision), |r| ≤ ln 2 / 2; e^r from its Taylor series to r⁶ (relative error < 2e-7).
+    const float Log2E = 1.44269504f, Ln2Hi = 0.693145751953125f, Ln2Lo = 1.42860677e-6f;
+    const float ExpMax = 88f, ExpMin = -87.3365479f;
+    const float C2 = 1f / 2, C3 = 1f / 6, C4 = 1f / 24, C5 = 1f / 120, C6 = 1f / 720;
+
+    /// <summary>
+    /// y = e^x element-wise, the same sequence of fused operations on every SIMD level (so the levels agree
+    /// bit for bit); e^x is 0 below e^−87.3 (the smallest normal float) and +∞ above e^88, NaN stays NaN.
+    /// System.Numerics.Tensors' Exp measured ~3 ns per float here, which made exponentials the largest
+    /// part of prompt attention; this is several times faster.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Exp(ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (y.Length < x.Length) throw new ArgumentException("output shorter than input", nameof(y));
+        int n = x.Length, i = 0;
+        fixed (float* xp = x, yp = y)
+        {
+            if (Simd.Level == SimdLevel.V512)
+                for (; i + 16 <= n; i += 16) Exp512(Vector512.Load(xp + i)).Store(yp + i);
+            else if (Simd.Level == SimdLevel.V256)
+                for (; i + 8 <= n; i += 8) Exp256(Vector256.Load(xp + i)).Store(yp + i);
+            for (; i < n; i++) yp[i] = Exp(xp[i]);
+        }
+    }
+
+    /// <summary>e^x for one float, the scalar twin of the vector paths.</summary>
+    public static float Exp(float x)
+    {
+        if (float.IsNaN(x)) return x;
+        if (x > ExpMax) return float.PositiveInfinity;
+        if (x < ExpMin) return 0;
+        float k = MathF.Round(x * Log2E);
+        float r = MathF.FusedMultiplyAdd(k, -Ln2Hi, x);
+        r = MathF.FusedMultiplyAdd(k, -Ln2Lo, r);
+        float p = MathF.FusedMultiplyAdd(C6, r, C5);
+        p = MathF.FusedMultiplyAdd(p, r, C4);
+        p = MathF.FusedMultiplyAdd(p, r, C3);
+        p = MathF.FusedMultiplyAdd(p, r, C2);
+        p = MathF.FusedMultiplyAdd(p, r, 1f);
+        p = MathF.FusedMultiplyAdd(p, r, 1f);
+        return p * BitConverter.Int32BitsToSingle(((int)k + 127) << 23);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Exp512(Vector512<float> x)
+    {
+        var k = Vector512.Round(x * Log2E);
+        var r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Hi), x);
+        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Lo), r);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(C6), r, Vector512.Create(C5));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C4));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C3));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C2));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        // 2^k from the exponent bits; k is clamped first so the bits stay a normal float where it matters.
+        var kc = Vector512.Min(Vector512.Max(k, Vector512.Create(-126f)), Vector512.Create(127f));
+        var result = p * Vector512.ShiftLeft(Vector512.ConvertToInt32(kc) + Vector512.Create(127), 23).AsSingle();
+        result = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(ExpMax)), Vector512.Create(float.PositiveInfinity), result);
+        result = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpMin)), Vector512<float>.Zero, result);
+        return Vector512.ConditionalSelect(Vector512.Equals(x, x), result, x);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Exp256(Vector256<float> x)
+    {
+        var k = Vector256.Round(x * Log2E);
+        var r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Hi), x);
+        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Lo), r);
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(C6), r, Vector256.Create(C5));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(C4));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(C3));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(C2));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256<float>.One);
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256<float>.One);
+        var kc = Vector256.Min(Vector256.Max(k, Vector256.Create(-126f)), Vector256.Create(127f));
+        var result = p * Vector256.ShiftLeft(Vector256.ConvertToInt32(kc) + Vector256.Create(127), 23).AsSingle();
+        result = Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(ExpMax)), Vector256.Create(float.PositiveInfinity), result);
+        result = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpMin)), Vector256<float>.Zero, result);
+        return Vector256.ConditionalSelect(Vector256.Equals(x, x), result, x);
     }
 
     /// <summary>

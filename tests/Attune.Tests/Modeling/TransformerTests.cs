@@ -79,6 +79,34 @@ public class TransformerTests : IDisposable
 
     [Theory]
     [MemberData(nameof(Models))]
+    public void Long_prompts_in_two_pieces_match_the_double_reference(string name, string config, DType dtype)
+    {
+        // 300 positions: the packed products of the linear layers and of attention (a second piece that
+        // starts mid-sequence, and more query rows than one attention pass takes).
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, System.Text.RegularExpressions.Regex.Replace(config, "\"max_position_embeddings\": \\d+", "\"max_position_embeddings\": 512"), dtype);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var tokens = Tokens(300, weights.Config.VocabSize, 7);
+        var expected = new ReferenceTransformer(weights).Logits(tokens);
+        foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512 })
+        {
+            Simd.Level = level;
+            var model = new Transformer(weights);
+            var cache = model.NewCache(300);
+            var first = model.Forward(cache, tokens.AsSpan(0, 40), allLogits: true);
+            for (int p = 0; p < 40; p++)
+                Assert.True(MaxRelativeError(first.Row(p), expected[p]) < 1e-4, $"{name} {dtype} {level} position {p}");
+            var rest = model.Forward(cache, tokens.AsSpan(40), allLogits: true);
+            for (int p = 40; p < tokens.Length; p++)
+            {
+                double err = MaxRelativeError(rest.Row(p - 40), expected[p]);
+                Assert.True(err < 1e-4, $"{name} {dtype} {level} position {p}: relative error {err:E2}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
     public void Decoding_token_by_token_matches_the_reference(string name, string config, DType dtype)
     {
         using var tmp = new TempDir();

@@ -157,6 +157,26 @@ public class KernelTests : IDisposable
     }
 
     [Fact]
+    public void The_exponential_is_accurate_and_the_same_on_every_simd_level()
+    {
+        var rng = new Random(12);
+        var x = Enumerable.Range(0, 4000).Select(_ => (float)(rng.NextDouble() * 180 - 90)).Concat(
+            [0f, -0f, 1f, -1f, 88f, 88.001f, 100f, -87.33f, -87.34f, -100f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 1e-8f, -1e-8f]).ToArray();
+        float[] Run(SimdLevel level) { Simd.Level = level; var y = new float[x.Length]; Ops.Exp(x, y); return y; }
+        var scalar = Run(SimdLevel.Scalar);
+        Assert.Equal(scalar, Run(SimdLevel.V256));
+        Assert.Equal(scalar, Run(SimdLevel.V512));
+        for (int i = 0; i < x.Length; i++)
+        {
+            double e = Math.Exp(x[i]);
+            if (float.IsNaN(x[i])) Assert.True(float.IsNaN(scalar[i]));
+            else if (x[i] > 88) Assert.Equal(float.PositiveInfinity, scalar[i]);
+            else if (x[i] < -87.3365) Assert.Equal(0f, scalar[i]);
+            else Assert.True(Math.Abs(scalar[i] - e) <= 3e-7 * e, $"e^{x[i]}: {scalar[i]} vs {e}");
+        }
+    }
+
+    [Fact]
     public unsafe void Results_do_not_depend_on_the_thread_count()
     {
         var rng = new Random(9);
