@@ -10,7 +10,7 @@ namespace Attune.Modeling;
 /// rows of one sequence and one head at a time. Keys are read transposed (see <see cref="KvCache"/>),
 /// so scores for 16 positions accumulate in a vector; every key and value load serves all rows of
 /// the block. Rows past a query's position (and, with a sliding window, before its window) are
-/// masked to probability zero.
+/// masked to probability zero. A prompt (many rows of one sequence) goes through <see cref="Prompt"/> instead.
 /// </summary>
 internal sealed unsafe class Attention(Transformer model) : IRangeJob
 {
@@ -25,6 +25,11 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
     public void Run(WorkerPool pool, int layer, float* q, float* output, KvCache[] caches, int[] pos, int rows)
     {
         _layer = layer; _q = q; _out = output; _caches = caches; _pos = pos;
+        if (rows >= PromptRows && AllOneSequence(caches, pos, rows))
+        {
+            Prompt(pool, rows);
+            return;
+        }
         // Consecutive rows of one sequence (a prompt) form blocks; a batch of sequences gives blocks of one.
         _blocks.Clear();
         for (int r = 0; r < rows;)
@@ -35,11 +40,6 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             r += n;
         }
         _blockCount = _blocks.Count;
-        if (_blockCount > 1 && rows >= PromptRows && rows == _blocks.Sum(bl => bl.Count) && AllOneSequence(caches, pos, rows))
-        {
-            Prompt(pool, rows);
-            return;
-        }
         // Later rows of a prompt attend to more positions; alternate short and long blocks so the
         // threads' fixed shares carry equal work.
         if (_blockCount > 2)

@@ -91,6 +91,10 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
         Assert.Equal(SubmitResult.TooLarge, engine.Submit([Request(ids, 2), Request(ids, 2), Request(ids, 2), Request(ids, 2)], default, out _));
         using var hold = new CancellationTokenSource();
         engine.Submit(Request(ids, 3000) with { Options = Request(ids, 3000).Options with { IgnoreEos = true } }, hold.Token, out var running);
+        // Until the engine thread admits it, the long request holds a queue place of its own.
+        var admitted = System.Diagnostics.Stopwatch.StartNew();
+        while ((engine.Active == 0 || engine.Queued > 0) && admitted.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(1);
+        Assert.Equal(1, engine.Active);
         using var waiters = new CancellationTokenSource();
         Assert.Equal(SubmitResult.Accepted, engine.Submit([Request(ids, 2), Request(ids, 2)], waiters.Token, out var waiting));
         Assert.Equal(SubmitResult.QueueFull, engine.Submit([Request(ids, 2)], default, out _));
