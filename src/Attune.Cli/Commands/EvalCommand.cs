@@ -155,13 +155,12 @@ public static class EvalCommand
             var modelRunner = new RequestRunner(judged, cache);
             var judgeRunner = new RequestRunner(judgeBackend, cache);
             var j = new Attune.Evaluation.Judging.Judge(judgeRunner, parse.GetValue(seed));
-            List<GeneratedText> generated = [];
-            CliProgress.Run(io, "answers", progress => generated = modelRunner.GenerateAsync(
-                items.Select(i => Attune.Evaluation.Instructions.IfEvaluation.Request(i.Instruction, i.Language, promptMode, parse.GetValue(maxTokens))).ToList(),
-                (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult().ToList());
-            var responses = generated.Select(g => Attune.Evaluation.Instructions.IfEvaluation.Answer(promptMode, g)).ToList();
+            (GeneratedText[] Generated, List<string> Responses) answered = ([], []);
+            CliProgress.Run(io, "answers", progress => answered = Attune.Evaluation.Judging.Judge.AnswerAsync(modelRunner, items, promptMode, parse.GetValue(maxTokens),
+                progress: (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
+            var (generated, responses) = answered;
             var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
-            var errorCounts = Enum.GetValues<CriticalError>().Where(e => e != CriticalError.None).ToDictionary(e => e.ToString(), e => errors.Count(x => x.HasFlag(e)));
+            var errorCounts = CriticalErrors.Count(errors);
             var json = new System.Text.Json.Nodes.JsonObject
             {
                 ["model"] = judged.Identity, ["judge"] = judgeBackend.Identity, ["kind"] = what, ["mode"] = parse.GetValue(mode),

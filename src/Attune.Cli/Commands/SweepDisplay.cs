@@ -21,7 +21,7 @@ static class SweepDisplay
             {
                 board.Update(p);
                 if (p.Finished)
-                    io.Error.WriteLine($"  [{p.Done,3}/{p.Total}] {p.Cell.Arm.Name,-12} {p.Cell.Suite,-5} {p.Cell.Language}  {(p.Score is double s && double.IsFinite(s) ? s.ToString("F3", System.Globalization.CultureInfo.InvariantCulture) : "–"),6}  {p.Seconds,6:F1} s   {board.Summary(clock.Elapsed)}");
+                    io.Error.WriteLine($"  [{p.Done,3}/{p.Total}] {p.Cell.Arm.Name,-12} {p.Cell.Suite,-5} {p.Cell.Language}  {SweepBoard.Score(p.Score) ?? "–",6}  {p.Seconds,6:F1} s   {board.Summary(clock.Elapsed)}");
             });
 
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });

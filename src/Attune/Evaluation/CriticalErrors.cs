@@ -21,6 +21,13 @@ public enum CriticalError
 
 public static class CriticalErrors
 {
+    /// <summary>How many of the responses show each critical error (every error named, zeros included).</summary>
+    public static Dictionary<string, int> Count(IEnumerable<CriticalError> responses)
+    {
+        var list = responses as IReadOnlyCollection<CriticalError> ?? responses.ToList();
+        return Enum.GetValues<CriticalError>().Where(e => e != CriticalError.None).ToDictionary(e => e.ToString(), e => list.Count(x => x.HasFlag(e)));
+    }
+
     static readonly RepetitionGuard Loop = new();
 
     static readonly Regex CodeLine = new(@"^\s*(def |class |import |from \S+ import |#include|public |private |function |const |let |var |return |for \(|while \(|if \(|console\.|System\.|print\(|\}\s*$|\{\s*$|<\/?[a-z]+>)", RegexOptions.Multiline);

@@ -255,9 +255,7 @@ public sealed class Sweep(SweepPlan plan)
     async Task<CellResult> JudgeCell(Cell cell, RequestRunner runner, string identity, RequestRunner judgeRunner, CancellationToken cancel)
     {
         var items = JudgeItems(cell.Language);
-        var mode = cell.Arm.IfMode;
-        var generated = await runner.GenerateAsync(items.Select(i => IfEvaluation.Request(i.Instruction, i.Language, mode, plan.IfMaxTokens, plan.UrialShots)).ToList(), cancel: cancel);
-        var responses = generated.Select(g => IfEvaluation.Answer(mode, g)).ToList();
+        var (generated, responses) = await Judge.AnswerAsync(runner, items, cell.Arm.IfMode, plan.IfMaxTokens, plan.UrialShots, cancel: cancel);
         var judge = new Judge(judgeRunner, JudgeSeed);
         var pairs = await judge.PairwiseAsync(items, responses, plan.JudgeBothOrders, cancel: cancel);
         var aspects = await judge.AspectsAsync(items, responses, Judge.Aspects, cancel: cancel);
@@ -275,8 +273,8 @@ public sealed class Sweep(SweepPlan plan)
         foreach (var (aspect, e) in Judge.SummarizeAspects(aspects, Judge.Aspects, JudgeSeed))
             aggregates.Add(new Aggregate($"judge/aspect/{aspect}", e.Value, e.Low, e.High, e.Count));
         var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
-        foreach (var error in Enum.GetValues<CriticalError>().Where(e => e != CriticalError.None))
-            aggregates.Add(new Aggregate($"errors/{error}", errors.Count(x => x.HasFlag(error)), null, null, items.Count));
+        foreach (var (error, count) in CriticalErrors.Count(errors))
+            aggregates.Add(new Aggregate($"errors/{error}", count, null, null, items.Count));
         var records = items.Select((it, i) => new JsonObject
         {
             ["key"] = it.Id, ["prompt"] = it.Instruction, ["response"] = responses[i], ["reference"] = it.Reference,

@@ -64,12 +64,16 @@ public sealed class SweepBoard
         var (state, score, _) = _status[cell.Key];
         return state switch
         {
-            State.Done => score is double s && double.IsFinite(s) ? s.ToString("F3", CultureInfo.InvariantCulture) : "done",
+            State.Done => Score(score) is { } s ? s : "done",
             State.Resumed => "↺",
             State.Running => "…",
             _ => "·",
         };
     })).ToArray()).ToList();
+
+    /// <summary>A cell's headline score as the board shows it (three decimals), or null when it has none.</summary>
+    public static string? Score(double? value) =>
+        value is double v && double.IsFinite(v) ? v.ToString("F3", CultureInfo.InvariantCulture) : null;
 
     /// <summary>"12/78 cells · 00:01:23 elapsed · ETA 00:03:10".</summary>
     public string Summary(TimeSpan elapsed) =>

@@ -96,41 +96,47 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                     int kvh = h / group;
                     float* q = _q + (long)r0 * qStride + h * hd;
                     Gemm.Multiply(pool, count, n, hd, StridedMatrix.RowMajor(q, qStride), new StridedMatrix(cache.Keys(_layer, kvh) + first, cache.Capacity, 1), s, n, false);
-                    _softmax.Run(pool, s, count, n, p0 - first, c.SlidingWindow, p0, first, 1f / MathF.Sqrt(hd));
+                    _softmax.Run(pool, s, count, n, p0, first, c.SlidingWindow, 1f / MathF.Sqrt(hd));
                     Gemm.Multiply(pool, count, hd, n, StridedMatrix.RowMajor(s, n), StridedMatrix.RowMajor(cache.Values(_layer, kvh) + (long)first * hd, hd),
                         _out + (long)r0 * qStride + h * hd, qStride, false);
                 }
         }
     }
 
-    /// <summary>Scales, masks and normalises rows of prompt scores: row r sees positions up to its own (and within the window).</summary>
+    /// <summary>
+    /// The scores of the query at position <paramref name="p"/> over positions first…first+n−1, turned into
+    /// probabilities: those it may see (up to its own, within the window) scaled and normalised, the rest
+    /// zero. Returns the visible range [lo, hi).
+    /// </summary>
+    static (int Lo, int Hi) MaskedSoftmax(float* row, int n, int p, int first, int? window, float scale)
+    {
+        int lo = window is int w && p >= w ? p - w + 1 - first : 0;
+        int hi = p - first + 1;
+        new Span<float>(row, lo).Clear();
+        new Span<float>(row + hi, n - hi).Clear();
+        var live = new Span<float>(row + lo, hi - lo);
+        if (scale != 1f) TensorPrimitives.Multiply(live, scale, live);
+        Ops.Softmax(live);
+        return (lo, hi);
+    }
+
+    /// <summary>The rows of a prompt's scores through <see cref="MaskedSoftmax"/>, split over the pool.</summary>
     sealed class SoftmaxRows : IRangeJob
     {
         float* _s;
-        int _n, _diagonal, _p0, _first;
+        int _n, _p0, _first;
         int? _window;
         float _scale;
 
-        public void Run(WorkerPool pool, float* s, int rows, int n, int diagonal, int? window, int p0, int first, float scale)
+        public void Run(WorkerPool pool, float* s, int rows, int n, int p0, int first, int? window, float scale)
         {
-            _s = s; _n = n; _diagonal = diagonal; _window = window; _p0 = p0; _first = first; _scale = scale;
+            _s = s; _n = n; _p0 = p0; _first = first; _window = window; _scale = scale;
             pool.Run(this, rows);
         }
 
         public void Execute(int start, int end)
         {
-            for (int r = start; r < end; r++)
-            {
-                float* row = _s + (long)r * _n;
-                int p = _p0 + r;
-                int lo = _window is int w && p >= w ? p - w + 1 - _first : 0;
-                int hi = _diagonal + r + 1;
-                new Span<float>(row, lo).Clear();
-                new Span<float>(row + hi, _n - hi).Clear();
-                var live = new Span<float>(row + lo, hi - lo);
-                TensorPrimitives.Multiply(live, _scale, live);
-                Ops.Softmax(live);
-            }
+            for (int r = start; r < end; r++) MaskedSoftmax(_s + (long)r * _n, _n, _p0 + r, _first, _window, _scale);
         }
     }
 
@@ -156,13 +162,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 int minLo = n, maxHi = 0;
                 for (int r = 0; r < count; r++)
                 {
-                    int p = p0 + r;
-                    int lo = c.SlidingWindow is int w && p >= w ? p - w + 1 - first : 0;
-                    int hi = p - first + 1;
-                    // Positions outside the row's causal window get probability zero.
-                    new Span<float>(s + r * n, lo).Clear();
-                    new Span<float>(s + r * n + hi, n - hi).Clear();
-                    Ops.Softmax(new Span<float>(s + r * n + lo, hi - lo));
+                    var (lo, hi) = MaskedSoftmax(s + r * n, n, p0 + r, first, c.SlidingWindow, 1f);
                     minLo = Math.Min(minLo, lo);
                     maxHi = Math.Max(maxHi, hi);
                 }

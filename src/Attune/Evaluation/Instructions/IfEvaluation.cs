@@ -97,8 +97,7 @@ public static class IfEvaluation
                 var (f, t) = per.GetValueOrDefault(id);
                 per[id] = (f + (item.Strict[k] ? 1 : 0), t + 1);
             }
-        var errors = Enum.GetValues<CriticalError>().Where(e => e != CriticalError.None)
-            .ToDictionary(e => e.ToString(), e => items.Count(i => i.Errors.HasFlag(e)));
+        var errors = CriticalErrors.Count(items.Select(i => i.Errors));
         return new IfSummary(language, PromptLevel(i => i.Strict), PromptLevel(i => i.Loose), InstructionLevel(i => i.Strict), InstructionLevel(i => i.Loose),
             per, errors, items.Count);
     }

@@ -80,6 +80,17 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         return items.Select((it, i) => it with { Reference = refs[i].Text }).ToList();
     }
 
+    /// <summary>
+    /// The judged model's answers to the instructions, prompted as for the IF suite (its chat template,
+    /// URIAL for a base model, or the instruction as is): each generation and its answer text.
+    /// </summary>
+    public static async Task<(GeneratedText[] Generated, List<string> Responses)> AnswerAsync(RequestRunner model, IReadOnlyList<JudgeItem> items,
+        PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots, Action<int, int>? progress = null, CancellationToken cancel = default)
+    {
+        var generated = await model.GenerateAsync(items.Select(i => IfEvaluation.Request(i.Instruction, i.Language, mode, maxTokens, shots)).ToList(), progress, cancel);
+        return (generated, generated.Select(g => IfEvaluation.Answer(mode, g)).ToList());
+    }
+
     // ---- Pairwise ----------------------------------------------------------------------------
 
     static readonly Dictionary<string, string> PairwisePrompt = new()
