@@ -14,8 +14,10 @@ public static class EngineBench
     /// <summary>Prefill of <paramref name="promptTokens"/> random ids, then <paramref name="genTokens"/> greedy steps.</summary>
     public static Result Run(string model, int promptTokens, int genTokens, int threads)
     {
+        Stage("start");
         using var pool = new WorkerPool(threads);
         using var lm = LanguageModel.Load(model);
+        Stage("loaded");
         var t = new Transformer(lm.Transformer.Weights, pool);
         var rng = new Random(1);
         int vocab = Math.Min(lm.Tokenizer.VocabSize, lm.Config.VocabSize);
@@ -25,11 +27,13 @@ public static class EngineBench
         t.Forward(warm, prompt.AsSpan(0, 16));
         for (int i = 0; i < 4; i++) t.Forward(warm, [1]);
 
+        Stage("warm");
         var cache = t.NewCache(promptTokens + genTokens);
         t.Profiling = Environment.GetEnvironmentVariable("ATTUNE_PROFILE") == "1";
         var sw = Stopwatch.StartNew();
         var logits = t.Forward(cache, prompt);
         double promptTps = promptTokens / sw.Elapsed.TotalSeconds;
+        Stage("prefill");
         if (t.Profile is { } prefill) { Console.Error.WriteLine($"prefill: {prefill}"); prefill.Reset(); }
         sw.Restart();
         for (int i = 0; i < genTokens; i++)
@@ -38,8 +42,16 @@ public static class EngineBench
             logits = t.Forward(cache, [next]);
         }
         double genTps = genTokens / sw.Elapsed.TotalSeconds;
+        Stage("decode");
         if (t.Profile is { } decode) Console.Error.WriteLine($"decode: {decode}");
         return new Result(promptTps, genTps, PeakRssMb(), t.Weights.MatrixBytes);
+    }
+
+    static void Stage(string name)
+    {
+        if (Environment.GetEnvironmentVariable("ATTUNE_RSS") != "1") return;
+        var lines = File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmRSS") || l.StartsWith("RssAnon") || l.StartsWith("RssFile") || l.StartsWith("VmHWM"));
+        Console.Error.WriteLine($"{name}: {string.Join("  ", lines.Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\s+", " ")))}  gc={GC.GetTotalMemory(false) / 1048576} MiB");
     }
 
     public static double PeakRssMb()

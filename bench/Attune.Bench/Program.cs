@@ -50,6 +50,10 @@ public static class Program
                 // train PEAK_GFLOPS [STEPS]: the peak from bench/fma-peak.c on this machine
                 TrainBench.Table(Root, double.Parse(args[1]), int.Parse(args.ElementAtOrDefault(2) ?? "3"));
                 return 0;
+            case "layersim":
+                // layersim [hot]: a decode step's matrix-vector products in a SmolLM2 layout, 2 threads
+                LayerSim.Run(2, args.Contains("hot"));
+                return 0;
             case "kernels":
                 KernelBench.Run(int.Parse(args.ElementAtOrDefault(1) ?? "2"));
                 return 0;
@@ -65,7 +69,7 @@ public static class Program
                 Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | serve [SECONDS] [CLIENTS] | icl [ITEMS] [SUBSET] | bandwidth [THREADS] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | serve [SECONDS] [CLIENTS] | icl [ITEMS] [SUBSET] | bandwidth [THREADS] | layersim [hot] | load-rss NAME");
                 return 1;
         }
     }

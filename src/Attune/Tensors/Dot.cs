@@ -214,44 +214,59 @@ public static unsafe class Dot
 
     /// <summary>
     /// Q8_0 weights against an input already quantized to Q8_0 blocks (<paramref name="xq"/> bytes,
-    /// <paramref name="xd"/> scales): per block an exact integer dot product of the signed bytes
-    /// (widened to 16 bits, multiplied and pair-summed by vpmaddwd), scaled by both block scales.
-    /// This is how llama.cpp computes Q8_0 products; the input's quantization is its only rounding.
+    /// <paramref name="xd"/> scales): per block an exact integer dot product of the signed bytes,
+    /// scaled by both block scales. This is how llama.cpp computes Q8_0 products; the input's
+    /// quantization is its only rounding. The vector paths multiply |w| (unsigned) by x carrying w's
+    /// sign with vpmaddubsw: |w| ≤ 128 and |x| ≤ 127 (the input quantizer's range), so a pair sums to at
+    /// most 32512 and the 16-bit step cannot saturate, even for a weight byte of −128.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Q8_0Q8(byte* row, sbyte* xq, float* xd, int n)
     {
-        int blocks = n / WeightTypes.Q8BlockSize;
+        int blocks = n / WeightTypes.Q8BlockSize, b = 0;
+        float sum = 0;
         fixed (float* table = HalfTable)
         {
             if (Simd.Level == SimdLevel.V512 && Avx512BW.IsSupported)
             {
-                var acc = Vector512<float>.Zero;
-                for (int b = 0; b < blocks; b++)
+                // Two blocks per step: lanes 0–7 hold block b's four-byte sums, lanes 8–15 block b+1's.
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                var ones = Vector512.Create((short)1);
+                for (; b + 4 <= blocks; b += 4)
                 {
                     byte* blk = row + b * WeightTypes.Q8BlockBytes;
-                    var w = Avx512BW.ConvertToVector512Int16(Vector256.Load((sbyte*)(blk + 2)));
-                    var x = Avx512BW.ConvertToVector512Int16(Vector256.Load(xq + b * WeightTypes.Q8BlockSize));
-                    var sums = Avx512BW.MultiplyAddAdjacent(w, x);
-                    acc = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(sums), Vector512.Create(table[*(ushort*)blk] * xd[b]), acc);
+                    acc0 = Vector512.FusedMultiplyAdd(BlockPairSums(blk, xq + b * WeightTypes.Q8BlockSize, ones),
+                        PairScales(table, blk, xd + b), acc0);
+                    blk += 2 * WeightTypes.Q8BlockBytes;
+                    acc1 = Vector512.FusedMultiplyAdd(BlockPairSums(blk, xq + (b + 2) * WeightTypes.Q8BlockSize, ones),
+                        PairScales(table, blk, xd + b + 2), acc1);
                 }
-                return Vector512.Sum(acc);
+                if (b + 2 <= blocks)
+                {
+                    byte* blk = row + b * WeightTypes.Q8BlockBytes;
+                    acc0 = Vector512.FusedMultiplyAdd(BlockPairSums(blk, xq + b * WeightTypes.Q8BlockSize, ones),
+                        PairScales(table, blk, xd + b), acc0);
+                    b += 2;
+                }
+                sum = Vector512.Sum(acc0 + acc1);
             }
             if (Simd.Level >= SimdLevel.V256 && Avx2.IsSupported)
             {
                 var acc = Vector256<float>.Zero;
-                for (int b = 0; b < blocks; b++)
+                var ones = Vector256.Create((short)1);
+                for (; b < blocks; b++)
                 {
                     byte* blk = row + b * WeightTypes.Q8BlockBytes;
-                    sbyte* xb = xq + b * WeightTypes.Q8BlockSize;
-                    var lo = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)(blk + 2)), Avx2.ConvertToVector256Int16(xb));
-                    var hi = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16((sbyte*)(blk + 18)), Avx2.ConvertToVector256Int16(xb + 16));
-                    acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(lo + hi), Vector256.Create(table[*(ushort*)blk] * xd[b]), acc);
+                    var w = Vector256.Load((sbyte*)(blk + 2));
+                    var signedX = Avx2.Sign(Vector256.Load(xq + b * WeightTypes.Q8BlockSize), w);
+                    var pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), signedX);
+                    var sums = Avx2.MultiplyAddAdjacent(pairs, ones);
+                    acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(table[*(ushort*)blk] * xd[b]), acc);
                 }
-                return Vector256.Sum(acc);
+                return sum + Vector256.Sum(acc);
             }
-            float sum = 0;
-            for (int b = 0; b < blocks; b++)
+            for (; b < blocks; b++)
             {
                 byte* blk = row + b * WeightTypes.Q8BlockBytes;
                 sbyte* q = (sbyte*)(blk + 2);
@@ -263,6 +278,23 @@ public static unsafe class Dot
             return sum;
         }
     }
+
+    /// <summary>Exact integer sums of two consecutive Q8_0 blocks against 64 input bytes, four bytes per lane, as f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> BlockPairSums(byte* blk, sbyte* x, Vector512<short> ones)
+    {
+        var w = Avx512F.InsertVector256(Vector256.Load((sbyte*)(blk + 2)).ToVector512Unsafe(), Vector256.Load((sbyte*)(blk + 2 + WeightTypes.Q8BlockBytes)), 1);
+        var xv = Vector512.Load(x);
+        var signedX = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -xv, xv);
+        var pairs = Avx512BW.MultiplyAddAdjacent(Vector512.Abs(w).AsByte(), signedX);
+        return Vector512.ConvertToSingle(Avx512BW.MultiplyAddAdjacent(pairs, ones));
+    }
+
+    /// <summary>Block b's scale product (weight × input) in lanes 0–7 and block b+1's in lanes 8–15.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> PairScales(float* table, byte* blk, float* xd) =>
+        Avx512F.InsertVector256(Vector256.Create(table[*(ushort*)blk] * xd[0]).ToVector512Unsafe(),
+            Vector256.Create(table[*(ushort*)(blk + WeightTypes.Q8BlockBytes)] * xd[1]), 1);
 
     /// <summary>Quantizes an f32 vector to Q8_0 blocks as separate bytes and scales (the input side of <see cref="Q8_0Q8"/>).</summary>
     public static void QuantizeInput(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> d)

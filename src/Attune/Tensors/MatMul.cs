@@ -150,15 +150,37 @@ public sealed unsafe class MatMul : IRangeJob
     {
         float* y = part.Y, bias = part.Bias;
         var w = part.W;
+        Prefetch(w.Row(r0), PrefetchDistance);
         if (w.Type == WeightType.Q8_0)
         {
             fixed (sbyte* xq = _xq) fixed (float* xd = _xd)
                 for (int r = r0; r < r1; r++)
+                {
+                    Prefetch(w.Row(r) + PrefetchDistance, w.RowBytes);
                     y[r] = Dot.Q8_0Q8(w.Row(r), xq, xd, w.Cols) + (bias == null ? 0 : bias[r]);
+                }
             return;
         }
         for (int r = r0; r < r1; r++)
+        {
+            Prefetch(w.Row(r) + PrefetchDistance, w.RowBytes);
             y[r] = w.DotRow(r, _x) + (bias == null ? 0 : bias[r]);
+        }
+    }
+
+    /// <summary>
+    /// How far ahead of the row being read a matrix-vector product asks for weights (into L2). The
+    /// hardware prefetcher alone kept a decode step's many short row ranges at 15–19 GB/s for BF16 and
+    /// Q8_0; requests 8 KiB ahead brought them to 23–25 (bench: layersim).
+    /// </summary>
+    const int PrefetchDistance = 8192;
+
+    /// <summary>A hint to bring [p, p + bytes) toward L2; addresses past the matrix are harmless (a prefetch never faults).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Prefetch(byte* p, long bytes)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        for (long i = 0; i < bytes; i += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + i);
     }
 
     /// <summary>Input rows per tile: 128 rows of a few thousand floats stay in L2 while every weight block passes over them.</summary>

@@ -72,6 +72,46 @@ public class KernelTests : IDisposable
 
     [Theory]
     [MemberData(nameof(Levels))]
+    public unsafe void Q8_0_integer_dots_are_exact_for_every_byte_including_minus_128(SimdLevel level)
+    {
+        // Weight bytes over the whole signed range (−128 included, which llama.cpp's quantizer never
+        // writes but a file may hold) against input bytes at the quantizer's limits ±127; block counts
+        // that exercise the four-block, two-block and single-block steps.
+        Simd.Level = level;
+        var rng = new Random(9);
+        foreach (int blocks in new[] { 1, 2, 3, 4, 5, 7, 18, 28 })
+        {
+            int n = blocks * WeightTypes.Q8BlockSize;
+            var row = new byte[blocks * WeightTypes.Q8BlockBytes];
+            var xq = new sbyte[n];
+            var xd = new float[blocks];
+            double expected = 0, magnitude = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                var scale = (Half)(0.5 + rng.NextDouble());
+                BitConverter.TryWriteBytes(row.AsSpan(b * WeightTypes.Q8BlockBytes), BitConverter.HalfToUInt16Bits(scale));
+                xd[b] = (float)(0.25 + rng.NextDouble());
+                long isum = 0;
+                for (int k = 0; k < WeightTypes.Q8BlockSize; k++)
+                {
+                    sbyte w = k < 4 ? (sbyte)-128 : (sbyte)rng.Next(-128, 128);
+                    sbyte x = k % 3 == 0 ? (sbyte)(rng.Next(2) == 0 ? -127 : 127) : (sbyte)rng.Next(-127, 128);
+                    row[b * WeightTypes.Q8BlockBytes + 2 + k] = (byte)w;
+                    xq[b * WeightTypes.Q8BlockSize + k] = x;
+                    isum += w * x;
+                }
+                double blockScale = (double)(float)scale * xd[b];
+                expected += blockScale * isum;
+                magnitude += Math.Abs(blockScale) * 128 * 127 * WeightTypes.Q8BlockSize;
+            }
+            float got;
+            fixed (byte* w = row) fixed (sbyte* x = xq) fixed (float* d = xd) got = Dot.Q8_0Q8(w, x, d, n);
+            Assert.True(Math.Abs(got - expected) <= 1e-6 * magnitude, $"blocks={blocks} level={level}: {got} vs {expected}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Levels))]
     public unsafe void Every_half_value_converts_exactly(SimdLevel level)
     {
         Simd.Level = level;
