@@ -276,7 +276,7 @@ public sealed unsafe class Transformer
     sealed class RunState(ModelConfig c)
     {
         int _rows, _logitRows;
-        public float[] X = [], Xb = [], Q = [], K = [], V = [], Att = [], Hb = [], Hb2 = [], Scratch = [], Logits = [];
+        public float[] X = [], Xb = [], Q = [], K = [], V = [], Att = [], Hb = [], Hb2 = [], Logits = [];
 
         public void Reserve(int rows, int logitRows)
         {
@@ -292,7 +292,6 @@ public sealed unsafe class Transformer
                 Att = new float[rows * qDim];
                 Hb = new float[rows * inter];
                 Hb2 = new float[rows * inter];
-                Scratch = new float[rows * inter];
             }
             if (logitRows > _logitRows)
             {
