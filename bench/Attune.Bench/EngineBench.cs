@@ -47,17 +47,21 @@ public static class EngineBench
         return new Result(promptTps, genTps, PeakRssMb(), t.Weights.MatrixBytes);
     }
 
+    /// <summary>With ATTUNE_RSS=1, resident memory at a stage of the run (anonymous and file-backed) and the managed heap, on stderr.</summary>
     static void Stage(string name)
     {
         if (Environment.GetEnvironmentVariable("ATTUNE_RSS") != "1") return;
-        var lines = File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmRSS") || l.StartsWith("RssAnon") || l.StartsWith("RssFile") || l.StartsWith("VmHWM"));
-        Console.Error.WriteLine($"{name}: {string.Join("  ", lines.Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\s+", " ")))}  gc={GC.GetTotalMemory(false) / 1048576} MiB");
+        var fields = string.Join("  ", new[] { "VmHWM", "VmRSS", "RssAnon", "RssFile" }.Select(f => $"{f} {StatusKb(f) / 1024.0:F0} MB"));
+        Console.Error.WriteLine($"{name}: {fields}  gc={GC.GetTotalMemory(false) / 1048576} MiB");
     }
 
-    public static double PeakRssMb()
+    public static double PeakRssMb() => StatusKb("VmHWM") / 1024.0;
+
+    /// <summary>A kB field of /proc/self/status (VmHWM, VmRSS, RssAnon, RssFile).</summary>
+    static long StatusKb(string field)
     {
-        var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:"));
-        return long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":"));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
     }
 
     /// <summary>Read bandwidth in GB/s: threads summing disjoint halves of a 1 GiB buffer, best of 5.</summary>

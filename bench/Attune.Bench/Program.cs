@@ -186,9 +186,7 @@ public static class Program
     {
         var tok = Tokenizer.Load(TokenizerDir(name));
         GC.KeepAlive(tok);
-        var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:"));
-        long kb = long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
-        Console.WriteLine($"{kb / 1024.0:F0} MB");
+        Console.WriteLine($"{EngineBench.PeakRssMb():F0} MB");
     }
 
     static string RunNode(string script, string args) => Run("node", $"{script} {args}", Conformance);
