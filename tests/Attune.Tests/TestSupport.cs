@@ -94,3 +94,10 @@ public static class TinyModels
         };
     }
 }
+
+/// <summary>Model references tests share.</summary>
+public static class TestModels
+{
+    /// <summary>A judge the sweep's plan names while the test hands it a scripted backend (nothing is served there).</summary>
+    public static readonly Attune.Models.ModelReference ScriptedJudge = new Attune.Models.ModelReference.Remote(new Uri("http://judge.invalid/v1"), "scripted");
+}

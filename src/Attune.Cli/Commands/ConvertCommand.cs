@@ -23,20 +23,16 @@ public static class ConvertCommand
             {
                 if (!to.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
                     throw new AttuneException(to, "converting a folder writes a .gguf file; name the output *.gguf");
-                var ggml = (type ?? "f16").ToLowerInvariant() switch
+                // GGUF adds llama.cpp's 8-bit blocks to the float types.
+                var ggml = (type ?? "f16").Trim().Equals("q8_0", StringComparison.OrdinalIgnoreCase) ? GgmlType.Q8_0 : DTypes.ParseFloat(type ?? "f16") switch
                 {
-                    "f32" => GgmlType.F32, "f16" => GgmlType.F16, "bf16" => GgmlType.BF16, "q8_0" => GgmlType.Q8_0,
-                    var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16, q8_0"),
+                    DType.F32 => GgmlType.F32, DType.F16 => GgmlType.F16, _ => GgmlType.BF16,
                 };
                 CliProgress.Run(io, $"convert to {ggml}", p => GgufConverter.ToGguf(from, to, ggml, p));
             }
             else if (File.Exists(from))
             {
-                var dt = (type ?? "f32").ToLowerInvariant() switch
-                {
-                    "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
-                    var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16 for a checkpoint folder"),
-                };
+                var dt = DTypes.ParseFloat(type ?? "f32");
                 CliProgress.Run(io, $"convert to {dt.SafeTensorsName()}", p => GgufConverter.ToCheckpoint(from, to, dt, p));
             }
             else throw new AttuneException(from, "not found");

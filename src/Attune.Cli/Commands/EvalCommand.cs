@@ -2,6 +2,7 @@ using System.CommandLine;
 using Attune.Evaluation;
 using Attune.Evaluation.Tasks;
 using Attune.Formats;
+using Attune.Models;
 
 namespace Attune.Cli.Commands;
 
@@ -48,7 +49,7 @@ public static class EvalCommand
             var languages = ParseLanguages(parse.GetValue(langs)!).ToHashSet();
             var loaded = LoadTasks(parse.GetValue(tasks)!).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
             if (loaded.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
-            using var backend = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
+            using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             var runner = new RequestRunner(backend, cache);
             List<TaskResult> results = [];
@@ -91,7 +92,7 @@ public static class EvalCommand
             var all = source == "builtin" ? languages.SelectMany(Attune.Evaluation.Instructions.IfSuite.BuiltIn).ToList() : Attune.Evaluation.Instructions.IfSuite.Load(source);
             var prompts = languages.SelectMany(l => all.Where(p => p.Language == l).Take(parse.GetValue(limit) ?? int.MaxValue)).ToList();
             if (prompts.Count == 0) throw new AttuneException(source, "no prompt in the languages asked for");
-            using var backend = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
+            using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             var runner = new RequestRunner(backend, cache);
             List<Attune.Evaluation.Instructions.IfItem> items = [];
@@ -150,8 +151,8 @@ public static class EvalCommand
             var what = parse.GetValue(kind) ?? (items.All(i => i.Reference is not null) ? "pairwise" : "aspects");
             if (what is not ("pairwise" or "aspects" or "safety")) throw new AttuneException(null, "--kind", $"\"{what}\" is not pairwise, aspects or safety");
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
-            using var judged = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
-            using var judgeBackend = ModelBackends.Open(parse.GetValue(judge)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) });
+            using var judged = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
+            using var judgeBackend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(judge)!, "--judge"), new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             var modelRunner = new RequestRunner(judged, cache);
             var judgeRunner = new RequestRunner(judgeBackend, cache);
             var j = new Attune.Evaluation.Judging.Judge(judgeRunner, parse.GetValue(seed));

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Attune.Formats;
 using Attune.Merging;
+using Attune.Models;
 using Attune.Tensors;
 
 namespace Attune.Cli.Commands;
@@ -15,7 +16,7 @@ public static class MergeCommand
         var instruct = new Option<string[]>("--instruct") { Description = "The instruct checkpoint folder; for task_arithmetic, ties and dare repeat it, optionally as PATH=WEIGHT" };
         var recipe = new Option<string?>("--recipe") { Description = "A YAML recipe (base, instruct, lambda(s), rules, dtype, tokenizer_from) instead of flags" };
         var rule = new Option<string[]>("--rule") { Description = "Per-tensor λ: PATTERN=VALUE or PATTERN=V1,V2,… spread across layers (repeatable; first match wins)" };
-        var lambda = new Option<double?>("--lambda") { Description = "Interpolation weight λ: 0 = base, 1 = instruct (outside [0, 1] extrapolates)" };
+        var lambda = new Option<string?>("--lambda") { Description = "Interpolation weight λ: 0 = base, 1 = instruct (outside [0, 1] extrapolates)" };
         var lambdas = new Option<string?>("--lambdas") { Description = "Several λ in one pass: 0,0.5,1 or start:end:step; outputs go to OUT/lambda-0.50/…" };
         var method = new Option<string>("--method") { Description = "linear (partial adaptation) | task_arithmetic | slerp | ties | dare; λ is each method's strength", DefaultValueFactory = _ => "linear" };
         var density = new Option<double>("--density") { Description = "ties: fraction of each task vector kept", DefaultValueFactory = _ => 0.5 };
@@ -49,8 +50,9 @@ public static class MergeCommand
             foreach (var spec in parse.GetValue(instruct)!)
             {
                 int eq = spec.LastIndexOf('=');
-                if (eq > 0 && double.TryParse(spec[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var w)) { models.Add(spec[..eq]); weights.Add(w); }
-                else { models.Add(spec); weights.Add(1); }
+                bool weighted = eq > 0 && double.TryParse(spec[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var w);
+                models.Add(ModelReference.Parse(weighted ? spec[..eq] : spec, "--instruct").CheckpointFolder("--instruct"));
+                weights.Add(weighted ? double.Parse(spec[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture) : 1);
             }
             var (mergeMethod, recorded) = MergeMethods.Create(parse.GetValue(method)!, new MergeMethods.Parameters
             {
@@ -60,10 +62,8 @@ public static class MergeCommand
             var one = parse.GetValue(lambda);
             var many = parse.GetValue(lambdas);
             if (one is null == many is null) throw new AttuneException(null, "--lambda", "give either --lambda or --lambdas");
-            var values = one is double l
-                ? (double.IsFinite(l) ? [l] : throw new AttuneException(null, "--lambda", "must be a finite number"))
-                : PartialAdaptation.ParseLambdas(many!);
-            DType? dt = CheckpointDType.Parse(parse.GetValue(dtype));
+            var values = (one is not null ? [Lambda.Parse(one)] : Lambda.ParseList(many!)).Select(l => l.Value).ToList();
+            DType? dt = parse.GetValue(dtype) is { } d ? DTypes.ParseFloat(d) : null;
             var rules = (parse.GetValue(rule) ?? []).Select(ParseRule).ToList();
             var options = new MergeOptions
             {
@@ -71,9 +71,10 @@ public static class MergeCommand
                 Method = mergeMethod, MethodParameters = recorded,
                 MaxShardBytes = parse.GetValue(maxShard) is { } shard ? ParseSize(shard) : ShardedSafeTensorsWriter.DefaultMaxShardBytes,
             };
-            CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(parse.GetValue(baseModel)!, models, parse.GetValue(output)!, options, p, io.Error));
+            var basePath = ModelReference.Parse(parse.GetValue(baseModel)!, "--base").CheckpointFolder("--base");
+            CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(basePath, models, parse.GetValue(output)!, options, p, io.Error));
             io.Out.WriteLine(values.Count == 1
-                ? $"wrote {parse.GetValue(output)} (λ = {values[0].ToString(CultureInfo.InvariantCulture)})"
+                ? $"wrote {parse.GetValue(output)} (λ = {new Lambda(values[0])})"
                 : $"wrote {values.Count} checkpoints under {parse.GetValue(output)}");
             return Program.Success;
         });
@@ -100,15 +101,4 @@ public static class MergeCommand
             : throw new AttuneException(null, "--rule", $"\"{v}\" is not a number")).ToList();
         return new TensorRule(text[..eq], values);
     }
-}
-
-/// <summary>The <c>--dtype</c> of commands that write checkpoint folders: f32, f16 or bf16, or null when not given.</summary>
-static class CheckpointDType
-{
-    public static DType? Parse(string? text) => text?.ToLowerInvariant() switch
-    {
-        null => null,
-        "f32" => DType.F32, "f16" => DType.F16, "bf16" => DType.BF16,
-        var s => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
-    };
 }

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Attune.Evaluation;
+using Attune.Merging;
+using Attune.Models;
 using Attune.Modeling;
 using Attune.Prompting;
 using Attune.Tensors;
@@ -11,9 +13,13 @@ namespace Attune.Cli.Commands;
 /// <summary><c>attune init</c>, <c>generate</c>, <c>score</c> and <c>perplexity</c>: thin shells over <see cref="LanguageModel"/>.</summary>
 public static class ModelCommands
 {
-    static Option<string> ModelOption() => new("--model")
+    /// <summary>What every <c>--model</c> accepts (parsed by <see cref="ModelReference.Parse"/>).</summary>
+    internal const string ModelReferenceHelp =
+        "A checkpoint folder, a .gguf file, a Hub id ORG/NAME[@revision] in the local Hugging Face cache, BASE+INSTRUCT@λ (interpolated in memory), or a served model http://host:port/v1#NAME";
+
+    internal static Option<string> ModelOption() => new("--model")
     {
-        Description = "A checkpoint folder, a .gguf file, BASE+INSTRUCT@λ (interpolated in memory), or a served model http://host:port/v1#NAME",
+        Description = ModelReferenceHelp,
         Required = true,
     };
 
@@ -34,7 +40,7 @@ public static class ModelCommands
         {
             var io = CliIO.Get();
             var p = Presets.Find(parse.GetValue(preset)!, parse.GetValue(arch));
-            var dt = ParseDType(parse.GetValue(dtype) ?? (p.Name == "tiny" ? "f32" : "bf16"));
+            var dt = DTypes.ParseFloat(parse.GetValue(dtype) ?? (p.Name == "tiny" ? "f32" : "bf16"));
             var outDir = parse.GetValue(output)!;
             CliProgress.Run(io, $"init {p.Name} ({p.Arch})", progress =>
                 ModelInitializer.Write(outDir, p.Config, parse.GetValue(seed), dt, progress));
@@ -43,14 +49,6 @@ public static class ModelCommands
         });
         return cmd;
     }
-
-    static DType ParseDType(string s) => s.ToLowerInvariant() switch
-    {
-        "f32" or "float32" => DType.F32,
-        "f16" or "float16" => DType.F16,
-        "bf16" or "bfloat16" => DType.BF16,
-        _ => throw new AttuneException(null, "--dtype", $"\"{s}\" is not one of f32, f16, bf16"),
-    };
 
     public static Command Generate()
     {
@@ -88,15 +86,15 @@ public static class ModelCommands
                     MinP = parse.GetValue(minP), RepetitionPenalty = parse.GetValue(repetition), Seed = parse.GetValue(seed),
                 }.Validate(),
             };
-            var spec = parse.GetValue(model)!;
-            if (ModelBackends.IsRemote(spec))
+            var reference = ModelReference.Parse(parse.GetValue(model)!);
+            if (reference is ModelReference.Remote served)
             {
-                using var remote = RemoteBackend.Open(spec, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
+                using var remote = RemoteBackend.Open(served, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
                 var reply = GenerateRemote(remote, m, urial, parse.GetValue(prompt)!, parse.GetValue(shots), options);
                 io.Out.WriteLine(reply);
                 return Program.Success;
             }
-            using var lm = Attune.Merging.ModelSpec.Load(spec);
+            using var lm = ModelLoader.Load(reference);
             var ids = ChatPrompt.Encode(lm.Tokenizer, m, urial, [ChatMessage.User(parse.GetValue(prompt)!)], parse.GetValue(shots));
             void Show(string t) { io.Out.Write(t); io.Out.Flush(); }
             var cleaner = urial is null ? null : new UrialPrompt.StreamCleaner(Show);
@@ -149,7 +147,7 @@ public static class ModelCommands
             var m = ChatPrompt.ParseMode(parse.GetValue(mode)!);
             if (m == PromptMode.Raw) throw new AttuneException(null, "--mode", "chat needs chat or urial");
             var urial = LoadUrial(m, parse.GetValue(lang)!, null);
-            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
+            using var lm = ModelLoader.Load(ModelReference.Parse(parse.GetValue(model)!));
             var conversation = new List<ChatMessage>();
             var sampling = new SamplingOptions { Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP), Seed = parse.GetValue(seed) }.Validate();
             int turn = 0;
@@ -191,7 +189,7 @@ public static class ModelCommands
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
-            using var lm = ModelBackends.Open(parse.GetValue(model)!, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
+            using var lm = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
             foreach (var (line, rec) in Jsonl.Read(io.In))
             {
                 var context = rec["context"] is null ? "" : Jsonl.RequiredString(rec, "context", line);
@@ -216,7 +214,7 @@ public static class ModelCommands
             var io = CliIO.Get();
             var path = parse.GetValue(file)!;
             if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-            using var lm = Attune.Merging.ModelSpec.Load(parse.GetValue(model)!);
+            using var lm = ModelLoader.Load(ModelReference.Parse(parse.GetValue(model)!));
             var r = lm.Perplexity(File.ReadAllText(path), parse.GetValue(context));
             Jsonl.Write(io.Out, new JsonObject { ["tokens"] = r.Tokens, ["nll"] = r.NegativeLogLikelihood, ["perplexity"] = r.Perplexity });
             return Program.Success;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Attune.Models;
 using Attune.Server;
 
 namespace Attune.Cli.Commands;
@@ -10,7 +11,7 @@ public static class ServeCommand
     {
         var models = new Option<string[]>("--model")
         {
-            Description = "NAME=PATH, where PATH is a checkpoint folder, a .gguf file or BASE+INSTRUCT@λ (repeatable; a bare PATH is named after its folder)",
+            Description = "NAME=M, where M is a checkpoint folder, a .gguf file, a Hub id in the local cache or BASE+INSTRUCT@λ (repeatable; a bare M is named after its folder, file or Hub id)",
             Required = true,
             AllowMultipleArgumentsPerToken = false,
         };
@@ -36,9 +37,9 @@ public static class ServeCommand
             {
                 foreach (var spec in parse.GetValue(models)!)
                 {
-                    var (name, path) = Split(spec);
-                    io.Error.WriteLine($"loading {name} from {path}");
-                    served.Add(new ServedModel(name, Attune.Merging.ModelSpec.Load(path), Attune.Evaluation.ModelBackends.LocalIdentity(path).Split(':')[1]));
+                    var (name, model) = Split(spec);
+                    io.Error.WriteLine($"loading {name} from {model.Spec}");
+                    served.Add(new ServedModel(name, Attune.Merging.ModelLoader.Load(model), model.Fingerprint()));
                 }
                 var options = new ServerOptions
                 {
@@ -67,14 +68,13 @@ public static class ServeCommand
         await server.WaitForShutdownAsync();
     }
 
-    /// <summary>NAME=PATH, or a bare PATH named after its last folder (or file, without .gguf).</summary>
-    public static (string Name, string Path) Split(string spec)
+    /// <summary>NAME=M, or a bare M named by its <see cref="ModelReference.DisplayName"/>; a served model cannot be served again.</summary>
+    public static (string Name, ModelReference Model) Split(string spec)
     {
         int eq = spec.IndexOf('=');
-        if (eq > 0) return (spec[..eq], spec[(eq + 1)..]);
         if (eq == 0) throw new AttuneException(null, "--model", $"\"{spec}\" has an empty name before =");
-        var name = System.IO.Path.GetFileName(spec.TrimEnd('/', System.IO.Path.DirectorySeparatorChar));
-        if (name.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) name = name[..^5];
-        return (name.Length > 0 ? name : spec, spec);
+        var model = ModelReference.Parse(eq > 0 ? spec[(eq + 1)..] : spec);
+        if (!model.IsLocal) throw new AttuneException(null, "--model", $"{model.Spec} is already served; attune serve runs models in this process");
+        return (eq > 0 ? spec[..eq] : model.DisplayName, model);
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Reflection;
 using Attune.Evaluation;
 using Attune.Experiments;
+using Attune.Models;
 
 namespace Attune.Cli.Commands;
 
@@ -40,45 +41,48 @@ public static class SweepCommand
             var io = CliIO.Get();
             string? None(string? v) => v is null || v == "none" ? null : v;
             var languages = EvalCommand.ParseLanguages(parse.GetValue(langs)!);
-            foreach (var (name, path) in new[] { ("--base", parse.GetValue(baseModel)!), ("--instruct", parse.GetValue(instruct)!) })
-                if (!Directory.Exists(path) && !File.Exists(path)) throw new AttuneException(path, name, "not found");
             var plan = new SweepPlan
             {
-                Base = Path.GetFullPath(parse.GetValue(baseModel)!), Instruct = Path.GetFullPath(parse.GetValue(instruct)!),
-                Lambdas = Sweep.ParseLambdas(parse.GetValue(lambdas)!), Languages = languages,
+                Base = CheckpointFolder(parse.GetValue(baseModel)!, "--base"), Instruct = CheckpointFolder(parse.GetValue(instruct)!, "--instruct"),
+                Lambdas = Lambda.ParseList(parse.GetValue(lambdas)!), Languages = languages,
                 Icl = None(parse.GetValue(icl)), If = None(parse.GetValue(ifSuite)),
-                Dpo = parse.GetValue(dpo) is { } d ? Path.GetFullPath(d) : null, Sft = parse.GetValue(sft) is { } s ? Path.GetFullPath(s) : null,
+                Dpo = parse.GetValue(dpo) is { } d ? ModelReference.Parse(d, "--dpo") : null, Sft = parse.GetValue(sft) is { } s ? ModelReference.Parse(s, "--sft") : null,
                 UrialShots = parse.GetValue(urialShots), IclShots = parse.GetValue(shots), IclLimit = parse.GetValue(iclLimit), IfLimit = parse.GetValue(ifLimit),
                 IfMaxTokens = parse.GetValue(maxTokens),
-                Judge = parse.GetValue(judge), JudgeSet = parse.GetValue(judgeSet) is "builtin" or null ? "builtin" : Path.GetFullPath(parse.GetValue(judgeSet)!),
+                Judge = parse.GetValue(judge) is { } jm ? ModelReference.Parse(jm, "--judge") : null, JudgeSet = parse.GetValue(judgeSet) is "builtin" or null ? "builtin" : Path.GetFullPath(parse.GetValue(judgeSet)!),
                 JudgeLimit = parse.GetValue(judgeLimit), JudgeBothOrders = parse.GetValue(judgeBothOrders),
             };
-            foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit) })
-                if (value is < 1) throw new AttuneException(null, name, "must be ≥ 1");
-            var sweep = new Sweep(plan);
-            if (sweep.Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge");
-            sweep.CheckInputs();
-            var cells = sweep.Cells();
-            if (parse.GetValue(shard) is { } sh)
-            {
-                var parts = sh.Split('/');
-                if (parts.Length != 2 || !int.TryParse(parts[0], out var i) || !int.TryParse(parts[1], out var n)) throw new AttuneException(null, "--shard", $"\"{sh}\" is not i/n");
-                cells = Sweep.Shard(cells, i, n);
-            }
-            using var results = new ResultsStore(parse.GetValue(store)!);
-            using var cache = parse.GetValue(cachePath) is { } cp ? new ResponseCache(cp) : null;
-            var already = results.FinishedKeys();
-            int skipped = cells.Count(c => already.Contains(c.Key));
-            using var judgeBackend = plan.Judge is { } j && cells.Any(c => c.Suite == "judge" && !already.Contains(c.Key))
-                ? ModelBackends.Open(j, new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) }) : null;
-            io.Error.WriteLine($"sweep: {cells.Count} cells ({sweep.Arms().Count} arms × {sweep.Suites.Count} suites × {languages.Count} languages{(parse.GetValue(shard) is { } x ? $", shard {x}" : "")}); {skipped} already in {parse.GetValue(store)}");
-            var version = typeof(Sweep).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
-            var run = results.BeginRun(string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), version, plan.ToJson());
-            int ran = SweepDisplay.Run(io, cells, already, report => sweep.RunAsync(results, run, cells, report, cache, judgeBackend).GetAwaiter().GetResult());
-            io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store, {cells.Count} in all");
-            return Program.Success;
+            return RunPlan(io, plan, parse.GetValue(store)!, parse.GetValue(shard), parse.GetValue(cachePath),
+                new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) });
         });
         return cmd;
+    }
+
+    /// <summary>Runs a plan's cells (of one shard) not yet in the store, showing them as they finish; shared by <c>sweep</c> and <c>demo</c>.</summary>
+    internal static int RunPlan(CliIO io, SweepPlan plan, string storePath, string? shard, string? cachePath, RemoteOptions judgeOptions)
+    {
+        var sweep = new Sweep(plan);
+        sweep.CheckInputs();
+        var cells = shard is null ? sweep.Cells() : Sweep.Shard(sweep.Cells(), shard);
+        using var results = new ResultsStore(storePath);
+        using var cache = cachePath is { } cp ? new ResponseCache(cp) : null;
+        var already = results.FinishedKeys();
+        int skipped = cells.Count(c => already.Contains(c.Key));
+        using var judgeBackend = plan.Judge is { } j && cells.Any(c => c.Suite == "judge" && !already.Contains(c.Key)) ? ModelBackends.Open(j, judgeOptions) : null;
+        io.Error.WriteLine($"sweep: {cells.Count} cells ({sweep.Arms().Count} arms × {sweep.Suites.Count} suites × {plan.Languages.Count} languages{(shard is { } x ? $", shard {x}" : "")}); {skipped} already in {storePath}");
+        var version = typeof(Sweep).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
+        var run = results.BeginRun(string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), version, plan.ToJson());
+        int ran = SweepDisplay.Run(io, cells, already, report => sweep.RunAsync(results, run, cells, report, cache, judgeBackend).GetAwaiter().GetResult());
+        io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store, {cells.Count} in all");
+        return Program.Success;
+    }
+
+    /// <summary>The sweep interpolates its base and instruct models, so both must be checkpoint folders (or Hub snapshots).</summary>
+    static ModelReference CheckpointFolder(string text, string field)
+    {
+        var model = ModelReference.Parse(text, field);
+        model.CheckpointFolder(field);
+        return model;
     }
 
     public static Command Store()

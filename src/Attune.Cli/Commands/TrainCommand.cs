@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Attune.Formats;
+using Attune.Models;
+using Attune.Prompting;
 using Attune.Tensors;
-using Attune.Text;
 using Attune.Training;
 using Spectre.Console;
 
@@ -46,9 +46,6 @@ public static class TrainCommand
         public TrainerOptions Options(ParseResult p)
         {
             int steps = p.GetValue(Steps);
-            if (steps < 1) throw new AttuneException(null, "--steps", "must be at least 1");
-            if (p.GetValue(BatchSize) < 1) throw new AttuneException(null, "--batch-size", "must be at least 1");
-            if (p.GetValue(GradAccum) < 1) throw new AttuneException(null, "--grad-accum", "must be at least 1");
             var shape = p.GetValue(Schedule)!.ToLowerInvariant() switch
             {
                 "constant" => LearningRateSchedule.Shape.Constant,
@@ -68,43 +65,48 @@ public static class TrainCommand
             };
         }
 
-        /// <summary>The bad-line policy of this run (shared by every data file).</summary>
-        public BadRecords Bad(ParseResult p) => _bad ??= new BadRecords { Skip = p.GetValue(SkipBad) };
-        BadRecords? _bad;
-
-        LoraConfig? Lora(ParseResult p, ulong seed)
+        LoraConfig? Lora(ParseResult p)
         {
             int rank = p.GetValue(LoraRank);
             if (rank < 0) throw new AttuneException(null, "--lora-rank", "must be 0 (off) or more");
             if (rank == 0) return null;
-            var lora = new LoraConfig
+            return new LoraConfig
             {
                 Rank = rank,
                 Alpha = p.GetResult(LoraAlpha) is null ? 2.0 * rank : p.GetValue(LoraAlpha),
                 TargetModules = p.GetValue(LoraTargets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                Seed = seed,
+                Seed = p.GetValue(Seed),
             };
-            lora.Validate();
-            return lora;
         }
 
-        public void Run(ParseResult p, Checkpoint source, IReadOnlyList<TrainingExample> data) =>
-            Run(p, source, _ => new LanguageModelingObjective(data), data.Count);
+        /// <summary>The job's shared fields from the command line (the kind fills in its own).</summary>
+        public T Job<T>(ParseResult p, int blockSize) where T : TrainingJob, new() => new()
+        {
+            Model = ModelReference.Parse(p.GetValue(Model)!).CheckpointFolder("--model"),
+            Data = p.GetValue(Data)!,
+            OutDir = p.GetValue(Out)!,
+            Options = Options(p),
+            SaveEvery = p.GetValue(SaveEvery),
+            SaveDType = p.GetValue(DTypeOption) is { } d ? DTypes.ParseFloat(d) : null,
+            Lora = Lora(p),
+            Resume = p.GetValue(Resume),
+            SkipBad = p.GetValue(SkipBad),
+            BlockSize = blockSize > 0 ? blockSize : null,
+        };
 
-        public void Run(ParseResult p, Checkpoint source, Func<TrainableModel, ITrainingObjective> objective, int examples)
+        /// <summary>Runs the job, showing each step (a progress bar on a terminal), and prints the summary as JSON.</summary>
+        public static int Run(TrainingJob job)
         {
             var io = CliIO.Get();
-            var options = Options(p);
-            var bad = Bad(p);
-            if (bad.Skipped > 0)
-                io.Error.WriteLine($"skipped {bad.Skipped} bad data line(s); first: {string.Join("; ", bad.FirstMessages)}");
-            var dtype = CheckpointDType.Parse(p.GetValue(DTypeOption)) ?? source.Weights.Entry(TensorLayout.Embedding).DType;
-            var run = new TrainingRun { OutDir = p.GetValue(Out)!, SaveEvery = p.GetValue(SaveEvery), SaveDType = dtype, Lora = Lora(p, options.Seed) };
-            StepMetrics? last = null;
+            var steps = job.Options.Steps;
+            void Prepared(TrainingSummary s)
+            {
+                if (s.Skipped > 0) io.Error.WriteLine($"skipped {s.Skipped} bad data line(s); first: {string.Join("; ", s.FirstSkipped)}");
+            }
             string Line(StepMetrics m) =>
-                string.Create(CultureInfo.InvariantCulture, $"step {m.Step}/{options.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  grad norm {m.GradNorm:F3}  {m.Tokens / Math.Max(m.Seconds, 1e-9):F0} tok/s")
+                string.Create(CultureInfo.InvariantCulture, $"step {m.Step}/{steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  grad norm {m.GradNorm:F3}  {m.Tokens / Math.Max(m.Seconds, 1e-9):F0} tok/s")
                 + string.Concat(m.Extra.Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.Key[(e.Key.IndexOf('/') + 1)..]} {e.Value:F3}")));
-            Trainer Make(TrainableModel m) => new(m, objective(m), options);
+            TrainingSummary? summary = null;
             if (ReferenceEquals(io.Error, Console.Error) && !Console.IsErrorRedirected)
             {
                 // On a terminal: a progress bar on stderr whose label carries the step's figures (stdout keeps the JSON summary).
@@ -113,29 +115,24 @@ public static class TrainCommand
                     .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                     .Start(ctx =>
                     {
-                        var task = ctx.AddTask("loading", maxValue: options.Steps);
-                        run.Run(source, Make, options.Steps, p.GetValue(Resume), m =>
+                        var task = ctx.AddTask("loading", maxValue: steps);
+                        summary = job.Run(Prepared, m =>
                         {
-                            last = m;
                             task.Value = m.Step;
                             task.Description = Markup.Escape(Line(m));
                         });
                     });
             }
-            else
-                run.Run(source, Make, options.Steps, p.GetValue(Resume), m =>
-                {
-                    last = m;
-                    io.Error.WriteLine(Line(m));
-                });
+            else summary = job.Run(Prepared, m => io.Error.WriteLine(Line(m)));
             Jsonl.Write(io.Out, new JsonObject
             {
-                ["out"] = p.GetValue(Out),
-                ["steps"] = options.Steps,
-                ["examples"] = examples,
-                ["skipped"] = bad.Skipped,
-                ["final_loss"] = last?.Loss,
+                ["out"] = summary!.OutDir,
+                ["steps"] = summary.Steps,
+                ["examples"] = summary.Examples,
+                ["skipped"] = summary.Skipped,
+                ["final_loss"] = summary.FinalLoss,
             });
+            return Program.Success;
         }
     }
 
@@ -145,18 +142,7 @@ public static class TrainCommand
         var blockSize = new Option<int>("--block-size") { Description = "Tokens per training sequence (default: min(context window, 256))" };
         var cmd = new Command("pretrain", "Next-token training on plain text files or JSONL {\"text\"}, packed into blocks") { blockSize };
         common.AddTo(cmd);
-        cmd.SetAction(p =>
-        {
-            using var source = Checkpoint.Open(p.GetValue(common.Model)!);
-            var tokenizer = Tokenizer.Load(source.Directory);
-            int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 256);
-            if (block > source.Config.MaxPositionEmbeddings)
-                throw new AttuneException(null, "--block-size", $"{block} exceeds the model's context window of {source.Config.MaxPositionEmbeddings}");
-            int? eos = SftData.EndToken(source, tokenizer);
-            var data = PretrainData.Pack(p.GetValue(common.Data)!.SelectMany(f => PretrainData.ReadDocuments(f, common.Bad(p))), tokenizer, block, eos);
-            common.Run(p, source, data);
-            return Program.Success;
-        });
+        cmd.SetAction(p => Common.Run(common.Job<PretrainJob>(p, p.GetValue(blockSize))));
         return cmd;
     }
 
@@ -166,17 +152,7 @@ public static class TrainCommand
         var blockSize = new Option<int>("--block-size") { Description = "Longest example in tokens (default: min(context window, 512)); longer ones are an error" };
         var cmd = new Command("sft", "Supervised fine-tuning on JSONL {\"messages\"} (through the chat template) or {\"prompt\",\"completion\"}; loss on assistant tokens and EOS only") { blockSize };
         common.AddTo(cmd);
-        cmd.SetAction(p =>
-        {
-            using var source = Checkpoint.Open(p.GetValue(common.Model)!);
-            var tokenizer = Tokenizer.Load(source.Directory);
-            int block = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 512);
-            var eos = Attune.Modeling.LanguageModel.EosIds(source, tokenizer);
-            int end = SftData.EndToken(source, tokenizer) ?? throw new AttuneException(source.Directory, "the model names no eos_token_id; SFT trains the end-of-sequence token");
-            var data = p.GetValue(common.Data)!.SelectMany(f => SftData.Load(f, tokenizer, eos, end, block, common.Bad(p))).ToList();
-            common.Run(p, source, data);
-            return Program.Success;
-        });
+        cmd.SetAction(p => Common.Run(common.Job<SftJob>(p, p.GetValue(blockSize))));
         return cmd;
     }
 
@@ -195,11 +171,9 @@ public static class TrainCommand
         var cmd = new Command("dpo", "Direct preference optimisation on JSONL {\"prompt\"|\"messages\", \"chosen\", \"rejected\"} against a frozen reference whose log-probabilities are computed once and cached in --out")
             { blockSize, refModel, beta, loss, smoothing, format, lang, urialFile, shots };
         common.AddTo(cmd);
-        cmd.SetAction(p =>
+        cmd.SetAction(p => Common.Run(common.Job<DpoJob>(p, p.GetValue(blockSize)) with
         {
-            using var source = Checkpoint.Open(p.GetValue(common.Model)!);
-            var tokenizer = Tokenizer.Load(source.Directory);
-            var dpo = new DpoOptions
+            Dpo = new DpoOptions
             {
                 Beta = p.GetValue(beta),
                 LabelSmoothing = p.GetValue(smoothing),
@@ -210,43 +184,13 @@ public static class TrainCommand
                     "hinge" => DpoLoss.Hinge,
                     var s => throw new AttuneException(null, "--loss", $"\"{s}\" is not one of sigmoid, ipo, hinge"),
                 },
-            };
-            dpo.Validate();
-            var promptFormat = (p.GetValue(format) ?? (tokenizer.Config.ChatTemplate is null ? "urial" : "chat")).ToLowerInvariant() switch
-            {
-                "chat" => PromptFormat.Chat,
-                "urial" => PromptFormat.Urial,
-                "raw" => PromptFormat.Raw,
-                var s => throw new AttuneException(null, "--format", $"\"{s}\" is not one of chat, urial, raw"),
-            };
-            var urial = p.GetValue(urialFile) is { } file ? Attune.Prompting.UrialPrompt.Load(file) : Attune.Prompting.UrialPrompt.BuiltIn(p.GetValue(lang)!);
-            var loader = new DpoData
-            {
-                Tokenizer = tokenizer,
-                EosIds = Attune.Modeling.LanguageModel.EosIds(source, tokenizer),
-                EndToken = SftData.EndToken(source, tokenizer) ?? throw new AttuneException(source.Directory, "the model names no eos_token_id; DPO trains the end-of-sequence token"),
-                MaxLength = p.GetValue(blockSize) is > 0 and var b ? b : Math.Min(source.Config.MaxPositionEmbeddings, 512),
-                Format = promptFormat,
-                Urial = urial,
-                UrialShots = p.GetValue(shots),
-                Bad = common.Bad(p),
-            };
-            var pairs = p.GetValue(common.Data)!.SelectMany(loader.Load).ToList();
-            string referenceDir = p.GetValue(refModel) ?? source.Directory;
-            int batch = Math.Max(1, p.GetValue(common.BatchSize));
-            common.Run(p, source, _ =>
-            {
-                var reference = PreferenceObjective.Cached(p.GetValue(common.Out)!, referenceDir, pairs, () =>
-                {
-                    using var refCkpt = Checkpoint.Open(referenceDir);
-                    if (refCkpt.Config.VocabSize != source.Config.VocabSize)
-                        throw new AttuneException(referenceDir, "vocab_size", $"is {refCkpt.Config.VocabSize}, the policy's is {source.Config.VocabSize}");
-                    return PreferenceObjective.LogProbs(TrainableModel.FromCheckpoint(refCkpt), pairs, batch);
-                });
-                return new PreferenceObjective(pairs, reference, dpo);
-            }, pairs.Count);
-            return Program.Success;
-        });
+            },
+            ReferenceModel = p.GetValue(refModel) is { } r ? ModelReference.Parse(r, "--ref-model").CheckpointFolder("--ref-model") : null,
+            Format = p.GetValue(format) is { } f ? ChatPrompt.ParseMode(f.ToLowerInvariant(), "--format") : null,
+            Urial = p.GetValue(urialFile) is { } file ? UrialPrompt.Load(file) : null,
+            UrialLanguage = p.GetValue(lang)!,
+            UrialShots = p.GetValue(shots),
+        }));
         return cmd;
     }
 }

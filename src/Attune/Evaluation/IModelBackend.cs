@@ -1,3 +1,4 @@
+using Attune.Models;
 using Attune.Modeling;
 using Attune.Prompting;
 
@@ -53,32 +54,10 @@ public interface IModelBackend : IDisposable
 
 public static class ModelBackends
 {
-    /// <summary>True when <paramref name="spec"/> names a remote model (http://host:port/v1#name).</summary>
-    public static bool IsRemote(string spec) =>
-        spec.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || spec.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>A backend for a model argument: a checkpoint folder, a GGUF file, BASE+INSTRUCT@λ, or a remote URL#name.</summary>
-    public static IModelBackend Open(string spec, RemoteOptions? remote = null) =>
-        IsRemote(spec) ? RemoteBackend.Open(spec, remote ?? new RemoteOptions()) : new LocalBackend(Merging.ModelSpec.Load(spec), LocalIdentity(spec));
-
-    /// <summary>
-    /// A local model's identity for caches: its spec with full paths, and each path's files by name, size
-    /// and modification time, so a retrained or re-merged model in the same folder is a different model.
-    /// </summary>
-    public static string LocalIdentity(string spec)
+    /// <summary>A backend for a model reference: in this process for a local model, through the OpenAI-compatible API for a served one.</summary>
+    public static IModelBackend Open(ModelReference model, RemoteOptions? remote = null) => model switch
     {
-        var sb = new System.Text.StringBuilder("local:").Append(spec);
-        foreach (var part in spec.Split('+', '@'))
-        {
-            if (Directory.Exists(part))
-                foreach (var f in new DirectoryInfo(part).GetFiles().OrderBy(f => f.Name, StringComparer.Ordinal))
-                    sb.Append('|').Append(f.FullName).Append(':').Append(f.Length).Append(':').Append(f.LastWriteTimeUtc.Ticks);
-            else if (File.Exists(part))
-            {
-                var f = new FileInfo(part);
-                sb.Append('|').Append(f.FullName).Append(':').Append(f.Length).Append(':').Append(f.LastWriteTimeUtc.Ticks);
-            }
-        }
-        return "local:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(sb.ToString())))[..16] + ":" + spec;
-    }
+        ModelReference.Remote r => RemoteBackend.Open(r, remote ?? new RemoteOptions()),
+        _ => new LocalBackend(Merging.ModelLoader.Load(model), model.LocalIdentity()),
+    };
 }

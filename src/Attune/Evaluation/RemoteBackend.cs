@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Attune.Models;
 using Attune.Modeling;
 using OpenAI;
 using OpenAI.Chat;
@@ -87,19 +88,19 @@ public sealed class RemoteBackend : IModelBackend
             .Build();
     }
 
-    /// <summary>Opens <c>http(s)://host:port/v1#name</c>; the key comes from <see cref="RemoteOptions.ApiKeyEnv"/> when set.</summary>
-    public static RemoteBackend Open(string spec, RemoteOptions options)
+    /// <summary>Opens <c>http(s)://host:port/v1#name</c> (parsed as a <see cref="ModelReference"/>).</summary>
+    public static RemoteBackend Open(string spec, RemoteOptions options) =>
+        ModelReference.Parse(spec) is ModelReference.Remote r ? Open(r, options)
+            : throw new AttuneException(null, "--model", $"\"{spec}\" is not a served model (http://host:port/v1#NAME)");
+
+    /// <summary>Opens a served model; the key comes from <see cref="RemoteOptions.ApiKeyEnv"/> when set.</summary>
+    public static RemoteBackend Open(ModelReference.Remote model, RemoteOptions options)
     {
-        int hash = spec.LastIndexOf('#');
-        if (hash < 0 || hash == spec.Length - 1)
-            throw new AttuneException(null, "--model", $"\"{spec}\" names no model: write the server's address and the model's name as http://host:port/v1#NAME");
-        if (!Uri.TryCreate(spec[..hash], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            throw new AttuneException(null, "--model", $"\"{spec[..hash]}\" is not an http(s) address");
         if (options.MaxConcurrency < 1) throw new AttuneException(null, "--concurrency", "must be ≥ 1");
         // Servers without authentication still need some key for the client: a placeholder is sent.
         var key = options.ApiKeyEnv is { } variable ? Environment.GetEnvironmentVariable(variable) : null;
         if (options.ApiKeyEnv is { } v && string.IsNullOrEmpty(key)) throw new AttuneException(null, "--api-key-env", $"the environment variable {v} is not set");
-        return new RemoteBackend(uri, spec[(hash + 1)..], string.IsNullOrEmpty(key) ? "none" : key, options);
+        return new RemoteBackend(model.Endpoint, model.Name, string.IsNullOrEmpty(key) ? "none" : key, options);
     }
 
     /// <summary>The served model's <c>attune_fingerprint</c> from <c>GET /models</c>, when the server gives one.</summary>

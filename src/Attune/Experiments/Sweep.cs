@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -7,6 +6,7 @@ using Attune.Evaluation;
 using Attune.Evaluation.Instructions;
 using Attune.Evaluation.Judging;
 using Attune.Evaluation.Tasks;
+using Attune.Models;
 using Attune.Prompting;
 
 namespace Attune.Experiments;
@@ -14,25 +14,25 @@ namespace Attune.Experiments;
 /// <summary>What a sweep measures: the models (arms), the suites and the languages.</summary>
 public sealed record SweepPlan
 {
-    public required string Base { get; init; }
-    public required string Instruct { get; init; }
-    public IReadOnlyList<double> Lambdas { get; init; } = [0, 0.25, 0.5, 0.75, 1];
+    public required ModelReference Base { get; init; }
+    public required ModelReference Instruct { get; init; }
+    public IReadOnlyList<Lambda> Lambdas { get; init; } = [new(0), new(0.25), new(0.5), new(0.75), new(1)];
     public IReadOnlyList<string> Languages { get; init; } = ["en", "fr", "es"];
     /// <summary>ICL tasks (builtin:all, builtin:TYPE, files); null: no ICL suite.</summary>
     public string? Icl { get; init; } = "builtin:all";
     /// <summary>IF prompts (builtin or an IFEval-format file); null: no IF suite.</summary>
     public string? If { get; init; } = "builtin";
     /// <summary>Optional tuned models, run as their own arms in chat mode.</summary>
-    public string? Dpo { get; init; }
-    public string? Sft { get; init; }
+    public ModelReference? Dpo { get; init; }
+    public ModelReference? Sft { get; init; }
     public int UrialShots { get; init; } = UrialPrompt.DefaultShots;
     public int? IclShots { get; init; }
     /// <summary>Items per ICL task and prompts per IF language (null: all).</summary>
     public int? IclLimit { get; init; }
     public int? IfLimit { get; init; }
     public int IfMaxTokens { get; init; } = 256;
-    /// <summary>The LLM judge (http://host:port/v1#NAME or a local model); null: no judge suite.</summary>
-    public string? Judge { get; init; }
+    /// <summary>The LLM judge (a served model or a local one); null: no judge suite.</summary>
+    public ModelReference? Judge { get; init; }
     /// <summary>The judged instructions with reference answers: builtin or a JSONL file.</summary>
     public string JudgeSet { get; init; } = "builtin";
     public int? JudgeLimit { get; init; }
@@ -40,17 +40,17 @@ public sealed record SweepPlan
 
     public JsonObject ToJson() => new()
     {
-        ["base"] = Base, ["instruct"] = Instruct,
-        ["lambdas"] = new JsonArray(Lambdas.Select(l => (JsonNode)l).ToArray()),
+        ["base"] = Base.Spec, ["instruct"] = Instruct.Spec,
+        ["lambdas"] = new JsonArray(Lambdas.Select(l => (JsonNode)l.Value).ToArray()),
         ["langs"] = new JsonArray(Languages.Select(l => (JsonNode)l).ToArray()),
-        ["icl"] = Icl, ["if"] = If, ["dpo"] = Dpo, ["sft"] = Sft, ["urial_shots"] = UrialShots,
+        ["icl"] = Icl, ["if"] = If, ["dpo"] = Dpo?.Spec, ["sft"] = Sft?.Spec, ["urial_shots"] = UrialShots,
         ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
-        ["judge"] = Judge, ["judge_set"] = JudgeSet, ["judge_limit"] = JudgeLimit, ["judge_both_orders"] = JudgeBothOrders,
+        ["judge"] = Judge?.Spec, ["judge_set"] = JudgeSet, ["judge_limit"] = JudgeLimit, ["judge_both_orders"] = JudgeBothOrders,
     };
 }
 
 /// <summary>One model configuration of the study: how it is loaded and how it is prompted for instructions.</summary>
-public sealed record Arm(string Name, double? Lambda, string ModelSpec, PromptMode IfMode);
+public sealed record Arm(string Name, Lambda? Lambda, ModelReference Model, PromptMode IfMode);
 
 /// <summary>A cell: an arm on one suite in one language; its key names exactly what it computes.</summary>
 public sealed record Cell(Arm Arm, string Suite, string Language, string Key, JsonObject Settings);
@@ -68,10 +68,9 @@ public sealed class Sweep(SweepPlan plan)
     /// <summary>The arms in the order they run.</summary>
     public List<Arm> Arms()
     {
-        var arms = plan.Lambdas.Select(l => new Arm($"lambda-{l.ToString("0.00", CultureInfo.InvariantCulture)}", l,
-            $"{plan.Base}+{plan.Instruct}@{l.ToString("R", CultureInfo.InvariantCulture)}", PromptMode.Chat)).ToList();
+        var arms = plan.Lambdas.Select(l => new Arm(l.Name, l, new ModelReference.Interpolation(plan.Base, plan.Instruct, l), PromptMode.Chat)).ToList();
         arms.Add(new Arm("base-urial", null, plan.Base, PromptMode.Urial));
-        if (!plan.Lambdas.Contains(1.0)) arms.Add(new Arm("instruct", null, plan.Instruct, PromptMode.Chat));
+        if (!plan.Lambdas.Contains(new Lambda(1))) arms.Add(new Arm("instruct", null, plan.Instruct, PromptMode.Chat));
         if (plan.Dpo is { } dpo) arms.Add(new Arm("dpo", null, dpo, PromptMode.Chat));
         if (plan.Sft is { } sft) arms.Add(new Arm("sft", null, sft, PromptMode.Chat));
         return arms;
@@ -81,10 +80,10 @@ public sealed class Sweep(SweepPlan plan)
     public List<Cell> Cells()
     {
         var cells = new List<Cell>();
-        var identities = new Dictionary<string, string>();
+        var identities = new Dictionary<ModelReference, string>();
         foreach (var arm in Arms())
         {
-            var identity = identities.TryGetValue(arm.ModelSpec, out var id) ? id : identities[arm.ModelSpec] = ModelBackends.LocalIdentity(arm.ModelSpec);
+            var identity = identities.TryGetValue(arm.Model, out var id) ? id : identities[arm.Model] = arm.Model.LocalIdentity();
             foreach (var suite in Suites)
                 foreach (var lang in plan.Languages)
                 {
@@ -95,13 +94,13 @@ public sealed class Sweep(SweepPlan plan)
                         "if" => new JsonObject { ["suite"] = plan.If, ["mode"] = mode, ["urial_shots"] = plan.UrialShots, ["limit"] = plan.IfLimit, ["max_tokens"] = plan.IfMaxTokens },
                         _ => new JsonObject
                         {
-                            ["judge"] = plan.Judge, ["set"] = plan.JudgeSet, ["both_orders"] = plan.JudgeBothOrders, ["mode"] = mode,
+                            ["judge"] = plan.Judge?.Spec, ["set"] = plan.JudgeSet, ["both_orders"] = plan.JudgeBothOrders, ["mode"] = mode,
                             ["urial_shots"] = plan.UrialShots, ["limit"] = plan.JudgeLimit, ["max_tokens"] = plan.IfMaxTokens, ["seed"] = JudgeSeed,
                         },
                     };
                     var keyText = string.Join("\n", arm.Name, suite, lang, identity, settings.ToJsonString());
                     var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(keyText)))[..24];
-                    settings["model_spec"] = arm.ModelSpec;
+                    settings["model_spec"] = arm.Model.Spec;
                     cells.Add(new Cell(arm, suite, lang, key, settings));
                 }
         }
@@ -109,7 +108,7 @@ public sealed class Sweep(SweepPlan plan)
     }
 
     /// <summary>The suites the plan measures, in the order their cells run.</summary>
-    public List<string> Suites => new[] { ("icl", plan.Icl), ("if", plan.If), ("judge", plan.Judge) }.Where(s => s.Item2 is not null).Select(s => s.Item1).ToList();
+    public List<string> Suites => new[] { ("icl", plan.Icl is not null), ("if", plan.If is not null), ("judge", plan.Judge is not null) }.Where(s => s.Item2).Select(s => s.Item1).ToList();
 
     const ulong JudgeSeed = 1234;
 
@@ -118,6 +117,14 @@ public sealed class Sweep(SweepPlan plan)
     {
         if (count < 1 || index < 1 || index > count) throw new AttuneException(null, "--shard", $"{index}/{count}: write i/n with 1 ≤ i ≤ n");
         return cells.Where((_, i) => i % count == index - 1).ToList();
+    }
+
+    /// <summary>The cells of shard <c>i/n</c> as <c>--shard</c> writes it.</summary>
+    public static List<Cell> Shard(List<Cell> cells, string shard)
+    {
+        var parts = shard.Split('/');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out var i) || !int.TryParse(parts[1], out var n)) throw new AttuneException(null, "--shard", $"\"{shard}\" is not i/n");
+        return Shard(cells, i, n);
     }
 
     /// <summary>Progress: a cell started, or finished after so many seconds with its headline score.</summary>
@@ -139,7 +146,7 @@ public sealed class Sweep(SweepPlan plan)
         foreach (var group in todo.GroupBy(c => c.Arm))
         {
             cancel.ThrowIfCancellationRequested();
-            using var backend = ModelBackends.Open(group.Key.ModelSpec);
+            using var backend = ModelBackends.Open(group.Key.Model);
             var runner = new RequestRunner(backend, cache);
             foreach (var cell in group)
             {
@@ -190,7 +197,7 @@ public sealed class Sweep(SweepPlan plan)
             ["task"] = r.Task, ["doc"] = i.Item.Doc, ["prediction"] = i.Prediction, ["gold"] = i.Item.GoldText,
             ["scores"] = new JsonObject(i.Scores.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)s.Value))),
         })).ToList();
-        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, cell.Settings, aggregates, items, 0);
+        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda?.Value, cell.Suite, cell.Language, identity, cell.Settings, aggregates, items, 0);
     }
 
     readonly Dictionary<string, List<IfPrompt>> _ifPrompts = [];
@@ -226,12 +233,15 @@ public sealed class Sweep(SweepPlan plan)
             ["strict"] = new JsonArray(i.Strict.Select(x => (JsonNode)x).ToArray()), ["loose"] = new JsonArray(i.Loose.Select(x => (JsonNode)x).ToArray()),
             ["errors"] = i.Errors.ToString(),
         }).ToList();
-        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, cell.Settings, aggregates, records, 0);
+        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda?.Value, cell.Suite, cell.Language, identity, cell.Settings, aggregates, records, 0);
     }
 
-    /// <summary>Reads the judge's instruction set for every language now, so a bad set stops the sweep before its first cell.</summary>
+    /// <summary>Checks the plan (limits, at least one suite) and reads the judge's instruction set for every language now, so a bad input stops the sweep before its first cell.</summary>
     public void CheckInputs()
     {
+        foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit) })
+            if (value is < 1) throw new AttuneException(null, name, "must be ≥ 1");
+        if (Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge");
         if (plan.Judge is null) return;
         foreach (var lang in plan.Languages) JudgeItems(lang);
     }
@@ -284,29 +294,6 @@ public sealed class Sweep(SweepPlan plan)
         }).ToList();
         var settings = (JsonObject)cell.Settings.DeepClone();
         settings["judge_identity"] = judgeRunner.Backend.Identity;
-        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda, cell.Suite, cell.Language, identity, settings, aggregates, records, 0);
-    }
-
-    /// <summary>λ values from a list ("0,0.5,1") or a range ("0:1:0.1", inclusive, rounded to the step's decimals).</summary>
-    public static List<double> ParseLambdas(string text)
-    {
-        AttuneException Bad() => new(null, "--lambdas", $"\"{text}\" is not a list (0,0.5,1) or a range (0:1:0.1)");
-        double Number(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v : throw Bad();
-        var parts = text.Split(':');
-        if (parts.Length == 3)
-        {
-            double from = Number(parts[0]), to = Number(parts[1]), step = Number(parts[2]);
-            if (step <= 0 || to < from) throw Bad();
-            int decimals = parts[2].Contains('.') ? parts[2].Length - parts[2].IndexOf('.') - 1 : 0;
-            var list = new List<double>();
-            for (int i = 0; ; i++)
-            {
-                double v = Math.Round(from + i * step, decimals + 2);
-                if (v > to + step * 1e-9) break;
-                list.Add(v);
-            }
-            return list;
-        }
-        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Number).ToList() is { Count: > 0 } l ? l : throw Bad();
+        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda?.Value, cell.Suite, cell.Language, identity, settings, aggregates, records, 0);
     }
 }

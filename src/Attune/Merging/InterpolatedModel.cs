@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using Attune.Formats;
 using Attune.Modeling;
@@ -30,9 +29,9 @@ public static class InterpolatedModel
             var weights = ModelWeights.FromTensors(config, memory.Get, memory.Contains, memory);
             var tokenizerDir = options.TokenizerFrom == "base" ? basePath : instructPath;
             var tokenizer = Tokenizer.Load(tokenizerDir);
-            var eos = new HashSet<int>(config.EosTokenIds);
-            if (tokenizer.EosId is int e) eos.Add(e);
-            var spec = $"{basePath}+{instructPath}@{lambda.ToString(CultureInfo.InvariantCulture)}";
+            // The merged folder carries the instruct side's config and generation_config: the same end tokens.
+            var eos = LanguageModel.EosIds(config, i.GenerationConfigPath, tokenizer);
+            var spec = $"{basePath}+{instructPath}@{new Models.Lambda(lambda)}";
             return new LanguageModel(new Transformer(weights), tokenizer, eos, spec);
         }
         catch
@@ -72,26 +71,5 @@ public static class InterpolatedModel
             foreach (var t in _tensors.Values) NativeMemory.AlignedFree((void*)t.Data);
             _tensors.Clear();
         }
-    }
-}
-
-/// <summary>
-/// What a <c>--model</c> argument names: a checkpoint folder, a GGUF file, or <c>BASE+INSTRUCT@λ</c>
-/// (partial adaptation built in memory).
-/// </summary>
-public static class ModelSpec
-{
-    public static LanguageModel Load(string spec)
-    {
-        int at = spec.LastIndexOf('@');
-        int plus = at > 0 ? spec.LastIndexOf('+', at) : -1;
-        if (at > 0 && plus > 0 && !File.Exists(spec) && !Directory.Exists(spec))
-        {
-            var lambdaText = spec[(at + 1)..];
-            if (!double.TryParse(lambdaText, NumberStyles.Float, CultureInfo.InvariantCulture, out var lambda))
-                throw new AttuneException(null, "--model", $"\"{lambdaText}\" after @ is not a number (expected BASE+INSTRUCT@λ)");
-            return InterpolatedModel.Load(spec[..plus], spec[(plus + 1)..at], lambda);
-        }
-        return LanguageModel.Load(spec);
     }
 }

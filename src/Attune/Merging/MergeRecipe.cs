@@ -61,7 +61,7 @@ public sealed record MergeRecipe(string Base, IReadOnlyList<string> Models, Merg
         IReadOnlyList<double> lambdas = (Get(root, "lambda"), Get(root, "lambdas")) switch
         {
             ({ } one, null) => [Number(one, "lambda")],
-            (null, YamlScalarNode range) => PartialAdaptation.ParseLambdas(range.Value ?? ""),
+            (null, YamlScalarNode range) => Attune.Models.Lambda.ParseList(range.Value ?? "", "lambdas").Select(l => l.Value).ToList(),
             (null, { } list) => Numbers(list, "lambdas"),
             (null, null) => throw new AttuneException(path, "lambda", "missing (lambda or lambdas)"),
             _ => throw new AttuneException(path, "lambda", "give either lambda or lambdas"),
@@ -78,13 +78,9 @@ public sealed record MergeRecipe(string Base, IReadOnlyList<string> Models, Merg
                 rules.Add(new TensorRule(Scalar(match, "match"), Numbers(value, "lambda")));
             }
         }
-        Tensors.DType? dtype = Get(root, "dtype") is { } dt ? Scalar(dt, "dtype").ToLowerInvariant() switch
-        {
-            "f32" or "float32" => Tensors.DType.F32,
-            "f16" or "float16" => Tensors.DType.F16,
-            "bf16" or "bfloat16" => Tensors.DType.BF16,
-            var s => throw Bad(dt, "dtype", $"\"{s}\" is not one of f32, f16, bf16"),
-        } : null;
+        Tensors.DType? dtype = Get(root, "dtype") is { } dt
+            ? (Tensors.DTypes.TryParseFloat(Scalar(dt, "dtype"), out var parsed) ? parsed : throw Bad(dt, "dtype", $"\"{Scalar(dt, "dtype")}\" is not one of f32|float32, f16|float16, bf16|bfloat16"))
+            : null;
         var options = new MergeOptions
         {
             Lambdas = lambdas,

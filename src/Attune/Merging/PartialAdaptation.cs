@@ -51,28 +51,8 @@ public sealed record MergeOptions
 /// </summary>
 public static class PartialAdaptation
 {
-    /// <summary>The folder name of one λ when several are written: <c>lambda-0.50</c>.</summary>
-    public static string FolderName(double lambda) => "lambda-" + lambda.ToString("0.00##", CultureInfo.InvariantCulture);
-
-    /// <summary>Parses <c>0,0.25,1</c> or <c>start:end:step</c> (end included).</summary>
-    public static IReadOnlyList<double> ParseLambdas(string text)
-    {
-        double Num(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v
-            : throw new AttuneException(null, "--lambdas", $"\"{s}\" is not a number");
-        var parts = text.Split(':');
-        if (parts.Length == 3)
-        {
-            double a = Num(parts[0]), b = Num(parts[1]), step = Num(parts[2]);
-            if (step <= 0 || b < a) throw new AttuneException(null, "--lambdas", "expected start:end:step with start ≤ end and step > 0");
-            int n = (int)Math.Floor((b - a) / step + 1e-9) + 1;
-            if (n > 10_000) throw new AttuneException(null, "--lambdas", $"{n} values are too many");
-            return Enumerable.Range(0, n).Select(i => Math.Round(a + i * step, 10)).ToList();
-        }
-        var list = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Num).ToList();
-        if (list.Count == 0) throw new AttuneException(null, "--lambdas", "no values");
-        if (list.Distinct().Count() != list.Count) throw new AttuneException(null, "--lambdas", "values repeat");
-        return list;
-    }
+    /// <summary>The folder name of one λ when several are written: <c>lambda-0.50</c> (<see cref="Models.Lambda.Name"/>).</summary>
+    public static string FolderName(double lambda) => new Models.Lambda(lambda).Name;
 
     /// <summary>One output tensor: where each side's rows come from.</summary>
     internal sealed record Plan(string Name, long[] Shape, string BaseName, IReadOnlyList<string> ModelNames, long BaseRows, DType OutDType)

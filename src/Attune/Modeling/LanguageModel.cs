@@ -77,9 +77,7 @@ public sealed class LanguageModel : IDisposable
             var (tokenizerJson, tokenizerConfigJson) = GgufConverter.TokenizerJson(g);
             var tokenizerConfig = TokenizerConfig.Parse(tokenizerConfigJson, path);
             var tokenizer = Tokenizer.FromJson(System.Text.Encoding.UTF8.GetBytes(tokenizerJson.ToJsonString()), path, tokenizerConfig);
-            var eos = new HashSet<int>(config.EosTokenIds);
-            if (tokenizer.EosId is int e) eos.Add(e);
-            return new LanguageModel(new Transformer(ModelWeights.FromGguf(g, config, ownFile: true)), tokenizer, eos, path);
+            return new LanguageModel(new Transformer(ModelWeights.FromGguf(g, config, ownFile: true)), tokenizer, EosIds(config, null, tokenizer), path);
         }
         catch
         {
@@ -89,11 +87,14 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>The tokens that end a reply: config.json's eos_token_id, the tokenizer's eos token, generation_config.json's.</summary>
-    public static HashSet<int> EosIds(Checkpoint ckpt, Tokenizer tokenizer)
+    public static HashSet<int> EosIds(Checkpoint ckpt, Tokenizer tokenizer) => EosIds(ckpt.Config, ckpt.GenerationConfigPath, tokenizer);
+
+    /// <summary>The one end-of-sequence rule, for a model whose config, generation config and tokenizer come from anywhere.</summary>
+    public static HashSet<int> EosIds(ModelConfig config, string? generationConfigPath, Tokenizer tokenizer)
     {
-        var eos = new HashSet<int>(ckpt.Config.EosTokenIds);
+        var eos = new HashSet<int>(config.EosTokenIds);
         if (tokenizer.EosId is int e) eos.Add(e);
-        if (ckpt.GenerationConfigPath is { } gen) eos.UnionWith(ReadGenerationEos(gen));
+        if (generationConfigPath is { } gen) eos.UnionWith(ReadGenerationEos(gen));
         return eos;
     }
 

@@ -10,12 +10,12 @@ public enum PromptMode { Raw, Chat, Urial }
 /// <summary>Prompts for conversations, in the three modes the study compares.</summary>
 public static class ChatPrompt
 {
-    public static PromptMode ParseMode(string text) => text switch
+    public static PromptMode ParseMode(string text, string field = "--mode") => text switch
     {
         "raw" => PromptMode.Raw,
         "chat" => PromptMode.Chat,
         "urial" => PromptMode.Urial,
-        _ => throw new AttuneException(null, "--mode", $"\"{text}\" is not one of raw, chat, urial"),
+        _ => throw new AttuneException(null, field, $"\"{text}\" is not one of raw, chat, urial"),
     };
 
     /// <summary>

@@ -28,6 +28,28 @@ public static class DTypes
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "not a float type a checkpoint is stored in"),
     };
 
+    /// <summary>
+    /// The one parser of a weight dtype a user names (<c>--dtype</c>, a recipe's <c>dtype</c>): the spellings of
+    /// Hugging Face configs (<c>float32</c>, <c>float16</c>, <c>bfloat16</c>, also <c>torch.bfloat16</c>), the short
+    /// ones (<c>f32</c>, <c>fp16</c>, <c>bf16</c>, …) and safetensors' (<c>F32</c>, <c>BF16</c>); any case.
+    /// </summary>
+    public static DType ParseFloat(string text, string field = "--dtype", string? source = null) =>
+        TryParseFloat(text, out var t) ? t : throw new AttuneException(source, field, $"\"{text}\" is not a weight dtype: f32|float32, f16|float16, bf16|bfloat16");
+
+    public static bool TryParseFloat(string text, out DType t)
+    {
+        var s = text.Trim().ToLowerInvariant();
+        if (s.StartsWith("torch.", StringComparison.Ordinal)) s = s[6..];
+        (t, var ok) = s switch
+        {
+            "f32" or "fp32" or "float32" or "float" => (DType.F32, true),
+            "f16" or "fp16" or "float16" or "half" => (DType.F16, true),
+            "bf16" or "bfloat16" => (DType.BF16, true),
+            _ => (default(DType), false),
+        };
+        return ok;
+    }
+
     /// <summary>The safetensors header spelling.</summary>
     public static string SafeTensorsName(this DType t) => t switch
     {

@@ -6,15 +6,12 @@ using Attune.Text.Templates;
 
 namespace Attune.Training;
 
-/// <summary>How a preference pair's prompt is written before the reply.</summary>
-public enum PromptFormat { Chat, Urial, Raw }
-
 /// <summary>
 /// Preference data for DPO, one JSON object per line, TRL's shapes: <c>"prompt"</c> (a string, or a list of
 /// messages ending with a user turn) or <c>"messages"</c>, and <c>"chosen"</c> / <c>"rejected"</c> (strings, or
 /// message lists whose last assistant turn is the reply). The prompt goes through the chat template
-/// (<see cref="PromptFormat.Chat"/>), a URIAL prompt for base models (<see cref="PromptFormat.Urial"/>: the reply is
-/// written as the answer block, closing fence included), or is used as is (<see cref="PromptFormat.Raw"/>). The loss
+/// (<see cref="PromptMode.Chat"/>), a URIAL prompt for base models (<see cref="PromptMode.Urial"/>: the reply is
+/// written as the answer block, closing fence included), or is used as is (<see cref="PromptMode.Raw"/>). The loss
 /// covers the reply and the end token, exactly as SFT's.
 /// </summary>
 public sealed class DpoData
@@ -23,7 +20,7 @@ public sealed class DpoData
     public required IReadOnlySet<int> EosIds { get; init; }
     public required int EndToken { get; init; }
     public required int MaxLength { get; init; }
-    public PromptFormat Format { get; init; } = PromptFormat.Chat;
+    public PromptMode Format { get; init; } = PromptMode.Chat;
     public UrialPrompt? Urial { get; init; }
     public int UrialShots { get; init; } = UrialPrompt.DefaultShots;
     /// <summary>Bad lines: an error (default), or counted and skipped.</summary>
@@ -31,7 +28,7 @@ public sealed class DpoData
 
     public List<PreferencePair> Load(string path)
     {
-        var template = Format == PromptFormat.Chat
+        var template = Format == PromptMode.Chat
             ? (Tokenizer.Config.ChatTemplate is null
                 ? throw new AttuneException(path, "the chat format needs a chat_template in tokenizer_config.json; use --format urial or raw for a base model")
                 : ChatTemplate.FromConfig(Tokenizer.Config))
@@ -93,11 +90,11 @@ public sealed class DpoData
     {
         switch (Format)
         {
-            case PromptFormat.Chat:
+            case PromptMode.Chat:
                 var conversation = new JsonArray(prompt.Append(new ChatMessage("assistant", reply))
                     .Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray());
                 return SftData.FromMessages(conversation, template!, Tokenizer, EosIds, EndToken, path, where);
-            case PromptFormat.Urial:
+            case PromptMode.Urial:
                 var urial = Urial ?? UrialPrompt.BuiltIn("en");
                 string text;
                 try { text = urial.Render(prompt, UrialShots); }

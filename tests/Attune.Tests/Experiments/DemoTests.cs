@@ -38,10 +38,9 @@ public class DemoTests
         // The full rebuild (attune demo --rebuild, ~5 minutes) runs these same steps at a larger size; twice
         // at a small size here, each file of the three models must come out identical.
         using var tmp = new TempDir();
-        var size = new Attune.Cli.Commands.DemoCommand.RebuildSize(Documents: 60, Instructions: 24, PretrainSteps: 3, SftSteps: 2, DpoSteps: 2);
-        var io = new Attune.Cli.CliIO(new StringReader(""), TextWriter.Null, TextWriter.Null);
-        Attune.Cli.Commands.DemoCommand.Rebuild(io, tmp["a"], size);
-        Attune.Cli.Commands.DemoCommand.Rebuild(io, tmp["b"], size);
+        var size = new DemoStudy.RebuildSize(Documents: 60, Instructions: 24, PretrainSteps: 3, SftSteps: 2, DpoSteps: 2);
+        DemoStudy.Rebuild(tmp["a"], size);
+        DemoStudy.Rebuild(tmp["b"], size);
         foreach (var model in new[] { "base", "instruct", "dpo" })
             foreach (var file in Directory.GetFiles(tmp[$"a/{model}"]).Select(Path.GetFileName))
                 Assert.True(File.ReadAllBytes(tmp[$"a/{model}/{file}"]).AsSpan().SequenceEqual(File.ReadAllBytes(tmp[$"b/{model}/{file}"])), $"{model}/{file} differs");

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Attune.Experiments;
 using Attune.Modeling;
+using Attune.Models;
 using Attune.Tests.Evaluation;
 using Attune.Tensors;
 using Microsoft.Playwright;
@@ -19,9 +20,9 @@ public class ReportTests
         ModelInitializer.Write(tmp["instruct"], Presets.Find("tiny", "llama").Config, seed: 2, DType.F32);
         var sweep = new Sweep(new SweepPlan
         {
-            Base = tmp["base"], Instruct = tmp["instruct"], Lambdas = [0, 0.5, 1], Languages = ["en", "es"],
+            Base = ModelReference.Parse(tmp["base"]), Instruct = ModelReference.Parse(tmp["instruct"]), Lambdas = [0, 0.5, 1], Languages = ["en", "es"],
             Icl = "builtin:nli", If = "builtin", IclLimit = 4, IfLimit = 3, IfMaxTokens = 12, UrialShots = 1,
-            Judge = "scripted", JudgeLimit = 3,
+            Judge = TestModels.ScriptedJudge, JudgeLimit = 3,
         });
         using var store = new ResultsStore(tmp["runs.db"]);
         await sweep.RunAsync(store, store.BeginRun("test", "test", sweep.Plan.ToJson()), sweep.Cells(), judge: ScriptedJudge.LengthLoving());

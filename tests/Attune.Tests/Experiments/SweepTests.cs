@@ -2,6 +2,7 @@ using Attune.Evaluation.Judging;
 using Attune.Experiments;
 using Attune.Tests.Evaluation;
 using Attune.Modeling;
+using Attune.Models;
 using Attune.Tensors;
 
 namespace Attune.Tests.Experiments;
@@ -25,7 +26,7 @@ public class SweepTests
 
     static SweepPlan Plan(Models m) => new()
     {
-        Base = m.Base, Instruct = m.Instruct, Lambdas = [0, 0.5, 1], Languages = ["fr", "es"],
+        Base = ModelReference.Parse(m.Base), Instruct = ModelReference.Parse(m.Instruct), Lambdas = [0, 0.5, 1], Languages = ["fr", "es"],
         Icl = "builtin:nli,builtin:symbols", If = "builtin", IclLimit = 3, IfLimit = 2, IfMaxTokens = 12, UrialShots = 1,
     };
 
@@ -96,7 +97,7 @@ public class SweepTests
     public async Task The_judge_suite_compares_each_arms_answers_with_the_references_and_resumes_like_the_others()
     {
         using var m = new Models();
-        var sweep = new Sweep(Plan(m) with { Lambdas = [0, 1], Languages = ["fr"], Icl = null, If = null, Judge = "scripted", JudgeLimit = 4 });
+        var sweep = new Sweep(Plan(m) with { Lambdas = [0, 1], Languages = ["fr"], Icl = null, If = null, Judge = TestModels.ScriptedJudge, JudgeLimit = 4 });
         var cells = sweep.Cells();
         Assert.Equal(["judge"], sweep.Suites);
         Assert.Equal(3, cells.Count); // λ 0, λ 1, base with URIAL
@@ -157,10 +158,10 @@ public class SweepTests
     [InlineData("0.2:0.8:0.3", 3)]
     public void Lambda_lists_and_ranges_parse(string text, int count)
     {
-        var l = Sweep.ParseLambdas(text);
+        var l = Attune.Models.Lambda.ParseList(text);
         Assert.Equal(count, l.Count);
-        Assert.Equal(text.Split(':', ',')[0], l[0].ToString(System.Globalization.CultureInfo.InvariantCulture));
-        if (text == "0:1:0.1") Assert.Equal(1.0, l[^1]);
+        Assert.Equal(text.Split(':', ',')[0], l[0].ToString());
+        if (text == "0:1:0.1") Assert.Equal(1.0, l[^1].Value);
     }
 
     [Fact]
@@ -168,7 +169,7 @@ public class SweepTests
     {
         Assert.Throws<AttuneException>(() => Sweep.Shard([], 0, 2));
         Assert.Throws<AttuneException>(() => Sweep.Shard([], 3, 2));
-        Assert.Throws<AttuneException>(() => Sweep.ParseLambdas("1:0:0.1"));
-        Assert.Throws<AttuneException>(() => Sweep.ParseLambdas("zero"));
+        Assert.Throws<AttuneException>(() => Attune.Models.Lambda.ParseList("1:0:0.1"));
+        Assert.Throws<AttuneException>(() => Attune.Models.Lambda.ParseList("zero"));
     }
 }

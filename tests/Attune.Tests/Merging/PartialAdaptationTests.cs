@@ -55,7 +55,7 @@ public class PartialAdaptationTests
         using var tmp = new TempDir();
         TinyModels.Write(tmp["base"], TinyModels.LlamaConfig, DType.F32, seed: 1);
         TinyModels.Write(tmp["inst"], TinyModels.LlamaConfig, DType.F32, seed: 2);
-        PartialAdaptation.Merge(tmp["base"], tmp["inst"], tmp["all"], At(PartialAdaptation.ParseLambdas("0:1:0.25").ToArray()));
+        PartialAdaptation.Merge(tmp["base"], tmp["inst"], tmp["all"], At(Attune.Models.Lambda.ParseList("0:1:0.25").Select(l => l.Value).ToArray()));
         PartialAdaptation.Merge(tmp["base"], tmp["inst"], tmp["one"], At(0.25) with { ChunkElements = 100 }); // small chunks too
         Assert.Equal(5, Directory.GetDirectories(tmp["all"]).Length);
         Assert.Equal(File.ReadAllBytes(tmp["one/model.safetensors"]).Length, File.ReadAllBytes(tmp["all/lambda-0.25/model.safetensors"]).Length);
@@ -217,7 +217,7 @@ public class InterpolatedModelTests
         ModelInitializer.Write(tmp["inst"], preset, seed: 2, DType.BF16);
         PartialAdaptation.Merge(tmp["base"], tmp["inst"], tmp["merged"], new MergeOptions { Lambdas = [lambda] });
         using var folder = LanguageModel.Load(tmp["merged"]);
-        using var memory = ModelSpec.Load($"{tmp["base"]}+{tmp["inst"]}@{lambda.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        using var memory = ModelLoader.Load(Attune.Models.ModelReference.Parse($"{tmp["base"]}+{tmp["inst"]}@{lambda.ToString(System.Globalization.CultureInfo.InvariantCulture)}"));
         var ids = folder.Tokenizer.Encode("Una buena pregunta suele ser más útil");
         float[] Logits(LanguageModel m) => m.Transformer.Forward(m.Transformer.NewCache(ids.Length), ids, allLogits: true).Row(ids.Length - 1).ToArray();
         Assert.Equal(Logits(folder), Logits(memory));

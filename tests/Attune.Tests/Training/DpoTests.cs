@@ -41,7 +41,7 @@ public class DpoTests
         var loader = new DpoData
         {
             Tokenizer = tokenizer, EosIds = Attune.Modeling.LanguageModel.EosIds(reference, tokenizer),
-            EndToken = SftData.EndToken(reference, tokenizer)!.Value, MaxLength = 512, Format = PromptFormat.Chat,
+            EndToken = SftData.EndToken(reference, tokenizer)!.Value, MaxLength = 512, Format = Attune.Prompting.PromptMode.Chat,
         };
         var held = loader.Load(tmp["held.jsonl"]);
         var before = PreferenceObjective.LogProbs(TrainableModel.FromCheckpoint(reference), held, 4);

@@ -1,0 +1,23 @@
+using Attune.Models;
+using Attune.Modeling;
+
+namespace Attune.Merging;
+
+/// <summary>
+/// Loads a local <see cref="ModelReference"/> into this process: folders, Hub snapshots and GGUF files through
+/// <see cref="LanguageModel.Load"/>, interpolations through the merge plan (<see cref="InterpolatedModel"/>).
+/// It lives here, the lowest box that knows every kind of local model.
+/// </summary>
+public static class ModelLoader
+{
+    public static LanguageModel Load(ModelReference model) => model switch
+    {
+        ModelReference.Interpolation i => InterpolatedModel.Load(FolderOf(i.Base), FolderOf(i.Instruct), i.Lambda.Value),
+        ModelReference.Remote r => throw new AttuneException(null, "--model", $"{r.Spec} is a served model; this command runs a model in this process (give a folder, a .gguf file or BASE+INSTRUCT@λ)"),
+        _ => LanguageModel.Load(model.Path!),
+    };
+
+    static string FolderOf(ModelReference side) => side is ModelReference.Gguf g
+        ? throw new AttuneException(g.Path, "interpolation reads checkpoint folders; convert the GGUF file with attune convert first")
+        : side.Path!;
+}
