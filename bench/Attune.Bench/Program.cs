@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Attune.Checkpoints;
 using Attune.Text;
 
 namespace Attune.Bench;
@@ -134,7 +135,7 @@ public static class Program
             foreach (var (type, suffix) in new[] { (Attune.Formats.GgmlType.F32, "f32"), (Attune.Formats.GgmlType.BF16, "bf16"), (Attune.Formats.GgmlType.Q8_0, "q8_0") })
             {
                 var gguf = Path.Combine(outDir, $"{preset}-{suffix}.gguf");
-                if (!File.Exists(gguf)) Attune.Formats.GgufConverter.ToGguf(folder, gguf, type);
+                if (!File.Exists(gguf)) Attune.Checkpoints.GgufConverter.ToGguf(folder, gguf, type);
                 if (only.Length == 0 || only.Any(o => $"{preset}-{suffix}".Contains(o))) models.Add(($"{preset} {suffix.ToUpperInvariant()}", gguf));
             }
         }

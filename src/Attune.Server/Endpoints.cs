@@ -386,16 +386,9 @@ sealed class CompletionsEndpoint(OpenAiServer server, HttpContext ctx) : Endpoin
             var piece = upTo.StartsWith(before, StringComparison.Ordinal) ? upTo[before.Length..] : upTo;
             pieces[i] = piece;
             starts[i] = codePoints;
-            codePoints += CodePoints(piece);
+            codePoints += Attune.Text.CodePoints.Count(piece);
         }
         return (pieces, starts, codePoints);
-    }
-
-    static int CodePoints(string s)
-    {
-        int n = 0;
-        foreach (var _ in s.EnumerateRunes()) n++;
-        return n;
     }
 
     JsonObject TopObject(TokenLogprob scored)
@@ -413,7 +406,7 @@ sealed class CompletionsEndpoint(OpenAiServer server, HttpContext ctx) : Endpoin
     {
         if (!_echo) return null;
         var text = PromptOf(index).Text;
-        _streamOffsets[index] = CodePoints(text); // the completion's offsets count from the end of the echoed prompt
+        _streamOffsets[index] = Attune.Text.CodePoints.Count(text); // the completion's offsets count from the end of the echoed prompt
         return Chunk(new JsonObject { ["index"] = index, ["text"] = text, ["logprobs"] = null, ["finish_reason"] = null });
     }
 
@@ -431,7 +424,7 @@ sealed class CompletionsEndpoint(OpenAiServer server, HttpContext ctx) : Endpoin
                 ["text_offset"] = new JsonArray(offset),
             };
         }
-        _streamOffsets[index] = _streamOffsets.GetValueOrDefault(index) + CodePoints(text);
+        _streamOffsets[index] = _streamOffsets.GetValueOrDefault(index) + Attune.Text.CodePoints.Count(text);
         return Chunk(new JsonObject { ["index"] = index, ["text"] = text, ["logprobs"] = logprobs, ["finish_reason"] = null });
     }
 

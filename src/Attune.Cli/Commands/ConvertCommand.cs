@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Attune.Checkpoints;
 using Attune.Formats;
 using Attune.Tensors;
 

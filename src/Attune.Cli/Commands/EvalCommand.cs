@@ -3,6 +3,7 @@ using Attune.Evaluation;
 using Attune.Evaluation.Tasks;
 using Attune.Formats;
 using Attune.Models;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Cli.Commands;
 
@@ -18,14 +19,8 @@ public static class EvalCommand
         return eval;
     }
 
-    /// <summary>The response cache: --cache PATH, or ~/.cache/attune/responses.db; --no-cache for none.</summary>
-    static ResponseCache? OpenCache(string? path, bool none)
-    {
-        if (none) return null;
-        path ??= Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "attune", "responses.db");
-        return new ResponseCache(path);
-    }
+    /// <summary>The response cache: --cache PATH, or the default one; --no-cache for none.</summary>
+    static ResponseCache? OpenCache(string? path, bool none) => none ? null : new ResponseCache(path ?? ResponseCache.DefaultPath());
 
     static Command Icl()
     {
@@ -47,7 +42,7 @@ public static class EvalCommand
             if (parse.GetValue(shots) is < 0) throw new AttuneException(null, "--shots", "must be ≥ 0");
             if (parse.GetValue(limit) is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
             var languages = ParseLanguages(parse.GetValue(langs)!).ToHashSet();
-            var loaded = LoadTasks(parse.GetValue(tasks)!).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
+            var loaded = TaskList.Resolve(parse.GetValue(tasks)!).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
             if (loaded.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
             using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
@@ -85,12 +80,10 @@ public static class EvalCommand
         {
             var io = CliIO.Get();
             var promptMode = Attune.Prompting.ChatPrompt.ParseMode(parse.GetValue(mode)!);
-            if (parse.GetValue(limit) is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
             if (parse.GetValue(maxTokens) < 1) throw new AttuneException(null, "--max-tokens", "must be ≥ 1");
             var languages = ParseLanguages(parse.GetValue(langs)!);
             var source = parse.GetValue(suite)!;
-            var all = source == "builtin" ? languages.SelectMany(Attune.Evaluation.Instructions.IfSuite.BuiltIn).ToList() : Attune.Evaluation.Instructions.IfSuite.Load(source);
-            var prompts = languages.SelectMany(l => all.Where(p => p.Language == l).Take(parse.GetValue(limit) ?? int.MaxValue)).ToList();
+            var prompts = Attune.Evaluation.Instructions.IfSuite.Select(source, languages, parse.GetValue(limit));
             if (prompts.Count == 0) throw new AttuneException(source, "no prompt in the languages asked for");
             using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
@@ -99,8 +92,7 @@ public static class EvalCommand
             CliProgress.Run(io, "eval if", progress =>
                 items = Attune.Evaluation.Instructions.IfEvaluation.RunAsync(prompts, runner, promptMode, parse.GetValue(maxTokens), parse.GetValue(shots),
                     (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
-            var summaries = languages.Where(l => items.Any(i => i.Prompt.Language == l))
-                .Select(l => Attune.Evaluation.Instructions.IfEvaluation.Summarize(l, items.Where(i => i.Prompt.Language == l).ToList())).ToList();
+            var summaries = Attune.Evaluation.Instructions.IfEvaluation.SummarizeByLanguage(languages, items);
             if (parse.GetValue(output) is { } outPath)
                 AtomicFile.WriteAllText(outPath, Attune.Evaluation.Instructions.IfEvaluation.ToJson(backend.Identity, parse.GetValue(mode)!, summaries, items)
                     .ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
@@ -142,76 +134,30 @@ public static class EvalCommand
         {
             var io = CliIO.Get();
             var promptMode = Attune.Prompting.ChatPrompt.ParseMode(parse.GetValue(mode)!);
-            var items = Attune.Evaluation.Judging.Judge.Resolve(parse.GetValue(set)!);
-            if (parse.GetValue(reference) is { } refPath) items = Attune.Evaluation.Judging.Judge.WithReferences(items, refPath);
-            var languages = ParseLanguages(parse.GetValue(langs)!);
-            items = items.Where(i => languages.Contains(i.Language)).ToList();
-            if (items.Count == 0) throw new AttuneException(parse.GetValue(set), "--langs", "no instruction of the set is in these languages");
-            if (parse.GetValue(limit) is int n) items = n >= 1 ? items.Take(n).ToList() : throw new AttuneException(null, "--limit", "must be ≥ 1");
-            var what = parse.GetValue(kind) ?? (items.All(i => i.Reference is not null) ? "pairwise" : "aspects");
-            if (what is not ("pairwise" or "aspects" or "safety")) throw new AttuneException(null, "--kind", $"\"{what}\" is not pairwise, aspects or safety");
+            var items = Attune.Evaluation.Judging.Judge.Select(parse.GetValue(set)!, parse.GetValue(reference), ParseLanguages(parse.GetValue(langs)!), parse.GetValue(limit));
+            var options = Attune.Evaluation.Judging.JudgeRunOptions.ForKind(parse.GetValue(kind), items) with
+            {
+                Mode = promptMode, MaxTokens = parse.GetValue(maxTokens), BothOrders = parse.GetValue(bothOrders), Seed = parse.GetValue(seed),
+            };
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             using var judged = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var judgeBackend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(judge)!, "--judge"), new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) });
-            var modelRunner = new RequestRunner(judged, cache);
-            var judgeRunner = new RequestRunner(judgeBackend, cache);
-            var j = new Attune.Evaluation.Judging.Judge(judgeRunner, parse.GetValue(seed));
-            (GeneratedText[] Generated, List<string> Responses) answered = ([], []);
-            CliProgress.Run(io, "answers", progress => answered = Attune.Evaluation.Judging.Judge.AnswerAsync(modelRunner, items, promptMode, parse.GetValue(maxTokens),
-                progress: (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
-            var (generated, responses) = answered;
-            var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
-            var errorCounts = CriticalErrors.Count(errors);
-            var json = new System.Text.Json.Nodes.JsonObject
-            {
-                ["model"] = judged.Identity, ["judge"] = judgeBackend.Identity, ["kind"] = what, ["mode"] = parse.GetValue(mode),
-                ["critical_errors"] = new System.Text.Json.Nodes.JsonObject(errorCounts.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
-            };
-            if (what == "pairwise")
-            {
-                List<Attune.Evaluation.Judging.PairwiseJudgment> judgments = [];
-                CliProgress.Run(io, "judging", progress => judgments = j.PairwiseAsync(items, responses, parse.GetValue(bothOrders),
-                    (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
-                var w = Attune.Evaluation.Judging.Judge.Summarize(judgments);
-                json["summary"] = new System.Text.Json.Nodes.JsonObject
-                {
-                    ["win_rate"] = Estimate.Json(w.Rate), ["standard_error"] = Estimate.Json(w.StandardError), ["length_controlled_win_rate"] = Estimate.Json(w.LengthControlled), ["length_slope"] = Estimate.Json(w.LengthSlope),
-                    ["judged"] = w.Judged, ["ties"] = w.Ties, ["unreadable"] = w.Unreadable, ["retries"] = w.Retries,
-                };
-                json["items"] = new System.Text.Json.Nodes.JsonArray(judgments.Select((x, i) => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
-                {
-                    ["id"] = x.Item.Id, ["lang"] = x.Item.Language, ["instruction"] = x.Item.Instruction, ["response"] = x.Response, ["reference"] = x.Item.Reference,
-                    ["preference"] = x.Preference, ["verdicts"] = new System.Text.Json.Nodes.JsonArray(x.Verdicts.Select(v => (System.Text.Json.Nodes.JsonNode)v).ToArray()),
-                    ["length_difference"] = x.LengthDifference, ["retries"] = x.Retries, ["critical_errors"] = errors[i].ToString(),
-                }).ToArray());
+            Attune.Evaluation.Judging.JudgeRunResult? result = null;
+            CliProgress.Run(io, "answers, then judging", progress => result = Attune.Evaluation.Judging.JudgeRun.RunAsync(
+                new RequestRunner(judged, cache), new RequestRunner(judgeBackend, cache), items, options,
+                answering: (done, total) => progress.Report(total == 0 ? 0.5 : 0.5 * done / total),
+                judging: (done, total) => progress.Report(total == 0 ? 1 : 0.5 + 0.5 * done / total)).GetAwaiter().GetResult());
+            if (result!.WinRate is { } w)
                 WriteTable(io, ["judged", "win rate", "± s.e.", "length-controlled", "ties", "unreadable", "retries"],
                     [[w.Judged.ToString(), $"{w.Rate:F3}", $"{w.StandardError:F3}", $"{w.LengthControlled:F3}", w.Ties.ToString(), w.Unreadable.ToString(), w.Retries.ToString()]], rightFrom: 0);
-            }
-            else
+            if (result.AspectMeans is { } means)
             {
-                var aspects = what == "safety" ? Attune.Evaluation.Judging.Judge.SafetyAspects : Attune.Evaluation.Judging.Judge.Aspects;
-                List<Attune.Evaluation.Judging.AspectJudgment> judgments = [];
-                CliProgress.Run(io, "judging", progress => judgments = j.AspectsAsync(items, responses, aspects,
-                    (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
-                var means = Attune.Evaluation.Judging.Judge.SummarizeAspects(judgments, aspects);
-                json["summary"] = new System.Text.Json.Nodes.JsonObject(means.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
-                {
-                    ["mean"] = Estimate.Json(kv.Value.Value), ["ci_low"] = Estimate.Json(kv.Value.Low), ["ci_high"] = Estimate.Json(kv.Value.High), ["n"] = kv.Value.Count,
-                })));
-                json["unreadable"] = judgments.Count(x => x.Scores is null);
-                json["retries"] = judgments.Sum(x => x.Retries);
-                json["items"] = new System.Text.Json.Nodes.JsonArray(judgments.Select((x, i) => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
-                {
-                    ["id"] = x.Item.Id, ["lang"] = x.Item.Language, ["instruction"] = x.Item.Instruction, ["response"] = x.Response,
-                    ["scores"] = x.Scores is null ? null : new System.Text.Json.Nodes.JsonObject(x.Scores.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
-                    ["rationales"] = x.Rationales is null ? null : new System.Text.Json.Nodes.JsonObject(x.Rationales.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
-                    ["retries"] = x.Retries, ["critical_errors"] = errors[i].ToString(),
-                }).ToArray());
                 WriteTable(io, ["aspect", "mean", "95% CI", "n"], means.Select(kv => new[] { kv.Key, $"{kv.Value.Value:F2}", $"[{kv.Value.Low:F2}, {kv.Value.High:F2}]", kv.Value.Count.ToString() }).ToList(), rightFrom: 1);
-                io.Out.WriteLine($"unreadable: {judgments.Count(x => x.Scores is null)}, retries: {judgments.Sum(x => x.Retries)}");
+                io.Out.WriteLine($"unreadable: {result.AspectJudgments!.Count(x => x.Scores is null)}, retries: {result.AspectJudgments!.Sum(x => x.Retries)}");
             }
             if (parse.GetValue(output) is { } outPath)
-                AtomicFile.WriteAllText(outPath, json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                AtomicFile.WriteAllText(outPath, result.ToJson(judged.Identity, judgeBackend.Identity).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            var errorCounts = result.ErrorCounts;
             io.Out.WriteLine("critical errors: " + string.Join(", ", errorCounts.Select(kv => $"{kv.Key} {kv.Value}")));
             return Program.Success;
         });
@@ -233,20 +179,6 @@ public static class EvalCommand
         void Line(string[] cells) => io.Out.WriteLine(string.Join("  ", cells.Select((c, i) => i >= rightFrom && i < cells.Length - 1 ? c.PadLeft(widths[i]) : c.PadRight(widths[i]))).TrimEnd());
         Line(header);
         foreach (var r in rows) Line(r);
-    }
-
-    /// <summary>Task files and built-in tasks (builtin:all, builtin:TYPE, builtin:TYPE_LANG), comma-separated.</summary>
-    static IEnumerable<IclTask> LoadTasks(string list)
-    {
-        foreach (var entry in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            if (entry.StartsWith("builtin:", StringComparison.Ordinal))
-            {
-                foreach (var t in BuiltinSuite.Resolve(entry)) yield return t;
-                continue;
-            }
-            foreach (var t in TaskConfig.Load(entry)) yield return new IclTask(t);
-        }
     }
 
     static void PrintTable(CliIO io, IReadOnlyList<TaskResult> results)

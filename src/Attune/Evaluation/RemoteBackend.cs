@@ -175,7 +175,7 @@ public sealed class RemoteBackend : IModelBackend
             ["logprobs"] = 1,
         };
         var response = await Call("loglikelihood", async ct => await PostCompletion(body, ct), cancel);
-        return ContinuationScore(response, prompt, CodePoints(context), CodePoints(prompt));
+        return ContinuationScore(response, prompt, Attune.Text.CodePoints.Count(context), Attune.Text.CodePoints.Count(prompt));
     }
 
     async Task<JsonNode> PostCompletion(JsonObject body, CancellationToken cancel)
@@ -234,13 +234,6 @@ public sealed class RemoteBackend : IModelBackend
         }
         if (tokens == 0) throw new AttuneException(Where, "/v1/completions", "the echoed prompt has no tokens after the context (the server's text_offset does not cover the prompt)");
         return new ScoreResult(total, greedy, tokens);
-    }
-
-    static int CodePoints(string s)
-    {
-        int n = 0;
-        foreach (var _ in s.EnumerateRunes()) n++;
-        return n;
     }
 
     public async Task<GeneratedText> CompleteAsync(string prompt, GenerationOptions options, CancellationToken cancel = default)

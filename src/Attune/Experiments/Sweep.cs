@@ -8,6 +8,7 @@ using Attune.Evaluation.Judging;
 using Attune.Evaluation.Tasks;
 using Attune.Models;
 using Attune.Prompting;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Experiments;
 
@@ -172,9 +173,7 @@ public sealed class Sweep(SweepPlan plan)
     List<IclTask>? _iclTasks;
 
     /// <summary>The plan's ICL tasks, loaded (and the built-in ones generated) once per sweep, not once per cell.</summary>
-    List<IclTask> IclTasks() => _iclTasks ??= plan.Icl!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-        .SelectMany(t => t.StartsWith("builtin:", StringComparison.Ordinal) ? BuiltinSuite.Resolve(t) : TaskConfig.Load(t).Select(c => new IclTask(c)))
-        .ToList();
+    List<IclTask> IclTasks() => _iclTasks ??= TaskList.Resolve(plan.Icl!);
 
     async Task<CellResult> IclCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
     {
@@ -206,8 +205,7 @@ public sealed class Sweep(SweepPlan plan)
     List<IfPrompt> IfPrompts(string language)
     {
         if (_ifPrompts.TryGetValue(language, out var cached)) return cached;
-        var all = plan.If == "builtin" ? IfSuite.BuiltIn(language) : IfSuite.Load(plan.If!).Where(p => p.Language == language).ToList();
-        return _ifPrompts[language] = all.Take(plan.IfLimit ?? int.MaxValue).ToList();
+        return _ifPrompts[language] = IfSuite.Select(plan.If!, [language], plan.IfLimit);
     }
 
     async Task<CellResult> IfCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
@@ -265,11 +263,14 @@ public sealed class Sweep(SweepPlan plan)
     async Task<CellResult> JudgeCell(Cell cell, RequestRunner runner, string identity, RequestRunner judgeRunner, CancellationToken cancel)
     {
         var items = JudgeItems(cell.Language);
-        var (generated, responses) = await Judge.AnswerAsync(runner, items, cell.Arm.IfMode, plan.IfMaxTokens, plan.UrialShots, cancel: cancel);
-        var judge = new Judge(judgeRunner, JudgeSeed);
-        var pairs = await judge.PairwiseAsync(items, responses, plan.JudgeBothOrders, cancel: cancel);
-        var aspects = await judge.AspectsAsync(items, responses, Judge.Aspects, cancel: cancel);
-        var w = Judge.Summarize(pairs);
+        var options = new JudgeRunOptions
+        {
+            Pairwise = true, Aspects = Judge.Aspects, Mode = cell.Arm.IfMode, MaxTokens = plan.IfMaxTokens, UrialShots = plan.UrialShots,
+            BothOrders = plan.JudgeBothOrders, Seed = JudgeSeed,
+        };
+        var run = await JudgeRun.RunAsync(runner, judgeRunner, items, options, cancel: cancel);
+        var (pairs, aspects, responses, errors) = (run.Pairs!, run.AspectJudgments!, run.Responses, run.Errors);
+        var w = run.WinRate!;
         double half = 1.96 * w.StandardError;
         var aggregates = new List<Aggregate>
         {
@@ -280,10 +281,9 @@ public sealed class Sweep(SweepPlan plan)
             new("judge/ties", w.Ties, null, null, w.Judged),
             new("judge/unreadable", w.Unreadable + aspects.Count(a => a.Scores is null), null, null, items.Count * 2),
         };
-        foreach (var (aspect, e) in Judge.SummarizeAspects(aspects, Judge.Aspects, JudgeSeed))
+        foreach (var (aspect, e) in run.AspectMeans!)
             aggregates.Add(new Aggregate($"judge/aspect/{aspect}", e.Value, e.Low, e.High, e.Count));
-        var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
-        foreach (var (error, count) in CriticalErrors.Count(errors))
+        foreach (var (error, count) in run.ErrorCounts)
             aggregates.Add(new Aggregate($"errors/{error}", count, null, null, items.Count));
         var records = items.Select((it, i) => new JsonObject
         {

@@ -79,26 +79,20 @@ public sealed class Checkpoint : IDisposable
     }
 
     /// <summary>
-    /// Writes this checkpoint's config.json into <paramref name="dir"/>, with <c>torch_dtype</c> set when
+    /// Writes this checkpoint's config.json through <paramref name="into"/>, with <c>torch_dtype</c> set when
     /// <paramref name="dtype"/> is given, and copies its generation_config.json.
     /// </summary>
-    public void CopyConfigTo(string dir, DType? dtype)
+    public void CopyConfigTo(CheckpointWriter into, DType? dtype)
     {
-        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, ConfigFileName)))!.AsObject();
-        if (dtype is { } t) config["torch_dtype"] = t.TorchName();
-        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFileName), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-        if (GenerationConfigPath is { } gen) File.Copy(gen, Path.Combine(dir, GenerationConfigFileName), overwrite: true);
+        into.Config(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, ConfigFileName)))!.AsObject(), dtype);
+        into.CopyFrom(this, [GenerationConfigFileName]);
     }
 
     /// <summary>The files that carry the tokenizer and chat template, copied whole to a derived checkpoint.</summary>
     public static readonly string[] TokenizerFiles = [TokenizerFileName, TokenizerConfigFileName, "special_tokens_map.json", "chat_template.jinja"];
 
-    /// <summary>Copies whichever <see cref="TokenizerFiles"/> this checkpoint has into <paramref name="dir"/>.</summary>
-    public void CopyTokenizerFilesTo(string dir)
-    {
-        foreach (var name in TokenizerFiles)
-            if (FileIfPresent(name) is { } src) File.Copy(src, Path.Combine(dir, name), overwrite: true);
-    }
+    /// <summary>Copies whichever <see cref="TokenizerFiles"/> this checkpoint has through <paramref name="into"/>.</summary>
+    public void CopyTokenizerFilesTo(CheckpointWriter into) => into.CopyFrom(this, TokenizerFiles);
 
     public void Dispose() => Weights.Dispose();
 }

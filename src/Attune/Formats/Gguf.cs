@@ -177,7 +177,7 @@ public sealed unsafe class GgufFile : IDisposable
     public static GgufFile Open(string path)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        long length = new FileInfo(path).Length;
+        long length = FileLinks.Resolve(path).Length;
         if (length < 24) throw new AttuneException(path, $"file is {length} bytes, too short for a GGUF header");
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);

@@ -52,7 +52,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         long length;
-        try { length = new FileInfo(path).Length; }
+        try { length = FileLinks.Resolve(path).Length; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new AttuneException(path, $"cannot read: {e.Message}"); }
         if (length < 8)

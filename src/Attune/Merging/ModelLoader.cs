@@ -14,10 +14,10 @@ public static class ModelLoader
     {
         ModelReference.Interpolation i => InterpolatedModel.Load(FolderOf(i.Base), FolderOf(i.Instruct), i.Lambda.Value),
         ModelReference.Remote r => throw new AttuneException(null, "--model", $"{r.Spec} is a served model; this command runs a model in this process (give a folder, a .gguf file or BASE+INSTRUCT@λ)"),
-        _ => LanguageModel.Load(model.Path!),
+        _ => LanguageModel.Load(model.LocalPath!),
     };
 
     static string FolderOf(ModelReference side) => side is ModelReference.Gguf g
         ? throw new AttuneException(g.Path, "interpolation reads checkpoint folders; convert the GGUF file with attune convert first")
-        : side.Path!;
+        : side.LocalPath!;
 }

@@ -181,9 +181,10 @@ public static class PartialAdaptation
             for (int k = 0; k < outputs.Count; k++)
             {
                 var recipe = Recipe(basePath, modelPaths, baseHash, instructHash, outputs[k].Item1, options, extraRows);
-                var metadata = new Dictionary<string, string> { ["format"] = "pt", ["attune.merge"] = recipe };
-                WriteSideFiles(temps[k], b, i, options, plans);
-                writers.Add(new ShardedSafeTensorsWriter(temps[k], plans.Select(p => new TensorSpec(p.Name, p.OutDType, p.Shape)).ToList(), metadata, options.MaxShardBytes));
+                var folder = new CheckpointWriter(temps[k]);
+                WriteSideFiles(folder, b, i, options, plans);
+                writers.Add(folder.Weights(plans.Select(p => new TensorSpec(p.Name, p.OutDType, p.Shape)).ToList(), options.MaxShardBytes,
+                    new Dictionary<string, string> { ["attune.merge"] = recipe }));
             }
             foreach (var row in extraRows) log?.WriteLine($"note: {row} (beyond the base's vocabulary)");
 
@@ -384,11 +385,11 @@ public static class PartialAdaptation
         fs.Flush(flushToDisk: true);
     }
 
-    static void WriteSideFiles(string dir, Checkpoint b, Checkpoint i, MergeOptions o, List<Plan> plans)
+    static void WriteSideFiles(CheckpointWriter folder, Checkpoint b, Checkpoint i, MergeOptions o, List<Plan> plans)
     {
         var dtypes = plans.Select(p => p.OutDType).Distinct().ToList();
-        i.CopyConfigTo(dir, dtypes.Count == 1 ? dtypes[0] : null);
-        (o.TokenizerFrom == "base" ? b : i).CopyTokenizerFilesTo(dir);
+        i.CopyConfigTo(folder, dtypes.Count == 1 ? dtypes[0] : null);
+        (o.TokenizerFrom == "base" ? b : i).CopyTokenizerFilesTo(folder);
     }
 
     static string TempSibling(string dir)

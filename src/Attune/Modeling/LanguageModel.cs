@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Attune.Checkpoints;
 using Attune.Formats;
 using Attune.Text;
 

@@ -34,30 +34,28 @@ public static class ModelInitializer
         json["torch_dtype"] = dtype.TorchName();
         var config = ModelConfig.Parse(json, "config.json");
 
-        AtomicDirectory.Write(outDir, temp =>
+        CheckpointWriter.Write(outDir, folder =>
         {
-            var indented = new JsonSerializerOptions { WriteIndented = true };
-            File.WriteAllText(Path.Combine(temp, Checkpoint.ConfigFileName), json.ToJsonString(indented) + "\n");
-            File.WriteAllText(Path.Combine(temp, Checkpoint.GenerationConfigFileName), new JsonObject
+            folder.Config(json, dtype);
+            folder.Json(Checkpoint.GenerationConfigFileName, new JsonObject
             {
                 ["bos_token_id"] = endOfText,
                 ["eos_token_id"] = new JsonArray(endOfText, imEnd),
-            }.ToJsonString(indented) + "\n");
-            File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerFileName), BpeTrainer.TokenizerJson(vocab, merges, specials).ToJsonString());
-            File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerConfigFileName),
-                BpeTrainer.TokenizerConfigJson(config.MaxPositionEmbeddings).ToJsonString(indented) + "\n");
-            WriteWeights(temp, config, seed, dtype, json["initializer_range"]?.GetValue<double>() ?? 0.02, progress, maxShardBytes);
+            });
+            folder.Json(Checkpoint.TokenizerFileName, BpeTrainer.TokenizerJson(vocab, merges, specials), indented: false);
+            folder.Json(Checkpoint.TokenizerConfigFileName, BpeTrainer.TokenizerConfigJson(config.MaxPositionEmbeddings));
+            WriteWeights(folder, config, seed, dtype, json["initializer_range"]?.GetValue<double>() ?? 0.02, progress, maxShardBytes);
         });
         return config;
     }
 
-    static void WriteWeights(string dir, ModelConfig config, ulong seed, DType dtype, double std, IProgress<double>? progress, long maxShardBytes)
+    static void WriteWeights(CheckpointWriter folder, ModelConfig config, ulong seed, DType dtype, double std, IProgress<double>? progress, long maxShardBytes)
     {
         var tensors = TensorLayout.Expected(config).Where(t => !t.Optional).ToList();
         var specs = tensors.Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
         long total = specs.Sum(s => s.ByteLength), done = 0;
         var rng = new Rng(seed);
-        using var writer = new ShardedSafeTensorsWriter(dir, specs, new Dictionary<string, string> { ["format"] = "pt" }, maxShardBytes);
+        using var writer = folder.Weights(specs, maxShardBytes);
         foreach (var spec in specs)
         {
             long n = spec.Shape.Aggregate(1L, (a, d) => a * d);

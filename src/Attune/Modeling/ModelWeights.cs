@@ -1,3 +1,4 @@
+using Attune.Checkpoints;
 using Attune.Formats;
 using Attune.Tensors;
 

@@ -58,7 +58,7 @@ public abstract record ModelReference
     }
 
     /// <summary>The checkpoint folder or file a local reference loads from (an interpolation has none of its own).</summary>
-    public string? Path => this switch
+    public string? LocalPath => this switch
     {
         Folder f => f.Path,
         Gguf g => g.Path,
@@ -80,7 +80,7 @@ public abstract record ModelReference
     {
         Interpolation i => i.Base.Sources().Concat(i.Instruct.Sources()),
         Remote => [],
-        _ => [Path!],
+        _ => [LocalPath!],
     };
 
     /// <summary>
@@ -99,8 +99,14 @@ public abstract record ModelReference
         }
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())))[..16];
 
-        void Append(FileInfo f) => sb.Append('|').Append(f.FullName).Append(':').Append(f.Length).Append(':').Append(f.LastWriteTimeUtc.Ticks);
+        // A Hub snapshot's files are links to blobs: the blob's size and time say when the model changed.
+        void Append(FileInfo link)
+        {
+            var f = FileLinks.Resolve(link);
+            sb.Append('|').Append(link.FullName).Append(':').Append(f.Length).Append(':').Append(f.LastWriteTimeUtc.Ticks);
+        }
     }
+
 
     /// <summary>What identifies a local model's answers in caches and stores: <c>local:FINGERPRINT:SPEC</c>.</summary>
     public string LocalIdentity() => IsLocal ? $"local:{Fingerprint()}:{Spec}"

@@ -69,6 +69,9 @@ public static unsafe class Ops
     }
 
     /// <summary>Softmax in place, shifted by the maximum for stability.</summary>
+    /// <summary>σ(x) = 1 / (1 + e^−x), in the form that does not overflow for large |x|.</summary>
+    public static double Sigmoid(double x) => x >= 0 ? 1 / (1 + Math.Exp(-x)) : Math.Exp(x) / (1 + Math.Exp(x));
+
     public static void Softmax(Span<float> x)
     {
         if (x.IsEmpty) return;

@@ -80,7 +80,7 @@ public sealed class PreferenceObjective(IReadOnlyList<PreferencePair> pairs, Ref
                 {
                     case DpoLoss.Sigmoid:
                         l = -(1 - eps) * LogSigmoid(z) - eps * LogSigmoid(-z);
-                        dh = beta * (-(1 - eps) * Sigmoid(-z) + eps * Sigmoid(z));
+                        dh = beta * (-(1 - eps) * Tensors.Ops.Sigmoid(-z) + eps * Tensors.Ops.Sigmoid(z));
                         break;
                     case DpoLoss.Hinge:
                         l = Math.Max(0, 1 - z);
@@ -111,7 +111,6 @@ public sealed class PreferenceObjective(IReadOnlyList<PreferencePair> pairs, Ref
         });
     }
 
-    static double Sigmoid(double x) => x >= 0 ? 1 / (1 + Math.Exp(-x)) : Math.Exp(x) / (1 + Math.Exp(x));
     static double LogSigmoid(double x) => x >= 0 ? -Math.Log(1 + Math.Exp(-x)) : x - Math.Log(1 + Math.Exp(x));
 
     /// <summary>Summed log-likelihood of each pair's chosen and rejected reply under <paramref name="model"/> (no gradients).</summary>

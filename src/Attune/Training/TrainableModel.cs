@@ -132,10 +132,11 @@ public sealed class TrainableModel
     /// </summary>
     public void WriteCheckpointFiles(string dir, Checkpoint source, DType dtype, long maxShardBytes = ShardedSafeTensorsWriter.DefaultMaxShardBytes)
     {
-        source.CopyConfigTo(dir, dtype);
-        source.CopyTokenizerFilesTo(dir);
+        var folder = new CheckpointWriter(dir);
+        source.CopyConfigTo(folder, dtype);
+        source.CopyTokenizerFilesTo(folder);
         var specs = TensorLayout.Expected(Config).Where(t => Parameters.ContainsKey(t.Name)).Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
-        using var writer = new ShardedSafeTensorsWriter(dir, specs, new Dictionary<string, string> { ["format"] = "pt" }, maxShardBytes);
+        using var writer = folder.Weights(specs, maxShardBytes);
         foreach (var spec in specs) writer.Write(spec.Name, DTypes.FromSingle(dtype, MergedWeight(spec.Name)));
         writer.Commit();
     }

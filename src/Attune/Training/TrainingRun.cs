@@ -113,7 +113,7 @@ public sealed class TrainingRun
             else
             {
                 trainer.Model.WriteAdapterFiles(temp, source.Directory);
-                source.CopyTokenizerFilesTo(temp);
+                source.CopyTokenizerFilesTo(new CheckpointWriter(temp));
             }
             trainer.SaveState(temp);
         });

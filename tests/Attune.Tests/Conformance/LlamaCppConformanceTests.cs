@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Text.Json.Nodes;
+using Attune.Checkpoints;
 using Attune.Formats;
 using Attune.Modeling;
 using Attune.Tensors;

@@ -1,3 +1,4 @@
+using Attune.Evaluation.Metrics;
 using System.Text.RegularExpressions;
 using Attune.Evaluation;
 using Attune.Evaluation.Judging;
@@ -80,7 +81,7 @@ public class JudgeTests
     {
         var x = Enumerable.Range(-10, 21).Select(i => i / 10.0).ToList();
         var y = x.Select(v => 1 / (1 + Math.Exp(-(0.5 + 2 * v)))).ToList(); // fractional outcomes exactly on the curve
-        var (b0, b1) = Judge.Logistic(x, y, ridge: 0);
+        var (b0, b1) = WinRate.Logistic(x, y, ridge: 0);
         Assert.Equal(0.5, b0, 1e-6);
         Assert.Equal(2.0, b1, 1e-6);
     }

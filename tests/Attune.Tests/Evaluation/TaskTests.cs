@@ -3,6 +3,7 @@ using Attune.Evaluation;
 using Attune.Evaluation.Tasks;
 using Attune.Modeling;
 using Attune.Prompting;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Tests.Evaluation;
 
@@ -202,7 +203,7 @@ public class TaskTests
     [InlineData("los perros", "el perro", "es", 0.0)]
     [InlineData("", "", "en", 1.0)]
     public void F1_normalises_words_per_language(string prediction, string reference, string lang, double expected) =>
-        Assert.Equal(expected, Metrics.F1(prediction, reference, lang), 1e-12);
+        Assert.Equal(expected, TaskMetrics.F1(prediction, reference, lang), 1e-12);
 
     [Fact]
     public void ChrF_is_100_for_a_match_0_for_nothing_shared_and_in_between_otherwise()

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Attune.Checkpoints;
 using Attune.Formats;
 using Attune.Modeling;
 using Attune.Tensors;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Attune.Checkpoints;
 using Attune.Formats;
 using Attune.Merging;
 using Attune.Modeling;

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Attune.Evaluation.Tasks;
 using Attune.Modeling;
 using Attune.Prompting;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Evaluation.Instructions;
 
@@ -101,6 +102,11 @@ public static class IfEvaluation
         return new IfSummary(language, PromptLevel(i => i.Strict), PromptLevel(i => i.Loose), InstructionLevel(i => i.Strict), InstructionLevel(i => i.Loose),
             per, errors, items.Count);
     }
+
+    /// <summary>One summary per language that has items, in the order of <paramref name="languages"/>.</summary>
+    public static List<IfSummary> SummarizeByLanguage(IReadOnlyList<string> languages, IReadOnlyList<IfItem> items) =>
+        languages.Where(l => items.Any(i => i.Prompt.Language == l))
+            .Select(l => Summarize(l, items.Where(i => i.Prompt.Language == l).ToList())).ToList();
 
     public static JsonObject ToJson(string model, string mode, IReadOnlyList<IfSummary> summaries, IReadOnlyList<IfItem> items)
     {

@@ -60,6 +60,17 @@ public static class IfSuite
     }
 
     /// <summary>The built-in prompts of one language.</summary>
+    /// <summary>
+    /// The prompts a run asks: <c>builtin</c> or an IFEval-format file, the given languages in that order, the
+    /// first <paramref name="limit"/> of each (shared by <c>attune eval if</c> and the sweep).
+    /// </summary>
+    public static List<IfPrompt> Select(string source, IReadOnlyList<string> languages, int? limit)
+    {
+        if (limit is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
+        var all = source == "builtin" ? languages.SelectMany(BuiltIn).ToList() : Load(source);
+        return languages.SelectMany(l => all.Where(p => p.Language == l).Take(limit ?? int.MaxValue)).ToList();
+    }
+
     public static List<IfPrompt> BuiltIn(string language)
     {
         if (!Languages.Contains(language)) throw new AttuneException(null, "--langs", $"\"{language}\" is not one of en, fr, es");

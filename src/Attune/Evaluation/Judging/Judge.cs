@@ -6,6 +6,7 @@ using Attune.Evaluation.Tasks;
 using Attune.Formats;
 using Attune.Modeling;
 using Attune.Prompting;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Evaluation.Judging;
 
@@ -22,8 +23,6 @@ public sealed record PairwiseJudgment(JudgeItem Item, string Response, double? P
 /// <summary>Multi-aspect scores (1–5) with the judge's rationale per aspect; null scores when unreadable.</summary>
 public sealed record AspectJudgment(JudgeItem Item, string Response, IReadOnlyDictionary<string, int>? Scores, IReadOnlyDictionary<string, string>? Rationales, int Retries);
 
-/// <summary>Win rate ± standard error, the length-controlled win rate, ties and unreadable verdicts.</summary>
-public sealed record WinRate(double Rate, double StandardError, double LengthControlled, double LengthSlope, int Judged, int Ties, int Unreadable, int Retries);
 
 /// <summary>
 /// An LLM judge reached through any backend (usually an OpenAI-compatible server): pairwise preference
@@ -72,6 +71,20 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
     }
 
     /// <summary>Reference answers from a second file: JSONL with <c>output</c> (or <c>reference</c>, <c>response</c>), line for line with the set.</summary>
+    /// <summary>
+    /// The items a run judges: a set (builtin or a file), its references replaced from <paramref name="referencePath"/>
+    /// when given, the given languages, the first <paramref name="limit"/>.
+    /// </summary>
+    public static List<JudgeItem> Select(string set, string? referencePath, IReadOnlyList<string> languages, int? limit)
+    {
+        if (limit is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
+        var items = Resolve(set);
+        if (referencePath is not null) items = WithReferences(items, referencePath);
+        items = items.Where(i => languages.Contains(i.Language)).ToList();
+        if (items.Count == 0) throw new AttuneException(set, "--langs", "no instruction of the set is in these languages");
+        return items.Take(limit ?? int.MaxValue).ToList();
+    }
+
     public static List<JudgeItem> WithReferences(IReadOnlyList<JudgeItem> items, string path)
     {
         var refs = JsonLines.ReadFile(path).Select(r => (r.Line, Text: (r.Record["output"] ?? r.Record["reference"] ?? r.Record["response"]) is JsonValue v && v.TryGetValue<string>(out var s) ? s
@@ -238,49 +251,12 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         return null;
     }
 
-    /// <summary>
-    /// Win rate (mean preference) with its standard error, and the length-controlled win rate: a logistic
-    /// model of the preference on the normalised length difference, tanh(Δwords / sd(Δwords)), fitted by
-    /// Newton's method on the fractional outcomes, and read off at equal length, σ(β₀).
-    /// </summary>
+    /// <summary>The win rate of the readable judgments (<see cref="WinRate.Fit"/>), with the unreadable and retried ones counted.</summary>
     public static WinRate Summarize(IReadOnlyList<PairwiseJudgment> judgments)
     {
         var judged = judgments.Where(j => j.Preference is not null).ToList();
-        int unreadable = judgments.Count - judged.Count, retries = judgments.Sum(j => j.Retries);
-        if (judged.Count == 0) return new WinRate(double.NaN, double.NaN, double.NaN, double.NaN, 0, 0, unreadable, retries);
-        var y = judged.Select(j => j.Preference!.Value).ToArray();
-        double mean = y.Average();
-        double se = judged.Count > 1 ? Math.Sqrt(y.Sum(v => (v - mean) * (v - mean)) / (y.Length - 1) / y.Length) : double.NaN;
-        var d = judged.Select(j => (double)j.LengthDifference).ToArray();
-        double sd = Math.Sqrt(d.Sum(v => v * v) / d.Length);
-        var x = d.Select(v => sd > 0 ? Math.Tanh(v / sd) : 0).ToArray();
-        var (b0, b1) = Logistic(x, y);
-        int ties = judged.Count(j => j.Verdicts.Contains("tie"));
-        return new WinRate(mean, se, Sigmoid(b0), b1, judged.Count, ties, unreadable, retries);
-    }
-
-    static double Sigmoid(double z) => 1 / (1 + Math.Exp(-z));
-
-    /// <summary>Maximum-likelihood logistic regression with one feature and fractional outcomes (Newton–Raphson with a small ridge).</summary>
-    public static (double B0, double B1) Logistic(IReadOnlyList<double> x, IReadOnlyList<double> y, double ridge = 1e-3)
-    {
-        double b0 = 0, b1 = 0;
-        for (int iteration = 0; iteration < 100; iteration++)
-        {
-            double g0 = -ridge * b0, g1 = -ridge * b1, h00 = ridge, h01 = 0, h11 = ridge;
-            for (int i = 0; i < x.Count; i++)
-            {
-                double p = Sigmoid(b0 + b1 * x[i]), w = p * (1 - p);
-                g0 += y[i] - p; g1 += (y[i] - p) * x[i];
-                h00 += w; h01 += w * x[i]; h11 += w * x[i] * x[i];
-            }
-            double det = h00 * h11 - h01 * h01;
-            if (Math.Abs(det) < 1e-12) break;
-            double s0 = (h11 * g0 - h01 * g1) / det, s1 = (h00 * g1 - h01 * g0) / det;
-            b0 += s0; b1 += s1;
-            if (Math.Abs(s0) + Math.Abs(s1) < 1e-10) break;
-        }
-        return (b0, b1);
+        return WinRate.Fit(judged.Select(j => j.Preference!.Value).ToList(), judged.Select(j => (double)j.LengthDifference).ToList(),
+            ties: judged.Count(j => j.Verdicts.Contains("tie")), unreadable: judgments.Count - judged.Count, retries: judgments.Sum(j => j.Retries));
     }
 
     // ---- Aspects ----------------------------------------------------------------------------

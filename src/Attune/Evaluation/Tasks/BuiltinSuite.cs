@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Attune.Tensors;
 using static Attune.Evaluation.BuiltinData;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Evaluation.Tasks;
 

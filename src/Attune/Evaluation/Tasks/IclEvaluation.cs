@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Evaluation.Tasks;
 

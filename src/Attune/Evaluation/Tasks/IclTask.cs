@@ -6,6 +6,7 @@ using Attune.Formats;
 using Attune.Modeling;
 using Attune.Prompting;
 using Attune.Text.Templates;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Evaluation.Tasks;
 
@@ -223,10 +224,10 @@ public sealed class IclTask
             at += item.Choices.Count;
             var logprobs = scored.Select(s => s.LogProb).ToList();
             var scores = new Dictionary<string, double>();
-            int predicted = Metrics.BestChoice(logprobs, item.Choices, normalize: false);
+            int predicted = TaskMetrics.BestChoice(logprobs, item.Choices, normalize: false);
             foreach (var m in Config.Metrics)
                 scores[m.Name] = m.Name == "acc_norm"
-                    ? Metrics.BestChoice(logprobs, item.Choices, normalize: true) == item.GoldIndex ? 1 : 0
+                    ? TaskMetrics.BestChoice(logprobs, item.Choices, normalize: true) == item.GoldIndex ? 1 : 0
                     : predicted == item.GoldIndex ? 1 : 0;
             results.Add(new ItemResult(item, logprobs, scored.Select(s => s.IsGreedy).ToList(), item.Choices[predicted], null, scores));
         }
@@ -246,8 +247,8 @@ public sealed class IclTask
             foreach (var m in Config.Metrics)
                 switch (m.Name)
                 {
-                    case "exact_match": scores[m.Name] = golds.Max(g => Metrics.ExactMatch(prediction, g, m)); break;
-                    case "f1": scores[m.Name] = golds.Max(g => Metrics.F1(prediction, g, Config.Language)); break;
+                    case "exact_match": scores[m.Name] = golds.Max(g => TaskMetrics.ExactMatch(prediction, g, m)); break;
+                    case "f1": scores[m.Name] = golds.Max(g => TaskMetrics.F1(prediction, g, Config.Language)); break;
                     case "chrf":
                         var stats = ChrF.Statistics(prediction.Trim(), golds[0].Trim());
                         chrf.Add(stats);

@@ -2,13 +2,11 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using Attune.Evaluation.Metrics;
 
 namespace Attune.Evaluation.Tasks;
 
 public enum OutputType { MultipleChoice, GenerateUntil }
-
-/// <summary>A metric as a task lists it (lm-evaluation-harness's metric_list entry).</summary>
-public sealed record MetricSpec(string Name, bool IgnoreCase = false, bool IgnorePunctuation = false, IReadOnlyList<string>? RegexesToIgnore = null);
 
 /// <summary>
 /// One step of a generation filter, as the harness defines them: regex (the match at <see cref="Select"/>
@@ -185,7 +183,7 @@ public sealed record TaskConfig
             {
                 if (m is not YamlMappingNode mm || Get(mm, "metric") is not { } metricName) throw Bad(m, "metric_list", "each entry needs a metric");
                 var metric = Scalar(metricName, "metric");
-                if (!Tasks.Metrics.Names.Contains(metric)) throw Bad(metricName, "metric", $"\"{metric}\" is not one of {string.Join(", ", Tasks.Metrics.Names)}");
+                if (!TaskMetrics.Names.Contains(metric)) throw Bad(metricName, "metric", $"\"{metric}\" is not one of {string.Join(", ", TaskMetrics.Names)}");
                 bool Flag(string f) => Get(mm, f) is { } n && Scalar(n, f) == "true";
                 var regexes = Get(mm, "regexes_to_ignore") is YamlSequenceNode rs ? rs.Children.Select(x => Scalar(x, "regexes_to_ignore")).ToList() : null;
                 metrics.Add(new MetricSpec(metric, Flag("ignore_case"), Flag("ignore_punctuation"), regexes));
@@ -193,7 +191,7 @@ public sealed record TaskConfig
         if (metrics.Count == 0)
             metrics.AddRange(outputType == OutputType.MultipleChoice ? [new MetricSpec("acc"), new MetricSpec("acc_norm")] : [new MetricSpec("exact_match")]);
         foreach (var m in metrics)
-            if (Tasks.Metrics.ForMultipleChoice.Contains(m.Name) != (outputType == OutputType.MultipleChoice))
+            if (TaskMetrics.ForMultipleChoice.Contains(m.Name) != (outputType == OutputType.MultipleChoice))
                 throw new AttuneException(path, "metric_list", $"{m.Name} does not apply to a {(outputType == OutputType.MultipleChoice ? "multiple_choice" : "generate_until")} task");
 
         var filters = new List<FilterStep>();

@@ -1,8 +1,7 @@
 using System.Text.RegularExpressions;
-using Attune.Evaluation.Instructions;
 using Attune.Modeling;
 
-namespace Attune.Evaluation;
+namespace Attune.Evaluation.Instructions;
 
 /// <summary>The failures the seed paper counts on every generation, whatever the task asked.</summary>
 [Flags]

@@ -2,10 +2,12 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Attune.Formats;
 using Attune.Tensors;
+using Architecture = Attune.Formats.Architecture;
 using Attune.Text;
 
-namespace Attune.Formats;
+namespace Attune.Checkpoints;
 
 /// <summary>
 /// Converts between Hugging Face checkpoint folders and GGUF as llama.cpp reads it: names and
@@ -412,16 +414,14 @@ public static class GgufConverter
         var (tokenizer, tokenizerConfig) = TokenizerJson(g);
         bool permuted = g.String("general.architecture") == "llama";
 
-        AtomicDirectory.Write(outDir, temp =>
+        CheckpointWriter.Write(outDir, folder =>
         {
-            var indented = new JsonSerializerOptions { WriteIndented = true };
-            configJson["torch_dtype"] = dtype.TorchName();
-            File.WriteAllText(Path.Combine(temp, Checkpoint.ConfigFileName), configJson.ToJsonString(indented) + "\n");
-            File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerFileName), tokenizer.ToJsonString());
-            File.WriteAllText(Path.Combine(temp, Checkpoint.TokenizerConfigFileName), tokenizerConfig.ToJsonString(indented) + "\n");
+            folder.Config(configJson, dtype);
+            folder.Json(Checkpoint.TokenizerFileName, tokenizer, indented: false);
+            folder.Json(Checkpoint.TokenizerConfigFileName, tokenizerConfig);
             var expected = TensorLayout.Expected(c).Where(t => !t.Optional || g.Contains(GgufName(t.Name))).ToList();
             var specs = expected.Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList(); // as transformers saves: one dtype throughout
-            using (var writer = new ShardedSafeTensorsWriter(temp, specs, new Dictionary<string, string> { ["format"] = "pt" }))
+            using (var writer = folder.Weights(specs))
             {
                 for (int k = 0; k < expected.Count; k++)
                 {
