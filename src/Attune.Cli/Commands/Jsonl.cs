@@ -17,9 +17,11 @@ public static class Jsonl
     public static IEnumerable<(int Line, JsonObject Record)> Read(TextReader reader, string source = "<stdin>") =>
         Attune.Formats.JsonLines.Read(reader, source);
 
-    public static string RequiredString(JsonObject o, string field, int line, string source = "<stdin>") =>
-        o[field] is JsonValue v && v.TryGetValue<string>(out var s) ? s
-            : throw new AttuneException(source, $"line {line}", $"field \"{field}\" must be a string");
+    /// <summary>Maps each record of stdin to one record on stdout (the commands that transform records).</summary>
+    public static void Transform(CliIO io, Func<RecordFields, JsonObject> map)
+    {
+        foreach (var (line, rec) in Read(io.In)) Write(io.Out, map(new RecordFields(rec, "<stdin>", line)));
+    }
 
     public static void Write(TextWriter w, JsonObject o) => w.WriteLine(o.ToJsonString(Compact));
 }

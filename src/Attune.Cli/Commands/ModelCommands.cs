@@ -90,8 +90,7 @@ public static class ModelCommands
             if (reference is ModelReference.Remote served)
             {
                 using var remote = RemoteBackend.Open(served, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
-                var reply = GenerateRemote(remote, m, urial, parse.GetValue(prompt)!, parse.GetValue(shots), options);
-                io.Out.WriteLine(reply);
+                io.Out.WriteLine(ModelBackends.ReplyAsync(remote, m, urial, parse.GetValue(prompt)!, parse.GetValue(shots), options).GetAwaiter().GetResult());
                 return Program.Success;
             }
             using var lm = ModelLoader.Load(reference);
@@ -105,18 +104,6 @@ public static class ModelCommands
             return Program.Success;
         });
         return cmd;
-    }
-
-    /// <summary>One reply from a served model: raw and URIAL prompts through completions, chat through chat completions.</summary>
-    static string GenerateRemote(RemoteBackend remote, PromptMode mode, UrialPrompt? urial, string prompt, int shots, GenerationOptions options)
-    {
-        var conversation = new[] { ChatMessage.User(prompt) };
-        return mode switch
-        {
-            PromptMode.Chat => remote.ChatAsync(conversation, options).GetAwaiter().GetResult().Text,
-            PromptMode.Urial => UrialPrompt.CleanAnswer(remote.CompleteAsync(urial!.Render(conversation, shots), options).GetAwaiter().GetResult().Text),
-            _ => remote.CompleteAsync(prompt, options).GetAwaiter().GetResult().Text,
-        };
     }
 
     /// <summary>The URIAL prompt for urial mode (built-in per language, or a file); checks --lang in every mode.</summary>
@@ -190,14 +177,7 @@ public static class ModelCommands
         {
             var io = CliIO.Get();
             using var lm = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
-            foreach (var (line, rec) in Jsonl.Read(io.In))
-            {
-                var context = rec["context"] is null ? "" : Jsonl.RequiredString(rec, "context", line);
-                var continuation = Jsonl.RequiredString(rec, "continuation", line);
-                if (continuation.Length == 0) throw new AttuneException("<stdin>", $"line {line}", "\"continuation\" is empty");
-                var r = lm.LoglikelihoodAsync(context, continuation).GetAwaiter().GetResult();
-                Jsonl.Write(io.Out, new JsonObject { ["logprob"] = r.LogProb, ["greedy"] = r.IsGreedy, ["tokens"] = r.Tokens });
-            }
+            Jsonl.Transform(io, r => ScoreRecords.Score(lm, r));
             return Program.Success;
         });
         return cmd;

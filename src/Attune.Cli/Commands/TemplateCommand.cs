@@ -37,48 +37,9 @@ public static class TemplateCommand
             if (template.Names.Count == 0 || template.TemplateName is not null || template.Names.Contains("default"))
                 template.Resolve();
 
-            foreach (var (line, rec) in Jsonl.Read(io.In))
-            {
-                if (rec["messages"] is not JsonArray messages)
-                    throw new AttuneException("<stdin>", $"line {line}", "field \"messages\" must be an array of messages");
-                bool addGenerationPrompt = rec["add_generation_prompt"] switch
-                {
-                    null => false,
-                    JsonValue v when v.TryGetValue<bool>(out var b) => b,
-                    _ => throw new AttuneException("<stdin>", $"line {line}", "field \"add_generation_prompt\" must be true or false"),
-                };
-                var tools = Optional(rec, "tools", line);
-                var documents = Optional(rec, "documents", line);
-                var variables = new Dictionary<string, JsonNode?>();
-                foreach (var (key, value) in rec)
-                    if (key is not ("messages" or "add_generation_prompt" or "tools" or "documents"))
-                        variables[key] = value;
-
-                JsonObject result;
-                try
-                {
-                    var rendering = template.Render(messages, addGenerationPrompt, tools, documents, variables);
-                    result = new JsonObject { ["text"] = rendering.Text };
-                    if (rendering.GenerationSpans.Count > 0)
-                        result["generation_spans"] = new JsonArray(rendering.GenerationSpans
-                            .Select(s => (JsonNode)new JsonArray(s.Start, s.End)).ToArray());
-                }
-                catch (TemplateException e)
-                {
-                    // The conversation broke a rule of the template (or hit a limit): report it for this line and go on.
-                    result = new JsonObject { ["error"] = $"{e.Location}: {e.Problem}" };
-                }
-                Jsonl.Write(io.Out, result);
-            }
+            Jsonl.Transform(io, r => TemplateRecords.Render(template, r));
             return Program.Success;
         });
         return cmd;
     }
-
-    static JsonArray? Optional(JsonObject rec, string field, int line) => rec[field] switch
-    {
-        null => null,
-        JsonArray a => a,
-        _ => throw new AttuneException("<stdin>", $"line {line}", $"field \"{field}\" must be an array or null"),
-    };
 }

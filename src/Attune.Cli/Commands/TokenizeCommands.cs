@@ -26,16 +26,7 @@ public static class TokenizeCommands
             var io = CliIO.Get();
             var tok = Tokenizer.Load(parse.GetValue(tokenizer)!);
             bool add = !parse.GetValue(noSpecial);
-            var ids = new List<int>();
-            foreach (var (line, rec) in Jsonl.Read(io.In))
-            {
-                var text = Jsonl.RequiredString(rec, "text", line);
-                ids.Clear();
-                tok.Encode(text, ids, add);
-                var arr = new JsonArray();
-                foreach (var id in ids) arr.Add(id);
-                Jsonl.Write(io.Out, new JsonObject { ["ids"] = arr });
-            }
+            Jsonl.Transform(io, r => TokenizerRecords.Encode(tok, r, add));
             return Program.Success;
         });
         return cmd;
@@ -51,16 +42,7 @@ public static class TokenizeCommands
             var io = CliIO.Get();
             var tok = Tokenizer.Load(parse.GetValue(tokenizer)!);
             bool skipSpecial = parse.GetValue(skip);
-            foreach (var (line, rec) in Jsonl.Read(io.In))
-            {
-                if (rec["ids"] is not JsonArray arr)
-                    throw new AttuneException("<stdin>", $"line {line}", "field \"ids\" must be an array of integers");
-                var ids = new int[arr.Count];
-                for (int i = 0; i < arr.Count; i++)
-                    ids[i] = arr[i] is JsonValue v && v.TryGetValue<int>(out var id) ? id
-                        : throw new AttuneException("<stdin>", $"line {line}", $"ids[{i}] is not an integer");
-                Jsonl.Write(io.Out, new JsonObject { ["text"] = tok.Decode(ids, skipSpecial) });
-            }
+            Jsonl.Transform(io, r => TokenizerRecords.Decode(tok, r, skipSpecial));
             return Program.Success;
         });
         return cmd;

@@ -60,4 +60,20 @@ public static class ModelBackends
         ModelReference.Remote r => RemoteBackend.Open(r, remote ?? new RemoteOptions()),
         _ => new LocalBackend(Merging.ModelLoader.Load(model), model.LocalIdentity()),
     };
+
+    /// <summary>
+    /// One reply to one user message in a prompt mode, through the backend's requests: chat through its chat
+    /// template, URIAL as a completion of the URIAL prompt (cleaned to the answer), raw as a completion of the text.
+    /// </summary>
+    public static async Task<string> ReplyAsync(IModelBackend backend, PromptMode mode, UrialPrompt? urial, string prompt, int shots,
+        GenerationOptions options, CancellationToken cancel = default)
+    {
+        var conversation = new[] { ChatMessage.User(prompt) };
+        return mode switch
+        {
+            PromptMode.Chat => (await backend.ChatAsync(conversation, options, cancel)).Text,
+            PromptMode.Urial => UrialPrompt.CleanAnswer((await backend.CompleteAsync((urial ?? throw new ArgumentNullException(nameof(urial))).Render(conversation, shots), options, cancel)).Text),
+            _ => (await backend.CompleteAsync(prompt, options, cancel)).Text,
+        };
+    }
 }
