@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Attune.Formats;
-using Attune.Tests.Cli;
 using Attune.Text;
 using Attune.Training;
 
@@ -8,8 +7,6 @@ namespace Attune.Tests.Training;
 
 public class DpoTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run("", args);
-
     static string Pairs(IEnumerable<string> subjects) => string.Join("\n", subjects.Select(s =>
         new JsonObject { ["prompt"] = $"Tell me about {s}.", ["chosen"] = $"Gladly! {s} is a fine subject.", ["rejected"] = "No." }.ToJsonString()));
 
@@ -20,14 +17,22 @@ public class DpoTests
     public void Dpo_raises_the_chosen_over_rejected_margin_on_held_out_pairs_and_caches_the_reference()
     {
         using var tmp = new TempDir();
-        Assert.Equal(0, Run("init", "--preset", "tiny", "--seed", "3", "--out", tmp["m"]).Code);
+        Attune.Modeling.ModelInitializer.Write(tmp["m"], Attune.Modeling.Presets.Find("tiny", null).Config, seed: 3, Attune.Tensors.DType.F32);
         File.WriteAllText(tmp["pairs.jsonl"], Pairs(Train) + "\n");
         File.WriteAllText(tmp["held.jsonl"], Pairs(HeldOut) + "\n");
-        string[] args = ["train", "dpo", "--model", tmp["m"], "--data", tmp["pairs.jsonl"], "--out", tmp["run"],
-            "--steps", "12", "--batch-size", "4", "--lr", "2e-3", "--beta", "0.1", "--save-every", "6"];
-        var (code, _, err) = Run(args);
-        Assert.True(code == 0, err);
-        Assert.Contains("margins", err);
+        TrainerOptions Options(int steps) => new()
+        {
+            Steps = steps, BatchSize = 4, Seed = 42,
+            Schedule = new LearningRateSchedule { Peak = 2e-3, Decay = LearningRateSchedule.Shape.Cosine, TotalSteps = steps },
+        };
+        var job = new DpoJob
+        {
+            Model = tmp["m"], Data = [tmp["pairs.jsonl"]], OutDir = tmp["run"], Options = Options(12), SaveEvery = 6, Dpo = new DpoOptions { Beta = 0.1 },
+        };
+        var steps = new List<StepMetrics>();
+        var summary = job.Run(onStep: steps.Add);
+        Assert.Equal((12, Train.Length), (summary.Steps, summary.Examples));
+        Assert.Contains("rewards/margins", steps[^1].Extra.Keys);
 
         var metrics = File.ReadAllLines(tmp["run/metrics.jsonl"]).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal(12, metrics.Count);
@@ -55,8 +60,8 @@ public class DpoTests
 
         // A resumed run reads the cached reference instead of recomputing it.
         File.SetLastWriteTimeUtc(tmp["run/" + PreferenceObjective.ReferenceFileName], new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc));
-        (code, _, err) = Run([.. args.Select(a => a == "12" ? "14" : a), "--resume"]);
-        Assert.True(code == 0, err);
+        (job with { Options = Options(14), Resume = true }).Run();
+        Assert.Equal(14, File.ReadAllLines(tmp["run/metrics.jsonl"]).Length);
         Assert.Equal(new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc), File.GetLastWriteTimeUtc(tmp["run/" + PreferenceObjective.ReferenceFileName]));
     }
 
