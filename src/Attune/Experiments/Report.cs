@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using Attune.Models;
 
 namespace Attune.Experiments;
 
@@ -74,7 +75,7 @@ public static class Report
             bool judged = cells.Any(c => c.Language == lang && c.Suite == "judge");
             sb.Append($"## {lang}\n\n| arm | λ | ICL (95% CI) | IF prompt-level loose (95% CI) |{(judged ? " judge win rate (95% CI) | length-controlled |" : "")}\n|---|---:|---|---|{(judged ? "---|---:|" : "")}\n");
             foreach (var p in Points(cells, lang))
-                sb.Append($"| {p.Arm} | {(p.Lambda is double l ? l.ToString("0.00", Inv) : "")} | {Cell(p.Icl)} | {Cell(p.If)} |{(judged ? $" {Cell(p.Judge)} | {(p.JudgeLc is { } lc ? F(lc.Value) : "")} |" : "")}\n");
+                sb.Append($"| {p.Arm} | {(p.Lambda is double l ? new Lambda(l).Text : "")} | {Cell(p.Icl)} | {Cell(p.If)} |{(judged ? $" {Cell(p.Judge)} | {(p.JudgeLc is { } lc ? F(lc.Value) : "")} |" : "")}\n");
             sb.Append('\n');
         }
         return sb.ToString();
@@ -142,7 +143,7 @@ public static class Report
         static string Value(Aggregate? a) => a is null ? "" : F(a.Value);
         static string Interval(Aggregate? a) => a is null ? "" : $"[{F(a.Low ?? double.NaN)}, {F(a.High ?? double.NaN)}]";
         foreach (var p in points)
-            sb.Append($"<tr><td>{H(p.Arm)}</td><td>{(p.Lambda is double l ? l.ToString("0.00", Inv) : "")}</td>" +
+            sb.Append($"<tr><td>{H(p.Arm)}</td><td>{(p.Lambda is double l ? new Lambda(l).Text : "")}</td>" +
                 $"<td>{Value(p.Icl)}</td><td>{Interval(p.Icl)}</td><td>{Value(p.If)}</td><td>{Interval(p.If)}</td>" +
                 (judged ? $"<td>{Value(p.Judge)}</td><td>{Interval(p.Judge)}</td><td>{Value(p.JudgeLc)}</td>" : "") + "</tr>");
         return sb.Append("</table>").ToString();
@@ -245,7 +246,7 @@ public static class Report
         foreach (var p in usable)
         {
             double cx = X(p.Icl!.Value, x.Lo, x.Hi), cy = Y(p.If!.Value, y.Lo, y.Hi);
-            var label = p.Lambda is double l ? $"λ={l.ToString("0.##", Inv)}" : p.Arm;
+            var label = p.Lambda is double l ? $"λ={new Lambda(l)}" : p.Arm;
             bool showLabel = p.Lambda is null || labelled.Contains(p);
             if (p.Lambda is not null)
                 sb.Append($"<circle class=\"point\" data-arm=\"{H(p.Arm)}\" cx=\"{N(cx)}\" cy=\"{N(cy)}\" r=\"4\" fill=\"#4a7bd0\"><title>{H(label)}: ICL {F(p.Icl.Value)}, IF {F(p.If.Value)}</title></circle>");
@@ -282,7 +283,7 @@ public static class Report
             double cx = X(p.Lambda!.Value, x.Item1, x.Item2);
             if (a.Low is double lo && a.High is double hi && double.IsFinite(lo) && double.IsFinite(hi))
                 sb.Append($"<line x1=\"{N(cx)}\" y1=\"{N(Y(lo, y.Lo, y.Hi))}\" x2=\"{N(cx)}\" y2=\"{N(Y(hi, y.Lo, y.Hi))}\" stroke=\"#4a7bd0\"/>");
-            sb.Append($"<circle class=\"point\" cx=\"{N(cx)}\" cy=\"{N(Y(a.Value, y.Lo, y.Hi))}\" r=\"3.5\" fill=\"#4a7bd0\"><title>λ={p.Lambda!.Value.ToString("0.##", Inv)}: {F(a.Value)}</title></circle>");
+            sb.Append($"<circle class=\"point\" cx=\"{N(cx)}\" cy=\"{N(Y(a.Value, y.Lo, y.Hi))}\" r=\"3.5\" fill=\"#4a7bd0\"><title>λ={new Lambda(p.Lambda!.Value)}: {F(a.Value)}</title></circle>");
         }
         return sb.Append("</svg>").ToString();
     }

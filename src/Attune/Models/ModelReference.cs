@@ -139,8 +139,8 @@ public abstract record ModelReference
             return new Interpolation(b, i, lambda);
         }
         if (HubCache.IsRepoId(text)) return (cache ?? HubCache.Default()).Resolve(text, field);
-        throw new AttuneException(text, field,
-            "not found: give a checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, a Hub id ORG/NAME in the local Hugging Face cache, or http://host:port/v1#NAME");
+        throw new AttuneException(text, field, (text.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? "file not found" : "folder not found")
+            + " (a model is a checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, a Hub id ORG/NAME in the local Hugging Face cache, or http://host:port/v1#NAME)");
     }
 
     static Remote ParseRemote(string text, string field)
