@@ -94,6 +94,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         long dataStart = 8 + (long)n;
         long dataLength = fileLength - dataStart;
         var header = new ReadOnlySpan<byte>(basePtr + 8, (int)n).ToArray();
+        Utf8Input.Check(header, path, 8, "header");
 
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }

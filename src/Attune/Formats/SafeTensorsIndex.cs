@@ -49,7 +49,7 @@ public sealed class SafeTensorsIndex : IDisposable
     static SafeTensorsIndex OpenIndex(string indexPath)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(indexPath)); }
+        try { root = JsonNode.Parse(Utf8Input.ReadAllText(indexPath)); }
         catch (JsonException e) { throw new AttuneException(indexPath, $"not valid JSON: {e.Message}"); }
         if (root?["weight_map"] is not JsonObject map)
             throw new AttuneException(indexPath, "weight_map", "missing or not an object");

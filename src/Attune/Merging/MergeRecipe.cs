@@ -28,7 +28,7 @@ public sealed record MergeRecipe(string Base, IReadOnlyList<string> Models, Merg
         var stream = new YamlStream();
         try
         {
-            using var reader = new StreamReader(path);
+            using var reader = new StringReader(Utf8Input.ReadAllText(path));
             stream.Load(reader);
         }
         catch (YamlException e) { throw new AttuneException(path, $"line {e.Start.Line}", $"not valid YAML: {e.InnerException?.Message ?? e.Message}"); }

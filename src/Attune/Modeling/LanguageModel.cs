@@ -101,7 +101,7 @@ public sealed class LanguageModel : IDisposable
     static IEnumerable<int> ReadGenerationEos(string path)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        try { root = JsonNode.Parse(Utf8Input.ReadAllText(path)); }
         catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
         return root?["eos_token_id"] switch
         {

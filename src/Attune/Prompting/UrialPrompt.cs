@@ -49,7 +49,7 @@ public sealed class UrialPrompt
     public static UrialPrompt Load(string path)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        return Parse(File.ReadAllText(path), path);
+        return Parse(Utf8Input.ReadAllText(path), path);
     }
 
     static UrialPrompt Parse(string json, string source)

@@ -90,6 +90,7 @@ public sealed class Tokenizer
 
     public static Tokenizer FromJson(ReadOnlyMemory<byte> json, string source, TokenizerConfig? config = null)
     {
+        Utf8Input.Check(json.Span, source);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, MaxDepth = 256 }); }
         catch (JsonException e) { throw new AttuneException(source, $"not valid JSON: {e.Message}"); }

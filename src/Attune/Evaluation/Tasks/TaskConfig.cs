@@ -81,7 +81,7 @@ public sealed record TaskConfig
         var stream = new YamlStream();
         try
         {
-            using var reader = new StreamReader(path);
+            using var reader = new StringReader(Utf8Input.ReadAllText(path));
             stream.Load(reader);
         }
         catch (YamlException e) when (e.Message.Contains("!function") || e.InnerException?.Message.Contains("!function") == true)
