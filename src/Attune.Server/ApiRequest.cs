@@ -41,7 +41,7 @@ sealed class ApiRequest(JsonObject body)
         if (Utf8Input.FindInvalid(bytes.Span) is var bad and >= 0)
             throw ApiError.BadRequest($"the request body is not valid UTF-8 (byte {bad})");
         JsonNode? node;
-        try { node = JsonNode.Parse(bytes.Span); }
+        try { node = JsonNode.Parse(bytes.Span, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw ApiError.BadRequest($"the request body is not valid JSON: {e.Message}"); }
         return node is JsonObject o ? new ApiRequest(o) : throw ApiError.BadRequest("the request body must be a JSON object");
     }

@@ -6,6 +6,9 @@ namespace Attune.Formats;
 /// <summary>JSON Lines: one object per non-blank line, errors naming the source and the 1-based line.</summary>
 public static class JsonLines
 {
+    // A repeated member would otherwise fail only when the record is read, as an ArgumentException.
+    static readonly JsonDocumentOptions RecordOptions = new() { AllowDuplicateProperties = false };
+
     /// <summary>The records of <paramref name="reader"/>; a line that is not a JSON object is an error, or counted and
     /// skipped when <paramref name="bad"/> says so.</summary>
     public static IEnumerable<(int Line, JsonObject Record)> Read(TextReader reader, string source, BadRecords? bad = null) =>
@@ -33,7 +36,7 @@ public static class JsonLines
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonNode? node = null;
             AttuneException? error = null;
-            try { node = JsonNode.Parse(line); }
+            try { node = JsonNode.Parse(line, documentOptions: RecordOptions); }
             catch (JsonException e) { error = new AttuneException(source, $"line {n}", $"not valid JSON: {e.Message}"); }
             if (error is null && node is not JsonObject) error = new AttuneException(source, $"line {n}", "expected a JSON object");
             if (error is not null)

@@ -32,6 +32,8 @@ public sealed record MergeRecipe(string Base, IReadOnlyList<string> Models, Merg
             stream.Load(reader);
         }
         catch (YamlException e) { throw new AttuneException(path, $"line {e.Start.Line}", $"not valid YAML: {e.InnerException?.Message ?? e.Message}"); }
+        // YamlDotNet's scanner fails on some broken plain scalars with an InvalidOperationException and no position.
+        catch (InvalidOperationException e) { throw new AttuneException(path, $"not valid YAML: {e.Message}"); }
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
             throw new AttuneException(path, "expected one YAML mapping");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;

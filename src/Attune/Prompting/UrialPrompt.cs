@@ -55,7 +55,7 @@ public sealed class UrialPrompt
     static UrialPrompt Parse(string json, string source)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(json); }
+        try { root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new AttuneException(source, $"not valid JSON: {e.Message}"); }
         string Text(JsonNode? n, string field) =>
             n is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new AttuneException(source, field, "must be a string");

@@ -77,7 +77,7 @@ public sealed class IclTask
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             JsonNode? root;
-            try { root = JsonNode.Parse(Utf8Input.ReadAllText(path)); }
+            try { root = JsonNode.Parse(Utf8Input.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
             catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
             return root is JsonArray a && a.All(x => x is JsonObject) ? a.Select(x => x!.AsObject()).ToList()
                 : throw new AttuneException(path, "expected a JSON array of objects");
