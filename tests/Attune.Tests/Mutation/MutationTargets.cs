@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
 using Attune.Evaluation.Instructions;
+using Attune.Evaluation.Judging;
 using Attune.Evaluation.Tasks;
 using Attune.Experiments;
 using Attune.Formats;
@@ -34,7 +35,7 @@ public static class MutationTargets
     public static readonly string[] Names =
     [
         "safetensors", "safetensors index", "gguf", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "chat template", "sft jsonl", "dpo jsonl", "pretrain jsonl", "task yaml", "ifeval input", "results store",
+        "chat template", "sft jsonl", "dpo jsonl", "pretrain jsonl", "task yaml", "ifeval input", "judge set", "judge responses", "results store",
     ];
 
     /// <summary>Makes the seeds under <paramref name="dir"/> and returns the targets, in <see cref="Names"/> order.</summary>
@@ -133,6 +134,20 @@ public static class MutationTargets
             ["kwargs"] = new JsonArray(p.Instructions.Select(i => (JsonNode)i.Kwargs.DeepClone()).ToArray()),
         }.ToJsonString())) + "\n");
         targets.Add(new MutationTarget { Name = "ifeval input", File = ifInput, Seed = System.IO.File.ReadAllBytes(ifInput), Mutate = JsonLinesFile, Load = () => UseIfInput(ifInput) });
+
+        var judgeSet = Write(Path.Combine(data, "judge-set.jsonl"), string.Join("\n",
+            """{"id": "a1", "instruction": "Name three rivers in France.", "lang": "en"}""",
+            """{"id": "a2", "instruction": "Écrivez un haïku sur la pluie.", "lang": "fr", "output": "Pluie sur les toits"}""",
+            """{"instruction": "Explica la fotosíntesis en una frase.", "lang": "es"}""") + "\n");
+        targets.Add(new MutationTarget { Name = "judge set", File = judgeSet, Seed = System.IO.File.ReadAllBytes(judgeSet), Mutate = JsonLinesFile, Load = () => Judge.LoadSet(judgeSet) });
+        var responses = Write(Path.Combine(data, "judge-responses.jsonl"), string.Join("\n",
+            """{"output": "The Seine, the Loire and the Rhône."}""", """{"reference": "Pluie sur les toits, le jardin boit en silence."}""",
+            """{"response": "Las plantas convierten luz en azúcar."}""") + "\n");
+        targets.Add(new MutationTarget
+        {
+            Name = "judge responses", File = responses, Seed = System.IO.File.ReadAllBytes(responses), Mutate = JsonLinesFile,
+            Load = () => Judge.WithReferences(Judge.LoadSet(judgeSet), responses),
+        });
 
         var store = StoreSeed(Path.Combine(dir, "store", "results.db"));
         targets.Add(new MutationTarget
