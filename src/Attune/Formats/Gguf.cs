@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
-using System.Text;
 using Attune.Tensors;
 
 namespace Attune.Formats;
