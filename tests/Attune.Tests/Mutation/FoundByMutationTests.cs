@@ -83,6 +83,31 @@ public class FoundByMutationTests(TinyCheckpoint tiny) : IClassFixture<TinyCheck
         Assert.Contains("nowhere.jsonl: file not found", e.Message);
     }
 
+    [Fact]
+    public void More_shots_than_the_task_file_has_examples_names_num_fewshot_in_the_task_file()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["test.jsonl"], "{\"q\": \"a\", \"a\": \"b\"}\n{\"q\": \"c\", \"a\": \"d\"}\n");
+        var yaml = tmp["task.yaml"];
+        File.WriteAllText(yaml, $"task: t\ndataset_path: test.jsonl\noutput_type: generate_until\ndoc_to_text: x\ndoc_to_target: y\nnum_fewshot: {int.MaxValue}\n");
+        var task = new IclTask(TaskConfig.Load(yaml).Single());
+        Assert.Contains($"t: num_fewshot: {int.MaxValue} shots but only 1 examples", Refused(() => task.Items(), yaml).Message);
+    }
+
+    [Fact]
+    public void An_instruction_argument_a_megabyte_long_is_refused_before_any_regular_expression_is_built()
+    {
+        using var tmp = new TempDir();
+        var input = tmp["input.jsonl"];
+        var prompt = new JsonObject
+        {
+            ["key"] = 1, ["prompt"] = "Write two sections.", ["instruction_id_list"] = new JsonArray("detectable_format:multiple_sections"),
+            ["kwargs"] = new JsonArray(new JsonObject { ["num_sections"] = 2, ["section_spliter"] = new string('{', 1 << 20) }),
+        };
+        File.WriteAllText(input, prompt.ToJsonString() + "\n");
+        Assert.Contains("at most 1000 characters", Refused(() => Attune.Evaluation.Instructions.IfSuite.Load(input), input).Message);
+    }
+
     [Theory]
     [InlineData("UPDATE cells SET settings = 'not json'", "settings")]
     [InlineData("UPDATE items SET record = 'null'", "item 0")]

@@ -151,6 +151,9 @@ public sealed class IclTask
     public List<TaskItem> Items(int? shots = null, int? limit = null)
     {
         int k = shots ?? Config.NumFewshot;
+        int pool = FewshotDocs.Count - (FewshotIsEvalSplit ? 1 : 0);
+        if (shots is null && k > pool)
+            throw new AttuneException(Config.Source, $"{Config.Name}: num_fewshot", $"{k} shots but only {pool} examples are available");
         int count = Math.Min(EvalDocs.Count, limit ?? int.MaxValue);
         var format = new FewShotFormat { Description = Config.Description, ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
         var shotTexts = new Dictionary<int, (string, string)>();
