@@ -10,6 +10,7 @@ namespace Attune.Bench;
 /// <summary>
 /// Benchmarks against peers, one run each, printed as a markdown table for bench/RESULTS.md.
 ///   tokenizer [SECONDS]   encode throughput, single thread, Attune vs @lenml/tokenizers, on the conformance corpus
+///   mutation [N]          every parser under N seeded mutated inputs (default 10000): accepted, refused, crashed, timed out
 ///   load-rss NAME         (internal) load one tokenizer in this process and report time and peak RSS
 /// </summary>
 public static class Program
@@ -66,11 +67,19 @@ public static class Program
                 // serve [SECONDS] [CLIENTS]: load on attune serve over loopback
                 ServeBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "60"), int.Parse(args.ElementAtOrDefault(2) ?? "8"));
                 return 0;
+            case "mutation":
+                // mutation [N] [PARSER...]: N seeded mutated inputs per parser through the library's loaders
+                MutationBench.Table(int.Parse(args.ElementAtOrDefault(1) ?? "10000"), args.Skip(2).ToArray());
+                return 0;
+            case "mutation-one":
+                // mutation-one PARSER INDEX FILE: one input of the mutation table's run, unguarded, kept in FILE
+                MutationBench.One(args[1], int.Parse(args[2]), args[3]);
+                return 0;
             case "bandwidth":
                 Console.WriteLine($"read bandwidth, {args.ElementAtOrDefault(1) ?? "2"} threads: {EngineBench.ReadBandwidth(int.Parse(args.ElementAtOrDefault(1) ?? "2")):F1} GB/s");
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | serve [SECONDS] [CLIENTS] | icl [ITEMS] [SUBSET] | bandwidth [THREADS] | layersim [hot] | load-rss NAME");
+                Console.Error.WriteLine("usage: Attune.Bench tokenizer [SECONDS] | engine [REPS] [FILTER...] | merge | engine-one MODEL PROMPT GEN THREADS | train PEAK_GFLOPS [STEPS] | kernels [THREADS] | serve [SECONDS] [CLIENTS] | icl [ITEMS] [SUBSET] | mutation [N] [PARSER...] | bandwidth [THREADS] | layersim [hot] | load-rss NAME");
                 return 1;
         }
     }

@@ -33,8 +33,15 @@ sealed class ApiRequest(JsonObject body)
 
     public static async Task<ApiRequest> ReadAsync(Stream stream, CancellationToken cancel)
     {
+        // Read whole and checked first: System.Text.Json parses invalid UTF-8 inside a string and fails only
+        // when the string is read, with an InvalidOperationException.
+        var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer, cancel);
+        var bytes = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+        if (Utf8Input.FindInvalid(bytes.Span) is var bad and >= 0)
+            throw ApiError.BadRequest($"the request body is not valid UTF-8 (byte {bad})");
         JsonNode? node;
-        try { node = await JsonNode.ParseAsync(stream, cancellationToken: cancel); }
+        try { node = JsonNode.Parse(bytes.Span, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw ApiError.BadRequest($"the request body is not valid JSON: {e.Message}"); }
         return node is JsonObject o ? new ApiRequest(o) : throw ApiError.BadRequest("the request body must be a JSON object");
     }

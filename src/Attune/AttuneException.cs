@@ -36,6 +36,7 @@ public class AttuneException : Exception
             (null, not null) => location,
             _ => $"{source}: {location}",
         };
-        return where is null ? problem : $"{where}: {problem}";
+        // One line, always: a line break quoted from the input (a JSON token, a template, a tensor name) is shown as \n.
+        return (where is null ? problem : $"{where}: {problem}").ReplaceLineEndings("\\n");
     }
 }

@@ -1,4 +1,5 @@
 using Attune.Formats;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 
@@ -83,7 +84,7 @@ public sealed class ResultsStore : IDisposable
     }
 
     /// <summary>The keys of the cells already finished.</summary>
-    public HashSet<string> FinishedKeys()
+    public HashSet<string> FinishedKeys() => Reading(() =>
     {
         var keys = new HashSet<string>();
         using var cmd = _db.CreateCommand();
@@ -91,7 +92,7 @@ public sealed class ResultsStore : IDisposable
         using var r = cmd.ExecuteReader();
         while (r.Read()) keys.Add(r.GetString(0));
         return keys;
-    }
+    });
 
     /// <summary>Writes a finished cell, its aggregates and items, in one transaction.</summary>
     public void Commit(string run, CellResult cell)
@@ -152,7 +153,7 @@ public sealed class ResultsStore : IDisposable
     }
 
     /// <summary>Every finished cell, with aggregates (and items when asked).</summary>
-    public List<CellResult> Cells(bool withItems = false)
+    public List<CellResult> Cells(bool withItems = false) => Reading(() =>
     {
         var cells = new List<CellResult>();
         var aggregates = new Dictionary<string, List<Aggregate>>();
@@ -175,22 +176,41 @@ public sealed class ResultsStore : IDisposable
             {
                 var key = r.GetString(0);
                 cells.Add(new CellResult(key, r.GetString(1), r.IsDBNull(2) ? null : r.GetDouble(2), r.GetString(3), r.GetString(4), r.GetString(5),
-                    JsonNode.Parse(r.GetString(6))!.AsObject(), aggregates.GetValueOrDefault(key) ?? [], [], r.GetDouble(7)));
+                    ObjectColumn(r.GetString(6), $"cell {key}: settings"), aggregates.GetValueOrDefault(key) ?? [], [], r.GetDouble(7)));
             }
         }
         if (withItems) cells = cells.Select(c => c with { Items = Items(c.Key) }).ToList();
         return cells;
-    }
+    });
 
-    public List<JsonObject> Items(string cell)
+    public List<JsonObject> Items(string cell) => Reading(() =>
     {
         var items = new List<JsonObject>();
         using var cmd = _db.CreateCommand();
         cmd.CommandText = "SELECT record FROM items WHERE cell = $cell ORDER BY idx";
         cmd.Parameters.AddWithValue("$cell", cell);
         using var r = cmd.ExecuteReader();
-        while (r.Read()) items.Add(JsonNode.Parse(r.GetString(0))!.AsObject());
+        while (r.Read()) items.Add(ObjectColumn(r.GetString(0), $"cell {cell}: item {items.Count}"));
         return items;
+    });
+
+    /// <summary>
+    /// Runs a read of the store; a file damaged on disk (SQLite's "malformed") or rows not as Attune writes them
+    /// (NULL or out-of-range values put there by another tool) are an error naming the store.
+    /// </summary>
+    T Reading<T>(Func<T> read)
+    {
+        try { return read(); }
+        catch (SqliteException e) { throw new AttuneException(Path, $"cannot read the results store (SQLite: {e.Message})"); }
+        catch (Exception e) when (e is InvalidOperationException or InvalidCastException or OverflowException or FormatException)
+        { throw new AttuneException(Path, $"a value in the results store is not as Attune writes it: {e.Message}"); }
+    }
+
+    JsonObject ObjectColumn(string json, string where)
+    {
+        try { if (JsonNode.Parse(json) is JsonObject o) return o; }
+        catch (JsonException) { }
+        throw new AttuneException(Path, where, "is not a JSON object (was the store edited by hand?)");
     }
 
     /// <summary>

@@ -63,6 +63,14 @@ public sealed class Checkpoint : IDisposable
     public static List<string> Validate(ModelConfig config, SafeTensorsIndex weights)
     {
         var problems = new List<string>();
+        // More layers than the weights hold would list every missing tensor of every layer (billions, for a
+        // corrupt num_hidden_layers); one line says it instead.
+        int stored = StoredLayers(weights);
+        if (config.NumLayers > stored)
+        {
+            problems.Add($"config.json has num_hidden_layers {config.NumLayers} but the weights hold {stored} layers");
+            return problems;
+        }
         foreach (var t in TensorLayout.Expected(config))
         {
             if (!weights.TryGetEntry(t.Name, out var e))
@@ -76,6 +84,21 @@ public sealed class Checkpoint : IDisposable
                 problems.Add($"tensor {t.Name} is {e.DType.SafeTensorsName()}; weights must be F32, F16 or BF16");
         }
         return problems;
+    }
+
+    /// <summary>One more than the highest <c>model.layers.{i}.</c> index among the tensor names (0 without layers).</summary>
+    static int StoredLayers(SafeTensorsIndex weights)
+    {
+        const string Prefix = "model.layers.";
+        int layers = 0;
+        foreach (var name in weights.Names)
+        {
+            if (!name.StartsWith(Prefix, StringComparison.Ordinal)) continue;
+            int dot = name.IndexOf('.', Prefix.Length);
+            if (dot > 0 && int.TryParse(name.AsSpan(Prefix.Length, dot - Prefix.Length), System.Globalization.NumberStyles.None, null, out var i) && i < int.MaxValue)
+                layers = Math.Max(layers, i + 1);
+        }
+        return layers;
     }
 
     /// <summary>

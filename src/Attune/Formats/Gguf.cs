@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
-using System.Text;
 using Attune.Tensors;
 
 namespace Attune.Formats;
@@ -311,7 +310,8 @@ public sealed unsafe class GgufFile : IDisposable
         {
             ulong n = U64(what);
             if (n > MaxString) throw new AttuneException(path, $"{what}: string of {n} bytes at byte {Position} (corrupt?)");
-            return Encoding.UTF8.GetString(Take((long)n, what));
+            long at = Position;
+            return Utf8Input.Decode(Take((long)n, what), path, at, what);
         }
 
         public GgufValue Value(GgufType type, string key)

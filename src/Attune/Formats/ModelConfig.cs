@@ -65,7 +65,7 @@ public sealed record ModelConfig
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true }); }
+        try { root = JsonNode.Parse(Utf8Input.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true, AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
         if (root is not JsonObject obj) throw new AttuneException(path, "not a JSON object");
         return Parse(obj, path);

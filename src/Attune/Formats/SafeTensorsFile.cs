@@ -94,6 +94,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         long dataStart = 8 + (long)n;
         long dataLength = fileLength - dataStart;
         var header = new ReadOnlySpan<byte>(basePtr + 8, (int)n).ToArray();
+        Utf8Input.Check(header, path, 8, "header");
 
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
@@ -162,7 +163,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         if (!value.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new AttuneException(path, where, "missing field \"data_offsets\" ([begin, end])");
-        if (!off[0].TryGetInt64(out var begin) || !off[1].TryGetInt64(out var end) || begin < 0 || end < begin)
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number
+            || !off[0].TryGetInt64(out var begin) || !off[1].TryGetInt64(out var end) || begin < 0 || end < begin)
             throw new AttuneException(path, where, "data_offsets must be two integers with 0 <= begin <= end");
         long expected;
         try { expected = checked(elements * dtype.SizeOf()); }

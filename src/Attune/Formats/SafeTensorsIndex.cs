@@ -49,9 +49,9 @@ public sealed class SafeTensorsIndex : IDisposable
     static SafeTensorsIndex OpenIndex(string indexPath)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(indexPath)); }
+        try { root = JsonNode.Parse(Utf8Input.ReadAllText(indexPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new AttuneException(indexPath, $"not valid JSON: {e.Message}"); }
-        if (root?["weight_map"] is not JsonObject map)
+        if (root is not JsonObject o || o["weight_map"] is not JsonObject map)
             throw new AttuneException(indexPath, "weight_map", "missing or not an object");
         var dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
         var shardNames = new List<string>();

@@ -103,8 +103,9 @@ public sealed class LanguageModel : IDisposable
     static IEnumerable<int> ReadGenerationEos(string path)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        try { root = JsonNode.Parse(Utf8Input.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
+        if (root is not (JsonObject or null)) throw new AttuneException(path, "not a JSON object");
         return root?["eos_token_id"] switch
         {
             JsonValue v when v.TryGetValue<int>(out var id) => [id],

@@ -49,13 +49,13 @@ public sealed class UrialPrompt
     public static UrialPrompt Load(string path)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        return Parse(File.ReadAllText(path), path);
+        return Parse(Utf8Input.ReadAllText(path), path);
     }
 
     static UrialPrompt Parse(string json, string source)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(json); }
+        try { root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new AttuneException(source, $"not valid JSON: {e.Message}"); }
         string Text(JsonNode? n, string field) =>
             n is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new AttuneException(source, field, "must be a string");

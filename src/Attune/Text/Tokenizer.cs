@@ -90,6 +90,7 @@ public sealed class Tokenizer
 
     public static Tokenizer FromJson(ReadOnlyMemory<byte> json, string source, TokenizerConfig? config = null)
     {
+        Utf8Input.Check(json.Span, source);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, MaxDepth = 256 }); }
         catch (JsonException e) { throw new AttuneException(source, $"not valid JSON: {e.Message}"); }
@@ -124,14 +125,17 @@ public sealed class Tokenizer
         {
             var f = $"added_tokens[{i++}]";
             if (t.ValueKind != JsonValueKind.Object) throw j.Error(f, "must be an object");
-            int id = t.TryGetProperty("id", out var idv) && idv.TryGetInt32(out var x) && x >= 0 ? x
-                : throw j.Error($"{f}.id", "missing or not a non-negative integer");
+            int id = t.TryGetProperty("id", out var idv) && idv.ValueKind == JsonValueKind.Number && idv.TryGetInt32(out var x) && x is >= 0 and < MaxId ? x
+                : throw j.Error($"{f}.id", $"missing or not an integer from 0 to {MaxId - 1}");
             list.Add(new AddedToken(id, j.String(t, "content", f),
                 j.Bool(t, "special", f, false), j.Bool(t, "lstrip", f, false), j.Bool(t, "rstrip", f, false),
                 j.Bool(t, "single_word", f, false), j.Bool(t, "normalized", f, true)));
         }
         return new AddedVocabulary(list);
     }
+
+    /// <summary>Ids are indices into a table as long as the largest id; real vocabularies stay far below this.</summary>
+    const int MaxId = 1 << 24;
 
     static Bpe ParseBpe(JsonElement model, TokenizerJson j)
     {
@@ -144,8 +148,8 @@ public sealed class Tokenizer
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var p in vocabJson.EnumerateObject())
         {
-            if (!p.Value.TryGetInt32(out var id) || id < 0)
-                throw j.Error($"model.vocab[\"{p.Name}\"]", "must be a non-negative integer id");
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out var id) || id is < 0 or >= MaxId)
+                throw j.Error($"model.vocab[\"{p.Name}\"]", $"must be an integer id from 0 to {MaxId - 1}");
             vocab[p.Name] = id;
         }
         var merges = new List<(string, string)>();

@@ -25,7 +25,7 @@ public sealed record TokenizerConfig
     public static TokenizerConfig Load(string path)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true }); }
+        try { root = JsonNode.Parse(Utf8Input.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true, AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
         catch (IOException e) { throw new AttuneException(path, $"cannot read: {e.Message}"); }
         if (root is not JsonObject o) throw new AttuneException(path, "not a JSON object");

@@ -18,7 +18,7 @@ public static class PretrainData
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         if (!path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
         {
-            yield return File.ReadAllText(path);
+            yield return Utf8Input.ReadAllText(path);
             yield break;
         }
         foreach (var (n, record) in JsonLines.ReadFile(path, bad))

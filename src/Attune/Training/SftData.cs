@@ -66,7 +66,8 @@ public static class SftData
     {
         var list = messages.Select(m => m?.DeepClone()).ToList();
         for (int i = 0; i < list.Count; i++)
-            if (list[i] is not JsonObject m || m["role"] is not JsonValue || m["content"] is not JsonValue)
+            if (list[i] is not JsonObject m || m["role"] is not JsonValue role || !role.TryGetValue<string>(out _)
+                || m["content"] is not JsonValue content || !content.TryGetValue<string>(out _))
                 throw new AttuneException(path, where, $"message {i + 1} needs \"role\" and \"content\" strings");
         if (!list.Any(m => (string?)m!["role"] == "assistant"))
             throw new AttuneException(path, where, "has no assistant message to train on");

@@ -229,6 +229,19 @@ public class ServerTests(ServedTinyModel served) : IClassFixture<ServedTinyModel
         if (code is not null) Assert.Equal(code, error["code"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task A_request_body_that_is_not_utf8_gets_400_with_an_OpenAI_style_error()
+    {
+        byte[] body = [.. Encoding.UTF8.GetBytes("{\"model\":\"tiny\",\"prompt\":\"a"), 0xFF, 0xFE, .. Encoding.UTF8.GetBytes("\"}")];
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var response = await served.Http.PostAsync("completions", content);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!;
+        Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
+        Assert.Contains("not valid UTF-8 (byte 27)", error["message"]!.GetValue<string>());
+    }
+
     [Theory]
     [InlineData("{\"model\":\"tiny\"}", "messages")]
     [InlineData("{\"model\":\"tiny\",\"messages\":[]}", "messages")]

@@ -26,7 +26,11 @@ public static class Checkers
     {
         AttuneException Bad(string name, string what) => new(null, $"instruction {id}", $"argument \"{name}\" {what}");
 
-        public string Text(string name) => kwargs[name] is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0 ? s : throw Bad(name, "must be a non-empty text");
+        /// <summary>Arguments are words, markers and short phrases; a longer one (a corrupt file) would only slow the checks' regular expressions.</summary>
+        const int MaxText = 1000;
+
+        public string Text(string name) => kwargs[name] is JsonValue v && v.TryGetValue<string>(out var s) && s.Length is > 0 and <= MaxText ? s
+            : throw Bad(name, $"must be a non-empty text of at most {MaxText} characters");
 
         public int Int(string name)
         {
@@ -38,8 +42,8 @@ public static class Checkers
             throw Bad(name, "must be a whole number ≥ 0");
         }
 
-        public List<string> Texts(string name) => kwargs[name] is JsonArray a && a.Count > 0 && a.All(x => x is JsonValue xv && xv.TryGetValue<string>(out _))
-            ? a.Select(x => x!.GetValue<string>()).ToList() : throw Bad(name, "must be a non-empty list of texts");
+        public List<string> Texts(string name) => kwargs[name] is JsonArray a && a.Count > 0 && a.All(x => x is JsonValue xv && xv.TryGetValue<string>(out var s) && s.Length <= MaxText)
+            ? a.Select(x => x!.GetValue<string>()).ToList() : throw Bad(name, $"must be a non-empty list of texts of at most {MaxText} characters");
 
         /// <summary>IFEval's relations ("at least", "less than") and "at most", "exactly".</summary>
         public bool Compare(int actual, string countName, string relationName = "relation")

@@ -78,7 +78,7 @@ public sealed class IclTask
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             JsonNode? root;
-            try { root = JsonNode.Parse(File.ReadAllText(path)); }
+            try { root = JsonNode.Parse(Utf8Input.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
             catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
             return root is JsonArray a && a.All(x => x is JsonObject) ? a.Select(x => x!.AsObject()).ToList()
                 : throw new AttuneException(path, "expected a JSON array of objects");
@@ -152,6 +152,9 @@ public sealed class IclTask
     public List<TaskItem> Items(int? shots = null, int? limit = null)
     {
         int k = shots ?? Config.NumFewshot;
+        int pool = FewshotDocs.Count - (FewshotIsEvalSplit ? 1 : 0);
+        if (shots is null && k > pool)
+            throw new AttuneException(Config.Source, $"{Config.Name}: num_fewshot", $"{k} shots but only {pool} examples are available");
         int count = Math.Min(EvalDocs.Count, limit ?? int.MaxValue);
         var format = new FewShotFormat { Description = Config.Description, ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
         var shotTexts = new Dictionary<int, (string, string)>();

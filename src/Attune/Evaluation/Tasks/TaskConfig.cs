@@ -79,7 +79,7 @@ public sealed record TaskConfig
         var stream = new YamlStream();
         try
         {
-            using var reader = new StreamReader(path);
+            using var reader = new StringReader(Utf8Input.ReadAllText(path));
             stream.Load(reader);
         }
         catch (YamlException e) when (e.Message.Contains("!function") || e.InnerException?.Message.Contains("!function") == true)
@@ -87,6 +87,8 @@ public sealed record TaskConfig
             throw new AttuneException(path, $"line {e.Start.Line}", "Python hooks (!function) are not supported; write the field as a Jinja template");
         }
         catch (YamlException e) { throw new AttuneException(path, $"line {e.Start.Line}", $"not valid YAML: {e.InnerException?.Message ?? e.Message}"); }
+        // YamlDotNet's scanner fails on some broken plain scalars with an InvalidOperationException and no position.
+        catch (InvalidOperationException e) { throw new AttuneException(path, $"not valid YAML: {e.Message}"); }
         if (stream.Documents.Count == 0) throw new AttuneException(path, "the file is empty");
         var tasks = new List<TaskConfig>();
         foreach (var doc in stream.Documents)
@@ -120,6 +122,8 @@ public sealed record TaskConfig
         var name = Text("task") ?? throw new AttuneException(path, "task", "missing (every task needs a name)");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         string Resolve(string file) => Path.GetFullPath(Path.Combine(dir, file));
+        string DataFile(YamlNode node, string field) =>
+            Resolve(Scalar(node, field)) is var file && File.Exists(file) ? file : throw Bad(node, field, $"{file}: file not found");
 
         // Data: dataset_path json/csv with dataset_kwargs.data_files, or a file path directly.
         var files = new Dictionary<string, string>();
@@ -128,9 +132,9 @@ public sealed record TaskConfig
         {
             switch (dataFiles)
             {
-                case YamlScalarNode one: files["train"] = Resolve(Scalar(one, "data_files")); break;
+                case YamlScalarNode one: files["train"] = DataFile(one, "data_files"); break;
                 case YamlMappingNode bySplit:
-                    foreach (var (split, file) in bySplit.Children) files[split.ToString()] = Resolve(Scalar(file, $"data_files.{split}"));
+                    foreach (var (split, file) in bySplit.Children) files[split.ToString()] = DataFile(file, $"data_files.{split}");
                     break;
                 default: throw Bad(dataFiles, "data_files", "must be a file or a mapping of split to file");
             }
@@ -151,7 +155,7 @@ public sealed record TaskConfig
             "generate_until" or null => OutputType.GenerateUntil,
             var other => throw Bad(Required("output_type"), "output_type", $"\"{other}\" is not multiple_choice or generate_until"),
         };
-        var docToChoice = Get(root, "doc_to_choice") is { } c ? ToJson(c) : null;
+        var docToChoice = Get(root, "doc_to_choice") is { } c ? ToJson(c, path) : null;
         if (outputType == OutputType.MultipleChoice && docToChoice is null) throw new AttuneException(path, "doc_to_choice", "a multiple_choice task needs its choices");
 
         int numFewshot = Get(root, "num_fewshot") is { } nf ? Int(nf, "num_fewshot", 0) : 0;
@@ -232,8 +236,8 @@ public sealed record TaskConfig
             EvalSplit = evalSplit,
             FewshotSplit = fewshotSplit,
             OutputType = outputType,
-            DocToText = ToJson(Required("doc_to_text")),
-            DocToTarget = ToJson(Required("doc_to_target")),
+            DocToText = ToJson(Required("doc_to_text"), path),
+            DocToTarget = ToJson(Required("doc_to_target"), path),
             DocToChoice = docToChoice,
             Description = Text("description") ?? "",
             TargetDelimiter = Text("target_delimiter") ?? " ",
@@ -248,13 +252,21 @@ public sealed record TaskConfig
         };
     }
 
+    /// <summary>Deepest nesting of a field's value; an alias that refers to its own anchor would otherwise nest forever.</summary>
+    const int MaxNesting = 64;
+
     /// <summary>A YAML value as JSON: plain scalars that read as integers become numbers, quoted ones stay text.</summary>
-    static JsonNode ToJson(YamlNode node) => node switch
+    static JsonNode ToJson(YamlNode node, string path, int depth = 0)
     {
-        YamlScalarNode s when s.Style == ScalarStyle.Plain && long.TryParse(s.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) => JsonValue.Create(i),
-        YamlScalarNode s => JsonValue.Create(s.Value ?? ""),
-        YamlSequenceNode seq => new JsonArray(seq.Children.Select(c => (JsonNode?)ToJson(c)).ToArray()),
-        YamlMappingNode map => new JsonObject(map.Children.Select(kv => KeyValuePair.Create(kv.Key.ToString(), (JsonNode?)ToJson(kv.Value)))),
-        _ => JsonValue.Create(""),
-    };
+        if (depth > MaxNesting)
+            throw new AttuneException(path, $"line {node.Start.Line}", $"value nested more than {MaxNesting} deep (or an alias inside its own anchor)");
+        return node switch
+        {
+            YamlScalarNode s when s.Style == ScalarStyle.Plain && long.TryParse(s.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) => JsonValue.Create(i),
+            YamlScalarNode s => JsonValue.Create(s.Value ?? ""),
+            YamlSequenceNode seq => new JsonArray(seq.Children.Select(c => (JsonNode?)ToJson(c, path, depth + 1)).ToArray()),
+            YamlMappingNode map => new JsonObject(map.Children.Select(kv => KeyValuePair.Create(kv.Key.ToString(), (JsonNode?)ToJson(kv.Value, path, depth + 1)))),
+            _ => JsonValue.Create(""),
+        };
+    }
 }

@@ -52,13 +52,13 @@ static class Operators
         if (a.IsString && b.IsInteger)
         {
             long n = Math.Max(0, b.AsInt);
-            CheckLength(a.AsString.Length * n, maxLength);
+            CheckLength((Int128)a.AsString.Length * n, maxLength);
             return n == 0 ? Value.EmptyString : string.Concat(Enumerable.Repeat(a.AsString, (int)n));
         }
         if (a.IsSequence && b.IsInteger)
         {
             long n = Math.Max(0, b.AsInt);
-            CheckLength(a.AsList.Count * n, maxLength);
+            CheckLength((Int128)a.AsList.Count * n, maxLength);
             var list = new List<Value>((int)(a.AsList.Count * n));
             for (long i = 0; i < n; i++) list.AddRange(a.AsList);
             return a.Kind == ValueKind.List ? Value.FromList(list) : Value.FromTuple(list);
@@ -319,7 +319,8 @@ static class Operators
         return ((int)s, (int)count, (int)Math.Clamp(st, int.MinValue, int.MaxValue));
     }
 
-    public static void CheckLength(long length, int maxLength)
+    /// <summary>Throws when a result would be longer than the limit; <paramref name="length"/> is wide enough for any count × length.</summary>
+    public static void CheckLength(Int128 length, int maxLength)
     {
         if (length > maxLength)
             throw new TemplateRuntimeError($"result would be {length:N0} long, over the limit of {maxLength:N0} (TemplateLimits.MaxOutputLength)");
