@@ -93,7 +93,7 @@ public static class GgufConverter
             meta.Add(($"{arch}.rope.scaling.factor", GgufValue.F32((float)lin.Factor)));
         }
         meta.AddRange(TokenizerMetadata(ckpt, c));
-        meta.Add((ConfigKey, GgufValue.Str(File.ReadAllText(Path.Combine(folder, Checkpoint.ConfigFileName)))));
+        meta.Add((ConfigKey, GgufValue.Str(Utf8Input.ReadAllText(Path.Combine(folder, Checkpoint.ConfigFileName)))));
 
         // Tensors, in Hugging Face order; llama3 rope factors first, as llama.cpp's converter writes them.
         var plan = new List<(GgufTensorSpec Spec, string? Source)>();
@@ -198,7 +198,7 @@ public static class GgufConverter
     {
         var path = ckpt.TokenizerPath ?? throw new AttuneException(ckpt.Directory, "no tokenizer.json to put in the GGUF");
         JsonNode root;
-        try { root = JsonNode.Parse(File.ReadAllText(path))!; }
+        try { root = JsonNode.Parse(Utf8Input.ReadAllText(path))!; }
         catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
         var model = root["model"] as JsonObject ?? throw new AttuneException(path, "model", "missing");
         if (model["type"]?.GetValue<string>() != "BPE")

@@ -107,7 +107,7 @@ public sealed class Checkpoint : IDisposable
     /// </summary>
     public void CopyConfigTo(CheckpointWriter into, DType? dtype)
     {
-        into.Config(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, ConfigFileName)))!.AsObject(), dtype);
+        into.Config(System.Text.Json.Nodes.JsonNode.Parse(Utf8Input.ReadAllText(Path.Combine(Directory, ConfigFileName)))!.AsObject(), dtype);
         into.CopyFrom(this, [GenerationConfigFileName]);
     }
 

@@ -1,4 +1,5 @@
 using System.Text;
+using Attune.Checkpoints;
 using Attune.Evaluation.Instructions;
 using Attune.Evaluation.Tasks;
 using Attune.Formats;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
+using Attune.Checkpoints;
 using Attune.Evaluation.Instructions;
 using Attune.Evaluation.Judging;
 using Attune.Evaluation.Tasks;
