@@ -24,7 +24,7 @@ public static class EvalCommand
 
     static Command Icl()
     {
-        var model = new Option<string>("--model") { Description = "A checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, or http://host:port/v1#NAME", Required = true };
+        var model = ModelCommands.ModelOption();
         var tasks = new Option<string>("--tasks") { Description = "builtin:all, builtin:TYPE, builtin:TYPE_LANG, or task files (lm-evaluation-harness YAML), comma-separated", Required = true };
         var langs = new Option<string>("--langs") { Description = "Languages to run (tasks that declare a lang)", DefaultValueFactory = _ => "en,fr,es" };
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per item (default: each task's num_fewshot)" };
@@ -62,7 +62,7 @@ public static class EvalCommand
 
     static Command If()
     {
-        var model = new Option<string>("--model") { Description = "A checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, or http://host:port/v1#NAME", Required = true };
+        var model = ModelCommands.ModelOption();
         var suite = new Option<string>("--suite") { Description = "builtin (120 prompts per language) or an IFEval-format JSONL file", DefaultValueFactory = _ => "builtin" };
         var mode = new Option<string>("--mode") { Description = "chat (the model's chat template), urial (base models) or raw", DefaultValueFactory = _ => "chat" };
         var langs = new Option<string>("--langs") { Description = "Languages to run", DefaultValueFactory = _ => "en,fr,es" };
@@ -111,7 +111,8 @@ public static class EvalCommand
 
     static Command JudgeCommand()
     {
-        var model = new Option<string>("--model") { Description = "The judged model: a checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, or http://host:port/v1#NAME", Required = true };
+        var model = ModelCommands.ModelOption();
+        model.Description = "The judged model: " + ModelCommands.ModelReferenceHelp;
         var judge = new Option<string>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model", Required = true };
         var set = new Option<string>("--set") { Description = "Instructions: builtin (30 per language, with references) or JSONL with instruction, optional reference (or output), lang, id", DefaultValueFactory = _ => "builtin" };
         var reference = new Option<string?>("--reference") { Description = "Reference answers, JSONL line for line with the set (output, reference or response)" };

@@ -12,8 +12,8 @@ public static class MergeCommand
 {
     public static Command Build()
     {
-        var baseModel = new Option<string?>("--base") { Description = "The base checkpoint folder" };
-        var instruct = new Option<string[]>("--instruct") { Description = "The instruct checkpoint folder; for task_arithmetic, ties and dare repeat it, optionally as PATH=WEIGHT" };
+        var baseModel = new Option<string?>("--base") { Description = "The base: a checkpoint folder or a Hub id ORG/NAME[@revision] in the local Hugging Face cache" };
+        var instruct = new Option<string[]>("--instruct") { Description = "The instruct model (a folder or a Hub id); for task_arithmetic, ties and dare repeat it, optionally as PATH=WEIGHT" };
         var recipe = new Option<string?>("--recipe") { Description = "A YAML recipe (base, instruct, lambda(s), rules, dtype, tokenizer_from) instead of flags" };
         var rule = new Option<string[]>("--rule") { Description = "Per-tensor λ: PATTERN=VALUE or PATTERN=V1,V2,… spread across layers (repeatable; first match wins)" };
         var lambda = new Option<string?>("--lambda") { Description = "Interpolation weight λ: 0 = base, 1 = instruct (outside [0, 1] extrapolates)" };

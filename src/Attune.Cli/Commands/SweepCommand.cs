@@ -11,8 +11,8 @@ public static class SweepCommand
 {
     public static Command Build()
     {
-        var baseModel = new Option<string>("--base") { Description = "The base checkpoint folder", Required = true };
-        var instruct = new Option<string>("--instruct") { Description = "Its instruct sibling", Required = true };
+        var baseModel = new Option<string>("--base") { Description = "The base: a checkpoint folder or a Hub id ORG/NAME[@revision] in the local Hugging Face cache", Required = true };
+        var instruct = new Option<string>("--instruct") { Description = "Its instruct sibling (a folder or a Hub id)", Required = true };
         var lambdas = new Option<string>("--lambdas") { Description = "λ values: a list (0,0.5,1) or a range (0:1:0.1)", DefaultValueFactory = _ => "0:1:0.25" };
         var langs = new Option<string>("--langs") { Description = "Languages", DefaultValueFactory = _ => "en,fr,es" };
         var icl = new Option<string?>("--icl") { Description = "ICL tasks: builtin:all (default), builtin:TYPE, or task files; 'none' to skip", DefaultValueFactory = _ => "builtin:all" };

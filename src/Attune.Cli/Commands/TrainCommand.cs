@@ -17,7 +17,7 @@ public static class TrainCommand
     /// <summary>The options every trainer shares, and how they become a run.</summary>
     sealed class Common
     {
-        public readonly Option<string> Model = new("--model") { Description = "The checkpoint folder to start from", Required = true };
+        public readonly Option<string> Model = new("--model") { Description = "The model to start from: a checkpoint folder or a Hub id in the local Hugging Face cache", Required = true };
         public readonly Option<string[]> Data = new("--data") { Description = "Training data (repeatable)", Required = true, AllowMultipleArgumentsPerToken = false };
         public readonly Option<string> Out = new("--out") { Description = "Output folder: the final model, checkpoint-N/ folders and metrics.jsonl", Required = true };
         public readonly Option<int> Steps = new("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 100 };
