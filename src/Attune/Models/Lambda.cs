@@ -34,8 +34,14 @@ public readonly record struct Lambda(double Value) : IComparable<Lambda>
 
     /// <summary>One λ: a finite number.</summary>
     public static Lambda Parse(string text, string field = "--lambda") =>
-        double.TryParse(text.Trim(), NumberStyles.Float, Inv, out var v) && double.IsFinite(v) ? new Lambda(v)
-            : throw new AttuneException(null, field, $"\"{text}\" is not a number (λ: 0 = base, 1 = instruct)");
+        TryParse(text, out var l) ? l : throw new AttuneException(null, field, $"\"{text}\" is not a number (λ: 0 = base, 1 = instruct)");
+
+    public static bool TryParse(string text, out Lambda lambda)
+    {
+        bool ok = double.TryParse(text.Trim(), NumberStyles.Float, Inv, out var v) && double.IsFinite(v);
+        lambda = new Lambda(ok ? v : 0);
+        return ok;
+    }
 
     /// <summary>
     /// A list (<c>0,0.25,1</c>) or an inclusive range (<c>start:end:step</c>); values may not repeat.

@@ -107,7 +107,6 @@ public abstract record ModelReference
         }
     }
 
-
     /// <summary>What identifies a local model's answers in caches and stores: <c>local:FINGERPRINT:SPEC</c>.</summary>
     public string LocalIdentity() => IsLocal ? $"local:{Fingerprint()}:{Spec}"
         : throw new InvalidOperationException("a served model's identity comes from its backend");
@@ -132,8 +131,7 @@ public abstract record ModelReference
         {
             var b = Parse(text[..plus], field, cache);
             var i = Parse(text[(plus + 1)..at], field, cache);
-            var lambda = double.TryParse(text[(at + 1)..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var l) && double.IsFinite(l)
-                ? new Lambda(l) : throw new AttuneException(null, field, $"\"{text[(at + 1)..]}\" after @ is not a number (expected BASE+INSTRUCT@λ)");
+            var lambda = Lambda.TryParse(text[(at + 1)..], out var l) ? l : throw new AttuneException(null, field, $"\"{text[(at + 1)..]}\" after @ is not a number (expected BASE+INSTRUCT@λ)");
             if (!b.IsLocal || !i.IsLocal) throw new AttuneException(null, field, "BASE+INSTRUCT@λ interpolates local models; a served model cannot be one side");
             if (b is Interpolation || i is Interpolation) throw new AttuneException(null, field, $"\"{text}\": each side of BASE+INSTRUCT@λ is one model");
             return new Interpolation(b, i, lambda);
