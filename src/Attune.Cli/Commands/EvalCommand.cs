@@ -25,7 +25,8 @@ public static class EvalCommand
     static Command Icl()
     {
         var model = ModelCommands.ModelOption();
-        var tasks = new Option<string>("--tasks") { Description = "builtin:all, builtin:TYPE, builtin:TYPE_LANG, or task files (lm-evaluation-harness YAML), comma-separated", Required = true };
+        var tasks = new Option<string>("--tasks") { Description = "builtin:all, builtin:TYPE, builtin:TYPE_LANG, task or group files (lm-evaluation-harness YAML), or task, group and tag names from --include-path, comma-separated", Required = true };
+        var includePath = new Option<string[]>("--include-path") { Description = "A folder of lm-evaluation-harness task files (searched recursively) whose task, group and tag names --tasks may use (repeatable)", AllowMultipleArgumentsPerToken = false };
         var langs = new Option<string>("--langs") { Description = "Languages to run (tasks that declare a lang)", DefaultValueFactory = _ => "en,fr,es" };
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per item (default: each task's num_fewshot)" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items of each task" };
@@ -35,14 +36,14 @@ public static class EvalCommand
         var keyEnv = ModelCommands.ApiKeyEnvOption();
         var concurrency = new Option<int>("--concurrency") { Description = "For a served model: requests in flight", DefaultValueFactory = _ => 4 };
         var cmd = new Command("icl", "Few-shot tasks: log-likelihood of choices (acc, acc_norm) or generation (exact_match, f1, chrf), with bootstrap 95% intervals")
-            { model, tasks, langs, shots, limit, output, cachePath, noCache, keyEnv, concurrency };
+            { model, tasks, includePath, langs, shots, limit, output, cachePath, noCache, keyEnv, concurrency };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
             if (parse.GetValue(shots) is < 0) throw new AttuneException(null, "--shots", "must be ≥ 0");
             if (parse.GetValue(limit) is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
             var languages = ParseLanguages(parse.GetValue(langs)!).ToHashSet();
-            var loaded = TaskList.Resolve(parse.GetValue(tasks)!).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
+            var loaded = TaskList.Resolve(parse.GetValue(tasks)!, parse.GetValue(includePath) ?? []).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
             if (loaded.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
             using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));

@@ -21,6 +21,8 @@ public sealed record SweepPlan
     public IReadOnlyList<string> Languages { get; init; } = ["en", "fr", "es"];
     /// <summary>ICL tasks (builtin:all, builtin:TYPE, files); null: no ICL suite.</summary>
     public string? Icl { get; init; } = "builtin:all";
+    /// <summary>Folders of harness task files whose task, group and tag names <see cref="Icl"/> may use.</summary>
+    public IReadOnlyList<string> IncludePaths { get; init; } = [];
     /// <summary>IF prompts (builtin or an IFEval-format file); null: no IF suite.</summary>
     public string? If { get; init; } = "builtin";
     /// <summary>Optional tuned models, run as their own arms in chat mode.</summary>
@@ -44,7 +46,7 @@ public sealed record SweepPlan
         ["base"] = Base.Spec, ["instruct"] = Instruct.Spec,
         ["lambdas"] = new JsonArray(Lambdas.Select(l => (JsonNode)l.Value).ToArray()),
         ["langs"] = new JsonArray(Languages.Select(l => (JsonNode)l).ToArray()),
-        ["icl"] = Icl, ["if"] = If, ["dpo"] = Dpo?.Spec, ["sft"] = Sft?.Spec, ["urial_shots"] = UrialShots,
+        ["icl"] = Icl, ["include_path"] = IncludePaths.Count == 0 ? null : new JsonArray(IncludePaths.Select(p => (JsonNode)p).ToArray()), ["if"] = If, ["dpo"] = Dpo?.Spec, ["sft"] = Sft?.Spec, ["urial_shots"] = UrialShots,
         ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
         ["judge"] = Judge?.Spec, ["judge_set"] = JudgeSet, ["judge_limit"] = JudgeLimit, ["judge_both_orders"] = JudgeBothOrders,
     };
@@ -99,6 +101,8 @@ public sealed class Sweep(SweepPlan plan)
                             ["urial_shots"] = plan.UrialShots, ["limit"] = plan.JudgeLimit, ["max_tokens"] = plan.IfMaxTokens, ["seed"] = JudgeSeed,
                         },
                     };
+                    // Task names mean what the include folders say (only written when given, so older keys stay as they were).
+                    if (suite == "icl" && plan.IncludePaths.Count > 0) settings["include_path"] = new JsonArray(plan.IncludePaths.Select(p => (JsonNode)p).ToArray());
                     var keyText = string.Join("\n", arm.Name, suite, lang, identity, settings.ToJsonString());
                     var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(keyText)))[..24];
                     settings["model_spec"] = arm.Model.Spec;
@@ -173,7 +177,7 @@ public sealed class Sweep(SweepPlan plan)
     List<IclTask>? _iclTasks;
 
     /// <summary>The plan's ICL tasks, loaded (and the built-in ones generated) once per sweep, not once per cell.</summary>
-    List<IclTask> IclTasks() => _iclTasks ??= TaskList.Resolve(plan.Icl!);
+    List<IclTask> IclTasks() => _iclTasks ??= TaskList.Resolve(plan.Icl!, plan.IncludePaths);
 
     async Task<CellResult> IclCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
     {

@@ -69,50 +69,23 @@ public sealed record TaskConfig
         "task", "tag", "group", "dataset_path", "dataset_name", "dataset_kwargs", "test_split", "validation_split", "training_split",
         "fewshot_split", "output_type", "doc_to_text", "doc_to_target", "doc_to_choice", "description", "target_delimiter",
         "fewshot_delimiter", "num_fewshot", "fewshot_config", "generation_kwargs", "metric_list", "filter_list", "metadata",
-        "should_decontaminate", "doc_to_decontamination_query", "repeats", "lang", "seed",
+        "should_decontaminate", "doc_to_decontamination_query", "repeats", "lang", "seed", "task_alias",
     ];
 
-    /// <summary>Reads a task file: one task, or a list of tasks.</summary>
-    public static IReadOnlyList<TaskConfig> Load(string path)
-    {
-        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        var stream = new YamlStream();
-        try
-        {
-            using var reader = new StringReader(Utf8Input.ReadAllText(path));
-            stream.Load(reader);
-        }
-        catch (YamlException e) when (e.Message.Contains("!function") || e.InnerException?.Message.Contains("!function") == true)
-        {
-            throw new AttuneException(path, $"line {e.Start.Line}", "Python hooks (!function) are not supported; write the field as a Jinja template");
-        }
-        catch (YamlException e) { throw new AttuneException(path, $"line {e.Start.Line}", $"not valid YAML: {e.InnerException?.Message ?? e.Message}"); }
-        // YamlDotNet's scanner fails on some broken plain scalars with an InvalidOperationException and no position.
-        catch (InvalidOperationException e) { throw new AttuneException(path, $"not valid YAML: {e.Message}"); }
-        if (stream.Documents.Count == 0) throw new AttuneException(path, "the file is empty");
-        var tasks = new List<TaskConfig>();
-        foreach (var doc in stream.Documents)
-            switch (doc.RootNode)
-            {
-                case YamlMappingNode map: tasks.Add(Parse(map, path)); break;
-                case YamlSequenceNode seq:
-                    foreach (var item in seq.Children)
-                        tasks.Add(item is YamlMappingNode m ? Parse(m, path) : throw new AttuneException(path, $"line {item.Start.Line}", "each task must be a mapping"));
-                    break;
-                default: throw new AttuneException(path, "expected a task (a mapping) or a list of tasks");
-            }
-        return tasks;
-    }
+    /// <summary>Reads a task file (its <c>include:</c> chain merged, nulls as not set): one task, or a list of tasks.</summary>
+    public static IReadOnlyList<TaskConfig> Load(string path) => TaskYaml.Load(path).Select(map => Parse(map, path)).ToList();
 
-    static TaskConfig Parse(YamlMappingNode root, string path)
+    /// <summary>A task from its merged mapping (<see cref="TaskYaml"/>); <paramref name="path"/> is the file that names it.</summary>
+    public static TaskConfig Parse(YamlMappingNode root, string path)
     {
         AttuneException Bad(YamlNode node, string field, string problem) => new(path, $"line {node.Start.Line}: {field}", problem);
         foreach (var (key, value) in root.Children)
         {
-            if (!value.Tag.IsEmpty && value.Tag.IsLocal && value.Tag.Value == "!function") throw Bad(value, key.ToString(), "Python hooks (!function) are not supported; write the field as a Jinja template");
+            if (!value.Tag.IsEmpty && value.Tag.IsLocal && value.Tag.Value == "!function")
+                throw Bad(value, key.ToString(), $"the Python hook !function {(value as YamlScalarNode)?.Value} has no built-in equivalent in Attune");
             if (!Known.Contains(key.ToString())) throw Bad(key, key.ToString(), "is not a task field this subset of the harness's format reads");
         }
-        YamlNode? Get(YamlMappingNode map, string key) => map.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : null;
+        YamlNode? Get(YamlMappingNode map, string key) => TaskYaml.Get(map, key);
         string Scalar(YamlNode node, string field) => node is YamlScalarNode s && s.Value is not null ? s.Value : throw Bad(node, field, "must be a single value");
         string? Text(string field) => Get(root, field) is { } n ? Scalar(n, field) : null;
         int Int(YamlNode node, string field, int min) =>
