@@ -19,6 +19,9 @@ public static class EvalCommand
         return eval;
     }
 
+    /// <summary>--data-dir folders, or Attune's default one; the local Hugging Face cache is searched after them.</summary>
+    internal static DataSources DataSourcesOf(string[]? dirs) => dirs is { Length: > 0 } ? new DataSources { DataDirs = dirs.Select(Path.GetFullPath).ToList() } : DataSources.Default;
+
     /// <summary>The response cache: --cache PATH, or the default one; --no-cache for none.</summary>
     static ResponseCache? OpenCache(string? path, bool none) => none ? null : new ResponseCache(path ?? ResponseCache.DefaultPath());
 
@@ -27,6 +30,7 @@ public static class EvalCommand
         var model = ModelCommands.ModelOption();
         var tasks = new Option<string>("--tasks") { Description = "builtin:all, builtin:TYPE, builtin:TYPE_LANG, task or group files (lm-evaluation-harness YAML), or task, group and tag names from --include-path, comma-separated", Required = true };
         var includePath = new Option<string[]>("--include-path") { Description = "A folder of lm-evaluation-harness task files (searched recursively) whose task, group and tag names --tasks may use (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var dataDir = new Option<string[]>("--data-dir") { Description = $"Where Hub data sets (dataset_path, dataset_name) are, laid out as huggingface-cli download --repo-type dataset ID --local-dir DIR/ID (repeatable; default {Attune.Evaluation.Tasks.DataSources.DefaultDataDir()}, then the local Hugging Face cache)", AllowMultipleArgumentsPerToken = false };
         var langs = new Option<string>("--langs") { Description = "Languages to run (tasks that declare a lang)", DefaultValueFactory = _ => "en,fr,es" };
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per item (default: each task's num_fewshot)" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items of each task" };
@@ -36,14 +40,14 @@ public static class EvalCommand
         var keyEnv = ModelCommands.ApiKeyEnvOption();
         var concurrency = new Option<int>("--concurrency") { Description = "For a served model: requests in flight", DefaultValueFactory = _ => 4 };
         var cmd = new Command("icl", "Few-shot tasks: log-likelihood of choices (acc, acc_norm) or generation (exact_match, f1, chrf), with bootstrap 95% intervals")
-            { model, tasks, includePath, langs, shots, limit, output, cachePath, noCache, keyEnv, concurrency };
+            { model, tasks, includePath, dataDir, langs, shots, limit, output, cachePath, noCache, keyEnv, concurrency };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
             if (parse.GetValue(shots) is < 0) throw new AttuneException(null, "--shots", "must be ≥ 0");
             if (parse.GetValue(limit) is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
             var languages = ParseLanguages(parse.GetValue(langs)!).ToHashSet();
-            var loaded = TaskList.Resolve(parse.GetValue(tasks)!, parse.GetValue(includePath) ?? []).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
+            var loaded = TaskList.Resolve(parse.GetValue(tasks)!, parse.GetValue(includePath) ?? [], data: DataSourcesOf(parse.GetValue(dataDir))).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
             if (loaded.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
             using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));

@@ -17,6 +17,7 @@ public static class SweepCommand
         var langs = new Option<string>("--langs") { Description = "Languages", DefaultValueFactory = _ => "en,fr,es" };
         var icl = new Option<string?>("--icl") { Description = "ICL tasks: builtin:all (default), builtin:TYPE, or task files; 'none' to skip", DefaultValueFactory = _ => "builtin:all" };
         var includePath = new Option<string[]>("--include-path") { Description = "A folder of lm-evaluation-harness task files whose names --icl may use (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var dataDir = new Option<string[]>("--data-dir") { Description = "Where Hub data sets of --icl tasks are (as eval icl --data-dir; repeatable)", AllowMultipleArgumentsPerToken = false };
         var ifSuite = new Option<string?>("--if") { Description = "IF prompts: builtin (default) or an IFEval-format file; 'none' to skip", DefaultValueFactory = _ => "builtin" };
         var dpo = new Option<string?>("--dpo") { Description = "A DPO-tuned model to add as an arm" };
         var sft = new Option<string?>("--sft") { Description = "An SFT-tuned model to add as an arm" };
@@ -35,7 +36,7 @@ public static class SweepCommand
         var judgeKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "The environment variable holding the judge server's API key" };
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to the judge", DefaultValueFactory = _ => 4 };
         var cmd = new Command("sweep", "The study: every λ of base→instruct, the base with URIAL, the instruct (and DPO/SFT) models, on the ICL and IF suites per language; resumable")
-            { baseModel, instruct, lambdas, langs, icl, includePath, ifSuite, dpo, sft, urialShots, shots, iclLimit, ifLimit, maxTokens, store, shard, cachePath,
+            { baseModel, instruct, lambdas, langs, icl, includePath, dataDir, ifSuite, dpo, sft, urialShots, shots, iclLimit, ifLimit, maxTokens, store, shard, cachePath,
               judge, judgeSet, judgeLimit, judgeBothOrders, judgeKeyEnv, concurrency };
         cmd.SetAction(parse =>
         {
@@ -46,7 +47,8 @@ public static class SweepCommand
             {
                 Base = CheckpointFolder(parse.GetValue(baseModel)!, "--base"), Instruct = CheckpointFolder(parse.GetValue(instruct)!, "--instruct"),
                 Lambdas = Lambda.ParseList(parse.GetValue(lambdas)!), Languages = languages,
-                Icl = None(parse.GetValue(icl)), IncludePaths = (parse.GetValue(includePath) ?? []).Select(Path.GetFullPath).ToList(), If = None(parse.GetValue(ifSuite)),
+                Icl = None(parse.GetValue(icl)), IncludePaths = (parse.GetValue(includePath) ?? []).Select(Path.GetFullPath).ToList(),
+                DataDirs = EvalCommand.DataSourcesOf(parse.GetValue(dataDir)).DataDirs, If = None(parse.GetValue(ifSuite)),
                 Dpo = parse.GetValue(dpo) is { } d ? ModelReference.Parse(d, "--dpo") : null, Sft = parse.GetValue(sft) is { } s ? ModelReference.Parse(s, "--sft") : null,
                 UrialShots = parse.GetValue(urialShots), IclShots = parse.GetValue(shots), IclLimit = parse.GetValue(iclLimit), IfLimit = parse.GetValue(ifLimit),
                 IfMaxTokens = parse.GetValue(maxTokens),

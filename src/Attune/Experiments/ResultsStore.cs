@@ -56,7 +56,13 @@ public sealed class ResultsStore : IDisposable
             else if (version != SchemaVersion.ToString())
                 throw new AttuneException(path, $"results store schema {version}; this Attune reads schema {SchemaVersion}");
         }
-        catch (SqliteException e) { throw new AttuneException(path, $"not a results store (SQLite: {e.Message})"); }
+        catch (Exception e) when (e is SqliteException or AttuneException)
+        {
+            // A store refused after it was opened must not keep its file open (and locked) until a finalizer runs.
+            _db?.Dispose();
+            if (e is SqliteException sqlite) throw new AttuneException(path, $"not a results store (SQLite: {sqlite.Message})");
+            throw;
+        }
     }
 
     void Execute(string sql) => SqliteDatabase.Execute(_db, sql);

@@ -23,6 +23,8 @@ public sealed record SweepPlan
     public string? Icl { get; init; } = "builtin:all";
     /// <summary>Folders of harness task files whose task, group and tag names <see cref="Icl"/> may use.</summary>
     public IReadOnlyList<string> IncludePaths { get; init; } = [];
+    /// <summary>Where the ICL tasks' Hub data sets are (then the local Hugging Face cache).</summary>
+    public IReadOnlyList<string> DataDirs { get; init; } = [DataSources.DefaultDataDir()];
     /// <summary>IF prompts (builtin or an IFEval-format file); null: no IF suite.</summary>
     public string? If { get; init; } = "builtin";
     /// <summary>Optional tuned models, run as their own arms in chat mode.</summary>
@@ -177,7 +179,7 @@ public sealed class Sweep(SweepPlan plan)
     List<IclTask>? _iclTasks;
 
     /// <summary>The plan's ICL tasks, loaded (and the built-in ones generated) once per sweep, not once per cell.</summary>
-    List<IclTask> IclTasks() => _iclTasks ??= TaskList.Resolve(plan.Icl!, plan.IncludePaths);
+    List<IclTask> IclTasks() => _iclTasks ??= TaskList.Resolve(plan.Icl!, plan.IncludePaths, data: new DataSources { DataDirs = plan.DataDirs });
 
     async Task<CellResult> IclCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
     {

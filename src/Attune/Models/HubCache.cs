@@ -32,6 +32,17 @@ public sealed partial class HubCache(string root)
     /// <summary>True when <paramref name="text"/> has the shape of <c>ORG/NAME</c> or <c>ORG/NAME@revision</c>.</summary>
     public static bool IsRepoId(string text) => RepoIdPattern().IsMatch(text) && !text.Contains("..", StringComparison.Ordinal);
 
+    /// <summary>The snapshot folder of data set <paramref name="repoId"/> at <c>refs/main</c> (<c>datasets--ORG--NAME</c>), or null when the cache has none.</summary>
+    public string? DatasetSnapshot(string repoId)
+    {
+        var repo = Path.Combine(Root, "datasets--" + repoId.Replace("/", "--", StringComparison.Ordinal));
+        var refFile = Path.Combine(repo, "refs", "main");
+        if (!File.Exists(refFile)) return null;
+        var commit = File.ReadAllText(refFile).Trim();
+        var snapshot = Path.Combine(repo, "snapshots", commit);
+        return CommitPattern().IsMatch(commit) && Directory.Exists(snapshot) ? snapshot : null;
+    }
+
     /// <summary>The snapshot folder of <c>ORG/NAME[@revision]</c> (revision: a branch or tag under refs/, or a commit hash; default main).</summary>
     public ModelReference.Hub Resolve(string text, string field = "--model")
     {

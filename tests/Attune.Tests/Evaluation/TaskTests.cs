@@ -172,7 +172,7 @@ public class TaskTests
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_target: a\n", "doc_to_text")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nmetric_list:\n  - metric: bleu\n", "metric")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: !function utils.doc_to_text\ndoc_to_target: a\n", "!function")]
-    [InlineData("task: x\ndataset_path: hellaswag\ndoc_to_text: q\ndoc_to_target: a\n", "not a local file")]
+    [InlineData("task: x\ndataset_path: attune-test/absent\ntest_split: validation\ndoc_to_text: q\ndoc_to_target: a\n", "no \"validation\" split of attune-test/absent")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nnum_shots: 3\n", "num_shots")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\noutput_type: multiple_choice\ndoc_to_choice: [a]\nmetric_list:\n  - metric: f1\n", "does not apply")]
     public void Bad_task_files_are_refused_naming_the_field(string yaml, string expected)

@@ -66,7 +66,7 @@ public static class BuiltinSuite
             Name = $"{type}_{language}",
             Source = "builtin",
             Language = language,
-            DataFiles = new Dictionary<string, string>(),
+            DataFiles = new Dictionary<string, IReadOnlyList<string>>(),
             EvalSplit = "test",
             FewshotSplit = "train",
             OutputType = choice ? OutputType.MultipleChoice : OutputType.GenerateUntil,

@@ -39,9 +39,9 @@ public sealed class IclTask
     public IclTask(TaskConfig config)
     {
         Config = config;
-        EvalDocs = LoadDocs(config.DataFiles[config.EvalSplit]);
-        FewshotDocs = config.FewshotSplit is { } f && f != config.EvalSplit ? LoadDocs(config.DataFiles[f]) : EvalDocs;
-        if (EvalDocs.Count == 0) throw new AttuneException(config.DataFiles[config.EvalSplit], "no documents");
+        EvalDocs = TaskData.LoadDocs(config.DataFiles[config.EvalSplit]);
+        FewshotDocs = config.FewshotSplit is { } f && f != config.EvalSplit ? TaskData.LoadDocs(config.DataFiles[f]) : EvalDocs;
+        if (EvalDocs.Count == 0) throw new AttuneException(config.DataFiles[config.EvalSplit][0], "no documents");
     }
 
     /// <summary>A task whose documents are already in memory (the built-in suite).</summary>
@@ -51,39 +51,6 @@ public sealed class IclTask
         EvalDocs = evalDocs;
         FewshotDocs = fewshotDocs;
         if (EvalDocs.Count == 0) throw new AttuneException(config.Source, $"{config.Name}: no documents");
-    }
-
-    /// <summary>Documents from JSONL (one object per line), a JSON array, or CSV with a header row.</summary>
-    public static List<JsonObject> LoadDocs(string path)
-    {
-        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        if (path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
-        {
-            var docs = new List<JsonObject>();
-            try
-            {
-                using var csv = CsvHelper.CsvReader.FromFile(path, new CsvHelper.CsvReaderOptions { HasHeader = true, AllowLineBreaksInQuotes = true, TrackLineNumbers = true });
-                var header = csv.Headers.ToArray();
-                if (header.Length == 0) throw new AttuneException(path, "no header row");
-                while (csv.Read())
-                {
-                    var doc = new JsonObject();
-                    for (int i = 0; i < header.Length; i++) doc[header[i]] = i < csv.FieldCount ? csv.GetString(i) : "";
-                    docs.Add(doc);
-                }
-            }
-            catch (CsvHelper.CsvFormatException e) { throw new AttuneException(path, e.Message.Split('\n')[0]); }
-            return docs;
-        }
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
-        {
-            JsonNode? root;
-            try { root = JsonNode.Parse(Utf8Input.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
-            catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
-            return root is JsonArray a && a.All(x => x is JsonObject) ? a.Select(x => x!.AsObject()).ToList()
-                : throw new AttuneException(path, "expected a JSON array of objects");
-        }
-        return JsonLines.ReadFile(path).Select(r => r.Record).ToList();
     }
 
     string Where(int doc) => $"{Config.Name}: document {doc}";

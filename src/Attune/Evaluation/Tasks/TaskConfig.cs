@@ -46,7 +46,8 @@ public sealed record TaskConfig
     public required string Source { get; init; }
     /// <summary>The language of the task's text (Attune's field: en, fr, es), when known.</summary>
     public string? Language { get; init; }
-    public required IReadOnlyDictionary<string, string> DataFiles { get; init; }
+    /// <summary>The files of each split the task reads (several for a sharded split).</summary>
+    public required IReadOnlyDictionary<string, IReadOnlyList<string>> DataFiles { get; init; }
     public required string EvalSplit { get; init; }
     public string? FewshotSplit { get; init; }
     public required OutputType OutputType { get; init; }
@@ -73,10 +74,10 @@ public sealed record TaskConfig
     ];
 
     /// <summary>Reads a task file (its <c>include:</c> chain merged, nulls as not set): one task, or a list of tasks.</summary>
-    public static IReadOnlyList<TaskConfig> Load(string path) => TaskYaml.Load(path).Select(map => Parse(map, path)).ToList();
+    public static IReadOnlyList<TaskConfig> Load(string path, DataSources? data = null) => TaskYaml.Load(path).Select(map => Parse(map, path, data)).ToList();
 
     /// <summary>A task from its merged mapping (<see cref="TaskYaml"/>); <paramref name="path"/> is the file that names it.</summary>
-    public static TaskConfig Parse(YamlMappingNode root, string path)
+    public static TaskConfig Parse(YamlMappingNode root, string path, DataSources? data = null)
     {
         AttuneException Bad(YamlNode node, string field, string problem) => new(path, $"line {node.Start.Line}: {field}", problem);
         foreach (var (key, value) in root.Children)
@@ -98,27 +99,44 @@ public sealed record TaskConfig
         string DataFile(YamlNode node, string field) =>
             Resolve(Scalar(node, field)) is var file && File.Exists(file) ? file : throw Bad(node, field, $"{file}: file not found");
 
-        // Data: dataset_path json/csv with dataset_kwargs.data_files, or a file path directly.
-        var files = new Dictionary<string, string>();
+        // Data: dataset_path json/csv/parquet with dataset_kwargs.data_files, a file path, or a Hub data set on disk.
+        var files = new Dictionary<string, IReadOnlyList<string>>();
         var datasetPath = Text("dataset_path") ?? throw new AttuneException(path, "dataset_path", "missing");
+        var evalSplit = Text("test_split") ?? Text("validation_split");
+        // Few-shot examples as the harness picks them: fewshot_split, else the training, validation or test split.
+        var fewshotSplit = Text("fewshot_split") ?? Text("training_split") ?? Text("validation_split");
         if (Get(root, "dataset_kwargs") is YamlMappingNode kwargs && Get(kwargs, "data_files") is { } dataFiles)
         {
             switch (dataFiles)
             {
-                case YamlScalarNode one: files["train"] = DataFile(one, "data_files"); break;
+                case YamlScalarNode one: files["train"] = [DataFile(one, "data_files")]; break;
                 case YamlMappingNode bySplit:
-                    foreach (var (split, file) in bySplit.Children) files[split.ToString()] = DataFile(file, $"data_files.{split}");
+                    foreach (var (split, file) in bySplit.Children)
+                        files[split.ToString()] = file is YamlSequenceNode shards
+                            ? shards.Children.Select(f => DataFile(f, $"data_files.{split}")).ToList()
+                            : [DataFile(file, $"data_files.{split}")];
                     break;
                 default: throw Bad(dataFiles, "data_files", "must be a file or a mapping of split to file");
             }
         }
-        else if (datasetPath is "json" or "csv") throw new AttuneException(path, "dataset_kwargs.data_files", $"dataset_path {datasetPath} needs data files");
-        else if (File.Exists(Resolve(datasetPath))) files["test"] = Resolve(datasetPath);
-        else throw Bad(Required("dataset_path"), "dataset_path", $"\"{datasetPath}\" is not a local file (hub datasets cannot be downloaded here; give data_files)");
+        else if (datasetPath is "json" or "csv" or "parquet") throw new AttuneException(path, "dataset_kwargs.data_files", $"dataset_path {datasetPath} needs data files");
+        else if (File.Exists(Resolve(datasetPath))) files[evalSplit ?? "test"] = [Resolve(datasetPath)];
+        else
+        {
+            var config = Text("dataset_name");
+            var sources = data ?? DataSources.Default;
+            if (evalSplit is null) throw new AttuneException(path, "test_split", "missing (which split is evaluated?)");
+            files[evalSplit] = TaskData.FindSplit(datasetPath, config, evalSplit, sources, path);
+            // The few-shot split is read when it is on disk; a zero-shot task does not need it.
+            if (fewshotSplit is not null && fewshotSplit != evalSplit)
+            {
+                try { files[fewshotSplit] = TaskData.FindSplit(datasetPath, config, fewshotSplit, sources, path); }
+                catch (AttuneException) when (!(Get(root, "num_fewshot") is { } n && n is YamlScalarNode { Value: not "0" })) { fewshotSplit = null; }
+            }
+        }
 
-        var evalSplit = Text("test_split") ?? Text("validation_split")
-            ?? (files.Count == 1 ? files.Keys.Single() : throw new AttuneException(path, "test_split", "missing (which split is evaluated?)"));
-        var fewshotSplit = Text("fewshot_split") ?? Text("training_split");
+        evalSplit ??= files.Count == 1 ? files.Keys.Single() : throw new AttuneException(path, "test_split", "missing (which split is evaluated?)");
+        if (fewshotSplit is not null && !files.ContainsKey(fewshotSplit) && Text("fewshot_split") is null && Text("training_split") is null) fewshotSplit = null;
         foreach (var split in new[] { evalSplit, fewshotSplit }.OfType<string>())
             if (!files.ContainsKey(split)) throw new AttuneException(path, "data_files", $"no file for split \"{split}\" (have: {string.Join(", ", files.Keys)})");
 

@@ -21,14 +21,16 @@ public sealed class TaskIndex
     readonly Dictionary<string, TaskGroup> _groups = new(StringComparer.Ordinal);
     readonly Dictionary<string, List<string>> _tags = new(StringComparer.Ordinal);
     readonly List<string> _skipped = [];
+    DataSources? _data;
 
     public IReadOnlyCollection<string> TaskNames => _tasks.Keys;
     public IReadOnlyCollection<string> GroupNames => _groups.Keys;
     public IReadOnlyCollection<string> TagNames => _tags.Keys;
 
-    public static TaskIndex Build(IEnumerable<string> folders)
+    /// <summary>Indexes the folders; tasks resolved later read their Hub data from <paramref name="data"/>.</summary>
+    public static TaskIndex Build(IEnumerable<string> folders, DataSources? data = null)
     {
-        var index = new TaskIndex();
+        var index = new TaskIndex { _data = data };
         foreach (var folder in folders)
         {
             if (!Directory.Exists(folder)) throw new AttuneException(folder, "--include-path", "folder not found");
@@ -98,7 +100,7 @@ public sealed class TaskIndex
     {
         if (path.Contains(name)) throw new AttuneException(null, "--tasks", $"group {name} contains itself ({string.Join(" → ", path)} → {name})");
         if (_tasks.TryGetValue(name, out var t))
-            return seen.Add(name) ? [TaskConfig.Parse(t.Map, t.Path)] : [];
+            return seen.Add(name) ? [TaskConfig.Parse(t.Map, t.Path, _data)] : [];
         if (_groups.TryGetValue(name, out var g))
         {
             if (!groups.Contains(g)) groups.Add(g);

@@ -10,12 +10,12 @@ namespace Attune.Evaluation.Tasks;
 public static class TaskList
 {
     /// <summary>Every task the list names, each once, in its order (shared by <c>attune eval icl</c> and the sweep); groups met are added to <paramref name="groups"/>.</summary>
-    public static List<IclTask> Resolve(string list, IReadOnlyList<string>? includePaths = null, List<TaskGroup>? groups = null)
+    public static List<IclTask> Resolve(string list, IReadOnlyList<string>? includePaths = null, List<TaskGroup>? groups = null, DataSources? data = null)
     {
         includePaths ??= [];
         groups ??= [];
         TaskIndex? index = null;
-        TaskIndex Index(IEnumerable<string> extra) => index ??= TaskIndex.Build(includePaths.Concat(extra).Distinct());
+        TaskIndex Index(IEnumerable<string> extra) => index ??= TaskIndex.Build(includePaths.Concat(extra).Distinct(), data);
         var tasks = new List<IclTask>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -28,12 +28,12 @@ public static class TaskList
                 var docs = TaskYaml.Load(entry);
                 if (docs.Any(IsGroup))
                 {
-                    var fileIndex = TaskIndex.Build(includePaths.Append(Path.GetDirectoryName(Path.GetFullPath(entry))!).Distinct());
+                    var fileIndex = TaskIndex.Build(includePaths.Append(Path.GetDirectoryName(Path.GetFullPath(entry))!).Distinct(), data);
                     found = docs.SelectMany(d => IsGroup(d)
                         ? fileIndex.Resolve(((YamlScalarNode)TaskYaml.Get(d, "group")!).Value!, groups)
-                        : [TaskConfig.Parse(d, entry)]).Select(c => new IclTask(c)).ToList();
+                        : [TaskConfig.Parse(d, entry, data)]).Select(c => new IclTask(c)).ToList();
                 }
-                else found = docs.Select(d => new IclTask(TaskConfig.Parse(d, entry))).ToList();
+                else found = docs.Select(d => new IclTask(TaskConfig.Parse(d, entry, data))).ToList();
             }
             else if (entry.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || entry.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
                 throw new AttuneException(entry, "--tasks", "file not found");

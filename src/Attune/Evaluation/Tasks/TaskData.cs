@@ -1,0 +1,173 @@
+using System.Collections;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Attune.Formats;
+using Attune.Models;
+using Parquet.Serialization;
+
+namespace Attune.Evaluation.Tasks;
+
+/// <summary>Where tasks look for Hub data sets: <c>--data-dir</c> folders, then the local Hugging Face cache.</summary>
+public sealed record DataSources
+{
+    /// <summary>Folders holding data sets as <c>huggingface-cli download --repo-type dataset ID --local-dir DIR/ID</c> lays them out.</summary>
+    public IReadOnlyList<string> DataDirs { get; init; } = [];
+    /// <summary>The Hugging Face cache searched after the folders (<c>datasets--ORG--NAME/snapshots/…</c>); null: the default one.</summary>
+    public HubCache? Cache { get; init; }
+
+    /// <summary>Attune's own data folder when no <c>--data-dir</c> is given: <c>$XDG_CACHE_HOME/attune/datasets</c>, else <c>~/.cache/attune/datasets</c>.</summary>
+    public static string DefaultDataDir() => Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
+        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "attune", "datasets");
+
+    public static readonly DataSources Default = new() { DataDirs = [DefaultDataDir()] };
+}
+
+/// <summary>
+/// A task's documents: the files of each split of a Hub data set found on disk in the layouts the Hub and its tools
+/// write (a config's folder or <c>data/</c>, files named by split such as <c>test-00000-of-00001.parquet</c>,
+/// <c>validation.jsonl</c>, <c>train.json</c>, <c>test.csv</c>, or the Parquet conversion's
+/// <c>&lt;config&gt;/&lt;split&gt;/0000.parquet</c>), read from Parquet (nested lists and structs as JSON arrays and
+/// objects, as the harness's templates see them), JSON Lines, JSON or CSV.
+/// </summary>
+public static class TaskData
+{
+    static readonly string[] Extensions = [".parquet", ".jsonl", ".json", ".csv"];
+
+    /// <summary>
+    /// The files of <paramref name="split"/> of data set <paramref name="datasetPath"/> (config <paramref name="datasetName"/>);
+    /// one line naming every place looked at when none holds it.
+    /// </summary>
+    public static IReadOnlyList<string> FindSplit(string datasetPath, string? datasetName, string split, DataSources sources, string taskFile)
+    {
+        var roots = sources.DataDirs.Select(d => Path.Combine(d, datasetPath)).ToList();
+        if (HubCache.IsRepoId(datasetPath) || Regex.IsMatch(datasetPath, "^[A-Za-z0-9][A-Za-z0-9_.-]*$"))
+            if ((sources.Cache ?? HubCache.Default()).DatasetSnapshot(datasetPath) is { } snapshot) roots.Add(snapshot);
+        var looked = new List<string>();
+        foreach (var root in roots)
+            foreach (var folder in Folders(root, datasetName))
+            {
+                looked.Add(folder);
+                if (!Directory.Exists(folder)) continue;
+                var files = SplitFiles(folder, split);
+                if (files.Count > 0) return files;
+            }
+        throw new AttuneException(taskFile, "dataset_path",
+            $"no \"{split}\" split of {datasetPath}{(datasetName is null ? "" : $" ({datasetName})")} on disk; looked in {string.Join(", ", looked.Distinct())}"
+            + $" (fetch it with: huggingface-cli download --repo-type dataset {datasetPath} --local-dir {Path.Combine(sources.DataDirs.FirstOrDefault() ?? DataSources.DefaultDataDir(), datasetPath)})");
+    }
+
+    /// <summary>The folders a config's files may be in, most specific first.</summary>
+    static IEnumerable<string> Folders(string root, string? config)
+    {
+        if (config is not null)
+        {
+            yield return Path.Combine(root, config);
+            yield return Path.Combine(root, "data", config);
+            yield return Path.Combine(root, config, "data");
+        }
+        yield return root;
+        yield return Path.Combine(root, "data");
+        if (config is null) yield return Path.Combine(root, "default");
+    }
+
+    /// <summary>Files of a split in a folder: named by the split (shards in order), or inside a folder named by it (the Parquet conversion).</summary>
+    static List<string> SplitFiles(string folder, string split)
+    {
+        var named = new Regex("^" + Regex.Escape(split) + @"([-_.][^/\\]*)?\.(parquet|jsonl|json|csv)$", RegexOptions.IgnoreCase);
+        var files = Directory.EnumerateFiles(folder).Where(f => named.IsMatch(Path.GetFileName(f))).Order(StringComparer.Ordinal).ToList();
+        if (files.Count > 0) return OneFormat(files);
+        var sub = Path.Combine(folder, split);
+        if (Directory.Exists(sub))
+            files = Directory.EnumerateFiles(sub).Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
+        return OneFormat(files);
+    }
+
+    /// <summary>A split offered in several formats (test.parquet and test.jsonl) is read from one: Parquet first, as the Hub serves it.</summary>
+    static List<string> OneFormat(List<string> files)
+    {
+        foreach (var ext in Extensions)
+            if (files.Where(f => Path.GetExtension(f).Equals(ext, StringComparison.OrdinalIgnoreCase)).ToList() is { Count: > 0 } same) return same;
+        return files;
+    }
+
+    /// <summary>The documents of several files of one split, in order.</summary>
+    public static List<JsonObject> LoadDocs(IReadOnlyList<string> files) => files.SelectMany(LoadDocs).ToList();
+
+    /// <summary>Documents from Parquet, JSON Lines, a JSON array (or JSON Lines in a .json file, as the Hub allows), or CSV with a header row.</summary>
+    public static List<JsonObject> LoadDocs(string path)
+    {
+        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
+        var ext = Path.GetExtension(path).ToLowerInvariant();
+        if (ext == ".parquet") return ReadParquet(path);
+        if (ext == ".csv") return ReadCsv(path);
+        if (ext == ".json")
+        {
+            var text = Utf8Input.ReadAllText(path);
+            if (!text.TrimStart().StartsWith('[')) return JsonLines.ReadFile(path).Select(r => r.Record).ToList();
+            JsonNode? root;
+            try { root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
+            catch (JsonException e) { throw new AttuneException(path, $"not valid JSON: {e.Message}"); }
+            return root is JsonArray a && a.All(x => x is JsonObject) ? a.Select(x => x!.AsObject()).ToList()
+                : throw new AttuneException(path, "expected a JSON array of objects");
+        }
+        return JsonLines.ReadFile(path).Select(r => r.Record).ToList();
+    }
+
+    static List<JsonObject> ReadCsv(string path)
+    {
+        var docs = new List<JsonObject>();
+        try
+        {
+            using var csv = CsvHelper.CsvReader.FromFile(path, new CsvHelper.CsvReaderOptions { HasHeader = true, AllowLineBreaksInQuotes = true, TrackLineNumbers = true });
+            var header = csv.Headers.ToArray();
+            if (header.Length == 0) throw new AttuneException(path, "no header row");
+            while (csv.Read())
+            {
+                var doc = new JsonObject();
+                for (int i = 0; i < header.Length; i++) doc[header[i]] = i < csv.FieldCount ? csv.GetString(i) : "";
+                docs.Add(doc);
+            }
+        }
+        catch (CsvHelper.CsvFormatException e) { throw new AttuneException(path, e.Message.Split('\n')[0]); }
+        return docs;
+    }
+
+    /// <summary>Every row of a Parquet file through Parquet.Net's untyped reader, each value as JSON.</summary>
+    static List<JsonObject> ReadParquet(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            var result = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult();
+            return result.Data.Select(row => new JsonObject(row.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value))))).ToList();
+        }
+        catch (AttuneException) { throw; }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ApplicationException or InvalidOperationException
+                                   or ArgumentException or IndexOutOfRangeException or OverflowException or FormatException)
+        {
+            throw new AttuneException(path, $"not a Parquet file Attune can read: {e.Message}");
+        }
+    }
+
+    /// <summary>A Parquet value as JSON: strings, numbers, booleans, times (ISO 8601), bytes (base64), lists, structs and maps.</summary>
+    static JsonNode? ToJson(object? value) => value switch
+    {
+        null => null,
+        string s => s,
+        ReadOnlyMemory<char> m => m.ToString(),
+        bool b => b,
+        byte or sbyte or short or ushort or int or uint or long => JsonValue.Create(Convert.ToInt64(value)),
+        ulong u => JsonValue.Create(u),
+        float or double or decimal or Half => JsonValue.Create(Convert.ToDouble(value)),
+        DateTime t => t.ToString("O"),
+        DateTimeOffset t => t.ToString("O"),
+        TimeSpan t => t.ToString(),
+        byte[] bytes => Convert.ToBase64String(bytes),
+        ReadOnlyMemory<byte> bytes => Convert.ToBase64String(bytes.Span),
+        IDictionary<string, object?> d => new JsonObject(d.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value)))),
+        IDictionary d => new JsonObject(d.Cast<DictionaryEntry>().Select(e => KeyValuePair.Create(e.Key.ToString() ?? "", ToJson(e.Value)))),
+        IEnumerable items => new JsonArray(items.Cast<object?>().Select(ToJson).ToArray()),
+        _ => value.ToString(),
+    };
+}
