@@ -36,7 +36,7 @@ public static class MutationTargets
     public static readonly string[] Names =
     [
         "safetensors", "safetensors index", "gguf", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "chat template", "sft jsonl", "dpo jsonl", "pretrain jsonl", "task yaml", "ifeval input", "judge set", "judge responses", "results store",
+        "chat template", "sft jsonl", "dpo jsonl", "pretrain jsonl", "task yaml", "ifeval input", "judge set", "judge responses", "results store", "task parquet",
     ];
 
     /// <summary>Makes the seeds under <paramref name="dir"/> and returns the targets, in <see cref="Names"/> order.</summary>
@@ -156,8 +156,39 @@ public static class MutationTargets
             Name = "results store", File = store, Seed = System.IO.File.ReadAllBytes(store), Mutate = Sqlite(store), Load = () => UseStore(store),
             Scratch = [store + "-wal", store + "-shm"],
         });
+        // A Hub data set's Parquet split (nested list and struct columns, as allenai/ai2_arc has them).
+        var parquet = Path.Combine(dir, "test-00000-of-00001.parquet");
+        Parquet.Serialization.ParquetSerializer.SerializeAsync(ParquetSeedRows, parquet).GetAwaiter().GetResult();
+        var parquetSeed = System.IO.File.ReadAllBytes(parquet);
+        targets.Add(new MutationTarget
+        {
+            Name = "task parquet", File = parquet, Seed = parquetSeed,
+            // The footer's length (the 4 bytes before the closing PAR1) and the opening magic, or byte damage.
+            Mutate = Binary([new BinaryField(parquetSeed.Length - 8, 4), new BinaryField(0, 4)]),
+            Load = () => Attune.Evaluation.Tasks.TaskData.LoadDocs(parquet),
+        });
         return targets;
     }
+
+    sealed class ParquetSeedRow
+    {
+        [System.Text.Json.Serialization.JsonPropertyName("question")] public string Question { get; set; } = "";
+        [System.Text.Json.Serialization.JsonPropertyName("choices")] public ParquetSeedChoices Choices { get; set; } = new();
+        [System.Text.Json.Serialization.JsonPropertyName("answerKey")] public string AnswerKey { get; set; } = "";
+        [System.Text.Json.Serialization.JsonPropertyName("score")] public double Score { get; set; }
+    }
+
+    sealed class ParquetSeedChoices
+    {
+        [System.Text.Json.Serialization.JsonPropertyName("text")] public List<string> Text { get; set; } = [];
+        [System.Text.Json.Serialization.JsonPropertyName("label")] public List<string> Label { get; set; } = [];
+    }
+
+    static readonly List<ParquetSeedRow> ParquetSeedRows =
+    [
+        new() { Question = "Which one is a fruit?", Choices = new() { Text = ["stone", "apple"], Label = ["A", "B"] }, AnswerKey = "B", Score = 0.5 },
+        new() { Question = "¿Qué derrite el hielo?", Choices = new() { Text = ["el calor", "el frío", "la sal"], Label = ["A", "B", "C"] }, AnswerKey = "A", Score = 1 },
+    ];
 
     static string Write(string path, string text)
     {

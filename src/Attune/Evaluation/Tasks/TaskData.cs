@@ -136,6 +136,7 @@ public static class TaskData
     /// <summary>Every row of a Parquet file through Parquet.Net's untyped reader, each value as JSON.</summary>
     static List<JsonObject> ReadParquet(string path)
     {
+        CheckParquetFrame(path);
         try
         {
             using var stream = File.OpenRead(path);
@@ -143,11 +144,25 @@ public static class TaskData
             return result.Data.Select(row => new JsonObject(row.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value))))).ToList();
         }
         catch (AttuneException) { throw; }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ApplicationException or InvalidOperationException
-                                   or ArgumentException or IndexOutOfRangeException or OverflowException or FormatException)
+        // Parquet.Net reports a damaged file with many exception types (its Thrift reader's own among them, and an
+        // OutOfMemoryException for an array size read from a corrupt header): every one is this file's problem.
+        catch (Exception e) when (e is not (StackOverflowException or ThreadAbortException or OperationCanceledException))
         {
-            throw new AttuneException(path, $"not a Parquet file Attune can read: {e.Message}");
+            throw new AttuneException(path, $"not a Parquet file Attune can read ({e.GetType().Name}: {e.Message})");
         }
+    }
+
+    /// <summary>The frame every Parquet file has: PAR1 at both ends and a footer length that fits in the file.</summary>
+    static void CheckParquetFrame(string path)
+    {
+        using var f = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[4], tail = stackalloc byte[8];
+        if (f.Length < 12 || f.Read(head) != 4) throw new AttuneException(path, $"not a Parquet file ({f.Length} bytes)");
+        f.Seek(-8, SeekOrigin.End);
+        f.ReadExactly(tail);
+        long footer = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(tail);
+        if (!head.SequenceEqual("PAR1"u8) || !tail[4..].SequenceEqual("PAR1"u8)) throw new AttuneException(path, "not a Parquet file (no PAR1 at its start and end)");
+        if (footer == 0 || footer > f.Length - 12) throw new AttuneException(path, $"Parquet footer length {footer} does not fit in the {f.Length}-byte file");
     }
 
     /// <summary>A Parquet value as JSON: strings, numbers, booleans, times (ISO 8601), bytes (base64), lists, structs and maps.</summary>
