@@ -139,11 +139,23 @@ public static class TaskData
         CheckParquetFrame(path);
         try
         {
-            using var stream = File.OpenRead(path);
-            var result = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult();
-            return result.Data.Select(row => new JsonObject(row.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value))))).ToList();
+            // Parquet.Net 6.1 can loop forever on some damaged files (found by the mutation bench) and does not
+            // listen to cancellation there: the read runs on a worker, and a read far slower than any healthy one
+            // (5 s + 1 s per MB) is reported as the damaged file it is; the stuck worker ends with the process.
+            var limit = TimeSpan.FromSeconds(5 + new FileInfo(path).Length / 1e6);
+            var read = Task.Run(async () =>
+            {
+                await using var stream = File.OpenRead(path);
+                return await ParquetSerializer.DeserializeUntypedAsync(stream);
+            });
+            if (!read.Wait(limit)) throw new AttuneException(path, $"Parquet reader still running after {limit.TotalSeconds:F0} s: the file is damaged (or far larger than a task's data)");
+            return read.Result.Data.Select(row => new JsonObject(row.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value))))).ToList();
         }
         catch (AttuneException) { throw; }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1 && e.InnerException is not AttuneException)
+        {
+            throw new AttuneException(path, $"not a Parquet file Attune can read ({e.InnerException!.GetType().Name}: {e.InnerException.Message})");
+        }
         // Parquet.Net reports a damaged file with many exception types (its Thrift reader's own among them, and an
         // OutOfMemoryException for an array size read from a corrupt header): every one is this file's problem.
         catch (Exception e) when (e is not (StackOverflowException or ThreadAbortException or OperationCanceledException))
