@@ -71,7 +71,7 @@ public class TaskTests
     }
 
     [Fact]
-    public async Task Acc_follows_the_log_likelihoods_and_acc_norm_divides_by_bytes()
+    public async Task Acc_follows_the_log_likelihoods_and_acc_norm_divides_by_length()
     {
         using var tmp = new TempDir();
         var task = new IclTask(TaskConfig.Load(WriteSentiment(tmp)).Single());
@@ -87,7 +87,7 @@ public class TaskTests
         // With choices of different lengths, dividing by bytes can change the pick.
         File.WriteAllText(tmp["task.yaml"], File.ReadAllText(tmp["task.yaml"]).Replace("[\"negative\", \"positive\"]", "[\"no\", \"yes, definitely\"]"));
         var longer = new IclTask(TaskConfig.Load(tmp["task.yaml"]).Single());
-        var lengthBiased = new ScriptedBackend((_, cont) => cont == " no" ? -3 : -4); // total prefers "no"; per byte prefers the long one
+        var lengthBiased = new ScriptedBackend((_, cont) => cont == " no" ? -3 : -4); // total prefers "no"; per character prefers the long one
         var biased = (await IclEvaluation.RunAsync([longer], new RequestRunner(lengthBiased))).Single();
         Assert.Equal(1 / 3.0, biased.Metrics["acc"].Value, 1e-12); // "no" is gold once
         Assert.Equal(2 / 3.0, biased.Metrics["acc_norm"].Value, 1e-12);
@@ -139,6 +139,46 @@ public class TaskTests
         File.WriteAllText(tmp["t.yaml"], $"task: f\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nfilter_list:\n  - name: x\n    filter:\n      - function: regex\n        regex_pattern: '{pattern}'\n        group_select: {select}\n      - function: take_first\n");
         var task = new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single());
         Assert.Equal(expected, task.Filter(text));
+    }
+
+    [Fact]
+    public async Task A_template_target_that_renders_a_list_means_any_of_these_answers()
+    {
+        // triviaqa's doc_to_target is "{{answer.aliases}}": the harness reads the rendered list back with
+        // ast.literal_eval, so every alias is a gold answer (it once scored 0.000 here against a perfect server).
+        using var tmp = new TempDir();
+        File.WriteAllLines(tmp["d.jsonl"],
+        [
+            new JsonObject { ["question"] = "Capital of France?", ["answer"] = new JsonObject { ["aliases"] = new JsonArray("Paris", "Paris, France", "City of Light") } }.ToJsonString(),
+            new JsonObject { ["question"] = "Largest planet?", ["answer"] = new JsonObject { ["aliases"] = new JsonArray("Jupiter", "jupiter") } }.ToJsonString(),
+        ]);
+        File.WriteAllText(tmp["t.yaml"], """
+            task: trivia_toy
+            dataset_path: d.jsonl
+            output_type: generate_until
+            doc_to_text: "Question: {{question}}\nAnswer:"
+            doc_to_target: "{{answer.aliases}}"
+            generation_kwargs: {until: ["\n"]}
+            metric_list:
+              - metric: exact_match
+            """);
+        var task = new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single());
+        Assert.Equal(["Paris", "Paris, France", "City of Light"], task.Items()[0].Golds);
+        var answers = new Dictionary<string, string> { ["France"] = "City of Light", ["planet"] = "jupiter" };
+        var backend = new ScriptedBackend(generate: p => answers.First(a => p.Contains(a.Key)).Value);
+        var r = (await IclEvaluation.RunAsync([task], new RequestRunner(backend))).Single();
+        Assert.Equal(1.0, r.Metrics["exact_match"].Value);
+    }
+
+    [Fact]
+    public void Acc_norm_divides_by_characters_as_the_harness_does_and_acc_bytes_by_utf8_bytes()
+    {
+        // "ééé" is 3 characters and 6 bytes: per character it loses to "abcd", per byte it wins.
+        double[] logprobs = [-3.3, -4.0];
+        string[] choices = ["ééé", "abcd"];
+        Assert.Equal(1, TaskMetrics.BestChoice(logprobs, choices, TaskMetrics.NormalizationOf("acc_norm")));
+        Assert.Equal(0, TaskMetrics.BestChoice(logprobs, choices, TaskMetrics.NormalizationOf("acc_bytes")));
+        Assert.Equal(0, TaskMetrics.BestChoice(logprobs, choices, TaskMetrics.NormalizationOf("acc")));
     }
 
     [Fact]

@@ -10,20 +10,33 @@ public sealed record MetricSpec(string Name, bool IgnoreCase = false, bool Ignor
 /// <summary>The metrics a task can name, as lm-evaluation-harness names them.</summary>
 public static class TaskMetrics
 {
-    public static readonly IReadOnlyList<string> Names = ["acc", "acc_norm", "exact_match", "f1", "chrf"];
-    public static readonly IReadOnlySet<string> ForMultipleChoice = new HashSet<string> { "acc", "acc_norm" };
+    public static readonly IReadOnlyList<string> Names = ["acc", "acc_norm", "acc_bytes", "exact_match", "f1", "chrf"];
+    public static readonly IReadOnlySet<string> ForMultipleChoice = new HashSet<string> { "acc", "acc_norm", "acc_bytes" };
 
-    /// <summary>
-    /// Index of the best choice: by log-probability (acc), or by log-probability per UTF-8 byte of the
-    /// choice's text (acc_norm), so long choices are not penalised for their length.
-    /// </summary>
-    public static int BestChoice(IReadOnlyList<double> logprobs, IReadOnlyList<string> choices, bool normalize)
+    /// <summary>How a choice's log-probability is normalised before the best is picked.</summary>
+    public enum ChoiceNormalization { None, Characters, Bytes }
+
+    /// <summary>The normalisation a multiple-choice metric uses: acc none, acc_norm per character (as the harness divides by len(choice)), acc_bytes per UTF-8 byte.</summary>
+    public static ChoiceNormalization NormalizationOf(string metric) => metric switch
+    {
+        "acc_norm" => ChoiceNormalization.Characters,
+        "acc_bytes" => ChoiceNormalization.Bytes,
+        _ => ChoiceNormalization.None,
+    };
+
+    /// <summary>Index of the best choice by log-probability, raw or divided by the choice's length in characters (code points) or UTF-8 bytes.</summary>
+    public static int BestChoice(IReadOnlyList<double> logprobs, IReadOnlyList<string> choices, ChoiceNormalization normalization)
     {
         int best = 0;
         double bestScore = double.NegativeInfinity;
         for (int i = 0; i < logprobs.Count; i++)
         {
-            double score = normalize ? logprobs[i] / Math.Max(1, Encoding.UTF8.GetByteCount(choices[i])) : logprobs[i];
+            double score = normalization switch
+            {
+                ChoiceNormalization.Characters => logprobs[i] / Math.Max(1, Text.CodePoints.Count(choices[i])),
+                ChoiceNormalization.Bytes => logprobs[i] / Math.Max(1, Encoding.UTF8.GetByteCount(choices[i])),
+                _ => logprobs[i],
+            };
             if (score > bestScore) { bestScore = score; best = i; }
         }
         return best;

@@ -94,9 +94,26 @@ public sealed class IclTask
     }
 
     /// <summary>The gold answer: an index into the choices, or a text (for generation).</summary>
-    public (int Index, string Text) Target(JsonObject doc, int index, IReadOnlyList<string>? choices)
+    /// <summary>
+    /// doc_to_target as the harness resolves it: a document field as it is; a template's text, except that a
+    /// rendered Python list (<c>['Paris', 'paris']</c>, as <c>{{answer.aliases}}</c> renders) is the list of
+    /// every gold answer, read as the harness reads it with <c>ast.literal_eval</c>.
+    /// </summary>
+    JsonNode? TargetNode(JsonObject doc, int index)
     {
         var target = Resolve(Config.DocToTarget, doc, index);
+        bool templated = Config.DocToTarget is JsonValue f && f.TryGetValue<string>(out var field) && !doc.ContainsKey(field) && (field.Contains("{{") || field.Contains("{%"));
+        if (templated && target is JsonValue tv && tv.TryGetValue<string>(out var text) && text.Trim() is { Length: >= 2 } t && t[0] == '[' && t[^1] == ']')
+        {
+            try { return PythonLiteral.ParseList(t, Config.Source, Where(index)); }
+            catch (AttuneException) { return target; } // not a literal list: the text itself, as the harness keeps it
+        }
+        return target;
+    }
+
+    public (int Index, string Text) Target(JsonObject doc, int index, IReadOnlyList<string>? choices)
+    {
+        var target = TargetNode(doc, index);
         if (target is JsonArray golds && golds.Count > 0) target = golds[0]; // several golds: the first is the one shown in shots
         string? text = target is JsonValue tv && tv.TryGetValue<string>(out var s) ? s : null;
         int? number = target is JsonValue nv && nv.GetValueKind() == JsonValueKind.Number && nv.TryGetValue<int>(out var n) ? n
@@ -111,7 +128,7 @@ public sealed class IclTask
 
     /// <summary>All gold answers of a generation document: a target that resolves to a list gives them all.</summary>
     List<string> Golds(JsonObject doc, int index, string first) =>
-        Resolve(Config.DocToTarget, doc, index) is JsonArray all && all.Count > 1
+        TargetNode(doc, index) is JsonArray all && all.Count > 1
             ? all.Select(g => g is JsonValue v && v.TryGetValue<string>(out var s) ? s : g?.ToJsonString() ?? "").ToList()
             : [first];
 
@@ -194,11 +211,9 @@ public sealed class IclTask
             at += item.Choices.Count;
             var logprobs = scored.Select(s => s.LogProb).ToList();
             var scores = new Dictionary<string, double>();
-            int predicted = TaskMetrics.BestChoice(logprobs, item.Choices, normalize: false);
+            int predicted = TaskMetrics.BestChoice(logprobs, item.Choices, TaskMetrics.ChoiceNormalization.None);
             foreach (var m in Config.Metrics)
-                scores[m.Name] = m.Name == "acc_norm"
-                    ? TaskMetrics.BestChoice(logprobs, item.Choices, normalize: true) == item.GoldIndex ? 1 : 0
-                    : predicted == item.GoldIndex ? 1 : 0;
+                scores[m.Name] = TaskMetrics.BestChoice(logprobs, item.Choices, TaskMetrics.NormalizationOf(m.Name)) == item.GoldIndex ? 1 : 0;
             results.Add(new ItemResult(item, logprobs, scored.Select(s => s.IsGreedy).ToList(), item.Choices[predicted], null, scores));
         }
         return Summarize(results, shots, null);
