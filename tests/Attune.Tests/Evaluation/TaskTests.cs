@@ -182,6 +182,19 @@ public class TaskTests
     }
 
     [Fact]
+    public void A_template_variable_the_document_lacks_is_an_error_naming_it_as_in_the_harness()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["d.jsonl"], "{\"q\":\"2 + 2\",\"a\":\"4\"}\n");
+        File.WriteAllText(tmp["t.yaml"], "task: strict\ndataset_path: d.jsonl\ndoc_to_text: \"{{q}} = {{question}}\"\ndoc_to_target: a\n");
+        var e = Assert.Throws<AttuneException>(() => new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single()).Items());
+        Assert.Contains("'question' is undefined", e.Message);
+        // A test for definedness still works, as with jinja2's StrictUndefined.
+        File.WriteAllText(tmp["t.yaml"], "task: strict\ndataset_path: d.jsonl\ndoc_to_text: \"{{q}}{% if question is defined %}?{% endif %} =\"\ndoc_to_target: a\n");
+        Assert.Equal("2 + 2 =", new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single()).Items().Single().Context);
+    }
+
+    [Fact]
     public void Shots_are_drawn_per_item_also_from_a_separate_split()
     {
         var task = BuiltinSuite.Load("sentiment", "en");

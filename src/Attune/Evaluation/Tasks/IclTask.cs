@@ -55,6 +55,9 @@ public sealed class IclTask
 
     string Where(int doc) => $"{Config.Name}: document {doc}";
 
+    /// <summary>Task templates render as the harness renders them: a variable the document lacks is an error, not empty text.</summary>
+    static readonly TemplateLimits StrictTemplates = new() { StrictUndefined = true };
+
     Template TemplateOf(string source)
     {
         if (_templates.TryGetValue(source, out var t)) return t;
@@ -71,7 +74,7 @@ public sealed class IclTask
         {
             if (doc.TryGetPropertyValue(text, out var value)) return value?.DeepClone();
             if (!text.Contains("{{") && !text.Contains("{%")) return JsonValue.Create(text);
-            try { return JsonValue.Create(TemplateOf(text).Render(doc).Text); }
+            try { return JsonValue.Create(TemplateOf(text).Render(doc, StrictTemplates).Text); }
             catch (TemplateException e) { throw new AttuneException(Config.Source, Where(index), $"template \"{Shorten(text)}\": {e.Message}"); }
         }
         return field.DeepClone();

@@ -212,8 +212,12 @@ sealed class Renderer
                     Write(t.Text);
                     return Flow.Normal;
                 case OutputStmt o:
-                    Write(PyText.Str(Eval(o.Expr, scope)));
+                {
+                    var value = Eval(o.Expr, scope);
+                    if (value.IsUndefined && Limits.StrictUndefined) throw At(o.Expr, value.UndefinedHint ?? "an undefined value");
+                    Write(PyText.Str(value));
                     return Flow.Normal;
+                }
                 case IfStmt i:
                     foreach (var (test, then) in i.Branches)
                         if (Eval(test, scope).IsTruthy) return Exec(then, scope);

@@ -51,5 +51,11 @@ public sealed record TemplateLimits
     /// <summary>Wall-clock time for one render: the backstop for work the counts above do not bound.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// jinja2's StrictUndefined: writing an undefined value into the output is an error naming it, instead of
+    /// nothing. lm-evaluation-harness renders task templates so; chat templates (transformers) do not.
+    /// </summary>
+    public bool StrictUndefined { get; init; }
+
     public static readonly TemplateLimits Default = new();
 }
