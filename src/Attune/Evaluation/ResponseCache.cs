@@ -16,8 +16,7 @@ public sealed class ResponseCache : IDisposable
     public string Path { get; }
 
     /// <summary>Where the cache lives unless told otherwise: <c>$XDG_CACHE_HOME/attune/responses.db</c>, else <c>~/.cache/attune/responses.db</c>.</summary>
-    public static string DefaultPath() => System.IO.Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
-        : System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "attune", "responses.db");
+    public static string DefaultPath() => System.IO.Path.Combine(CacheHome.Path, "attune", "responses.db");
 
     public ResponseCache(string path)
     {

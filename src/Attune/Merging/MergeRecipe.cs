@@ -1,4 +1,4 @@
-using YamlDotNet.Core;
+using Attune.Formats;
 using YamlDotNet.RepresentationModel;
 
 namespace Attune.Merging;
@@ -24,16 +24,7 @@ public sealed record MergeRecipe(string Base, IReadOnlyList<string> Models, Merg
 {
     public static MergeRecipe Load(string path)
     {
-        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        var stream = new YamlStream();
-        try
-        {
-            using var reader = new StringReader(Utf8Input.ReadAllText(path));
-            stream.Load(reader);
-        }
-        catch (YamlException e) { throw new AttuneException(path, $"line {e.Start.Line}", $"not valid YAML: {e.InnerException?.Message ?? e.Message}"); }
-        // YamlDotNet's scanner fails on some broken plain scalars with an InvalidOperationException and no position.
-        catch (InvalidOperationException e) { throw new AttuneException(path, $"not valid YAML: {e.Message}"); }
+        var stream = YamlFile.Load(path);
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
             throw new AttuneException(path, "expected one YAML mapping");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;

@@ -17,9 +17,7 @@ public sealed partial class HubCache(string root)
     {
         if (Environment.GetEnvironmentVariable("HF_HUB_CACHE") is { Length: > 0 } hub) return new HubCache(hub);
         if (Environment.GetEnvironmentVariable("HF_HOME") is { Length: > 0 } home) return new HubCache(Path.Combine(home, "hub"));
-        var cacheHome = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return new HubCache(Path.Combine(cacheHome, "huggingface", "hub"));
+        return new HubCache(Path.Combine(CacheHome.Path, "huggingface", "hub"));
     }
 
     // The Hub's repository names: letters, digits, '-', '_', '.'; no leading '.' or '-'; one '/' between owner and name.
@@ -35,12 +33,19 @@ public sealed partial class HubCache(string root)
     /// <summary>The snapshot folder of data set <paramref name="repoId"/> at <c>refs/main</c> (<c>datasets--ORG--NAME</c>), or null when the cache has none.</summary>
     public string? DatasetSnapshot(string repoId)
     {
-        var repo = Path.Combine(Root, "datasets--" + repoId.Replace("/", "--", StringComparison.Ordinal));
-        var refFile = Path.Combine(repo, "refs", "main");
-        if (!File.Exists(refFile)) return null;
-        var commit = File.ReadAllText(refFile).Trim();
-        var snapshot = Path.Combine(repo, "snapshots", commit);
-        return CommitPattern().IsMatch(commit) && Directory.Exists(snapshot) ? snapshot : null;
+        var repo = RepoFolder("datasets", repoId);
+        return Commit(repo, "main") is { } commit && Directory.Exists(Path.Combine(repo, "snapshots", commit)) ? Path.Combine(repo, "snapshots", commit) : null;
+    }
+
+    /// <summary>A repository's folder in the cache: <c>models--ORG--NAME</c> or <c>datasets--ORG--NAME</c>.</summary>
+    string RepoFolder(string kind, string repoId) => Path.Combine(Root, $"{kind}--" + repoId.Replace("/", "--", StringComparison.Ordinal));
+
+    /// <summary>The commit a revision names: the hash in <c>refs/&lt;revision&gt;</c>, or the revision itself when it is a commit hash; null otherwise.</summary>
+    static string? Commit(string repo, string revision)
+    {
+        var refFile = Path.Combine(repo, "refs", revision);
+        var commit = File.Exists(refFile) ? File.ReadAllText(refFile).Trim() : revision;
+        return CommitPattern().IsMatch(commit) ? commit : null;
     }
 
     /// <summary>The snapshot folder of <c>ORG/NAME[@revision]</c> (revision: a branch or tag under refs/, or a commit hash; default main).</summary>
@@ -49,16 +54,12 @@ public sealed partial class HubCache(string root)
         int at = text.IndexOf('@');
         var repoId = at < 0 ? text : text[..at];
         var revision = at < 0 ? null : text[(at + 1)..];
-        var repo = Path.Combine(Root, "models--" + repoId.Replace("/", "--", StringComparison.Ordinal));
+        var repo = RepoFolder("models", repoId);
         var download = $"huggingface-cli download {repoId}{(revision is null ? "" : $" --revision {revision}")}";
         if (!Directory.Exists(repo))
             throw new AttuneException(text, field, $"not a folder here, and not in the local Hugging Face cache ({Root}); fetch it with: {download}");
         var wanted = revision ?? "main";
-        string? commit = null;
-        var refFile = Path.Combine(repo, "refs", wanted);
-        if (File.Exists(refFile)) commit = File.ReadAllText(refFile).Trim();
-        else if (CommitPattern().IsMatch(wanted)) commit = wanted;
-        if (commit is null || !CommitPattern().IsMatch(commit))
+        if (Commit(repo, wanted) is not { } commit)
             throw new AttuneException(text, field, $"the local Hugging Face cache has no revision \"{wanted}\" of {repoId} ({Path.Combine(repo, "refs")}); fetch it with: {download}");
         var snapshot = Path.Combine(repo, "snapshots", commit);
         if (!Directory.Exists(snapshot))

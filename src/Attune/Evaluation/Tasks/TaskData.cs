@@ -17,8 +17,7 @@ public sealed record DataSources
     public HubCache? Cache { get; init; }
 
     /// <summary>Attune's own data folder when no <c>--data-dir</c> is given: <c>$XDG_CACHE_HOME/attune/datasets</c>, else <c>~/.cache/attune/datasets</c>.</summary>
-    public static string DefaultDataDir() => Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
-        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "attune", "datasets");
+    public static string DefaultDataDir() => Path.Combine(CacheHome.Path, "attune", "datasets");
 
     public static readonly DataSources Default = new() { DataDirs = [DefaultDataDir()] };
 }

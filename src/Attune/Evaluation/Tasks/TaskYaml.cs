@@ -1,4 +1,5 @@
 using YamlDotNet.Core;
+using Attune.Formats;
 using YamlDotNet.RepresentationModel;
 
 namespace Attune.Evaluation.Tasks;
@@ -42,16 +43,7 @@ public static class TaskYaml
 
     static YamlNode Read(string path)
     {
-        if (!File.Exists(path)) throw new AttuneException(path, "file not found");
-        var stream = new YamlStream();
-        try
-        {
-            using var reader = new StringReader(Utf8Input.ReadAllText(path));
-            stream.Load(reader);
-        }
-        catch (YamlException e) { throw new AttuneException(path, $"line {e.Start.Line}", $"not valid YAML: {e.InnerException?.Message ?? e.Message}"); }
-        // YamlDotNet's scanner fails on some broken plain scalars with an InvalidOperationException and no position.
-        catch (InvalidOperationException e) { throw new AttuneException(path, $"not valid YAML: {e.Message}"); }
+        var stream = YamlFile.Load(path);
         if (stream.Documents.Count == 0) throw new AttuneException(path, "the file is empty");
         return stream.Documents[0].RootNode;
     }
