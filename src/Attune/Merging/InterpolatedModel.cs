@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Attune.Formats;
 using Attune.Modeling;
+using Attune.Models;
 using Attune.Text;
 
 namespace Attune.Merging;
@@ -12,8 +13,12 @@ namespace Attune.Merging;
 /// </summary>
 public static class InterpolatedModel
 {
-    public static unsafe LanguageModel Load(string basePath, string instructPath, double lambda, MergeOptions? options = null)
+    /// <summary>M(λ) of an interpolation reference; both sides must be checkpoint folders (or Hub snapshots).</summary>
+    public static unsafe LanguageModel Load(ModelReference.Interpolation model, MergeOptions? options = null)
     {
+        var basePath = model.Base.CheckpointFolder("--model");
+        var instructPath = model.Instruct.CheckpointFolder("--model");
+        double lambda = model.Lambda.Value;
         if (!double.IsFinite(lambda)) throw new AttuneException(null, "λ", "must be a finite number");
         options = (options ?? new MergeOptions { Lambdas = [lambda] }) with { Lambdas = [lambda] };
         var (b, models, plans) = PartialAdaptation.Open(basePath, [instructPath], options, log: null);
@@ -31,8 +36,7 @@ public static class InterpolatedModel
             var tokenizer = Tokenizer.Load(tokenizerDir);
             // The merged folder carries the instruct side's config and generation_config: the same end tokens.
             var eos = LanguageModel.EosIds(config, i.GenerationConfigPath, tokenizer);
-            var spec = $"{basePath}+{instructPath}@{new Models.Lambda(lambda)}";
-            return new LanguageModel(new Transformer(weights), tokenizer, eos, spec);
+            return new LanguageModel(new Transformer(weights), tokenizer, eos, model.Spec);
         }
         catch
         {

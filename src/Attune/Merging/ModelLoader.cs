@@ -12,12 +12,8 @@ public static class ModelLoader
 {
     public static LanguageModel Load(ModelReference model) => model switch
     {
-        ModelReference.Interpolation i => InterpolatedModel.Load(FolderOf(i.Base), FolderOf(i.Instruct), i.Lambda.Value),
+        ModelReference.Interpolation i => InterpolatedModel.Load(i),
         ModelReference.Remote r => throw new AttuneException(null, "--model", $"{r.Spec} is a served model; this command runs a model in this process (give a folder, a .gguf file or BASE+INSTRUCT@λ)"),
         _ => LanguageModel.Load(model.LocalPath!),
     };
-
-    static string FolderOf(ModelReference side) => side is ModelReference.Gguf g
-        ? throw new AttuneException(g.Path, "interpolation reads checkpoint folders; convert the GGUF file with attune convert first")
-        : side.LocalPath!;
 }

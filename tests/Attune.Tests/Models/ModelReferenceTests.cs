@@ -111,6 +111,9 @@ public class ModelReferenceTests
         Assert.Equal(("http://127.0.0.1:8080/v1", "smol"), (r.Endpoint.ToString(), r.Name));
         // The spec of a reference parses back to an equal reference.
         foreach (var m in new ModelReference[] { i, r }) Assert.Equal(m, ModelReference.Parse(m.Spec));
+        // An interpolation reads checkpoint folders: a GGUF side is one line saying so.
+        var e = Assert.Throws<AttuneException>(() => ModelLoader.Load(ModelReference.Parse($"{tmp["m.gguf"]}+{tmp["base"]}@0.5")));
+        Assert.Contains("is a GGUF file", e.Message);
     }
 
     [Theory]
