@@ -158,11 +158,18 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
     /// <summary>Which order(s) an item is shown in: a seeded coin per item, or both.</summary>
     bool ModelFirst(int index) => (new Tensors.Rng(seed ^ (ulong)(index + 1) * 0x9E3779B97F4A7C15UL).Next(2)) == 0;
 
+    /// <summary>Stops unless every item has the reference answer pairwise judging compares with.</summary>
+    public static void RequireReferences(IReadOnlyList<JudgeItem> items)
+    {
+        if (items.FirstOrDefault(i => i.Reference is null) is { } missing)
+            throw new AttuneException(null, "--reference", $"pairwise judging needs a reference answer for every instruction (instruction {missing.Id} has none)");
+    }
+
     /// <summary>Judges each response against its item's reference, in a random order per item, or in both orders.</summary>
     public async Task<List<PairwiseJudgment>> PairwiseAsync(IReadOnlyList<JudgeItem> items, IReadOnlyList<string> responses, bool bothOrders,
         Action<int, int>? progress = null, CancellationToken cancel = default)
     {
-        if (items.Any(i => i.Reference is null)) throw new AttuneException(null, "--reference", "pairwise judging needs a reference answer for every instruction");
+        RequireReferences(items);
         // Each comparison: (item, model shown first?)
         var comparisons = new List<(int Item, bool ModelFirst)>();
         for (int i = 0; i < items.Count; i++)

@@ -117,9 +117,7 @@ public static class JudgeRun
     public static async Task<JudgeRunResult> RunAsync(RequestRunner model, RequestRunner judge, IReadOnlyList<JudgeItem> items, JudgeRunOptions options,
         Action<int, int>? answering = null, Action<int, int>? judging = null, CancellationToken cancel = default)
     {
-        // Checked before the judged model answers anything (the pairwise judge checks again).
-        if (options.Pairwise && items.FirstOrDefault(i => i.Reference is null) is { } missing)
-            throw new AttuneException(null, "--reference", $"pairwise judging needs a reference answer for every instruction (instruction {missing.Id} has none)");
+        if (options.Pairwise) Judge.RequireReferences(items); // before the judged model answers anything
         var (generated, responses) = await Judge.AnswerAsync(model, items, options.Mode, options.MaxTokens, options.UrialShots, answering, cancel);
         var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
         var j = new Judge(judge, options.Seed);
