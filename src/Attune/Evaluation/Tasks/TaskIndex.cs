@@ -49,8 +49,10 @@ public sealed class TaskIndex
         {
             var task = TaskYaml.Get(map, "task");
             var group = TaskYaml.Get(map, "group");
-            if (group is YamlScalarNode { Value: { } groupName } && task is YamlSequenceNode members)
+            if (IsGroup(map))
             {
+                var groupName = ((YamlScalarNode)group!).Value!;
+                var members = (YamlSequenceNode)task!;
                 _groups[groupName] = new TaskGroup(groupName, file, members.Children.Select(m => m is YamlScalarNode { Value: { } n } ? n
                     : throw new AttuneException(file, $"line {m.Start.Line}: task", "a group's members are task, tag or group names (inline task definitions are not supported)")).ToList(),
                     Aggregates(map, file), (TaskYaml.Get(map, "group_alias") as YamlScalarNode)?.Value);
@@ -65,6 +67,10 @@ public sealed class TaskIndex
             }
         }
     }
+
+    /// <summary>A group file: a <c>group</c> name with a <c>task</c> list of members.</summary>
+    public static bool IsGroup(YamlMappingNode map) =>
+        TaskYaml.Get(map, "group") is YamlScalarNode { Value: not null } && TaskYaml.Get(map, "task") is YamlSequenceNode;
 
     static IEnumerable<string> Names(YamlNode? node) => node switch
     {

@@ -15,7 +15,6 @@ public static class TaskList
         includePaths ??= [];
         groups ??= [];
         TaskIndex? index = null;
-        TaskIndex Index(IEnumerable<string> extra) => index ??= TaskIndex.Build(includePaths.Concat(extra).Distinct(), data);
         var tasks = new List<IclTask>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -26,10 +25,10 @@ public static class TaskList
             {
                 // A group file's members are names: they are looked up in its own folder and the include paths.
                 var docs = TaskYaml.Load(entry);
-                if (docs.Any(IsGroup))
+                if (docs.Any(TaskIndex.IsGroup))
                 {
                     var fileIndex = TaskIndex.Build(includePaths.Append(Path.GetDirectoryName(Path.GetFullPath(entry))!).Distinct(), data);
-                    found = docs.SelectMany(d => IsGroup(d)
+                    found = docs.SelectMany(d => TaskIndex.IsGroup(d)
                         ? fileIndex.Resolve(((YamlScalarNode)TaskYaml.Get(d, "group")!).Value!, groups)
                         : [TaskConfig.Parse(d, entry, data)]).Select(c => new IclTask(c)).ToList();
                 }
@@ -39,12 +38,10 @@ public static class TaskList
                 throw new AttuneException(entry, "--tasks", "file not found");
             else if (includePaths.Count == 0)
                 throw new AttuneException(null, "--tasks", $"\"{entry}\" is not a file or builtin:NAME; task names are looked up in --include-path folders (none given)");
-            else found = Index([]).Resolve(entry, groups).Select(c => new IclTask(c)).ToList();
+            else found = (index ??= TaskIndex.Build(includePaths, data)).Resolve(entry, groups).Select(c => new IclTask(c)).ToList();
             foreach (var t in found)
                 if (seen.Add(t.Config.Name)) tasks.Add(t);
         }
         return tasks;
     }
-
-    static bool IsGroup(YamlMappingNode map) => TaskYaml.Get(map, "group") is YamlScalarNode && TaskYaml.Get(map, "task") is YamlSequenceNode;
 }
