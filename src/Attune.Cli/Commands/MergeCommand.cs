@@ -50,9 +50,10 @@ public static class MergeCommand
             foreach (var spec in parse.GetValue(instruct)!)
             {
                 int eq = spec.LastIndexOf('=');
-                bool weighted = eq > 0 && double.TryParse(spec[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var w);
+                double w = 0;
+                bool weighted = eq > 0 && double.TryParse(spec[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out w);
                 models.Add(ModelReference.Parse(weighted ? spec[..eq] : spec, "--instruct").CheckpointFolder("--instruct"));
-                weights.Add(weighted ? double.Parse(spec[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture) : 1);
+                weights.Add(weighted ? w : 1);
             }
             var (mergeMethod, recorded) = MergeMethods.Create(parse.GetValue(method)!, new MergeMethods.Parameters
             {
