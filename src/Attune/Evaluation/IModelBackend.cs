@@ -39,6 +39,14 @@ public interface IModelBackend : IDisposable
         }));
     }
 
+    /// <summary>
+    /// Whole-text log-likelihoods (loglikelihood_rolling), in the order given. By default each text is one continuation of
+    /// an empty context (the prefix token first), which is exact when it fits the model's context; a backend that
+    /// knows its tokens scores longer texts in windows.
+    /// </summary>
+    async Task<IReadOnlyList<ScoreResult>> LoglikelihoodRollingManyAsync(IReadOnlyList<RollingRequest> requests, Action<int>? progress = null, CancellationToken cancel = default) =>
+        await LoglikelihoodManyAsync(requests.Select(r => new LoglikelihoodRequest("", r.Text)).ToList(), progress, cancel);
+
     /// <summary>Many generations, in the order given; a backend that can batch them does.</summary>
     async Task<IReadOnlyList<GeneratedText>> GenerateManyAsync(IReadOnlyList<GenerateRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
     {

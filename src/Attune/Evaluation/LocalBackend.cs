@@ -34,6 +34,9 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
         return await Run(() => model.ScoreMany(pairs, ReusePrefixes, progress), cancel);
     }
 
+    public async Task<IReadOnlyList<ScoreResult>> LoglikelihoodRollingManyAsync(IReadOnlyList<RollingRequest> requests, Action<int>? progress = null, CancellationToken cancel = default) =>
+        await Run(() => requests.Select((r, i) => { var s = model.ScoreRolling(r.Text); progress?.Invoke(i + 1); return s; }).ToArray(), cancel);
+
     public async Task<IReadOnlyList<GeneratedText>> GenerateManyAsync(IReadOnlyList<GenerateRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
     {
         var prompts = requests.Select(r => r.Messages is { } m

@@ -27,6 +27,13 @@ public sealed class RequestRunner(IModelBackend backend, ResponseCache? cache = 
             j => new ScoreResult(j["logprob"]!.GetValue<double>(), j["greedy"]!.GetValue<bool>(), j["tokens"]!.GetValue<int>()),
             r => r.Context + r.Continuation, progress);
 
+    public Task<ScoreResult[]> LoglikelihoodRollingAsync(IReadOnlyList<RollingRequest> requests, Action<int, int>? progress = null, CancellationToken cancel = default) =>
+        RunAsync(requests, "loglikelihood_rolling",
+            (chunk, report) => backend.LoglikelihoodRollingManyAsync(chunk, report, cancel),
+            r => new JsonObject { ["logprob"] = r.LogProb, ["greedy"] = r.IsGreedy, ["tokens"] = r.Tokens },
+            j => new ScoreResult(j["logprob"]!.GetValue<double>(), j["greedy"]!.GetValue<bool>(), j["tokens"]!.GetValue<int>()),
+            r => r.Text, progress);
+
     public Task<GeneratedText[]> GenerateAsync(IReadOnlyList<GenerateRequest> requests, Action<int, int>? progress = null, CancellationToken cancel = default) =>
         RunAsync(requests, "generate",
             (chunk, report) => backend.GenerateManyAsync(chunk, report, cancel),

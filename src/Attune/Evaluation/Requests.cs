@@ -21,6 +21,15 @@ public sealed record LoglikelihoodRequest(string Context, string Continuation) :
 }
 
 /// <summary>
+/// log p(text) of a whole text, every token predicted (the first after the model's prefix token), over windows of
+/// the model's context as lm-evaluation-harness scores loglikelihood_rolling.
+/// </summary>
+public sealed record RollingRequest(string Text) : EvalRequest
+{
+    public override JsonObject Describe() => new() { ["kind"] = "loglikelihood_rolling", ["text"] = Text };
+}
+
+/// <summary>
 /// Generation from a raw prompt, or (when <see cref="Messages"/> is set) from a conversation through the
 /// model's chat template; it stops at the model's end token, at one of the options' stop strings, or at
 /// the token budget.

@@ -252,6 +252,36 @@ public sealed class LanguageModel : IDisposable
         return logits[token] - max - Math.Log(sum);
     }
 
+    /// <summary>
+    /// Σ log p of every token of a text, as lm-evaluation-harness scores loglikelihood_rolling: the tokens (no special
+    /// tokens) after a prefix token (BOS, else the end token), in disjoint windows of the model's context, each window
+    /// conditioned on the tokens just before it so that every window but the first sees a full context.
+    /// </summary>
+    public ScoreResult ScoreRolling(string text, int maxLength = 0)
+    {
+        var ids = Tokenizer.Encode(text, addSpecialTokens: false);
+        if (ids.Length == 0) throw new AttuneException(null, "the text to score has no tokens");
+        int max = maxLength > 0 ? maxLength : Config.MaxPositionEmbeddings;
+        int prefix = Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault();
+        double total = 0;
+        bool greedy = true;
+        for (int predicted = 0; predicted < ids.Length;)
+        {
+            // Each window runs at most max tokens: the first, the prefix and ids[0..count − 1); later ones, the max − count + 1
+            // tokens before the window and all but its last token.
+            int count = Math.Min(ids.Length - predicted, max);
+            int[] context = predicted == 0 ? [prefix] : ids[Math.Max(0, predicted + count - max - 1)..predicted];
+            var continuation = ids[predicted..(predicted + count)];
+            var run = context.Concat(continuation[..^1]).ToArray();
+            var cache = Transformer.NewCache(run.Length);
+            var score = ContinuationScore(Transformer.Forward(cache, run, firstLogitRow: context.Length - 1), continuation);
+            total += score.LogProb;
+            greedy &= score.IsGreedy;
+            predicted += count;
+        }
+        return new ScoreResult(total, greedy, ids.Length);
+    }
+
     /// <summary>Perplexity of a text over windows of <paramref name="window"/> tokens that overlap by half.</summary>
     public PerplexityResult Perplexity(string text, int window = 0)
     {

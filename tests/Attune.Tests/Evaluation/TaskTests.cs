@@ -227,7 +227,7 @@ public class TaskTests
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: !function utils.doc_to_text\ndoc_to_target: a\n", "!function")]
     [InlineData("task: x\ndataset_path: attune-test/absent\ntest_split: validation\ndoc_to_text: q\ndoc_to_target: a\n", "no \"validation\" split of attune-test/absent")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nnum_shots: 3\n", "num_shots")]
-    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\noutput_type: multiple_choice\ndoc_to_choice: [a]\nmetric_list:\n  - metric: f1\n", "does not apply")]
+    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\noutput_type: multiple_choice\ndoc_to_choice: [a]\nmetric_list:\n  - metric: chrf\n", "is not a multiple_choice metric")]
     public void Bad_task_files_are_refused_naming_the_field(string yaml, string expected)
     {
         using var tmp = new TempDir();

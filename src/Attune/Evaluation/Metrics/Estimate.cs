@@ -7,6 +7,7 @@ namespace Attune.Evaluation.Metrics;
 /// <summary>A metric's value over a set of items with its bootstrap 95% interval.</summary>
 public sealed record Estimate(double Value, double Low, double High, int Count)
 {
+
     /// <summary>value, ci_low, ci_high, n; a NaN (no items) is written as null.</summary>
     public System.Text.Json.Nodes.JsonObject ToJson() => new() { ["value"] = Json(Value), ["ci_low"] = Json(Low), ["ci_high"] = Json(High), ["n"] = Count };
 
@@ -58,9 +59,13 @@ public static class Bootstrap
         return new Estimate(value, Percentile(samples, 0.025), Percentile(samples, 0.975), nonEmpty.Sum(g => g.Count));
     }
 
-    public static Estimate Interval(int n, Func<int[], double> statistic, ulong seed = 1234, int resamples = Resamples)
+    public static Estimate Interval(int n, Func<int[], double> statistic, ulong seed = 1234, int resamples = Resamples) =>
+        IntervalAndError(n, statistic, seed, resamples).Estimate;
+
+    /// <summary>The interval and the standard deviation of the resampled statistics (the harness's bootstrap standard error).</summary>
+    public static (Estimate Estimate, double StandardError) IntervalAndError(int n, Func<int[], double> statistic, ulong seed = 1234, int resamples = Resamples)
     {
-        if (n == 0) return new Estimate(double.NaN, double.NaN, double.NaN, 0);
+        if (n == 0) return (new Estimate(double.NaN, double.NaN, double.NaN, 0), double.NaN);
         double value = statistic(Enumerable.Range(0, n).ToArray());
         var rng = new Tensors.Rng(seed);
         var samples = new double[resamples];
@@ -71,7 +76,9 @@ public static class Bootstrap
             samples[b] = statistic(idx);
         }
         Array.Sort(samples);
-        return new Estimate(value, Percentile(samples, 0.025), Percentile(samples, 0.975), n);
+        double mean = samples.Average();
+        double sd = Math.Sqrt(samples.Sum(x => (x - mean) * (x - mean)) / Math.Max(1, resamples - 1));
+        return (new Estimate(value, Percentile(samples, 0.025), Percentile(samples, 0.975), n), sd);
     }
 
     static double Percentile(double[] sorted, double p)

@@ -5,13 +5,96 @@ using System.Text.RegularExpressions;
 namespace Attune.Evaluation.Metrics;
 
 /// <summary>A metric as a task lists it (lm-evaluation-harness's metric_list entry).</summary>
-public sealed record MetricSpec(string Name, bool IgnoreCase = false, bool IgnorePunctuation = false, IReadOnlyList<string>? RegexesToIgnore = null);
+public sealed record MetricSpec(string Name, bool IgnoreCase = false, bool IgnorePunctuation = false, IReadOnlyList<string>? RegexesToIgnore = null)
+{
+    /// <summary>A task's own metric function (a Python hook's equivalent): score of a prediction against one reference.</summary>
+    public Func<string, string, double>? Function { get; init; }
+    /// <summary>The aggregation the task names; null for the metric's own.</summary>
+    public string? Aggregation { get; init; }
+    /// <summary>Whether higher is better, when the task says; null for the metric's own.</summary>
+    public bool? HigherIsBetter { get; init; }
+}
 
 /// <summary>The metrics a task can name, as lm-evaluation-harness names them.</summary>
 public static class TaskMetrics
 {
-    public static readonly IReadOnlyList<string> Names = ["acc", "acc_norm", "acc_bytes", "exact_match", "f1", "chrf"];
-    public static readonly IReadOnlySet<string> ForMultipleChoice = new HashSet<string> { "acc", "acc_norm", "acc_bytes" };
+    /// <summary>Whether higher is better for a metric, as the harness's registry has it (perplexities and Brier score: lower).</summary>
+    public static bool HigherIsBetter(string metric) =>
+        metric is not ("perplexity" or "word_perplexity" or "byte_perplexity" or "bits_per_byte" or "brier_score");
+
+    /// <summary>The harness's aggregation of a metric when the task names none: perplexities over the corpus, mcc and f1 of (gold, prediction) pairs, chrF of summed statistics, else the mean.</summary>
+    public static string DefaultAggregation(string metric, bool corpus) => metric switch
+    {
+        "perplexity" => "perplexity",
+        "word_perplexity" or "byte_perplexity" => "weighted_perplexity",
+        "bits_per_byte" => "bits_per_byte",
+        "mcc" => "mcc",
+        "f1" when corpus => "f1",
+        "chrf" => "chrf",
+        _ => "mean",
+    };
+
+    /// <summary>
+    /// A corpus-level aggregation over the items' statistics: perplexity exp(−mean log-likelihood); weighted perplexity
+    /// exp(−Σ log-likelihood / Σ weight) (words or bytes); bits per byte −Σ log-likelihood / Σ bytes / ln 2; Matthews
+    /// correlation and binary F1 (positive label 1) of (gold, prediction) pairs, as scikit-learn computes them; chrF of
+    /// summed statistics; otherwise the mean of the first value.
+    /// </summary>
+    public static Func<IReadOnlyList<double[]>, double> Aggregate(string aggregation, string metric) => aggregation switch
+    {
+        "perplexity" => s => Math.Exp(-s.Average(x => x[0])),
+        "weighted_perplexity" => s => Math.Exp(-s.Sum(x => x[0]) / s.Sum(x => x[1])),
+        "bits_per_byte" => s => -s.Sum(x => x[0]) / s.Sum(x => x[1]) / Math.Log(2),
+        "mcc" or "matthews_corrcoef" => Matthews,
+        "f1" => BinaryF1,
+        "chrf" => s =>
+        {
+            var sum = new double[s[0].Length];
+            foreach (var x in s) for (int j = 0; j < sum.Length; j++) sum[j] += x[j];
+            return ChrF.Score(sum);
+        },
+        _ => s => s.Average(x => x[0]),
+    };
+
+    /// <summary>Matthews correlation of (gold, prediction) pairs over any number of classes (scikit-learn's multiclass form).</summary>
+    static double Matthews(IReadOnlyList<double[]> pairs)
+    {
+        var classes = pairs.SelectMany(p => p.Take(2)).Distinct().ToList();
+        double n = pairs.Count, correct = pairs.Count(p => p[0] == p[1]);
+        double sumTrue = 0, sumPred = 0, sumProduct = 0;
+        foreach (var c in classes)
+        {
+            double t = pairs.Count(p => p[0] == c), q = pairs.Count(p => p[1] == c);
+            sumTrue += t * t; sumPred += q * q; sumProduct += t * q;
+        }
+        double cov = correct * n - sumProduct;
+        double denominator = Math.Sqrt((n * n - sumPred) * (n * n - sumTrue));
+        return denominator == 0 ? 0 : cov / denominator;
+    }
+
+    /// <summary>Binary F1 of (gold, prediction) pairs with positive label 1, as the harness's f1 aggregation asks scikit-learn (0 when nothing is positive).</summary>
+    static double BinaryF1(IReadOnlyList<double[]> pairs)
+    {
+        if (pairs.Any(p => p[0] is not (0 or 1) || p[1] is not (0 or 1)))
+            throw new AttuneException(null, "f1", "on a multiple-choice task the harness's f1 is binary (two choices, gold 0 or 1); this task has more classes");
+        double tp = pairs.Count(p => p[0] == 1 && p[1] == 1), fp = pairs.Count(p => p[0] == 0 && p[1] == 1), fn = pairs.Count(p => p[0] == 1 && p[1] == 0);
+        return tp == 0 ? 0 : 2 * tp / (2 * tp + fp + fn);
+    }
+
+    /// <summary>The Brier score of one item: Σ (softmax(log-likelihoods)ᵢ − [i = gold])².</summary>
+    public static double Brier(IReadOnlyList<double> logprobs, int gold)
+    {
+        double max = logprobs.Max(), total = logprobs.Sum(l => Math.Exp(l - max));
+        return logprobs.Select((l, i) => Math.Exp(l - max) / total - (i == gold ? 1 : 0)).Sum(d => d * d);
+    }
+
+    /// <summary>The standard error of a mean as the harness reports it: the sample standard deviation (n − 1) over √n.</summary>
+    public static double MeanStandardError(IReadOnlyList<double> values)
+    {
+        if (values.Count < 2) return double.NaN;
+        double mean = values.Average();
+        return Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1) / values.Count);
+    }
 
     /// <summary>How a choice's log-probability is normalised before the best is picked.</summary>
     public enum ChoiceNormalization { None, Characters, Bytes }

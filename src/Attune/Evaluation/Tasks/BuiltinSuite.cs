@@ -83,9 +83,9 @@ public static class BuiltinSuite
                 "translation" => [new MetricSpec("exact_match", IgnoreCase: true, IgnorePunctuation: true), new MetricSpec("chrf")],
                 _ => [new MetricSpec("exact_match", IgnoreCase: true, IgnorePunctuation: type != "symbols")],
             },
-            Filters = choice ? [] : type == "arithmetic"
-                ? [new FilterStep("regex", @"(-?\d+)"), new FilterStep("take_first")]
-                : [new FilterStep("remove_whitespace"), new FilterStep("take_first")],
+            FilterPipelines = choice ? [] : type == "arithmetic"
+                ? [new FilterPipeline("answer", [new FilterStep("regex", @"(-?\d+)"), new FilterStep("take_first")])]
+                : [new FilterPipeline("answer", [new FilterStep("remove_whitespace"), new FilterStep("take_first")])],
         };
         return new IclTask(config, test, train);
     }

@@ -13,32 +13,52 @@ public static class IclEvaluation
         Action<string, int, int>? progress = null, CancellationToken cancel = default)
     {
         var items = tasks.Select(t => t.Items(shots, limit)).ToList();
-        var choiceRequests = new List<LoglikelihoodRequest>();
+        var scoreRequests = new List<LoglikelihoodRequest>();
+        var rollingRequests = new List<RollingRequest>();
         var generateRequests = new List<GenerateRequest>();
         for (int t = 0; t < tasks.Count; t++)
-            if (tasks[t].Config.OutputType == OutputType.MultipleChoice) choiceRequests.AddRange(tasks[t].LoglikelihoodRequests(items[t]));
-            else generateRequests.AddRange(items[t].Select(tasks[t].GenerateRequestFor));
-        var scores = choiceRequests.Count > 0
-            ? await runner.LoglikelihoodAsync(choiceRequests, (done, total) => progress?.Invoke("loglikelihood", done, total), cancel) : [];
+            switch (tasks[t].Config.OutputType)
+            {
+                case OutputType.MultipleChoice or OutputType.Loglikelihood: scoreRequests.AddRange(tasks[t].LoglikelihoodRequests(items[t])); break;
+                case OutputType.LoglikelihoodRolling: rollingRequests.AddRange(items[t].Select(tasks[t].RollingRequestFor)); break;
+                default:
+                    foreach (var item in items[t])
+                        for (int r = 0; r < tasks[t].Config.Repeats; r++) generateRequests.Add(tasks[t].GenerateRequestFor(item));
+                    break;
+            }
+        var scores = scoreRequests.Count > 0
+            ? await runner.LoglikelihoodAsync(scoreRequests, (done, total) => progress?.Invoke("loglikelihood", done, total), cancel) : [];
+        var rolling = rollingRequests.Count > 0
+            ? await runner.LoglikelihoodRollingAsync(rollingRequests, (done, total) => progress?.Invoke("loglikelihood_rolling", done, total), cancel) : [];
         var generations = generateRequests.Count > 0
             ? await runner.GenerateAsync(generateRequests, (done, total) => progress?.Invoke("generate", done, total), cancel) : [];
 
         var results = new List<TaskResult>(tasks.Count);
-        int scoreAt = 0, generationAt = 0;
+        int scoreAt = 0, rollingAt = 0, generationAt = 0;
         for (int t = 0; t < tasks.Count; t++)
         {
             var task = tasks[t];
             int k = shots ?? task.Config.NumFewshot;
-            if (task.Config.OutputType == OutputType.MultipleChoice)
+            switch (task.Config.OutputType)
             {
-                int count = items[t].Sum(i => i.Choices!.Count);
-                results.Add(task.ScoreChoices(items[t], scores[scoreAt..(scoreAt + count)], k));
-                scoreAt += count;
-            }
-            else
-            {
-                results.Add(task.ScoreGenerations(items[t], generations[generationAt..(generationAt + items[t].Count)], k));
-                generationAt += items[t].Count;
+                case OutputType.MultipleChoice:
+                    int count = items[t].Sum(i => i.Choices!.Count);
+                    results.Add(task.ScoreChoices(items[t], scores[scoreAt..(scoreAt + count)], k));
+                    scoreAt += count;
+                    break;
+                case OutputType.Loglikelihood:
+                    results.Add(task.ScoreLoglikelihoods(items[t], scores[scoreAt..(scoreAt + items[t].Count)], k));
+                    scoreAt += items[t].Count;
+                    break;
+                case OutputType.LoglikelihoodRolling:
+                    results.Add(task.ScoreRolling(items[t], rolling[rollingAt..(rollingAt + items[t].Count)], k));
+                    rollingAt += items[t].Count;
+                    break;
+                default:
+                    int n = items[t].Count * task.Config.Repeats;
+                    results.Add(task.ScoreGenerations(items[t], generations[generationAt..(generationAt + n)], k));
+                    generationAt += n;
+                    break;
             }
         }
         return results;

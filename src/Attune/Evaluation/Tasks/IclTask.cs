@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text;
 using System.Text.RegularExpressions;
 using Attune.Formats;
 using Attune.Modeling;
@@ -13,20 +14,41 @@ namespace Attune.Evaluation.Tasks;
 /// <summary>One evaluated document: its prompt, and either its choices and gold index or its gold answer.</summary>
 public sealed record TaskItem(int Doc, string Context, IReadOnlyList<string>? Choices, int GoldIndex, string GoldText)
 {
-    /// <summary>Every acceptable answer of a generation item (the gold first); generation metrics take the best.</summary>
+    /// <summary>Every acceptable answer of a generation item (the gold first), when the target is a list.</summary>
     public IReadOnlyList<string> Golds { get; init; } = [GoldText];
+    /// <summary>Every acceptable choice of a multiple-choice item whose target is a list.</summary>
+    public IReadOnlyList<int>? GoldIndices { get; init; }
+    /// <summary>Multiple inputs (Winogrande): one context per choice, each continued by <see cref="GoldText"/>.</summary>
+    public IReadOnlyList<string>? Contexts { get; init; }
+    /// <summary>The document, after the task's process_docs (what hooks and the per-document log read).</summary>
+    public JsonObject? Document { get; init; }
 }
 
-/// <summary>What a model did on one item.</summary>
+/// <summary>What a model did on one item: its responses, each filter pipeline's answer, and each metric's value.</summary>
+/// <param name="Scores">Each metric's value for the item (key "metric", or "metric,pipeline" when a task has several pipelines).</param>
+/// <param name="Stats">The item's part of a corpus-level metric (perplexities, mcc, f1, chrF), by the same key.</param>
 public sealed record ItemResult(TaskItem Item, IReadOnlyList<double>? Logprobs, IReadOnlyList<bool>? Greedy, string Prediction, string? Raw,
-    IReadOnlyDictionary<string, double> Scores);
+    IReadOnlyDictionary<string, double> Scores)
+{
+    public IReadOnlyDictionary<string, double[]> Stats { get; init; } = new Dictionary<string, double[]>();
+    /// <summary>Each filter pipeline's answer (generation tasks).</summary>
+    public IReadOnlyDictionary<string, string>? Filtered { get; init; }
+    /// <summary>Every generation of the item (several with repeats).</summary>
+    public IReadOnlyList<string>? Responses { get; init; }
+}
 
 /// <summary>A task's results: per-item records and each metric with its bootstrap interval.</summary>
-public sealed record TaskResult(string Task, string? Language, int Shots, IReadOnlyList<ItemResult> Items, IReadOnlyDictionary<string, Estimate> Metrics);
+public sealed record TaskResult(string Task, string? Language, int Shots, IReadOnlyList<ItemResult> Items, IReadOnlyDictionary<string, Estimate> Metrics)
+{
+    /// <summary>Each metric's standard error as the harness reports it (the sample standard error of a mean; the bootstrap's otherwise).</summary>
+    public IReadOnlyDictionary<string, double> StandardErrors { get; init; } = new Dictionary<string, double>();
+}
 
 /// <summary>
-/// A few-shot task ready to run: its documents loaded, rendered through the task's templates, and
-/// turned into requests (one log-likelihood per choice, or one generation per item); then scored.
+/// A few-shot task ready to run: its documents loaded (and mapped by the task's process_docs), rendered through
+/// the task's templates or hooks, and turned into requests as lm-evaluation-harness builds them (one log-likelihood
+/// per choice or per context, one log-likelihood of the target, one rolling log-likelihood of the text, or one
+/// generation per repeat); then scored.
 /// </summary>
 public sealed class IclTask
 {
@@ -34,23 +56,41 @@ public sealed class IclTask
     public TaskConfig Config { get; }
     public IReadOnlyList<JsonObject> EvalDocs { get; }
     public IReadOnlyList<JsonObject> FewshotDocs { get; }
-    bool FewshotIsEvalSplit => Config.FewshotSplit is null || Config.FewshotSplit == Config.EvalSplit;
+    /// <summary>Whether shots come from the evaluated split (an item is then never its own shot).</summary>
+    bool FewshotIsEvalSplit => Config.FewshotSamples is null && (Config.FewshotSplit is null || Config.FewshotSplit == Config.EvalSplit);
+    /// <summary>Multiple inputs: doc_to_text gives the index of the right context among the choices (as the first document shows).</summary>
+    public bool MultipleInput { get; }
+    /// <summary>Multiple targets: doc_to_target gives a list of acceptable answers (as the first document shows).</summary>
+    public bool MultipleTarget { get; }
 
     public IclTask(TaskConfig config)
+        : this(config, TaskData.LoadDocs(config.DataFiles[config.EvalSplit]),
+            config.FewshotSamples ?? (config.FewshotSplit is { } f && f != config.EvalSplit ? TaskData.LoadDocs(config.DataFiles[f]) : null))
     {
-        Config = config;
-        EvalDocs = TaskData.LoadDocs(config.DataFiles[config.EvalSplit]);
-        FewshotDocs = config.FewshotSplit is { } f && f != config.EvalSplit ? TaskData.LoadDocs(config.DataFiles[f]) : EvalDocs;
-        if (EvalDocs.Count == 0) throw new AttuneException(config.DataFiles[config.EvalSplit][0], "no documents");
     }
 
-    /// <summary>A task whose documents are already in memory (the built-in suite).</summary>
-    public IclTask(TaskConfig config, IReadOnlyList<JsonObject> evalDocs, IReadOnlyList<JsonObject> fewshotDocs)
+    /// <summary>A task whose documents are already in memory (the built-in suite, or read by the caller); null few-shot documents mean the evaluated split's.</summary>
+    public IclTask(TaskConfig config, IReadOnlyList<JsonObject> evalDocs, IReadOnlyList<JsonObject>? fewshotDocs)
     {
         Config = config;
-        EvalDocs = evalDocs;
-        FewshotDocs = fewshotDocs;
+        EvalDocs = Process(evalDocs, config.EvalSplit);
+        FewshotDocs = fewshotDocs is null ? EvalDocs : config.FewshotSamples is not null ? fewshotDocs : Process(fewshotDocs, config.FewshotSplit ?? "few-shot");
         if (EvalDocs.Count == 0) throw new AttuneException(config.Source, $"{config.Name}: no documents");
+        MultipleInput = config.DocToChoice is not null && Resolve(config.DocToText, EvalDocs[0], 0, "doc_to_text") is JsonValue v && v.GetValueKind() == JsonValueKind.Number;
+        MultipleTarget = TargetNode(EvalDocs[0], 0) is JsonArray;
+    }
+
+    /// <summary>The split's documents through process_docs (a document it filters out is dropped).</summary>
+    IReadOnlyList<JsonObject> Process(IReadOnlyList<JsonObject> docs, string split)
+    {
+        if (Config.ProcessDocs is not { } hook) return docs;
+        var kept = new List<JsonObject>(docs.Count);
+        for (int i = 0; i < docs.Count; i++)
+        {
+            try { if (hook(docs[i]) is { } mapped) kept.Add(mapped); }
+            catch (HookException e) { throw new AttuneException(Config.Source, $"{Config.Name}: process_docs, {split} document {i}", e.Message); }
+        }
+        return kept;
     }
 
     string Where(int doc) => $"{Config.Name}: document {doc}";
@@ -67,20 +107,32 @@ public sealed class IclTask
 
     static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
 
-    /// <summary>A field as the harness reads it: a document key, a Jinja template over the document, or a literal.</summary>
-    JsonNode? Resolve(JsonNode field, JsonObject doc, int index)
+    static bool IsTemplate(string text) => text.Contains("{{") || text.Contains("{%");
+
+    /// <summary>A field as the harness reads it: a hook's value, a document key, a Jinja template over the document, or a literal.</summary>
+    JsonNode? Resolve(TaskField field, JsonObject doc, int index, string name)
     {
-        if (field is JsonValue v && v.TryGetValue<string>(out var text))
+        if (field.Hook is { } hook)
+        {
+            try { return hook(doc); }
+            catch (HookException e) { throw new AttuneException(Config.Source, Where(index), $"{name} (!function {field.HookName}): {e.Message}"); }
+        }
+        if (field.Value is JsonValue v && v.TryGetValue<string>(out var text))
         {
             if (doc.TryGetPropertyValue(text, out var value)) return value?.DeepClone();
-            if (!text.Contains("{{") && !text.Contains("{%")) return JsonValue.Create(text);
+            if (!IsTemplate(text)) return JsonValue.Create(text);
             try { return JsonValue.Create(TemplateOf(text).Render(doc, StrictTemplates).Text); }
             catch (TemplateException e) { throw new AttuneException(Config.Source, Where(index), $"template \"{Shorten(text)}\": {e.Message}"); }
         }
-        return field.DeepClone();
+        return field.Value?.DeepClone();
     }
 
-    public string Text(JsonObject doc, int index) => Resolve(Config.DocToText, doc, index) switch
+    static string AsText(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : node?.ToJsonString() ?? "";
+
+    /// <summary>doc_to_text's value: the text, or (multiple inputs) the index of the right context.</summary>
+    JsonNode? TextNode(JsonObject doc, int index) => Resolve(Config.DocToText, doc, index, "doc_to_text");
+
+    public string Text(JsonObject doc, int index) => TextNode(doc, index) switch
     {
         JsonValue v when v.TryGetValue<string>(out var s) => s,
         JsonValue v => v.ToJsonString(),
@@ -90,22 +142,21 @@ public sealed class IclTask
     public IReadOnlyList<string>? Choices(JsonObject doc, int index)
     {
         if (Config.DocToChoice is null) return null;
-        var resolved = Resolve(Config.DocToChoice, doc, index);
+        var resolved = Resolve(Config.DocToChoice, doc, index, "doc_to_choice");
         if (resolved is JsonValue v && v.TryGetValue<string>(out var rendered)) resolved = PythonLiteral.ParseList(rendered, Config.Source, Where(index));
         if (resolved is not JsonArray list || list.Count == 0) throw new AttuneException(Config.Source, Where(index), "doc_to_choice must give a non-empty list");
-        return list.Select(x => x is JsonValue xv && xv.TryGetValue<string>(out var s) ? s : x?.ToJsonString() ?? "").ToList();
+        return list.Select(AsText).ToList();
     }
 
-    /// <summary>The gold answer: an index into the choices, or a text (for generation).</summary>
     /// <summary>
-    /// doc_to_target as the harness resolves it: a document field as it is; a template's text, except that a
-    /// rendered Python list (<c>['Paris', 'paris']</c>, as <c>{{answer.aliases}}</c> renders) is the list of
+    /// doc_to_target as the harness resolves it: a hook's value or a document field as it is; a template's text, except
+    /// that a rendered Python list (<c>['Paris', 'paris']</c>, as <c>{{answer.aliases}}</c> renders) is the list of
     /// every gold answer, read as the harness reads it with <c>ast.literal_eval</c>.
     /// </summary>
     JsonNode? TargetNode(JsonObject doc, int index)
     {
-        var target = Resolve(Config.DocToTarget, doc, index);
-        bool templated = Config.DocToTarget is JsonValue f && f.TryGetValue<string>(out var field) && !doc.ContainsKey(field) && (field.Contains("{{") || field.Contains("{%"));
+        var target = Resolve(Config.DocToTarget, doc, index, "doc_to_target");
+        bool templated = Config.DocToTarget.Value is JsonValue f && f.TryGetValue<string>(out var field) && !doc.ContainsKey(field) && IsTemplate(field);
         if (templated && target is JsonValue tv && tv.TryGetValue<string>(out var text) && text.Trim() is { Length: >= 2 } t && t[0] == '[' && t[^1] == ']')
         {
             try { return PythonLiteral.ParseList(t, Config.Source, Where(index)); }
@@ -114,83 +165,153 @@ public sealed class IclTask
         return target;
     }
 
+    /// <summary>A target value as a choice index: a number, or a text that is a choice (or, as the harness reads a rendered target, all digits).</summary>
+    int ChoiceIndex(JsonNode? target, IReadOnlyList<string> choices, int index)
+    {
+        string? text = target is JsonValue tv && tv.TryGetValue<string>(out var s) ? s : null;
+        int? number = target is JsonValue nv && nv.GetValueKind() == JsonValueKind.Number && nv.TryGetValue<int>(out var n) ? n
+            : text is not null && !choices.Contains(text) && text.Length > 0 && text.All(char.IsAsciiDigit) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed
+            : null;
+        if (number is int i)
+            return i >= 0 && i < choices.Count ? i : throw new AttuneException(Config.Source, Where(index), $"target index {i} is outside the {choices.Count} choices");
+        int found = text is null ? -1 : choices.ToList().IndexOf(text);
+        return found >= 0 ? found : throw new AttuneException(Config.Source, Where(index), $"target \"{text ?? target?.ToJsonString()}\" is not one of the choices");
+    }
+
+    /// <summary>The gold as the harness shows it after a shot: the chosen choice, the first of several golds, or the text.</summary>
     public (int Index, string Text) Target(JsonObject doc, int index, IReadOnlyList<string>? choices)
     {
         var target = TargetNode(doc, index);
         if (target is JsonArray golds && golds.Count > 0) target = golds[0]; // several golds: the first is the one shown in shots
-        string? text = target is JsonValue tv && tv.TryGetValue<string>(out var s) ? s : null;
-        int? number = target is JsonValue nv && nv.GetValueKind() == JsonValueKind.Number && nv.TryGetValue<int>(out var n) ? n
-            : text is not null && choices is not null && int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) && !choices.Contains(text) ? parsed
-            : null;
-        if (choices is null) return (-1, text ?? target?.ToJsonString() ?? "");
-        if (number is int i)
-            return i >= 0 && i < choices.Count ? (i, choices[i]) : throw new AttuneException(Config.Source, Where(index), $"target index {i} is outside the {choices.Count} choices");
-        int found = text is null ? -1 : choices.ToList().IndexOf(text);
-        return found >= 0 ? (found, text!) : throw new AttuneException(Config.Source, Where(index), $"target \"{text}\" is not one of the choices");
+        if (choices is null || MultipleInput) return (-1, AsText(target));
+        int i = ChoiceIndex(target, choices, index);
+        return (i, choices[i]);
     }
 
-    /// <summary>All gold answers of a generation document: a target that resolves to a list gives them all.</summary>
-    List<string> Golds(JsonObject doc, int index, string first) =>
-        TargetNode(doc, index) is JsonArray all && all.Count > 1
-            ? all.Select(g => g is JsonValue v && v.TryGetValue<string>(out var s) ? s : g?.ToJsonString() ?? "").ToList()
-            : [first];
+    /// <summary>The description, rendered over the document when it is a template (as the harness resolves it per document).</summary>
+    string Description(JsonObject doc, int index) =>
+        IsTemplate(Config.Description) ? AsText(Resolve(new TaskField(JsonValue.Create(Config.Description)), doc, index, "description")) : Config.Description;
 
-    /// <summary>The items, each with its few-shot prompt (shots drawn per item, seeded, never the item itself).</summary>
+    /// <summary>The items, each with its few-shot prompt, in document order (the harness's sampler draws in that order).</summary>
     public List<TaskItem> Items(int? shots = null, int? limit = null)
     {
         int k = shots ?? Config.NumFewshot;
         int pool = FewshotDocs.Count - (FewshotIsEvalSplit ? 1 : 0);
-        if (shots is null && k > pool)
+        if (k > pool)
             throw new AttuneException(Config.Source, $"{Config.Name}: num_fewshot", $"{k} shots but only {pool} examples are available");
         int count = Math.Min(EvalDocs.Count, limit ?? int.MaxValue);
-        var format = new FewShotFormat { Description = Config.Description, ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
         var shotTexts = new Dictionary<int, (string, string)>();
         (string, string) Shot(int i)
         {
             if (shotTexts.TryGetValue(i, out var st)) return st;
             var doc = FewshotDocs[i];
             var choices = Choices(doc, i);
-            return shotTexts[i] = (Text(doc, i), Target(doc, i, choices).Text);
+            var text = MultipleInput && TextNode(doc, i) is JsonValue tv && tv.TryGetValue<int>(out var right)
+                ? (right >= 0 && right < choices!.Count ? choices[right] : throw new AttuneException(Config.Source, Where(i), $"doc_to_text index {right} is outside the {choices!.Count} choices"))
+                : Text(doc, i);
+            return shotTexts[i] = (text, Target(doc, i, choices).Text);
         }
+        var harnessRandom = Config.Sampler == FewshotSampler.Harness ? new PythonRandom(Config.Seed) : null;
         var items = new List<TaskItem>(count);
         for (int d = 0; d < count; d++)
         {
             var doc = EvalDocs[d];
-            int exclude = FewshotIsEvalSplit ? d : -1;
-            int[] picked = Config.FirstNShots
-                ? Enumerable.Range(0, FewshotDocs.Count).Where(i => i != exclude).Take(k).ToArray() is { } first && first.Length == k ? first
-                    : throw new AttuneException(Config.Source, "num_fewshot", $"{k} shots requested but the few-shot split has only {FewshotDocs.Count - (exclude >= 0 ? 1 : 0)}")
-                : FewShotPrompt.SampleShots(FewshotDocs.Count, k, Config.Seed + (ulong)d * 0x9E3779B97F4A7C15UL, exclude); // drawn per item
-            var context = FewShotPrompt.Build(format, picked.Select(Shot), Text(doc, d));
+            var picked = k == 0 ? [] : PickShots(d, k, harnessRandom);
+            var format = new FewShotFormat { Description = Description(doc, d), ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
             var choices = Choices(doc, d);
-            var (gold, goldText) = Target(doc, d, choices);
-            items.Add(new TaskItem(d, context, choices, gold, goldText) { Golds = choices is null ? Golds(doc, d, goldText) : [goldText] });
+            items.Add(MultipleInput ? MultipleInputItem(d, doc, choices!, format, picked.Select(Shot).ToList()) : Item(d, doc, choices, FewShotPrompt.Build(format, picked.Select(Shot), Text(doc, d))));
         }
         return items;
     }
 
-    /// <summary>One log-likelihood request per choice (the target delimiter leads each continuation).</summary>
-    public IEnumerable<LoglikelihoodRequest> LoglikelihoodRequests(IEnumerable<TaskItem> items) =>
-        items.SelectMany(item => item.Choices!.Select(c => new LoglikelihoodRequest(item.Context, Config.TargetDelimiter + c)));
+    /// <summary>
+    /// The shots of document <paramref name="d"/>: the harness's sampler (Python's <c>random.sample</c> of k, or k + 1 when
+    /// shots come from the evaluated split, the document itself then removed), its first_n, or Attune's per-item draw.
+    /// </summary>
+    int[] PickShots(int d, int k, PythonRandom? harnessRandom)
+    {
+        int exclude = FewshotIsEvalSplit ? d : -1;
+        switch (Config.Sampler)
+        {
+            case FewshotSampler.Harness:
+                var drawn = harnessRandom!.Sample(FewshotDocs.Count, exclude >= 0 ? Math.Min(k + 1, FewshotDocs.Count) : k);
+                // The harness drops every drawn example equal to the document, not only the document itself.
+                return drawn.Where(i => exclude < 0 || !JsonNode.DeepEquals(FewshotDocs[i], EvalDocs[d])).Take(k).ToArray();
+            case FewshotSampler.FirstN:
+                return Enumerable.Range(0, FewshotDocs.Count).Where(i => exclude < 0 || !JsonNode.DeepEquals(FewshotDocs[i], EvalDocs[d])).Take(k).ToArray();
+            default:
+                return FewShotPrompt.SampleShots(FewshotDocs.Count, k, Config.Seed + (ulong)d * 0x9E3779B97F4A7C15UL, exclude); // drawn per item
+        }
+    }
+
+    TaskItem Item(int d, JsonObject doc, IReadOnlyList<string>? choices, string context)
+    {
+        var target = TargetNode(doc, d);
+        if (target is JsonArray && !MultipleTarget)
+            throw new AttuneException(Config.Source, Where(d), "doc_to_target gave a list, but the first document's target is a single answer (the harness reads the kind from the first document)");
+        IReadOnlyList<JsonNode?> golds = target is JsonArray list ? list.ToList() : [target];
+        if (golds.Count == 0) throw new AttuneException(Config.Source, Where(d), "doc_to_target gave an empty list");
+        if (choices is not null)
+        {
+            var indices = golds.Select(g => ChoiceIndex(g, choices, d)).ToList();
+            // A generation task with choices scores against the chosen choice's text, as the harness does.
+            var texts = indices.Select(i => choices[i]).ToList();
+            return new TaskItem(d, context, Config.OutputType == OutputType.MultipleChoice ? choices : null, indices[0], texts[0])
+                { Golds = texts, GoldIndices = MultipleTarget ? indices : null, Document = doc };
+        }
+        var goldTexts = golds.Select(AsText).ToList();
+        return new TaskItem(d, context, null, -1, goldTexts[0]) { Golds = goldTexts, Document = doc };
+    }
+
+    TaskItem MultipleInputItem(int d, JsonObject doc, IReadOnlyList<string> choices, FewShotFormat format, IReadOnlyList<(string, string)> shots)
+    {
+        if (TextNode(doc, d) is not JsonValue v || !v.TryGetValue<int>(out var right) || right < 0 || right >= choices.Count)
+            throw new AttuneException(Config.Source, Where(d), "doc_to_text must give the index of the right context (multiple inputs, as the first document's does)");
+        var contexts = choices.Select(c => FewShotPrompt.Build(format, shots, c)).ToList();
+        var continuation = AsText(TargetNode(doc, d));
+        return new TaskItem(d, contexts[right], choices, right, continuation) { Contexts = contexts, Document = doc };
+    }
+
+    /// <summary>The log-likelihood requests of an item: one per choice (or per context), or the target after the context.</summary>
+    public IEnumerable<LoglikelihoodRequest> LoglikelihoodRequests(TaskItem item) => Config.OutputType switch
+    {
+        OutputType.MultipleChoice when item.Contexts is { } contexts => contexts.Select(c => new LoglikelihoodRequest(c, Config.TargetDelimiter + item.GoldText)),
+        OutputType.MultipleChoice => item.Choices!.Select(c => new LoglikelihoodRequest(item.Context, Config.TargetDelimiter + c)),
+        // The harness continues a loglikelihood context with the target as it is (lambada's starts with its space).
+        OutputType.Loglikelihood => [new LoglikelihoodRequest(item.Context, item.GoldText)],
+        _ => [],
+    };
+
+    public IEnumerable<LoglikelihoodRequest> LoglikelihoodRequests(IEnumerable<TaskItem> items) => items.SelectMany(LoglikelihoodRequests);
 
     public GenerateRequest GenerateRequestFor(TaskItem item) =>
         GenerateRequest.Raw(item.Context, new GenerationOptions { MaxNewTokens = Config.MaxGenTokens, StopStrings = Config.Until });
 
-    /// <summary>A generation through the task's filter (regex extraction and the like).</summary>
-    public string Filter(string generated)
+    /// <summary>The text scored whole by a loglikelihood_rolling task (doc_to_target).</summary>
+    public RollingRequest RollingRequestFor(TaskItem item) => new(item.GoldText);
+
+    /// <summary>A task's responses through one filter pipeline, as the harness's filters run over a document's list of responses.</summary>
+    public static string Filter(IReadOnlyList<string> responses, FilterPipeline? pipeline)
     {
-        var s = generated;
-        foreach (var step in Config.Filters)
-            s = step.Function switch
+        IEnumerable<string> list = responses;
+        foreach (var step in pipeline?.Steps ?? [])
+            list = step.Function switch
             {
-                "regex" => RegexPick(s, step),
-                "lowercase" => s.ToLowerInvariant(),
-                "uppercase" => s.ToUpperInvariant(),
-                "remove_whitespace" => s.TrimStart(),
-                _ => s, // take_first: one generation per item already
+                "regex" => list.Select(r => RegexPick(r, step)).ToList(),
+                "lowercase" => list.Select(r => r.ToLowerInvariant()).ToList(),
+                "uppercase" => list.Select(r => r.ToUpperInvariant()).ToList(),
+                "remove_whitespace" => list.Select(r => r.TrimStart(' ')).ToList(),
+                "take_first" => list.Take(1).ToList(),
+                "take_first_k" => list.Take(step.Select).ToList(),
+                // The most common answer; among equally common ones, the first seen (Python's Counter.most_common).
+                "majority_vote" => list.GroupBy(r => r).OrderByDescending(g => g.Count()).Take(1).Select(g => g.Key).ToList(),
+                _ => list,
             };
-        return s;
+        return list.FirstOrDefault() ?? "";
     }
+
+    /// <summary>A generation through the task's first filter pipeline (one response).</summary>
+    public string Filter(string generated) => Filter([generated], Config.FilterPipelines.FirstOrDefault());
 
     static string RegexPick(string text, FilterStep step)
     {
@@ -203,6 +324,18 @@ public sealed class IclTask
         return value.Trim();
     }
 
+    /// <summary>A process_results hook's values for the task's metrics (each must be among them).</summary>
+    Dictionary<string, double[]> HookResults(TaskItem item, HookResponse response)
+    {
+        Dictionary<string, double[]> values;
+        try { values = Config.ProcessResults!(item.Document!, response); }
+        catch (HookException e) { throw new AttuneException(Config.Source, Where(item.Doc), $"process_results: {e.Message}"); }
+        foreach (var m in Config.Metrics)
+            if (!values.ContainsKey(m.Name))
+                throw new AttuneException(Config.Source, $"{Config.Name}: metric_list", $"process_results gives {string.Join(", ", values.Keys)}, not {m.Name}");
+        return values;
+    }
+
     /// <summary>Scores multiple-choice items from their choices' log-likelihoods.</summary>
     public TaskResult ScoreChoices(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots)
     {
@@ -213,49 +346,154 @@ public sealed class IclTask
             var scored = answers.Skip(at).Take(item.Choices!.Count).ToList();
             at += item.Choices.Count;
             var logprobs = scored.Select(s => s.LogProb).ToList();
+            var greedy = scored.Select(s => s.IsGreedy).ToList();
             var scores = new Dictionary<string, double>();
+            var stats = new Dictionary<string, double[]>();
             int predicted = TaskMetrics.BestChoice(logprobs, item.Choices, TaskMetrics.ChoiceNormalization.None);
-            foreach (var m in Config.Metrics)
-                scores[m.Name] = TaskMetrics.BestChoice(logprobs, item.Choices, TaskMetrics.NormalizationOf(m.Name)) == item.GoldIndex ? 1 : 0;
-            results.Add(new ItemResult(item, logprobs, scored.Select(s => s.IsGreedy).ToList(), item.Choices[predicted], null, scores));
+            var golds = item.GoldIndices ?? [item.GoldIndex];
+            if (Config.ProcessResults is not null)
+                foreach (var (metric, value) in HookResults(item, new HookResponse(logprobs, greedy, null))) Record(scores, stats, metric, value);
+            else
+                foreach (var m in Config.Metrics)
+                    switch (m.Name)
+                    {
+                        case "mcc" or "f1":
+                            scores[m.Name] = golds.Contains(predicted) ? 1 : 0;
+                            stats[m.Name] = [golds[0], predicted];
+                            break;
+                        case "exact_match": scores[m.Name] = golds.Any(g => greedy[g]) ? 1 : 0; break;
+                        case "brier_score": scores[m.Name] = TaskMetrics.Brier(logprobs, item.GoldIndex); break;
+                        default:
+                            int best = TaskMetrics.BestChoice(logprobs, item.Contexts is null ? item.Choices : [.. item.Choices.Select(_ => item.GoldText)], TaskMetrics.NormalizationOf(m.Name));
+                            scores[m.Name] = golds.Contains(best) ? 1 : 0;
+                            break;
+                    }
+            results.Add(new ItemResult(item, logprobs, greedy, item.Choices[predicted], null, scores) { Stats = stats });
         }
-        return Summarize(results, shots, null);
+        return Summarize(results, shots);
     }
 
-    /// <summary>Scores generated answers (after the filter) against the gold text.</summary>
+    static void Record(Dictionary<string, double> scores, Dictionary<string, double[]> stats, string metric, double[] value)
+    {
+        scores[metric] = value[0];
+        if (value.Length > 1) stats[metric] = value;
+    }
+
+    /// <summary>Scores loglikelihood items (perplexity of the target, and whether greedy decoding gives it).</summary>
+    public TaskResult ScoreLoglikelihoods(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots)
+    {
+        var results = new List<ItemResult>(items.Count);
+        for (int i = 0; i < items.Count; i++)
+        {
+            var (item, answer) = (items[i], answers[i]);
+            var scores = new Dictionary<string, double>();
+            var stats = new Dictionary<string, double[]>();
+            if (Config.ProcessResults is not null)
+                foreach (var (metric, value) in HookResults(item, new HookResponse([answer.LogProb], [answer.IsGreedy], null))) Record(scores, stats, metric, value);
+            else
+                foreach (var m in Config.Metrics)
+                    scores[m.Name] = m.Name == "perplexity" ? answer.LogProb : answer.IsGreedy ? 1 : 0;
+            results.Add(new ItemResult(item, [answer.LogProb], [answer.IsGreedy], item.GoldText, null, scores) { Stats = stats });
+        }
+        return Summarize(results, shots);
+    }
+
+    /// <summary>Scores loglikelihood_rolling items: the text's log-likelihood against its words and UTF-8 bytes.</summary>
+    public TaskResult ScoreRolling(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots)
+    {
+        var results = new List<ItemResult>(items.Count);
+        for (int i = 0; i < items.Count; i++)
+        {
+            var (item, answer) = (items[i], answers[i]);
+            var scores = new Dictionary<string, double>();
+            var stats = new Dictionary<string, double[]>();
+            if (Config.ProcessResults is not null)
+                foreach (var (metric, value) in HookResults(item, new HookResponse([answer.LogProb], null, null))) Record(scores, stats, metric, value);
+            else
+            {
+                double words = Regex.Split(item.GoldText, @"\s+").Length, bytes = Encoding.UTF8.GetByteCount(item.GoldText);
+                foreach (var m in Config.Metrics)
+                    Record(scores, stats, m.Name, [answer.LogProb, m.Name == "word_perplexity" ? words : bytes]);
+            }
+            results.Add(new ItemResult(item, [answer.LogProb], null, item.GoldText, null, scores) { Stats = stats });
+        }
+        return Summarize(results, shots);
+    }
+
+    /// <summary>Metric keys as reported: the metric's name, or "metric,pipeline" for each of several filter pipelines.</summary>
+    IEnumerable<(string Key, MetricSpec Metric, FilterPipeline? Pipeline)> MetricKeys()
+    {
+        if (Config.OutputType != OutputType.GenerateUntil || Config.FilterPipelines.Count <= 1)
+            return Config.Metrics.Select(m => (m.Name, m, Config.OutputType == OutputType.GenerateUntil ? Config.FilterPipelines.FirstOrDefault() : null));
+        return Config.FilterPipelines.SelectMany(p => Config.Metrics.Select(m => ($"{m.Name},{p.Name}", m, (FilterPipeline?)p)));
+    }
+
+    /// <summary>The filter pipeline a reported metric key belongs to ("none" without one).</summary>
+    public string PipelineOf(string key) => key.Contains(',') ? key[(key.IndexOf(',') + 1)..] : Config.OutputType == OutputType.GenerateUntil && Config.FilterPipelines.Count == 1 ? Config.FilterPipelines[0].Name : "none";
+
+    /// <summary>Scores generated answers (each filter pipeline's) against the gold text; <paramref name="answers"/> holds <see cref="TaskConfig.Repeats"/> per item.</summary>
     public TaskResult ScoreGenerations(IReadOnlyList<TaskItem> items, IReadOnlyList<GeneratedText> answers, int shots)
     {
         var results = new List<ItemResult>(items.Count);
-        var chrf = new List<double[]>();
+        int repeats = Config.Repeats;
+        var keys = MetricKeys().ToList();
         for (int i = 0; i < items.Count; i++)
         {
-            var prediction = Filter(answers[i].Text);
-            var golds = items[i].Golds;
+            var item = items[i];
+            var responses = answers.Skip(i * repeats).Take(repeats).Select(a => a.Text).ToList();
             var scores = new Dictionary<string, double>();
-            foreach (var m in Config.Metrics)
-                switch (m.Name)
+            var stats = new Dictionary<string, double[]>();
+            var filtered = new Dictionary<string, string>();
+            foreach (var group in keys.GroupBy(k => k.Pipeline))
+            {
+                var pipeline = group.Key;
+                var prediction = Filter(responses, pipeline);
+                filtered[pipeline?.Name ?? "none"] = prediction;
+                var hooked = Config.ProcessResults is not null ? HookResults(item, new HookResponse(null, null, prediction)) : null;
+                foreach (var (key, m, _) in group)
                 {
-                    case "exact_match": scores[m.Name] = golds.Max(g => TaskMetrics.ExactMatch(prediction, g, m)); break;
-                    case "f1": scores[m.Name] = golds.Max(g => TaskMetrics.F1(prediction, g, Config.Language)); break;
-                    case "chrf":
-                        var stats = ChrF.Statistics(prediction.Trim(), golds[0].Trim());
-                        chrf.Add(stats);
-                        scores[m.Name] = ChrF.Score(stats); // the item's own chrF, for the per-item record
-                        break;
+                    if (hooked is not null) { Record(scores, stats, key, hooked[m.Name]); continue; }
+                    if (m.Name == "chrf")
+                    {
+                        var chrf = ChrF.Statistics(prediction.Trim(), item.Golds[0].Trim());
+                        stats[key] = chrf;
+                        scores[key] = ChrF.Score(chrf); // the item's own chrF, for the per-item record
+                        continue;
+                    }
+                    double Score(string gold) => m.Function is { } f ? f(prediction, gold)
+                        : m.Name == "exact_match" ? TaskMetrics.ExactMatch(prediction, gold, m)
+                        : TaskMetrics.F1(prediction, gold, Config.Language);
+                    // Several golds: the harness counts a document right when any gold scores above zero (for every metric).
+                    scores[key] = MultipleTarget ? item.Golds.Any(g => Score(g) > 0) ? 1 : 0 : Score(item.Golds[0]);
                 }
-            results.Add(new ItemResult(items[i], null, null, prediction, answers[i].Text, scores));
+            }
+            results.Add(new ItemResult(item, null, null, filtered.Values.First(), responses[0], scores) { Stats = stats, Filtered = filtered, Responses = responses });
         }
-        return Summarize(results, shots, chrf);
+        return Summarize(results, shots);
     }
 
-    TaskResult Summarize(List<ItemResult> results, int shots, List<double[]>? chrf)
+    /// <summary>Each metric over the items: a mean, or its corpus-level aggregation, with a bootstrap interval and the harness's standard error.</summary>
+    TaskResult Summarize(List<ItemResult> results, int shots)
     {
         var metrics = new Dictionary<string, Estimate>();
-        foreach (var m in Config.Metrics)
-            metrics[m.Name] = m.Name == "chrf" && chrf is { Count: > 0 }
-                ? Bootstrap.Summed(chrf, ChrF.Score, Config.Seed) // corpus-level, as sacrebleu scores it
-                : Bootstrap.Mean(results.Select(r => r.Scores[m.Name]).ToList(), Config.Seed);
-        return new TaskResult(Config.Name, Config.Language, shots, results, metrics);
+        var errors = new Dictionary<string, double>();
+        foreach (var (key, m, _) in MetricKeys())
+        {
+            var aggregation = m.Aggregation ?? TaskMetrics.DefaultAggregation(m.Name, results.Count > 0 && results[0].Stats.ContainsKey(key));
+            if (aggregation == "mean")
+            {
+                var values = results.Select(r => r.Scores[key]).ToList();
+                metrics[key] = Bootstrap.Mean(values, Config.Seed);
+                errors[key] = TaskMetrics.MeanStandardError(values);
+                continue;
+            }
+            var stats = results.Select(r => r.Stats.TryGetValue(key, out var s) ? s : [r.Scores[key]]).ToList();
+            Func<IReadOnlyList<double[]>, double> corpus = TaskMetrics.Aggregate(aggregation, m.Name);
+            var (estimate, error) = Bootstrap.IntervalAndError(stats.Count, sample => corpus(sample.Select(i => stats[i]).ToList()), Config.Seed);
+            metrics[key] = estimate;
+            errors[key] = error;
+        }
+        return new TaskResult(Config.Name, Config.Language, shots, results, metrics) { StandardErrors = errors };
     }
 }
 

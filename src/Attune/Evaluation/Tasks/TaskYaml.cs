@@ -41,11 +41,26 @@ public static class TaskYaml
     public static YamlNode? Get(YamlMappingNode map, string key) =>
         map.Children.TryGetValue(new YamlScalarNode(key), out var v) && !IsNull(v) ? v : null;
 
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<YamlNode, string> HookFiles = [];
+
+    /// <summary>True for a <c>!function module.name</c> value (a Python hook).</summary>
+    public static bool IsHook(YamlNode node) => !node.Tag.IsEmpty && node.Tag.IsLocal && node.Tag.Value == "!function";
+
+    /// <summary>The file that wrote a <c>!function</c> value (the harness imports its module from that file's folder).</summary>
+    public static string? HookFile(YamlNode node) => HookFiles.TryGetValue(node, out var file) ? file : null;
+
     static YamlNode Read(string path)
     {
         var stream = YamlFile.Load(path);
         if (stream.Documents.Count == 0) throw new AttuneException(path, "the file is empty");
-        return stream.Documents[0].RootNode;
+        var root = stream.Documents[0].RootNode;
+        try
+        {
+            foreach (var node in root.AllNodes)
+                if (IsHook(node)) HookFiles.AddOrUpdate(node, Path.GetFullPath(path));
+        }
+        catch (MaximumRecursionLevelReachedException) { throw new AttuneException(path, "values nest too deep (or an alias refers to its own anchor)"); }
+        return root;
     }
 
     static YamlMappingNode Merge(YamlMappingNode map, string path, List<string> chain)
