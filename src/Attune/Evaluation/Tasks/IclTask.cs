@@ -76,7 +76,7 @@ public sealed class IclTask
         EvalDocs = Process(evalDocs, config.EvalSplit);
         FewshotDocs = fewshotDocs is null ? EvalDocs : config.FewshotSamples is not null ? fewshotDocs : Process(fewshotDocs, config.FewshotSplit ?? "few-shot");
         if (EvalDocs.Count == 0) throw new AttuneException(config.Source, $"{config.Name}: no documents");
-        MultipleInput = config.DocToChoice is not null && Resolve(config.DocToText, EvalDocs[0], 0, "doc_to_text") is JsonValue v && v.GetValueKind() == JsonValueKind.Number;
+        MultipleInput = config.DocToChoice is not null && TextNode(EvalDocs[0], 0) is JsonValue v && v.GetValueKind() == JsonValueKind.Number;
         MultipleTarget = TargetNode(EvalDocs[0], 0) is JsonArray;
     }
 
@@ -130,7 +130,14 @@ public sealed class IclTask
     static string AsText(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : node?.ToJsonString() ?? "";
 
     /// <summary>doc_to_text's value: the text, or (multiple inputs) the index of the right context.</summary>
-    JsonNode? TextNode(JsonObject doc, int index) => Resolve(Config.DocToText, doc, index, "doc_to_text");
+    JsonNode? TextNode(JsonObject doc, int index)
+    {
+        var text = Resolve(Config.DocToText, doc, index, "doc_to_text");
+        // A template that renders digits is an index when the task has choices, as the harness literal_evals it.
+        bool templated = Config.DocToText.Value is JsonValue f && f.TryGetValue<string>(out var field) && !doc.ContainsKey(field) && IsTemplate(field);
+        return templated && Config.DocToChoice is not null && text is JsonValue v && v.TryGetValue<string>(out var s) && s.Length is > 0 and < 10 && s.All(char.IsAsciiDigit)
+            ? JsonValue.Create(int.Parse(s, CultureInfo.InvariantCulture)) : text;
+    }
 
     public string Text(JsonObject doc, int index) => TextNode(doc, index) switch
     {
@@ -169,7 +176,7 @@ public sealed class IclTask
     int ChoiceIndex(JsonNode? target, IReadOnlyList<string> choices, int index)
     {
         string? text = target is JsonValue tv && tv.TryGetValue<string>(out var s) ? s : null;
-        int? number = target is JsonValue nv && nv.GetValueKind() == JsonValueKind.Number && nv.TryGetValue<int>(out var n) ? n
+        int? number = target is JsonValue nv && nv.GetValueKind() == JsonValueKind.Number ? IntOf(nv, index)
             : text is not null && !choices.Contains(text) && text.Length > 0 && text.All(char.IsAsciiDigit) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed
             : null;
         if (number is int i)
@@ -177,6 +184,13 @@ public sealed class IclTask
         int found = text is null ? -1 : choices.ToList().IndexOf(text);
         return found >= 0 ? found : throw new AttuneException(Config.Source, Where(index), $"target \"{text ?? target?.ToJsonString()}\" is not one of the choices");
     }
+
+    /// <summary>An integer JSON number however it is held (Parquet gives int64, YAML int, JSON double).</summary>
+    int IntOf(JsonValue value, int index) =>
+        value.TryGetValue<int>(out var i) ? i
+        : value.TryGetValue<long>(out var l) && l is >= int.MinValue and <= int.MaxValue ? (int)l
+        : value.TryGetValue<double>(out var d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue ? (int)d
+        : throw new AttuneException(Config.Source, Where(index), $"target {value.ToJsonString()} is not an integer index");
 
     /// <summary>The gold as the harness shows it after a shot: the chosen choice, the first of several golds, or the text.</summary>
     public (int Index, string Text) Target(JsonObject doc, int index, IReadOnlyList<string>? choices)
@@ -200,29 +214,69 @@ public sealed class IclTask
         if (k > pool)
             throw new AttuneException(Config.Source, $"{Config.Name}: num_fewshot", $"{k} shots but only {pool} examples are available");
         int count = Math.Min(EvalDocs.Count, limit ?? int.MaxValue);
-        var shotTexts = new Dictionary<int, (string, string)>();
-        (string, string) Shot(int i)
+        var shotTurns = new Dictionary<int, Turn>();
+        Turn Shot(int i)
         {
-            if (shotTexts.TryGetValue(i, out var st)) return st;
+            if (shotTurns.TryGetValue(i, out var st)) return st;
             var doc = FewshotDocs[i];
             var choices = Choices(doc, i);
             var text = MultipleInput && TextNode(doc, i) is JsonValue tv && tv.TryGetValue<int>(out var right)
                 ? (right >= 0 && right < choices!.Count ? choices[right] : throw new AttuneException(Config.Source, Where(i), $"doc_to_text index {right} is outside the {choices!.Count} choices"))
                 : Text(doc, i);
-            return shotTexts[i] = (text, Target(doc, i, choices).Text);
+            return shotTurns[i] = new Turn(text, Target(doc, i, choices).Text, GenPrefix(doc, i));
         }
         var harnessRandom = Config.Sampler == FewshotSampler.Harness ? new PythonRandom(Config.Seed) : null;
         var items = new List<TaskItem>(count);
         for (int d = 0; d < count; d++)
         {
             var doc = EvalDocs[d];
-            var picked = k == 0 ? [] : PickShots(d, k, harnessRandom);
-            var format = new FewShotFormat { Description = Description(doc, d), ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
+            var picked = (k == 0 ? [] : PickShots(d, k, harnessRandom)).Select(Shot).ToList();
+            var description = Description(doc, d);
             var choices = Choices(doc, d);
-            items.Add(MultipleInput ? MultipleInputItem(d, doc, choices!, format, picked.Select(Shot).ToList()) : Item(d, doc, choices, FewShotPrompt.Build(format, picked.Select(Shot), Text(doc, d))));
+            var prefix = GenPrefix(doc, d);
+            items.Add(MultipleInput
+                ? MultipleInputItem(d, doc, choices!, c => Context(description, picked, new Turn(c, null, prefix), "")) // the harness joins a multiple-input question without a delimiter
+                : Item(d, doc, choices, Context(description, picked, new Turn(Text(doc, d), null, prefix), Config.TargetDelimiter)));
         }
         return items;
     }
+
+    /// <summary>One question and answer of a prompt: the question, its answer (none for the evaluated document), and its gen_prefix.</summary>
+    sealed record Turn(string Question, string? Answer, string? Prefix);
+
+    /// <summary>
+    /// The prompt as the harness lays out its turns as plain text: the description; each shot as its question, the target
+    /// delimiter, its answer (after the gen_prefix, a space between when neither side has one) and the few-shot
+    /// delimiter; then the question, followed by the gen_prefix when there is one (with the target delimiter between
+    /// when neither side has white space there). With a gen_prefix, a shot's delimiter follows the same rule.
+    /// </summary>
+    string Context(string description, IReadOnlyList<Turn> shots, Turn query, string queryDelimiter)
+    {
+        var sb = new StringBuilder(description);
+        foreach (var shot in shots)
+        {
+            if (string.IsNullOrEmpty(shot.Answer)) { sb.Append(shot.Question); continue; } // a shot without an answer is its question alone
+            sb.Append(shot.Question);
+            if (shot.Prefix is null || RequiresDelimiter(shot.Question, shot.Prefix)) sb.Append(Config.TargetDelimiter);
+            sb.Append(MaybeDelimit(shot.Prefix, shot.Answer, " ")).Append(Config.FewshotDelimiter);
+        }
+        sb.Append(query.Question);
+        if (query.Prefix is not null)
+        {
+            if (RequiresDelimiter(query.Question, query.Prefix)) sb.Append(queryDelimiter);
+            sb.Append(query.Prefix);
+        }
+        return sb.ToString();
+    }
+
+    static bool RequiresDelimiter(string before, string after) => before.Length > 0 && !char.IsWhiteSpace(before[^1]) && !(after.Length > 0 && char.IsWhiteSpace(after[0]));
+
+    static string MaybeDelimit(string? prefix, string suffix, string delimiter) =>
+        string.IsNullOrEmpty(prefix) ? suffix : suffix.Length == 0 ? prefix : RequiresDelimiter(prefix, suffix) ? prefix + delimiter + suffix : prefix + suffix;
+
+    /// <summary>gen_prefix for a document: a document key's value, or the text rendered over the document.</summary>
+    string? GenPrefix(JsonObject doc, int index) =>
+        Config.GenPrefix is null ? null : AsText(Resolve(new TaskField(JsonValue.Create(Config.GenPrefix)), doc, index, "gen_prefix"));
 
     /// <summary>
     /// The shots of document <paramref name="d"/>: the harness's sampler (Python's <c>random.sample</c> of k, or k + 1 when
@@ -263,11 +317,11 @@ public sealed class IclTask
         return new TaskItem(d, context, null, -1, goldTexts[0]) { Golds = goldTexts, Document = doc };
     }
 
-    TaskItem MultipleInputItem(int d, JsonObject doc, IReadOnlyList<string> choices, FewShotFormat format, IReadOnlyList<(string, string)> shots)
+    TaskItem MultipleInputItem(int d, JsonObject doc, IReadOnlyList<string> choices, Func<string, string> context)
     {
         if (TextNode(doc, d) is not JsonValue v || !v.TryGetValue<int>(out var right) || right < 0 || right >= choices.Count)
             throw new AttuneException(Config.Source, Where(d), "doc_to_text must give the index of the right context (multiple inputs, as the first document's does)");
-        var contexts = choices.Select(c => FewShotPrompt.Build(format, shots, c)).ToList();
+        var contexts = choices.Select(context).ToList();
         var continuation = AsText(TargetNode(doc, d));
         return new TaskItem(d, contexts[right], choices, right, continuation) { Contexts = contexts, Document = doc };
     }
@@ -364,7 +418,8 @@ public sealed class IclTask
                         case "exact_match": scores[m.Name] = golds.Any(g => greedy[g]) ? 1 : 0; break;
                         case "brier_score": scores[m.Name] = TaskMetrics.Brier(logprobs, item.GoldIndex); break;
                         default:
-                            int best = TaskMetrics.BestChoice(logprobs, item.Contexts is null ? item.Choices : [.. item.Choices.Select(_ => item.GoldText)], TaskMetrics.NormalizationOf(m.Name));
+                            // Lengths are the choices' (for multiple inputs, the contexts' fillings), as the harness divides by doc_to_choice's.
+                            int best = TaskMetrics.BestChoice(logprobs, item.Choices, TaskMetrics.NormalizationOf(m.Name));
                             scores[m.Name] = golds.Contains(best) ? 1 : 0;
                             break;
                     }

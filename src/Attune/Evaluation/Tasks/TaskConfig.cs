@@ -80,6 +80,8 @@ public sealed record TaskConfig
     /// <summary>Generations per document (repeats); the filters combine them.</summary>
     public int Repeats { get; init; } = 1;
     public string Description { get; init; } = "";
+    /// <summary>gen_prefix: text that starts the answer (a document key or a template), after the question and in every shot.</summary>
+    public string? GenPrefix { get; init; }
     public string TargetDelimiter { get; init; } = " ";
     public string FewshotDelimiter { get; init; } = "\n\n";
     public int NumFewshot { get; init; }
@@ -104,7 +106,7 @@ public sealed record TaskConfig
         "fewshot_split", "output_type", "doc_to_text", "doc_to_target", "doc_to_choice", "description", "target_delimiter",
         "fewshot_delimiter", "num_fewshot", "fewshot_config", "generation_kwargs", "metric_list", "filter_list", "metadata",
         "should_decontaminate", "doc_to_decontamination_query", "repeats", "lang", "seed", "task_alias", "process_docs", "process_results",
-        "dataset_kwargs", "unsafe_code",
+        "unsafe_code", "gen_prefix",
     ];
 
     /// <summary>Fields of the harness's format that Attune does not implement, and what each is, for the one-line refusal.</summary>
@@ -113,7 +115,6 @@ public sealed record TaskConfig
         ["use_prompt"] = "promptsource prompts (use_prompt)",
         ["doc_to_image"] = "image inputs (doc_to_image)",
         ["doc_to_audio"] = "audio inputs (doc_to_audio)",
-        ["gen_prefix"] = "an assistant prefix (gen_prefix)",
         ["custom_dataset"] = "a Python data set loader (custom_dataset)",
         ["class"] = "a Python task class (class:)",
     };
@@ -346,6 +347,7 @@ public sealed record TaskConfig
             FewshotSamples = samples,
             Repeats = Get(root, "repeats") is { } rep ? Int(rep, "repeats", 1) : 1,
             Description = Text("description") ?? "",
+            GenPrefix = Text("gen_prefix"),
             TargetDelimiter = Text("target_delimiter") ?? " ",
             FewshotDelimiter = fewshotDelimiter,
             NumFewshot = numFewshot,

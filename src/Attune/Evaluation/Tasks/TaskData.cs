@@ -5,6 +5,8 @@ using System.Text.RegularExpressions;
 using Attune.Formats;
 using Attune.Models;
 using Parquet.Serialization;
+using YamlDotNet.RepresentationModel;
+using Microsoft.Extensions.FileSystemGlobbing;
 
 namespace Attune.Evaluation.Tasks;
 
@@ -44,6 +46,9 @@ public static class TaskData
             if ((sources.Cache ?? HubCache.Default()).DatasetSnapshot(datasetPath) is { } snapshot) roots.Add(snapshot);
         var looked = new List<string>();
         foreach (var root in roots)
+        {
+            // A data set card that declares its configs' files (README.md's `configs:`) is read first, as `datasets` reads it.
+            if (DeclaredFiles(root, datasetName, split, taskFile) is { Count: > 0 } declared) return declared;
             foreach (var folder in Folders(root, datasetName))
             {
                 looked.Add(folder);
@@ -51,9 +56,60 @@ public static class TaskData
                 var files = SplitFiles(folder, split);
                 if (files.Count > 0) return files;
             }
+        }
         throw new AttuneException(taskFile, "dataset_path",
             $"no \"{split}\" split of {datasetPath}{(datasetName is null ? "" : $" ({datasetName})")} on disk; looked in {string.Join(", ", looked.Distinct())}"
             + $" (fetch it with: huggingface-cli download --repo-type dataset {datasetPath} --local-dir {Path.Combine(sources.DataDirs.FirstOrDefault() ?? DataSources.DefaultDataDir(), datasetPath)})");
+    }
+
+    /// <summary>
+    /// The files a data set card (README.md's YAML header) declares for a config's split: <c>configs:</c> entries with
+    /// <c>config_name</c> (the unnamed config is the one marked <c>default: true</c>, named "default", or the only one)
+    /// and <c>data_files</c> as a path or glob, a list of them, or a list of <c>{split, path}</c>; paths relative to the
+    /// data set's folder. Empty when the card declares nothing for it.
+    /// </summary>
+    static List<string> DeclaredFiles(string root, string? config, string split, string taskFile)
+    {
+        var readme = Path.Combine(root, "README.md");
+        if (!File.Exists(readme)) return [];
+        var text = File.ReadAllText(readme);
+        var header = Regex.Match(text, @"\A---\r?\n(.*?)\r?\n---", RegexOptions.Singleline);
+        if (!header.Success) return [];
+        YamlStream yaml = new();
+        try { yaml.Load(new StringReader(header.Groups[1].Value)); }
+        catch (YamlDotNet.Core.YamlException) { return []; } // a card the Hub would not parse either: fall back to the layouts
+        if (yaml.Documents.Count == 0 || yaml.Documents[0].RootNode is not YamlMappingNode card
+            || TaskYaml.Get(card, "configs") is not YamlSequenceNode configs) return [];
+        var entries = configs.Children.OfType<YamlMappingNode>().ToList();
+        string? NameOf(YamlMappingNode c) => (TaskYaml.Get(c, "config_name") as YamlScalarNode)?.Value;
+        var chosen = config is not null ? entries.FirstOrDefault(c => NameOf(c) == config)
+            : entries.FirstOrDefault(c => TaskYaml.Get(c, "default") is YamlScalarNode { Value: "true" or "True" })
+              ?? entries.FirstOrDefault(c => NameOf(c) == "default") ?? (entries.Count == 1 ? entries[0] : null);
+        if (chosen is null || TaskYaml.Get(chosen, "data_files") is not { } dataFiles) return [];
+        IEnumerable<string> Paths(YamlNode node) => node switch
+        {
+            YamlScalarNode s when s.Value is not null => [s.Value],
+            YamlSequenceNode list => list.Children.SelectMany(Paths),
+            _ => [],
+        };
+        List<string> patterns;
+        if (dataFiles is YamlSequenceNode items && items.Children.All(i => i is YamlMappingNode))
+            patterns = items.Children.Cast<YamlMappingNode>()
+                .Where(i => (TaskYaml.Get(i, "split") as YamlScalarNode)?.Value == split)
+                .SelectMany(i => TaskYaml.Get(i, "path") is { } p ? Paths(p) : []).ToList();
+        else if (split == "train") patterns = Paths(dataFiles).ToList(); // files without splits are the train split, as in `datasets`
+        else return [];
+        var files = new List<string>();
+        foreach (var pattern in patterns)
+        {
+            var matcher = new Matcher(StringComparison.Ordinal);
+            matcher.AddInclude(pattern);
+            var found = matcher.GetResultsInFullPath(root).Order(StringComparer.Ordinal).ToList();
+            if (found.Count == 0)
+                throw new AttuneException(readme, $"configs: {config ?? "default"}", $"the {split} split's files \"{pattern}\" are not on disk (the download is incomplete)");
+            files.AddRange(found);
+        }
+        return files;
     }
 
     /// <summary>The folders a config's files may be in, most specific first.</summary>
