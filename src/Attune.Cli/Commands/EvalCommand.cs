@@ -35,19 +35,23 @@ public static class EvalCommand
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per item (default: each task's num_fewshot)" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items of each task" };
         var output = new Option<string?>("--out") { Description = "Write results (summary and every item) as JSON" };
+        var outputPath = new Option<string?>("--output-path") { Description = "Write lm-evaluation-harness's results file: DIR/<model>/results_<date>.json, or FILE_<date>.json for a path ending in .json" };
+        var logSamples = new Option<bool>("--log-samples") { Description = "With --output-path: also write the harness's per-document records, samples_<task>_<date>.jsonl" };
         var cachePath = new Option<string?>("--cache") { Description = "Response cache (SQLite; default ~/.cache/attune/responses.db)" };
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the response cache" };
         var keyEnv = ModelCommands.ApiKeyEnvOption();
         var concurrency = new Option<int>("--concurrency") { Description = "For a served model: requests in flight", DefaultValueFactory = _ => 4 };
-        var cmd = new Command("icl", "Few-shot tasks: log-likelihood of choices (acc, acc_norm) or generation (exact_match, f1, chrf), with bootstrap 95% intervals")
-            { model, tasks, includePath, dataDir, langs, shots, limit, output, cachePath, noCache, keyEnv, concurrency };
+        var cmd = new Command("icl", "Few-shot tasks: log-likelihood of choices (acc, acc_norm), of a target (perplexity), of a whole text (word_perplexity, bits_per_byte) or generation (exact_match, f1, chrf), with bootstrap 95% intervals")
+            { model, tasks, includePath, dataDir, langs, shots, limit, output, outputPath, logSamples, cachePath, noCache, keyEnv, concurrency };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
             if (parse.GetValue(shots) is < 0) throw new AttuneException(null, "--shots", "must be ≥ 0");
             if (parse.GetValue(limit) is < 1) throw new AttuneException(null, "--limit", "must be ≥ 1");
+            if (parse.GetValue(logSamples) && parse.GetValue(outputPath) is null) throw new AttuneException(null, "--log-samples", "needs --output-path (the samples are written beside the results file)");
             var languages = ParseLanguages(parse.GetValue(langs)!).ToHashSet();
-            var loaded = TaskList.Resolve(parse.GetValue(tasks)!, parse.GetValue(includePath) ?? [], data: DataSourcesOf(parse.GetValue(dataDir))).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
+            var groups = new List<TaskGroup>();
+            var loaded = TaskList.Resolve(parse.GetValue(tasks)!, parse.GetValue(includePath) ?? [], groups, DataSourcesOf(parse.GetValue(dataDir))).Where(t => t.Config.Language is null || languages.Contains(t.Config.Language)).ToList();
             if (loaded.Count == 0) throw new AttuneException(null, "--tasks", "no task left after the --langs filter");
             using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
@@ -58,11 +62,39 @@ public static class EvalCommand
                     (_, done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
             if (parse.GetValue(output) is { } outPath)
                 AtomicFile.WriteAllText(outPath, IclEvaluation.ToJson(backend.Identity, results, runner).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            if (parse.GetValue(outputPath) is { } harnessPath)
+                WriteHarnessResults(harnessPath, parse.GetValue(logSamples), loaded, results, groups, ModelReference.Parse(parse.GetValue(model)!).Spec, parse.GetValue(limit), io);
             PrintTable(io, results);
             io.Error.WriteLine($"requests: {runner.Computed} computed, {runner.CacheHits} from the cache, {runner.Duplicates} repeated");
             return Program.Success;
         });
         return cmd;
+    }
+
+    /// <summary>The harness's results file (and samples files) where its --output_path would put them.</summary>
+    static void WriteHarnessResults(string outputPath, bool logSamples, IReadOnlyList<IclTask> tasks, IReadOnlyList<TaskResult> results, IReadOnlyList<TaskGroup> groups, string model, int? limit, CliIO io)
+    {
+        var date = DateTime.Now.ToString("yyyy-MM-ddTHH-mm-ss.ffffff", System.Globalization.CultureInfo.InvariantCulture);
+        string folder, file;
+        if (outputPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            folder = Path.GetDirectoryName(Path.GetFullPath(outputPath))!;
+            file = Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(outputPath)}_{date}.json");
+        }
+        else
+        {
+            folder = Path.Combine(outputPath, HarnessResults.Sanitize(model));
+            file = Path.Combine(folder, $"results_{date}.json");
+        }
+        Directory.CreateDirectory(folder);
+        var json = new System.Text.Json.JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        AtomicFile.WriteAllText(file, HarnessResults.Build(tasks, results, groups, model, limit).ToJsonString(json));
+        io.Error.WriteLine($"results: {file}");
+        if (!logSamples) return;
+        var lines = new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        for (int i = 0; i < tasks.Count; i++)
+            AtomicFile.WriteAllText(Path.Combine(folder, $"samples_{tasks[i].Config.Name}_{date}.jsonl"),
+                string.Concat(HarnessResults.Samples(tasks[i], results[i]).Select(r => r.ToJsonString(lines) + "\n")));
     }
 
     static Command If()

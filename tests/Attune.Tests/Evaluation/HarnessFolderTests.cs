@@ -382,6 +382,55 @@ public class HarnessFolderTests
         Assert.Equal(1.0, result.Metrics["exact_match"].Value);
     }
 
+    // ---- output in the harness's shape: results with groups, and per-document samples ----
+
+    [Fact]
+    public async Task Results_and_samples_take_the_harness_shape_with_a_size_weighted_group()
+    {
+        using var tmp = new TempDir();
+        WriteParquet(tmp["data/facebook/xnli/fr/validation-00000-of-00001.parquet"], [
+            new XnliRow { Premise = "A", Hypothesis = "a", Label = 0 }, new XnliRow { Premise = "B", Hypothesis = "b", Label = 0 }, new XnliRow { Premise = "C", Hypothesis = "c", Label = 0 },
+        ]);
+        WriteParquet(tmp["data/google-research-datasets/paws-x/fr/test-00000-of-00001.parquet"], [
+            new PawsRow { Id = 1, Sentence1 = "Un .", Sentence2 = "Deux .", Label = 1 }, new PawsRow { Id = 2, Sentence1 = "Trois .", Sentence2 = "Quatre .", Label = 1 },
+        ]);
+        WriteText(tmp["tasks/fr_pair.yaml"], "group: fr_pair\ngroup_alias: French pair\ntask:\n  - xnli_fr\n  - paws_fr\naggregate_metric_list:\n  - metric: acc\nmetadata:\n  version: 2.0\n");
+        var groups = new List<TaskGroup>();
+        var tasks = TaskList.Resolve("fr_pair", [HarnessTasks, tmp["tasks"]], groups, new DataSources { DataDirs = [tmp["data"]], Cache = new HubCache(tmp["no-cache"]) });
+        // xnli: every "Oui" right (3 of 3); paws: "Oui" right for "Un" only (1 of 2).
+        var backend = new GoldBackend((_, cont) => cont.Contains(", correct? Oui,") || cont.Contains("Un, n'est-ce pas? Oui"));
+        var results = await IclEvaluation.RunAsync(tasks, new RequestRunner(backend));
+        var json = HarnessResults.Build(tasks, results, groups, "org/model", limit: null);
+
+        var xnli = json["results"]!["xnli_fr"]!;
+        Assert.Equal(1.0, (double)xnli["acc,none"]!);
+        Assert.Equal(0.0, (double)xnli["acc_stderr,none"]!);
+        Assert.Equal(0.5, (double)json["results"]!["paws_fr"]!["acc,none"]!);
+        Assert.Equal(0.5, (double)json["results"]!["paws_fr"]!["acc_stderr,none"]!, 1e-12); // √(0.5 / 2), the sample (n − 1) form
+        var group = json["groups"]!["fr_pair"]!;
+        Assert.Equal("French pair", (string)group["alias"]!);
+        Assert.Equal(0.8, (double)group["acc,none"]!, 1e-12); // (3·1 + 2·0.5) / 5: weighted by size, the harness's default
+        Assert.Equal(Math.Sqrt(1.0 / 30), (double)group["acc_stderr,none"]!, 1e-12); // pooled: √((2·0·3 + 1·0.25·2) / (5 − 2) / 5)
+        Assert.Equal(5, (int)group["sample_count"]!["acc,none"]!);
+        Assert.Equal(["xnli_fr", "paws_fr"], json["group_subtasks"]!["fr_pair"]!.AsArray().Select(x => (string)x!));
+        Assert.Equal("2.0", (string)json["versions"]!["fr_pair"]!);
+        Assert.Equal(1.0, (double)json["versions"]!["xnli_fr"]!);
+        Assert.Equal(0, (int)json["n-shot"]!["fr_pair"]!);
+        Assert.Equal(3, (int)json["n-samples"]!["xnli_fr"]!["original"]!);
+        Assert.True((bool)json["higher_is_better"]!["paws_fr"]!["acc"]!);
+        Assert.Equal("org__model", (string)json["model_name_sanitized"]!);
+
+        var sample = HarnessResults.Samples(tasks[1], results[1]).First();
+        Assert.Equal(0, (int)sample["doc_id"]!);
+        Assert.Equal("1", (string)sample["target"]!);
+        Assert.Equal("", (string)sample["arguments"]!["gen_args_1"]!["arg_0"]!);
+        Assert.Equal("Un, n'est-ce pas? Oui, deux.", (string)sample["arguments"]!["gen_args_1"]!["arg_1"]!);
+        Assert.Equal(["-5", "False"], sample["filtered_resps"]![0]!.AsArray().Select(x => (string)x!));
+        Assert.Equal("none", (string)sample["filter"]!);
+        Assert.Equal(1.0, (double)sample["acc"]!);
+        Assert.Equal(64, ((string)sample["doc_hash"]!).Length);
+    }
+
     // ---- hooks that are not there, and the wrong kind ----
 
     [Fact]

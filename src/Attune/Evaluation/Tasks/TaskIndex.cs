@@ -3,9 +3,15 @@ using YamlDotNet.RepresentationModel;
 namespace Attune.Evaluation.Tasks;
 
 /// <summary>A group of tasks as a harness group file defines it: its members (tasks, tags or groups) and how its score is aggregated.</summary>
-public sealed record TaskGroup(string Name, string Source, IReadOnlyList<string> Members, IReadOnlyList<GroupMetric> Aggregates, string? Alias = null);
+public sealed record TaskGroup(string Name, string Source, IReadOnlyList<string> Members, IReadOnlyList<GroupMetric> Aggregates, string? Alias = null)
+{
+    /// <summary>Every task under the group, nested groups and tags expanded (the harness pools them all).</summary>
+    public IReadOnlyList<string> Leaves { get; init; } = [];
+    /// <summary>metadata.version, as text.</summary>
+    public string? Version { get; init; }
+}
 
-/// <summary>One entry of a group's <c>aggregate_metric_list</c>: the metric, averaged over members (weighted by their sizes when asked).</summary>
+/// <summary>One entry of a group's <c>aggregate_metric_list</c>: the metric, averaged over members (weighted by their sizes unless told not to); an empty filter list means every pipeline the members report.</summary>
 public sealed record GroupMetric(string Metric, bool WeightBySize, IReadOnlyList<string> FilterList);
 
 /// <summary>
@@ -55,7 +61,10 @@ public sealed class TaskIndex
                 var members = (YamlSequenceNode)task!;
                 _groups[groupName] = new TaskGroup(groupName, file, members.Children.Select(m => m is YamlScalarNode { Value: { } n } ? n
                     : throw new AttuneException(file, $"line {m.Start.Line}: task", "a group's members are task, tag or group names (inline task definitions are not supported)")).ToList(),
-                    Aggregates(map, file), (TaskYaml.Get(map, "group_alias") as YamlScalarNode)?.Value);
+                    Aggregates(map, file), (TaskYaml.Get(map, "group_alias") as YamlScalarNode)?.Value)
+                {
+                    Version = TaskYaml.Get(map, "metadata") is YamlMappingNode meta && TaskYaml.Get(meta, "version") is YamlScalarNode { Value: { } v } ? v : null,
+                };
                 continue;
             }
             if (task is not YamlScalarNode { Value: { } name }) continue; // a template meant to be included, not a task
@@ -90,8 +99,8 @@ public sealed class TaskIndex
                 throw new AttuneException(file, $"line {entry.Start.Line}: aggregate_metric_list", "each entry needs a metric");
             if (TaskYaml.Get(m, "aggregation") is YamlScalarNode { Value: { } agg } && agg != "mean")
                 throw new AttuneException(file, $"line {entry.Start.Line}: aggregation", $"\"{agg}\" is not mean (the harness's only group aggregation)");
-            bool weighted = TaskYaml.Get(m, "weight_by_size") is YamlScalarNode { Value: { } w } && w is "true" or "True";
-            list.Add(new GroupMetric(metric, weighted, Names(TaskYaml.Get(m, "filter_list")).ToList() is { Count: > 0 } f ? f : ["none"]));
+            bool weighted = !(TaskYaml.Get(m, "weight_by_size") is YamlScalarNode { Value: "false" or "False" }); // the harness weights by default
+            list.Add(new GroupMetric(metric, weighted, Names(TaskYaml.Get(m, "filter_list")).ToList()));
         }
         return list;
     }
@@ -109,7 +118,7 @@ public sealed class TaskIndex
             return seen.Add(name) ? [TaskConfig.Parse(t.Map, t.Path, _data)] : [];
         if (_groups.TryGetValue(name, out var g))
         {
-            if (!groups.Contains(g)) groups.Add(g);
+            if (!groups.Any(x => x.Name == g.Name)) groups.Add(g with { Leaves = Leaves(name, []).Distinct().ToList() });
             return g.Members.SelectMany(m => Resolve(m, groups, seen, [.. path, name])).ToList();
         }
         if (_tags.TryGetValue(name, out var tagged))
@@ -121,6 +130,15 @@ public sealed class TaskIndex
         throw new AttuneException(null, "--tasks", $"no task, group or tag named \"{name}\" in the --include-path folders ({known.Count} known"
             + (near.Count > 0 ? $"; did you mean {string.Join(", ", near)}?" : "")
             + (_skipped.Count > 0 ? $"; {_skipped.Count} file(s) skipped, first: {_skipped[0]}" : "") + ")");
+    }
+
+    /// <summary>The task names under a name: itself, or every task of its group or tag, expanded.</summary>
+    IEnumerable<string> Leaves(string name, List<string> path)
+    {
+        if (path.Contains(name)) return [];
+        if (_tasks.ContainsKey(name)) return [name];
+        if (_groups.TryGetValue(name, out var g)) return g.Members.SelectMany(m => Leaves(m, [.. path, name]));
+        return _tags.TryGetValue(name, out var tagged) ? tagged.SelectMany(m => Leaves(m, [.. path, name])) : [];
     }
 
     /// <summary>Levenshtein distance, for suggesting the names a typo was probably meant to be.</summary>
