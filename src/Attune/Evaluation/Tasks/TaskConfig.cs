@@ -92,7 +92,9 @@ public sealed record TaskConfig
     public IReadOnlyList<MetricSpec> Metrics { get; init; } = [];
     public IReadOnlyList<FilterPipeline> FilterPipelines { get; init; } = [];
     /// <summary>The harness's output_type name.</summary>
-    public string OutputTypeName => OutputType switch
+    public string OutputTypeName => HarnessName(OutputType);
+
+    public static string HarnessName(OutputType type) => type switch
     {
         OutputType.MultipleChoice => "multiple_choice",
         OutputType.Loglikelihood => "loglikelihood",
@@ -268,7 +270,7 @@ public sealed record TaskConfig
                 }
                 else metric = Scalar(metricNode, "metric");
                 if (function is null && processResults is null && !MetricsFor(outputType).Contains(metric))
-                    throw Bad(metricNode, "metric", $"\"{metric}\" is not a {OutputTypeNameOf(outputType)} metric Attune computes ({string.Join(", ", MetricsFor(outputType))})");
+                    throw Bad(metricNode, "metric", $"\"{metric}\" is not a {HarnessName(outputType)} metric Attune computes ({string.Join(", ", MetricsFor(outputType))})");
                 bool Flag(string f) => Get(mm, f) is { } n && Scalar(n, f) is "true" or "True";
                 var regexes = Get(mm, "regexes_to_ignore") is YamlSequenceNode rs ? rs.Children.Select(x => Scalar(x, "regexes_to_ignore")).ToList() : null;
                 if (Get(mm, "aggregation") is { } agg && TaskYaml.IsHook(agg))
@@ -359,11 +361,6 @@ public sealed record TaskConfig
             FilterPipelines = pipelines,
         };
     }
-
-    static string OutputTypeNameOf(OutputType type) => new TaskConfig
-    {
-        Name = "", Source = "", DataFiles = new Dictionary<string, IReadOnlyList<string>>(), EvalSplit = "", OutputType = type, DocToText = JsonValue.Create(""), DocToTarget = JsonValue.Create(""),
-    }.OutputTypeName;
 
     /// <summary>The built-in metrics of each output type, named as the harness names them.</summary>
     public static IReadOnlyList<string> MetricsFor(OutputType type) => type switch

@@ -49,17 +49,31 @@ public static class TaskYaml
     /// <summary>The file that wrote a <c>!function</c> value (the harness imports its module from that file's folder).</summary>
     public static string? HookFile(YamlNode node) => HookFiles.TryGetValue(node, out var file) ? file : null;
 
+    /// <summary>Deepest nesting of a value; an alias inside its own anchor would otherwise nest forever.</summary>
+    const int MaxNesting = 64;
+
+    static void RecordHooks(YamlNode node, string path, int depth, HashSet<YamlNode>? seen = null)
+    {
+        seen ??= new HashSet<YamlNode>(ReferenceEqualityComparer.Instance);
+        if (!seen.Add(node)) return; // an alias: its anchor's nodes are walked once
+        if (depth > MaxNesting)
+            throw new AttuneException(path, $"line {node.Start.Line}", $"value nested more than {MaxNesting} deep (or an alias inside its own anchor)");
+        if (IsHook(node)) HookFiles.AddOrUpdate(node, path);
+        IEnumerable<YamlNode> children = node switch
+        {
+            YamlMappingNode map => map.Children.Values,
+            YamlSequenceNode seq => seq.Children,
+            _ => [],
+        };
+        foreach (var child in children) RecordHooks(child, path, depth + 1, seen);
+    }
+
     static YamlNode Read(string path)
     {
         var stream = YamlFile.Load(path);
         if (stream.Documents.Count == 0) throw new AttuneException(path, "the file is empty");
         var root = stream.Documents[0].RootNode;
-        try
-        {
-            foreach (var node in root.AllNodes)
-                if (IsHook(node)) HookFiles.AddOrUpdate(node, Path.GetFullPath(path));
-        }
-        catch (MaximumRecursionLevelReachedException) { throw new AttuneException(path, "values nest too deep (or an alias refers to its own anchor)"); }
+        RecordHooks(root, Path.GetFullPath(path), 0);
         return root;
     }
 
