@@ -63,38 +63,12 @@ public static class EvalCommand
             if (parse.GetValue(output) is { } outPath)
                 AtomicFile.WriteAllText(outPath, IclEvaluation.ToJson(backend.Identity, results, runner).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (parse.GetValue(outputPath) is { } harnessPath)
-                WriteHarnessResults(harnessPath, parse.GetValue(logSamples), loaded, results, groups, ModelReference.Parse(parse.GetValue(model)!).Spec, parse.GetValue(limit), io);
+                io.Error.WriteLine($"results: {HarnessResults.Write(harnessPath, parse.GetValue(logSamples), loaded, results, groups, ModelReference.Parse(parse.GetValue(model)!).Spec, parse.GetValue(limit))}");
             PrintTable(io, results);
             io.Error.WriteLine($"requests: {runner.Computed} computed, {runner.CacheHits} from the cache, {runner.Duplicates} repeated");
             return Program.Success;
         });
         return cmd;
-    }
-
-    /// <summary>The harness's results file (and samples files) where its --output_path would put them.</summary>
-    static void WriteHarnessResults(string outputPath, bool logSamples, IReadOnlyList<IclTask> tasks, IReadOnlyList<TaskResult> results, IReadOnlyList<TaskGroup> groups, string model, int? limit, CliIO io)
-    {
-        var date = DateTime.Now.ToString("yyyy-MM-ddTHH-mm-ss.ffffff", System.Globalization.CultureInfo.InvariantCulture);
-        string folder, file;
-        if (outputPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
-        {
-            folder = Path.GetDirectoryName(Path.GetFullPath(outputPath))!;
-            file = Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(outputPath)}_{date}.json");
-        }
-        else
-        {
-            folder = Path.Combine(outputPath, HarnessResults.Sanitize(model));
-            file = Path.Combine(folder, $"results_{date}.json");
-        }
-        Directory.CreateDirectory(folder);
-        var json = new System.Text.Json.JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-        AtomicFile.WriteAllText(file, HarnessResults.Build(tasks, results, groups, model, limit).ToJsonString(json));
-        io.Error.WriteLine($"results: {file}");
-        if (!logSamples) return;
-        var lines = new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-        for (int i = 0; i < tasks.Count; i++)
-            AtomicFile.WriteAllText(Path.Combine(folder, $"samples_{tasks[i].Config.Name}_{date}.jsonl"),
-                string.Concat(HarnessResults.Samples(tasks[i], results[i]).Select(r => r.ToJsonString(lines) + "\n")));
     }
 
     static Command If()

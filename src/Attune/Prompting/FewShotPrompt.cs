@@ -5,23 +5,20 @@ namespace Attune.Prompting;
 
 /// <summary>
 /// How a few-shot prompt is laid out, in lm-evaluation-harness's terms: an optional description, then
-/// the shots — each its input, the target delimiter and its answer — joined by the shot separator, then
-/// the evaluated input and the target delimiter's lead (the answer is what the model continues with).
+/// the shots — each its input, the target delimiter and its answer — each followed by the shot separator, then
+/// the evaluated input (the target delimiter leads the continuation the model is scored or generates on).
 /// </summary>
 public sealed record FewShotFormat
 {
     public string Description { get; init; } = "";
-    /// <summary>Between one shot and the next, and between the last shot and the query (harness: "\n\n").</summary>
+    /// <summary>After each shot (harness: "\n\n").</summary>
     public string ShotSeparator { get; init; } = "\n\n";
     /// <summary>Between an input and its answer (harness: " ").</summary>
     public string TargetDelimiter { get; init; } = " ";
-    /// <summary>
-    /// How one example is written: <c>{input}</c>, <c>{delimiter}</c> (the target delimiter) and <c>{answer}</c>
-    /// are replaced. The query is the part before <c>{answer}</c> — without a <c>{delimiter}</c> right before it,
-    /// which belongs to the continuation — so the model continues where an answer would go.
-    /// </summary>
-    public string ExampleTemplate { get; init; } = "{input}{delimiter}{answer}";
 }
+
+/// <summary>One question of a few-shot prompt: its text, its answer (none for the evaluated one), and the text that starts the answer (the harness's gen_prefix).</summary>
+public sealed record FewShotTurn(string Question, string? Answer = null, string? Prefix = null);
 
 /// <summary>Few-shot prompts with seeded shot sampling that never includes the evaluated item.</summary>
 public static class FewShotPrompt
@@ -47,23 +44,34 @@ public static class FewShotPrompt
         return candidates[..shots];
     }
 
-    /// <summary>The prompt text; the model's continuation is scored or generated after it.</summary>
-    public static string Build(FewShotFormat format, IEnumerable<(string Input, string Answer)> shots, string query)
+    /// <summary>
+    /// The prompt as the harness lays its turns out as plain text: the description; each shot as its question, the
+    /// target delimiter, its answer and the shot separator (a shot without an answer is its question alone); then the
+    /// evaluated question. A gen_prefix follows a question after the delimiter (<paramref name="queryDelimiter"/> for the
+    /// evaluated one) when neither side has white space there, and leads a shot's answer with a space between on the
+    /// same rule. The model's continuation is scored or generated after the prompt.
+    /// </summary>
+    public static string Build(FewShotFormat format, IEnumerable<FewShotTurn> shots, FewShotTurn query, string? queryDelimiter = null)
     {
-        var raw = format.ExampleTemplate;
-        int rawAnswerAt = raw.IndexOf("{answer}", StringComparison.Ordinal);
-        if (rawAnswerAt < 0 || !raw.Contains("{input}", StringComparison.Ordinal))
-            throw new AttuneException(null, "example template", "must contain {input} and {answer}");
-        // As in the harness, the target delimiter belongs to the continuation (" cold"), not to the context.
-        var queryTemplate = raw[..rawAnswerAt];
-        if (queryTemplate.EndsWith("{delimiter}", StringComparison.Ordinal)) queryTemplate = queryTemplate[..^"{delimiter}".Length];
-        queryTemplate = queryTemplate.Replace("{delimiter}", format.TargetDelimiter, StringComparison.Ordinal);
-        var template = raw.Replace("{delimiter}", format.TargetDelimiter, StringComparison.Ordinal);
-        var sb = new StringBuilder();
-        if (format.Description.Length > 0) sb.Append(format.Description);
-        foreach (var (input, answer) in shots)
-            sb.Append(template.Replace("{input}", input, StringComparison.Ordinal).Replace("{answer}", answer, StringComparison.Ordinal)).Append(format.ShotSeparator);
-        sb.Append(queryTemplate.Replace("{input}", query, StringComparison.Ordinal));
+        var sb = new StringBuilder(format.Description);
+        foreach (var shot in shots)
+        {
+            sb.Append(shot.Question);
+            if (string.IsNullOrEmpty(shot.Answer)) continue;
+            if (shot.Prefix is null || RequiresDelimiter(shot.Question, shot.Prefix)) sb.Append(format.TargetDelimiter);
+            sb.Append(MaybeDelimit(shot.Prefix, shot.Answer, " ")).Append(format.ShotSeparator);
+        }
+        sb.Append(query.Question);
+        if (query.Prefix is not null)
+        {
+            if (RequiresDelimiter(query.Question, query.Prefix)) sb.Append(queryDelimiter ?? format.TargetDelimiter);
+            sb.Append(query.Prefix);
+        }
         return sb.ToString();
     }
+
+    static bool RequiresDelimiter(string before, string after) => before.Length > 0 && !char.IsWhiteSpace(before[^1]) && !(after.Length > 0 && char.IsWhiteSpace(after[0]));
+
+    static string MaybeDelimit(string? prefix, string suffix, string delimiter) =>
+        string.IsNullOrEmpty(prefix) ? suffix : suffix.Length == 0 ? prefix : RequiresDelimiter(prefix, suffix) ? prefix + delimiter + suffix : prefix + suffix;
 }

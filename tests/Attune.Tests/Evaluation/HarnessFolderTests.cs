@@ -429,6 +429,15 @@ public class HarnessFolderTests
         Assert.Equal("none", (string)sample["filter"]!);
         Assert.Equal(1.0, (double)sample["acc"]!);
         Assert.Equal(64, ((string)sample["doc_hash"]!).Length);
+
+        // Where --output-path puts them: DIR/<model>/results_<date>.json with the samples beside it, or FILE_<date>.json.
+        var written = HarnessResults.Write(tmp["out"], logSamples: true, tasks, results, groups, "org/model", limit: null);
+        Assert.Equal(tmp["out/org__model"], Path.GetDirectoryName(written));
+        Assert.StartsWith("results_", Path.GetFileName(written));
+        Assert.Equal(0.8, (double)JsonNode.Parse(File.ReadAllText(written))!["groups"]!["fr_pair"]!["acc,none"]!, 1e-12);
+        var samples = Directory.GetFiles(tmp["out/org__model"], "samples_paws_fr_*.jsonl").Single();
+        Assert.Equal(2, File.ReadAllLines(samples).Length);
+        Assert.StartsWith(tmp["flat/run_"], HarnessResults.Write(tmp["flat/run.json"], logSamples: false, tasks, results, groups, "org/model", limit: null));
     }
 
     // ---- hooks that are not there, and the wrong kind ----

@@ -79,11 +79,11 @@ public class PromptingTests
         Assert.NotEqual(FewShotPrompt.SampleShots(50, 5, 1, 0), FewShotPrompt.SampleShots(50, 5, 2, 0));
         Assert.Contains("--shots", Assert.Throws<AttuneException>(() => FewShotPrompt.SampleShots(5, 5, 0, exclude: 2)).Message);
         var prompt = FewShotPrompt.Build(new FewShotFormat { Description = "Antonyms.\n\n", TargetDelimiter = " ", ShotSeparator = "\n" },
-            [("hot:", "cold"), ("up:", "down")], "big:");
+            [new("hot:", "cold"), new("up:", "down")], new("big:"));
         Assert.Equal("Antonyms.\n\nhot: cold\nup: down\nbig:", prompt);
-        var qa = FewShotPrompt.Build(new FewShotFormat { ExampleTemplate = "Q: {input}\nA: {answer}" }, [("2+2?", "4")], "3+3?");
-        Assert.Equal("Q: 2+2?\nA: 4\n\nQ: 3+3?\nA: ", qa);
-        Assert.Throws<AttuneException>(() => FewShotPrompt.Build(new FewShotFormat { ExampleTemplate = "{input}" }, [], "x"));
+        // A gen_prefix follows the question after the delimiter, and leads each shot's answer with a space.
+        var prefixed = FewShotPrompt.Build(new FewShotFormat(), [new("2+2?", "4", "Answer:")], new("3+3?", null, "Answer:"));
+        Assert.Equal("2+2? Answer: 4\n\n3+3? Answer:", prefixed);
     }
 
     [Fact]

@@ -159,17 +159,19 @@ public static class TaskMetrics
     }
 
     /// <summary>Token-overlap F1 between prediction and reference (SQuAD).</summary>
-    public static double F1(string prediction, string reference, string? language)
+    public static double F1(string prediction, string reference, string? language) =>
+        TokenF1(NormalizedWords(prediction, language), NormalizedWords(reference, language));
+
+    /// <summary>SQuAD's F1 of two token lists: 1 when both are empty, 0 when one is or none is shared, else 2PR/(P+R) over shared tokens counted with multiplicity.</summary>
+    public static double TokenF1(IReadOnlyList<string> prediction, IReadOnlyList<string> reference)
     {
-        var p = NormalizedWords(prediction, language);
-        var r = NormalizedWords(reference, language);
-        if (p.Count == 0 || r.Count == 0) return p.Count == r.Count ? 1 : 0;
-        var counts = r.GroupBy(w => w).ToDictionary(g => g.Key, g => g.Count());
+        if (prediction.Count == 0 || reference.Count == 0) return prediction.Count == reference.Count ? 1 : 0;
+        var counts = reference.GroupBy(w => w).ToDictionary(g => g.Key, g => g.Count());
         int common = 0;
-        foreach (var w in p)
+        foreach (var w in prediction)
             if (counts.TryGetValue(w, out var n) && n > 0) { common++; counts[w] = n - 1; }
         if (common == 0) return 0;
-        double precision = (double)common / p.Count, recall = (double)common / r.Count;
+        double precision = (double)common / prediction.Count, recall = (double)common / reference.Count;
         return 2 * precision * recall / (precision + recall);
     }
 }

@@ -5,6 +5,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Attune.Evaluation.Metrics;
+using Attune.Formats;
 
 namespace Attune.Evaluation.Tasks;
 
@@ -117,6 +118,30 @@ public static class HarnessResults
         return root;
     }
 
+    /// <summary>
+    /// Writes the results file where the harness's --output_path puts it (DIR/&lt;model&gt;/results_&lt;date&gt;.json, or
+    /// FILE_&lt;date&gt;.json beside a path ending in .json) and, with <paramref name="logSamples"/>, samples_&lt;task&gt;_&lt;date&gt;.jsonl
+    /// beside it; each file whole or not at all. Returns the results file's path.
+    /// </summary>
+    public static string Write(string outputPath, bool logSamples, IReadOnlyList<IclTask> tasks, IReadOnlyList<TaskResult> results, IReadOnlyList<TaskGroup> groups, string model, int? limit)
+    {
+        var date = DateTime.Now.ToString("yyyy-MM-ddTHH-mm-ss.ffffff", CultureInfo.InvariantCulture);
+        var folder = outputPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? Path.GetDirectoryName(Path.GetFullPath(outputPath))! : Path.Combine(outputPath, Sanitize(model));
+        var file = outputPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
+            ? Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(outputPath)}_{date}.json")
+            : Path.Combine(folder, $"results_{date}.json");
+        Directory.CreateDirectory(folder);
+        AtomicFile.WriteAllText(file, Build(tasks, results, groups, model, limit).ToJsonString(new JsonSerializerOptions(Lines) { WriteIndented = true }));
+        if (logSamples)
+            for (int i = 0; i < tasks.Count; i++)
+                AtomicFile.WriteAllText(Path.Combine(folder, $"samples_{tasks[i].Config.Name}_{date}.jsonl"),
+                    string.Concat(Samples(tasks[i], results[i]).Select(r => r.ToJsonString(Lines) + "\n")));
+        return file;
+    }
+
+    /// <summary>JSON as the harness writes it: non-ASCII text as it is.</summary>
+    static readonly JsonSerializerOptions Lines = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     static JsonObject Sorted(SortedDictionary<string, JsonNode?> map) => new(map.Select(kv => KeyValuePair.Create(kv.Key, kv.Value)));
 
     /// <summary>The harness's pooled standard error of a group: √(Σ (nᵢ−1)·seᵢ²·nᵢ / (N − k) / N).</summary>
@@ -160,7 +185,7 @@ public static class HarnessResults
         return json;
     }
 
-    static readonly JsonSerializerOptions HashJson = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    static readonly JsonSerializerOptions HashJson = new(Lines) { WriteIndented = true };
 
     static string Sha256(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 

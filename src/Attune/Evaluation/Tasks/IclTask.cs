@@ -127,6 +127,10 @@ public sealed class IclTask
         return field.Value?.DeepClone();
     }
 
+    /// <summary>Whether a field was rendered as a template for this document (not a hook, a document key or a literal).</summary>
+    static bool IsTemplated(TaskField field, JsonObject doc) =>
+        field.Value is JsonValue f && f.TryGetValue<string>(out var text) && !doc.ContainsKey(text) && IsTemplate(text);
+
     static string AsText(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : node?.ToJsonString() ?? "";
 
     /// <summary>doc_to_text's value: the text, or (multiple inputs) the index of the right context.</summary>
@@ -134,8 +138,7 @@ public sealed class IclTask
     {
         var text = Resolve(Config.DocToText, doc, index, "doc_to_text");
         // A template that renders digits is an index when the task has choices, as the harness literal_evals it.
-        bool templated = Config.DocToText.Value is JsonValue f && f.TryGetValue<string>(out var field) && !doc.ContainsKey(field) && IsTemplate(field);
-        return templated && Config.DocToChoice is not null && text is JsonValue v && v.TryGetValue<string>(out var s) && s.Length is > 0 and < 10 && s.All(char.IsAsciiDigit)
+        return IsTemplated(Config.DocToText, doc) && Config.DocToChoice is not null && text is JsonValue v && v.TryGetValue<string>(out var s) && s.Length is > 0 and < 10 && s.All(char.IsAsciiDigit)
             ? JsonValue.Create(int.Parse(s, CultureInfo.InvariantCulture)) : text;
     }
 
@@ -163,8 +166,7 @@ public sealed class IclTask
     JsonNode? TargetNode(JsonObject doc, int index)
     {
         var target = Resolve(Config.DocToTarget, doc, index, "doc_to_target");
-        bool templated = Config.DocToTarget.Value is JsonValue f && f.TryGetValue<string>(out var field) && !doc.ContainsKey(field) && IsTemplate(field);
-        if (templated && target is JsonValue tv && tv.TryGetValue<string>(out var text) && text.Trim() is { Length: >= 2 } t && t[0] == '[' && t[^1] == ']')
+        if (IsTemplated(Config.DocToTarget, doc) && target is JsonValue tv && tv.TryGetValue<string>(out var text) && text.Trim() is { Length: >= 2 } t && t[0] == '[' && t[^1] == ']')
         {
             try { return PythonLiteral.ParseList(t, Config.Source, Where(index)); }
             catch (AttuneException) { return target; } // not a literal list: the text itself, as the harness keeps it
@@ -214,8 +216,9 @@ public sealed class IclTask
         if (k > pool)
             throw new AttuneException(Config.Source, $"{Config.Name}: num_fewshot", $"{k} shots but only {pool} examples are available");
         int count = Math.Min(EvalDocs.Count, limit ?? int.MaxValue);
-        var shotTurns = new Dictionary<int, Turn>();
-        Turn Shot(int i)
+        var format = new FewShotFormat { ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
+        var shotTurns = new Dictionary<int, FewShotTurn>();
+        FewShotTurn Shot(int i)
         {
             if (shotTurns.TryGetValue(i, out var st)) return st;
             var doc = FewshotDocs[i];
@@ -223,7 +226,7 @@ public sealed class IclTask
             var text = MultipleInput && TextNode(doc, i) is JsonValue tv && tv.TryGetValue<int>(out var right)
                 ? (right >= 0 && right < choices!.Count ? choices[right] : throw new AttuneException(Config.Source, Where(i), $"doc_to_text index {right} is outside the {choices!.Count} choices"))
                 : Text(doc, i);
-            return shotTurns[i] = new Turn(text, Target(doc, i, choices).Text, GenPrefix(doc, i));
+            return shotTurns[i] = new FewShotTurn(text, Target(doc, i, choices).Text, GenPrefix(doc, i));
         }
         var harnessRandom = Config.Sampler == FewshotSampler.Harness ? new PythonRandom(Config.Seed) : null;
         var items = new List<TaskItem>(count);
@@ -231,48 +234,15 @@ public sealed class IclTask
         {
             var doc = EvalDocs[d];
             var picked = (k == 0 ? [] : PickShots(d, k, harnessRandom)).Select(Shot).ToList();
-            var description = Description(doc, d);
+            var docFormat = format with { Description = Description(doc, d) };
             var choices = Choices(doc, d);
             var prefix = GenPrefix(doc, d);
             items.Add(MultipleInput
-                ? MultipleInputItem(d, doc, choices!, c => Context(description, picked, new Turn(c, null, prefix), "")) // the harness joins a multiple-input question without a delimiter
-                : Item(d, doc, choices, Context(description, picked, new Turn(Text(doc, d), null, prefix), Config.TargetDelimiter)));
+                ? MultipleInputItem(d, doc, choices!, c => FewShotPrompt.Build(docFormat, picked, new FewShotTurn(c, null, prefix), queryDelimiter: "")) // the harness joins a multiple-input question without a delimiter
+                : Item(d, doc, choices, FewShotPrompt.Build(docFormat, picked, new FewShotTurn(Text(doc, d), null, prefix))));
         }
         return items;
     }
-
-    /// <summary>One question and answer of a prompt: the question, its answer (none for the evaluated document), and its gen_prefix.</summary>
-    sealed record Turn(string Question, string? Answer, string? Prefix);
-
-    /// <summary>
-    /// The prompt as the harness lays out its turns as plain text: the description; each shot as its question, the target
-    /// delimiter, its answer (after the gen_prefix, a space between when neither side has one) and the few-shot
-    /// delimiter; then the question, followed by the gen_prefix when there is one (with the target delimiter between
-    /// when neither side has white space there). With a gen_prefix, a shot's delimiter follows the same rule.
-    /// </summary>
-    string Context(string description, IReadOnlyList<Turn> shots, Turn query, string queryDelimiter)
-    {
-        var sb = new StringBuilder(description);
-        foreach (var shot in shots)
-        {
-            if (string.IsNullOrEmpty(shot.Answer)) { sb.Append(shot.Question); continue; } // a shot without an answer is its question alone
-            sb.Append(shot.Question);
-            if (shot.Prefix is null || RequiresDelimiter(shot.Question, shot.Prefix)) sb.Append(Config.TargetDelimiter);
-            sb.Append(MaybeDelimit(shot.Prefix, shot.Answer, " ")).Append(Config.FewshotDelimiter);
-        }
-        sb.Append(query.Question);
-        if (query.Prefix is not null)
-        {
-            if (RequiresDelimiter(query.Question, query.Prefix)) sb.Append(queryDelimiter);
-            sb.Append(query.Prefix);
-        }
-        return sb.ToString();
-    }
-
-    static bool RequiresDelimiter(string before, string after) => before.Length > 0 && !char.IsWhiteSpace(before[^1]) && !(after.Length > 0 && char.IsWhiteSpace(after[0]));
-
-    static string MaybeDelimit(string? prefix, string suffix, string delimiter) =>
-        string.IsNullOrEmpty(prefix) ? suffix : suffix.Length == 0 ? prefix : RequiresDelimiter(prefix, suffix) ? prefix + delimiter + suffix : prefix + suffix;
 
     /// <summary>gen_prefix for a document: a document key's value, or the text rendered over the document.</summary>
     string? GenPrefix(JsonObject doc, int index) =>
@@ -435,26 +405,16 @@ public sealed class IclTask
     }
 
     /// <summary>Scores loglikelihood items (perplexity of the target, and whether greedy decoding gives it).</summary>
-    public TaskResult ScoreLoglikelihoods(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots)
-    {
-        var results = new List<ItemResult>(items.Count);
-        for (int i = 0; i < items.Count; i++)
-        {
-            var (item, answer) = (items[i], answers[i]);
-            var scores = new Dictionary<string, double>();
-            var stats = new Dictionary<string, double[]>();
-            if (Config.ProcessResults is not null)
-                foreach (var (metric, value) in HookResults(item, new HookResponse([answer.LogProb], [answer.IsGreedy], null))) Record(scores, stats, metric, value);
-            else
-                foreach (var m in Config.Metrics)
-                    scores[m.Name] = m.Name == "perplexity" ? answer.LogProb : answer.IsGreedy ? 1 : 0;
-            results.Add(new ItemResult(item, [answer.LogProb], [answer.IsGreedy], item.GoldText, null, scores) { Stats = stats });
-        }
-        return Summarize(results, shots);
-    }
+    public TaskResult ScoreLoglikelihoods(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots) =>
+        ScoreOneLogprob(items, answers, shots, greedy: true, (_, answer, metric) => [metric == "perplexity" ? answer.LogProb : answer.IsGreedy ? 1 : 0]);
 
     /// <summary>Scores loglikelihood_rolling items: the text's log-likelihood against its words and UTF-8 bytes.</summary>
-    public TaskResult ScoreRolling(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots)
+    public TaskResult ScoreRolling(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots) =>
+        ScoreOneLogprob(items, answers, shots, greedy: false, (item, answer, metric) =>
+            [answer.LogProb, metric == "word_perplexity" ? Regex.Split(item.GoldText, @"\s+").Length : Encoding.UTF8.GetByteCount(item.GoldText)]);
+
+    /// <summary>Items of one log-likelihood each: the process_results hook's values, or each metric's built-in value.</summary>
+    TaskResult ScoreOneLogprob(IReadOnlyList<TaskItem> items, IReadOnlyList<ScoreResult> answers, int shots, bool greedy, Func<TaskItem, ScoreResult, string, double[]> builtin)
     {
         var results = new List<ItemResult>(items.Count);
         for (int i = 0; i < items.Count; i++)
@@ -462,15 +422,12 @@ public sealed class IclTask
             var (item, answer) = (items[i], answers[i]);
             var scores = new Dictionary<string, double>();
             var stats = new Dictionary<string, double[]>();
-            if (Config.ProcessResults is not null)
-                foreach (var (metric, value) in HookResults(item, new HookResponse([answer.LogProb], null, null))) Record(scores, stats, metric, value);
-            else
-            {
-                double words = Regex.Split(item.GoldText, @"\s+").Length, bytes = Encoding.UTF8.GetByteCount(item.GoldText);
-                foreach (var m in Config.Metrics)
-                    Record(scores, stats, m.Name, [answer.LogProb, m.Name == "word_perplexity" ? words : bytes]);
-            }
-            results.Add(new ItemResult(item, [answer.LogProb], null, item.GoldText, null, scores) { Stats = stats });
+            IReadOnlyList<bool>? greedyList = greedy ? [answer.IsGreedy] : null;
+            IEnumerable<KeyValuePair<string, double[]>> values = Config.ProcessResults is not null
+                ? HookResults(item, new HookResponse([answer.LogProb], greedyList, null))
+                : Config.Metrics.Select(m => KeyValuePair.Create(m.Name, builtin(item, answer, m.Name)));
+            foreach (var (metric, value) in values) Record(scores, stats, metric, value);
+            results.Add(new ItemResult(item, [answer.LogProb], greedyList, item.GoldText, null, scores) { Stats = stats });
         }
         return Summarize(results, shots);
     }

@@ -269,16 +269,7 @@ public static class TaskHooks
     static double SquadF1(string gold, string prediction, Regex articles)
     {
         string[] Tokens(string s) => s.Length == 0 ? [] : SquadNormalize(s, articles).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var g = Tokens(gold);
-        var p = Tokens(prediction);
-        if (g.Length == 0 || p.Length == 0) return g.SequenceEqual(p) ? 1 : 0;
-        var counts = g.GroupBy(t => t).ToDictionary(x => x.Key, x => x.Count());
-        int same = 0;
-        foreach (var t in p)
-            if (counts.TryGetValue(t, out var n) && n > 0) { same++; counts[t] = n - 1; }
-        if (same == 0) return 0;
-        double precision = (double)same / p.Length, recall = (double)same / g.Length;
-        return 2 * precision * recall / (precision + recall);
+        return Metrics.TaskMetrics.TokenF1(Tokens(prediction), Tokens(gold));
     }
 
     static Dictionary<string, double[]> SquadResults(JsonObject doc, HookResponse response)
