@@ -36,13 +36,16 @@ public static class EvalCommand
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items of each task" };
         var output = new Option<string?>("--out") { Description = "Write results (summary and every item) as JSON" };
         var outputPath = new Option<string?>("--output-path") { Description = "Write lm-evaluation-harness's results file: DIR/<model>/results_<date>.json, or FILE_<date>.json for a path ending in .json" };
+        var chatTemplate = new Option<string?>("--apply-chat-template") { Description = "Put task prompts through the model's chat template (NAME: one of its named templates), as lm-evaluation-harness's --apply_chat_template", Arity = ArgumentArity.ZeroOrOne };
+        var multiturn = new Option<bool?>("--fewshot-as-multiturn") { Description = "With a chat template: each shot its own user and assistant turn (the default there; false puts the shots in one user message)", Arity = ArgumentArity.ZeroOrOne };
+        var systemInstruction = new Option<string?>("--system-instruction") { Description = "Text put before each task prompt (as a system message under a chat template)" };
         var logSamples = new Option<bool>("--log-samples") { Description = "With --output-path: also write the harness's per-document records, samples_<task>_<date>.jsonl" };
         var cachePath = new Option<string?>("--cache") { Description = "Response cache (SQLite; default ~/.cache/attune/responses.db)" };
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the response cache" };
         var keyEnv = ModelCommands.ApiKeyEnvOption();
         var concurrency = new Option<int>("--concurrency") { Description = "For a served model: requests in flight", DefaultValueFactory = _ => 4 };
         var cmd = new Command("icl", "Few-shot tasks: log-likelihood of choices (acc, acc_norm), of a target (perplexity), of a whole text (word_perplexity, bits_per_byte) or generation (exact_match, f1, chrf), with bootstrap 95% intervals")
-            { model, tasks, includePath, dataDir, langs, shots, limit, output, outputPath, logSamples, cachePath, noCache, keyEnv, concurrency };
+            { model, tasks, includePath, dataDir, langs, shots, limit, chatTemplate, multiturn, systemInstruction, output, outputPath, logSamples, cachePath, noCache, keyEnv, concurrency };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -56,14 +59,16 @@ public static class EvalCommand
             using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             var runner = new RequestRunner(backend, cache);
+            var prompting = TaskPrompting.For(backend, parse.GetResult(chatTemplate) is null ? null : parse.GetValue(chatTemplate) ?? "",
+                parse.GetResult(multiturn) is { } given ? given.Tokens.Count == 0 || parse.GetValue(multiturn) == true : null, parse.GetValue(systemInstruction));
             List<TaskResult> results = [];
             CliProgress.Run(io, "eval icl", progress =>
                 results = IclEvaluation.RunAsync(loaded, runner, parse.GetValue(shots), parse.GetValue(limit),
-                    (_, done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
+                    (_, done, total) => progress.Report(total == 0 ? 1 : (double)done / total), prompting: prompting).GetAwaiter().GetResult());
             if (parse.GetValue(output) is { } outPath)
                 AtomicFile.WriteAllText(outPath, IclEvaluation.ToJson(backend.Identity, results, runner).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (parse.GetValue(outputPath) is { } harnessPath)
-                io.Error.WriteLine($"results: {HarnessResults.Write(harnessPath, parse.GetValue(logSamples), loaded, results, groups, ModelReference.Parse(parse.GetValue(model)!).Spec, parse.GetValue(limit))}");
+                io.Error.WriteLine($"results: {HarnessResults.Write(harnessPath, parse.GetValue(logSamples), loaded, results, groups, ModelReference.Parse(parse.GetValue(model)!).Spec, parse.GetValue(limit), prompting)}");
             PrintTable(io, results);
             io.Error.WriteLine($"requests: {runner.Computed} computed, {runner.CacheHits} from the cache, {runner.Duplicates} repeated");
             return Program.Success;

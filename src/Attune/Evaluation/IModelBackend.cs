@@ -47,6 +47,14 @@ public interface IModelBackend : IDisposable
     async Task<IReadOnlyList<ScoreResult>> LoglikelihoodRollingManyAsync(IReadOnlyList<RollingRequest> requests, Action<int>? progress = null, CancellationToken cancel = default) =>
         await LoglikelihoodManyAsync(requests.Select(r => new LoglikelihoodRequest("", r.Text)).ToList(), progress, cancel);
 
+    /// <summary>
+    /// A conversation through the model's chat template as text (the named template, or the default), ending with the
+    /// assistant's opening or continuing the last message; for prompts built as lm-evaluation-harness's
+    /// --apply_chat_template builds them. A model without a template here (a served one) cannot.
+    /// </summary>
+    string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
+        throw new AttuneException(null, "--apply-chat-template", $"{Identity}: the chat template is applied to task prompts for a local model (its tokenizer's template); a served model has none here");
+
     /// <summary>Many generations, in the order given; a backend that can batch them does.</summary>
     async Task<IReadOnlyList<GeneratedText>> GenerateManyAsync(IReadOnlyList<GenerateRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
     {

@@ -25,6 +25,9 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
     public Task<GeneratedText> CompleteAsync(string prompt, GenerationOptions options, CancellationToken cancel = default) =>
         Run(() => Generate(model.Tokenizer.Encode(prompt, addSpecialTokens: true), options), cancel);
 
+    public string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
+        ChatPrompt.RenderChat(model.Tokenizer, conversation, templateName, continueFinalMessage);
+
     public Task<GeneratedText> ChatAsync(IReadOnlyList<ChatMessage> conversation, GenerationOptions options, CancellationToken cancel = default) =>
         Run(() => Generate(ChatPrompt.Encode(model.Tokenizer, PromptMode.Chat, null, conversation), options), cancel);
 
@@ -41,7 +44,7 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
     {
         var prompts = requests.Select(r => r.Messages is { } m
             ? ChatPrompt.Encode(model.Tokenizer, PromptMode.Chat, null, m)
-            : model.Tokenizer.Encode(r.Prompt ?? "", addSpecialTokens: true)).ToList();
+            : model.Tokenizer.Encode(r.Prompt ?? "", addSpecialTokens: !r.Templated)).ToList(); // a templated prompt writes its special tokens itself
         await _gate.WaitAsync(cancel);
         try
         {

@@ -36,13 +36,16 @@ public sealed record RollingRequest(string Text) : EvalRequest
 /// </summary>
 public sealed record GenerateRequest(string? Prompt, IReadOnlyList<ChatMessage>? Messages, GenerationOptions Options) : EvalRequest
 {
+    /// <summary>The raw prompt is already a chat template's rendering: it carries its special tokens, none are added.</summary>
+    public bool Templated { get; init; }
+
     public static GenerateRequest Raw(string prompt, GenerationOptions options) => new(prompt, null, options);
     public static GenerateRequest Chat(IReadOnlyList<ChatMessage> messages, GenerationOptions options) => new(null, messages, options);
 
     public override JsonObject Describe()
     {
         var s = Options.Sampling;
-        return new JsonObject
+        var description = new JsonObject
         {
             ["kind"] = "generate",
             ["prompt"] = Prompt,
@@ -55,5 +58,8 @@ public sealed record GenerateRequest(string? Prompt, IReadOnlyList<ChatMessage>?
             ["ignore_eos"] = Options.IgnoreEos ? true : null,
             ["loop_guard"] = Options.RepetitionGuard is { } g ? $"{g.MaxPeriod}/{g.MinRepeats}/{g.MinSpan}" : null,
         };
+        // Only when set, so the keys of the answers cached before this field existed stay the same.
+        if (Templated) description["templated"] = true;
+        return description;
     }
 }

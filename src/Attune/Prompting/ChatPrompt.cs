@@ -27,9 +27,31 @@ public static class ChatPrompt
     {
         if (tokenizer.Config.ChatTemplate is null)
             throw new AttuneException(tokenizer.Source, "the model has no chat_template in tokenizer_config.json; use --mode urial (base models) or raw");
-        var template = ChatTemplate.FromConfig(tokenizer.Config);
+        return RenderChat(tokenizer, conversation, templateName: null, continueFinalMessage: false);
+    }
+
+    /// <summary>
+    /// A conversation through the tokenizer's chat template (the one named, or its default), ending with the assistant's
+    /// opening, or — <paramref name="continueFinalMessage"/> — cut right after the last message's text so the model
+    /// continues it, as transformers' apply_chat_template(continue_final_message=True) does.
+    /// </summary>
+    public static string RenderChat(Tokenizer tokenizer, IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage)
+    {
+        if (tokenizer.Config.ChatTemplate is null)
+            throw new AttuneException(tokenizer.Source, "--apply-chat-template", "the model has no chat_template in tokenizer_config.json");
+        return RenderChat(ChatTemplate.FromConfig(tokenizer.Config, templateName), conversation, continueFinalMessage, tokenizer.Source);
+    }
+
+    /// <summary>A conversation through a chat template, with the assistant's opening or continuing the last message (see above).</summary>
+    public static string RenderChat(ChatTemplate template, IReadOnlyList<ChatMessage> conversation, bool continueFinalMessage, string? source = null)
+    {
         var messages = conversation.Select(m => (JsonNode?)new JsonObject { ["role"] = m.Role, ["content"] = m.Content });
-        return template.Render(messages, addGenerationPrompt: true).Text;
+        var text = template.Render(messages, addGenerationPrompt: !continueFinalMessage).Text;
+        if (!continueFinalMessage) return text;
+        var last = conversation[^1].Content.Trim();
+        int at = text.LastIndexOf(last, StringComparison.Ordinal);
+        return at < 0 ? throw new AttuneException(source, "chat_template", "the rendered conversation does not contain the final message, so it cannot be continued")
+            : text[..(at + last.Length)];
     }
 
     /// <summary>Token ids of a conversation's prompt in the chosen mode (raw takes the last user turn as is).</summary>

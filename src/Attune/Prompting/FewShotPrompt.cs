@@ -11,6 +11,8 @@ namespace Attune.Prompting;
 public sealed record FewShotFormat
 {
     public string Description { get; init; } = "";
+    /// <summary>A system instruction put before the description (the harness's --system_instruction), the shot separator between them.</summary>
+    public string? SystemInstruction { get; init; }
     /// <summary>After each shot (harness: "\n\n").</summary>
     public string ShotSeparator { get; init; } = "\n\n";
     /// <summary>Between an input and its answer (harness: " ").</summary>
@@ -19,6 +21,9 @@ public sealed record FewShotFormat
 
 /// <summary>One question of a few-shot prompt: its text, its answer (none for the evaluated one), and the text that starts the answer (the harness's gen_prefix).</summary>
 public sealed record FewShotTurn(string Question, string? Answer = null, string? Prefix = null);
+
+/// <summary>One message of a few-shot prompt with the text that follows it when the prompt is written as plain text.</summary>
+public sealed record PromptPart(string Role, string Content, string Delimiter = "");
 
 /// <summary>Few-shot prompts with seeded shot sampling that never includes the evaluated item.</summary>
 public static class FewShotPrompt
@@ -45,29 +50,54 @@ public static class FewShotPrompt
     }
 
     /// <summary>
-    /// The prompt as the harness lays its turns out as plain text: the description; each shot as its question, the
-    /// target delimiter, its answer and the shot separator (a shot without an answer is its question alone); then the
-    /// evaluated question. A gen_prefix follows a question after the delimiter (<paramref name="queryDelimiter"/> for the
-    /// evaluated one) when neither side has white space there, and leads a shot's answer with a space between on the
-    /// same rule. The model's continuation is scored or generated after the prompt.
+    /// The prompt's messages as the harness builds its turns: a system message (the system instruction and the
+    /// description); each shot as a user message (its question, followed by the target delimiter) and an assistant
+    /// message (its answer after the gen_prefix, a space between when neither side has one; followed by the shot
+    /// separator) — a shot without an answer is its question alone; then the evaluated question, and its gen_prefix as
+    /// an open assistant message. With a gen_prefix, a question is followed by the delimiter (<paramref name="queryDelimiter"/>
+    /// for the evaluated one) only when neither side has white space there.
     /// </summary>
-    public static string Build(FewShotFormat format, IEnumerable<FewShotTurn> shots, FewShotTurn query, string? queryDelimiter = null)
+    public static List<PromptPart> Parts(FewShotFormat format, IEnumerable<FewShotTurn> shots, FewShotTurn query, string? queryDelimiter = null)
     {
-        var sb = new StringBuilder(format.Description);
+        var parts = new List<PromptPart>();
+        var system = MaybeDelimit(format.SystemInstruction, format.Description, format.ShotSeparator);
+        if (system.Length > 0) parts.Add(new("system", system));
         foreach (var shot in shots)
         {
-            sb.Append(shot.Question);
-            if (string.IsNullOrEmpty(shot.Answer)) continue;
-            if (shot.Prefix is null || RequiresDelimiter(shot.Question, shot.Prefix)) sb.Append(format.TargetDelimiter);
-            sb.Append(MaybeDelimit(shot.Prefix, shot.Answer, " ")).Append(format.ShotSeparator);
+            bool answered = !string.IsNullOrEmpty(shot.Answer);
+            bool delimited = shot.Prefix is null ? answered : RequiresDelimiter(shot.Question, shot.Prefix);
+            parts.Add(new("user", shot.Question, delimited ? format.TargetDelimiter : ""));
+            if (answered) parts.Add(new("assistant", MaybeDelimit(shot.Prefix, shot.Answer!, " "), format.ShotSeparator));
+            else if (shot.Prefix is not null) parts.Add(new("assistant", shot.Prefix));
         }
-        sb.Append(query.Question);
-        if (query.Prefix is not null)
-        {
-            if (RequiresDelimiter(query.Question, query.Prefix)) sb.Append(queryDelimiter ?? format.TargetDelimiter);
-            sb.Append(query.Prefix);
-        }
-        return sb.ToString();
+        parts.Add(new("user", query.Question, query.Prefix is not null && RequiresDelimiter(query.Question, query.Prefix) ? queryDelimiter ?? format.TargetDelimiter : ""));
+        if (query.Prefix is not null) parts.Add(new("assistant", query.Prefix));
+        return parts;
+    }
+
+    /// <summary>The prompt as plain text: every part followed by its delimiter. The model's continuation is scored or generated after it.</summary>
+    public static string Build(FewShotFormat format, IEnumerable<FewShotTurn> shots, FewShotTurn query, string? queryDelimiter = null) =>
+        Text(Parts(format, shots, query, queryDelimiter));
+
+    public static string Text(IEnumerable<PromptPart> parts) => string.Concat(parts.Select(p => p.Content + p.Delimiter));
+
+    /// <summary>
+    /// The parts as a conversation for a chat template, as the harness hands them over: each part its own message
+    /// (multi-turn), or the system message kept and everything else joined as plain text into one user message
+    /// (the last part's delimiter dropped), an open assistant message (a gen_prefix) staying the last.
+    /// </summary>
+    public static List<ChatMessage> Conversation(IReadOnlyList<PromptPart> parts, bool multiturn)
+    {
+        if (multiturn) return parts.Select(p => new ChatMessage(p.Role, p.Content)).ToList();
+        var messages = new List<ChatMessage>();
+        int start = parts.Count > 0 && parts[0].Role == "system" ? 1 : 0;
+        if (start == 1) messages.Add(new ChatMessage("system", parts[0].Content));
+        int end = parts[^1].Role == "assistant" ? parts.Count - 1 : parts.Count;
+        var joined = parts.Skip(start).Take(end - start).ToList();
+        if (joined.Count > 0) joined[^1] = joined[^1] with { Delimiter = "" };
+        messages.Add(new ChatMessage("user", Text(joined)));
+        if (end < parts.Count) messages.Add(new ChatMessage("assistant", parts[^1].Content));
+        return messages;
     }
 
     static bool RequiresDelimiter(string before, string after) => before.Length > 0 && !char.IsWhiteSpace(before[^1]) && !(after.Length > 0 && char.IsWhiteSpace(after[0]));

@@ -26,6 +26,11 @@ public class HarnessFolderTests
     /// <summary>A model that scores a continuation −1 (and greedy) when the test calls it gold, −5 otherwise; and generates the test's answer.</summary>
     sealed class GoldBackend(Func<string, string, bool>? gold = null, Func<string, string>? generate = null) : IModelBackend
     {
+        /// <summary>ChatML, as SmolLM2-Instruct and Qwen2.5-Instruct write it.</summary>
+        static readonly Attune.Text.Templates.ChatTemplate ChatMl = new(
+            "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
+        public string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
+            ChatPrompt.RenderChat(ChatMl, conversation, continueFinalMessage);
         public List<(string Context, string Continuation)> Scored { get; } = [];
         public List<string> Prompts { get; } = [];
         public string Identity => "gold";
@@ -380,6 +385,58 @@ public class HarnessFolderTests
         Assert.Equal("C", task.Items()[1].GoldText); // a numeric key indexes ABCD
         var result = await Run(task, new GoldBackend(generate: p => p.Contains("helium") ? " B" : " C"));
         Assert.Equal(1.0, result.Metrics["exact_match"].Value);
+    }
+
+    // ---- chat templates, multi-turn shots and a system instruction, as the harness applies them ----
+
+    static IclTask Piqa(TempDir tmp)
+    {
+        WriteJsonl(tmp["data/baber/piqa/validation.jsonl"],
+            new JsonObject { ["goal"] = "Keep bread fresh", ["sol1"] = "Store it in a sealed bag.", ["sol2"] = "Leave it in the sun.", ["label"] = 0 });
+        WriteJsonl(tmp["data/baber/piqa/train.jsonl"],
+            new JsonObject { ["goal"] = "Dry a towel", ["sol1"] = "Hang it up.", ["sol2"] = "Bury it.", ["label"] = 0 },
+            new JsonObject { ["goal"] = "Open a jar", ["sol1"] = "Freeze it.", ["sol2"] = "Run the lid under hot water.", ["label"] = 1 });
+        return Named(tmp, "piqa");
+    }
+
+    [Fact]
+    public void A_chat_template_takes_the_shots_as_turns_or_as_one_message()
+    {
+        using var tmp = new TempDir();
+        var task = Piqa(tmp);
+        var backend = new GoldBackend();
+        var item = task.Items(shots: 1, prompting: TaskPrompting.For(backend, "", fewshotAsMultiturn: null, "Be brief."))[0];
+        // Multi-turn by default under a chat template: every delimiter dropped, the system instruction its own message.
+        Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nQuestion: Open a jar\nAnswer:<|im_end|>\n<|im_start|>assistant\nRun the lid under hot water.<|im_end|>\n"
+            + "<|im_start|>user\nQuestion: Keep bread fresh\nAnswer:<|im_end|>\n<|im_start|>assistant\n", item.Context);
+        // The assistant's turn starts the answer: no target delimiter before a choice.
+        Assert.Equal(["Store it in a sealed bag.", "Leave it in the sun."], task.LoglikelihoodRequests(item).Select(r => r.Continuation));
+
+        var single = task.Items(shots: 1, prompting: TaskPrompting.For(backend, "", fewshotAsMultiturn: false, null))[0];
+        Assert.Equal("<|im_start|>user\nQuestion: Open a jar\nAnswer: Run the lid under hot water.\n\nQuestion: Keep bread fresh\nAnswer:<|im_end|>\n<|im_start|>assistant\n", single.Context);
+
+        // Without a chat template the system instruction is put before the prompt as it is, as the harness joins its messages.
+        var plain = task.Items(shots: 1, prompting: TaskPrompting.For(backend, null, null, "Be brief."))[0];
+        Assert.Equal("Be brief.Question: Open a jar\nAnswer: Run the lid under hot water.\n\nQuestion: Keep bread fresh\nAnswer:", plain.Context);
+        Assert.Equal([" Store it in a sealed bag.", " Leave it in the sun."], task.LoglikelihoodRequests(plain).Select(r => r.Continuation));
+        Assert.Contains("needs --apply-chat-template", Assert.Throws<AttuneException>(() => TaskPrompting.For(backend, null, true, null)).Message);
+    }
+
+    [Fact]
+    public void Under_a_chat_template_a_gen_prefix_is_the_open_assistant_turn()
+    {
+        using var tmp = new TempDir();
+        WriteJsonl(tmp["data/allenai/ai2_arc/ARC-Challenge/test.jsonl"], new JsonObject
+        {
+            ["id"] = "q", ["question"] = "Which is a metal?", ["answerKey"] = "C",
+            ["choices"] = new JsonObject { ["text"] = new JsonArray("wood", "glass", "iron", "paper"), ["label"] = new JsonArray("A", "B", "C", "D") },
+        });
+        var task = Named(tmp, "arc_challenge_chat");
+        var item = task.Items(prompting: TaskPrompting.For(new GoldBackend(), "", null, null))[0];
+        Assert.StartsWith("<|im_start|>user\nGiven the following question", item.Context);
+        // The final assistant message is continued (no generation prompt after it), and the prompt carries its own special tokens.
+        Assert.EndsWith("one of A, B, C or D.<|im_end|>\n<|im_start|>assistant\nThe best answer is", item.Context);
+        Assert.True(task.GenerateRequestFor(item).Templated);
     }
 
     // ---- output in the harness's shape: results with groups, and per-document samples ----

@@ -108,5 +108,37 @@ public class TaskIndexTests
         (code, _, err) = CliRunner.Run("", "eval", "icl", "--model", tmp["m"], "--tasks", "all_sums", "--no-cache");
         Assert.Equal(2, code);
         Assert.Contains("--include-path", err);
+
+        // The harness's results file and samples, where its --output_path puts them.
+        (code, _, err) = CliRunner.Run("", "eval", "icl", "--model", tmp["m"], "--tasks", "all_sums", "--include-path", tmp["tasks"], "--no-cache",
+            "--output-path", tmp["out"], "--log-samples", "--system-instruction", "Add.");
+        Assert.True(code == 0, err);
+        var folder = Directory.GetDirectories(tmp["out"]).Single();
+        var results = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Directory.GetFiles(folder, "results_*.json").Single()))!;
+        Assert.NotNull(results["groups"]!["all_sums"]);
+        Assert.Equal("Add.", (string)results["system_instruction"]!);
+        Assert.Equal(2, Directory.GetFiles(folder, "samples_sum_*.jsonl").Length);
+
+        // Through the model's chat template (the tiny model's tokenizer has one), shots as turns by default.
+        (code, _, err) = CliRunner.Run("", "eval", "icl", "--model", tmp["m"], "--tasks", "all_sums", "--include-path", tmp["tasks"], "--no-cache",
+            "--output-path", tmp["chat.json"], "--apply-chat-template");
+        Assert.True(code == 0, err);
+        var chat = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Directory.GetFiles(tmp.Path, "chat_*.json").Single()))!;
+        Assert.True((bool)chat["fewshot_as_multiturn"]!);
+
+        // Bad combinations are one line each, and nothing is written.
+        foreach (var (args, expected) in new[]
+        {
+            (new[] { "--fewshot-as-multiturn", "--output-path", tmp["bad"] }, "needs --apply-chat-template"),
+            (["--fewshot-as-multiturn", "true", "--output-path", tmp["bad"]], "needs --apply-chat-template"),
+            (["--log-samples"], "needs --output-path"),
+        })
+        {
+            (code, _, err) = CliRunner.Run("", ["eval", "icl", "--model", tmp["m"], "--tasks", "all_sums", "--include-path", tmp["tasks"], "--no-cache", .. args]);
+            Assert.Equal(2, code);
+            Assert.Contains(expected, err);
+            Assert.Single(err.Trim().Split('\n'));
+            Assert.False(Directory.Exists(tmp["bad"]));
+        }
     }
 }

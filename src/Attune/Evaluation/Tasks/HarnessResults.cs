@@ -33,7 +33,7 @@ public static class HarnessResults
 
     static JsonNode? Number(double v) => double.IsFinite(v) ? JsonValue.Create(v) : JsonValue.Create("N/A");
 
-    public static JsonObject Build(IReadOnlyList<IclTask> tasks, IReadOnlyList<TaskResult> results, IReadOnlyList<TaskGroup> groups, string model, int? limit)
+    public static JsonObject Build(IReadOnlyList<IclTask> tasks, IReadOnlyList<TaskResult> results, IReadOnlyList<TaskGroup> groups, string model, int? limit, TaskPrompting? prompting = null)
     {
         var byName = new Dictionary<string, (IclTask Task, TaskResult Result)>();
         for (int i = 0; i < tasks.Count; i++) byName[tasks[i].Config.Name] = (tasks[i], results[i]);
@@ -115,6 +115,9 @@ public static class HarnessResults
         root["date"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
         root["model_name"] = model;
         root["model_name_sanitized"] = Sanitize(model);
+        root["system_instruction"] = prompting?.SystemInstruction;
+        root["fewshot_as_multiturn"] = prompting?.ChatTemplate is null ? null : prompting.FewshotAsMultiturn;
+        root["chat_template"] = prompting?.ChatTemplateName;
         return root;
     }
 
@@ -123,7 +126,7 @@ public static class HarnessResults
     /// FILE_&lt;date&gt;.json beside a path ending in .json) and, with <paramref name="logSamples"/>, samples_&lt;task&gt;_&lt;date&gt;.jsonl
     /// beside it; each file whole or not at all. Returns the results file's path.
     /// </summary>
-    public static string Write(string outputPath, bool logSamples, IReadOnlyList<IclTask> tasks, IReadOnlyList<TaskResult> results, IReadOnlyList<TaskGroup> groups, string model, int? limit)
+    public static string Write(string outputPath, bool logSamples, IReadOnlyList<IclTask> tasks, IReadOnlyList<TaskResult> results, IReadOnlyList<TaskGroup> groups, string model, int? limit, TaskPrompting? prompting = null)
     {
         var date = DateTime.Now.ToString("yyyy-MM-ddTHH-mm-ss.ffffff", CultureInfo.InvariantCulture);
         var folder = outputPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? Path.GetDirectoryName(Path.GetFullPath(outputPath))! : Path.Combine(outputPath, Sanitize(model));
@@ -131,7 +134,7 @@ public static class HarnessResults
             ? Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(outputPath)}_{date}.json")
             : Path.Combine(folder, $"results_{date}.json");
         Directory.CreateDirectory(folder);
-        AtomicFile.WriteAllText(file, Build(tasks, results, groups, model, limit).ToJsonString(new JsonSerializerOptions(Lines) { WriteIndented = true }));
+        AtomicFile.WriteAllText(file, Build(tasks, results, groups, model, limit, prompting).ToJsonString(new JsonSerializerOptions(Lines) { WriteIndented = true }));
         if (logSamples)
             for (int i = 0; i < tasks.Count; i++)
                 AtomicFile.WriteAllText(Path.Combine(folder, $"samples_{tasks[i].Config.Name}_{date}.jsonl"),

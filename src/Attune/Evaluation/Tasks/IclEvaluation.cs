@@ -10,9 +10,9 @@ namespace Attune.Evaluation.Tasks;
 public static class IclEvaluation
 {
     public static async Task<List<TaskResult>> RunAsync(IReadOnlyList<IclTask> tasks, RequestRunner runner, int? shots = null, int? limit = null,
-        Action<string, int, int>? progress = null, CancellationToken cancel = default)
+        Action<string, int, int>? progress = null, CancellationToken cancel = default, TaskPrompting? prompting = null)
     {
-        var items = tasks.Select(t => t.Items(shots, limit)).ToList();
+        var items = tasks.Select(t => t.Items(shots, limit, prompting)).ToList();
         var scoreRequests = new List<LoglikelihoodRequest>();
         var rollingRequests = new List<RollingRequest>();
         var generateRequests = new List<GenerateRequest>();

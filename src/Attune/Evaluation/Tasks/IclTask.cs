@@ -22,6 +22,41 @@ public sealed record TaskItem(int Doc, string Context, IReadOnlyList<string>? Ch
     public IReadOnlyList<string>? Contexts { get; init; }
     /// <summary>The document, after the task's process_docs (what hooks and the per-document log read).</summary>
     public JsonObject? Document { get; init; }
+    /// <summary>The context is a chat template's rendering (it carries its own special tokens).</summary>
+    public bool Templated { get; init; }
+}
+
+/// <summary>
+/// How task prompts reach the model, as lm-evaluation-harness's --system_instruction, --apply_chat_template [NAME] and
+/// --fewshot_as_multiturn set it: plain text (the system instruction first), or the prompt's turns through the model's
+/// chat template, the shots as their own turns or all in one user message.
+/// </summary>
+public sealed record TaskPrompting
+{
+    public string? SystemInstruction { get; init; }
+    /// <summary>Renders a conversation through the model's chat template (true: continue the last message); null for plain text.</summary>
+    public Func<IReadOnlyList<ChatMessage>, bool, string>? ChatTemplate { get; init; }
+    public bool FewshotAsMultiturn { get; init; }
+    /// <summary>The template's name as asked (empty for the default), for the results file.</summary>
+    public string? ChatTemplateName { get; init; }
+
+    /// <summary>
+    /// The options as the harness's command line settles them: with a chat template, shots are turns unless told not to;
+    /// --fewshot-as-multiturn without a chat template is an error. The template is the backend's.
+    /// </summary>
+    public static TaskPrompting For(IModelBackend backend, string? chatTemplate, bool? fewshotAsMultiturn, string? systemInstruction)
+    {
+        if (chatTemplate is null && fewshotAsMultiturn == true)
+            throw new AttuneException(null, "--fewshot-as-multiturn", "needs --apply-chat-template (the shots become chat turns)");
+        var name = string.IsNullOrEmpty(chatTemplate) ? null : chatTemplate;
+        return new TaskPrompting
+        {
+            SystemInstruction = systemInstruction,
+            ChatTemplate = chatTemplate is null ? null : (messages, continueLast) => backend.RenderChat(messages, name, continueLast),
+            FewshotAsMultiturn = chatTemplate is not null && (fewshotAsMultiturn ?? true),
+            ChatTemplateName = chatTemplate,
+        };
+    }
 }
 
 /// <summary>What a model did on one item: its responses, each filter pipeline's answer, and each metric's value.</summary>
@@ -209,14 +244,17 @@ public sealed class IclTask
         IsTemplate(Config.Description) ? AsText(Resolve(new TaskField(JsonValue.Create(Config.Description)), doc, index, "description")) : Config.Description;
 
     /// <summary>The items, each with its few-shot prompt, in document order (the harness's sampler draws in that order).</summary>
-    public List<TaskItem> Items(int? shots = null, int? limit = null)
+    public List<TaskItem> Items(int? shots = null, int? limit = null, TaskPrompting? prompting = null)
     {
         int k = shots ?? Config.NumFewshot;
         int pool = FewshotDocs.Count - (FewshotIsEvalSplit ? 1 : 0);
         if (k > pool)
             throw new AttuneException(Config.Source, $"{Config.Name}: num_fewshot", $"{k} shots but only {pool} examples are available");
         int count = Math.Min(EvalDocs.Count, limit ?? int.MaxValue);
-        var format = new FewShotFormat { ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter };
+        var format = new FewShotFormat { ShotSeparator = Config.FewshotDelimiter, TargetDelimiter = Config.TargetDelimiter, SystemInstruction = prompting?.SystemInstruction };
+        var chat = prompting?.ChatTemplate;
+        string Prompt(List<PromptPart> parts) => chat is null ? FewShotPrompt.Text(parts)
+            : chat(FewShotPrompt.Conversation(parts, prompting!.FewshotAsMultiturn), parts[^1].Role == "assistant"); // an open gen_prefix is continued
         var shotTurns = new Dictionary<int, FewShotTurn>();
         FewShotTurn Shot(int i)
         {
@@ -237,9 +275,10 @@ public sealed class IclTask
             var docFormat = format with { Description = Description(doc, d) };
             var choices = Choices(doc, d);
             var prefix = GenPrefix(doc, d);
-            items.Add(MultipleInput
-                ? MultipleInputItem(d, doc, choices!, c => FewShotPrompt.Build(docFormat, picked, new FewShotTurn(c, null, prefix), queryDelimiter: "")) // the harness joins a multiple-input question without a delimiter
-                : Item(d, doc, choices, FewShotPrompt.Build(docFormat, picked, new FewShotTurn(Text(doc, d), null, prefix))));
+            var item = MultipleInput
+                ? MultipleInputItem(d, doc, choices!, c => Prompt(FewShotPrompt.Parts(docFormat, picked, new FewShotTurn(c, null, prefix), queryDelimiter: ""))) // the harness joins a multiple-input question without a delimiter
+                : Item(d, doc, choices, Prompt(FewShotPrompt.Parts(docFormat, picked, new FewShotTurn(Text(doc, d), null, prefix))));
+            items.Add(item with { Templated = chat is not null });
         }
         return items;
     }
@@ -296,11 +335,18 @@ public sealed class IclTask
         return new TaskItem(d, contexts[right], choices, right, continuation) { Contexts = contexts, Document = doc };
     }
 
+    /// <summary>
+    /// The delimiter before a choice: the target delimiter, except under a chat template, where the harness keeps it only
+    /// after a gen_prefix that does not end in white space (the assistant's turn starts the answer otherwise).
+    /// </summary>
+    string ChoiceDelimiter(TaskItem item) =>
+        !item.Templated || Config.GenPrefix is { Length: > 0 } p && !char.IsWhiteSpace(p[^1]) ? Config.TargetDelimiter : "";
+
     /// <summary>The log-likelihood requests of an item: one per choice (or per context), or the target after the context.</summary>
     public IEnumerable<LoglikelihoodRequest> LoglikelihoodRequests(TaskItem item) => Config.OutputType switch
     {
-        OutputType.MultipleChoice when item.Contexts is { } contexts => contexts.Select(c => new LoglikelihoodRequest(c, Config.TargetDelimiter + item.GoldText)),
-        OutputType.MultipleChoice => item.Choices!.Select(c => new LoglikelihoodRequest(item.Context, Config.TargetDelimiter + c)),
+        OutputType.MultipleChoice when item.Contexts is { } contexts => contexts.Select(c => new LoglikelihoodRequest(c, ChoiceDelimiter(item) + item.GoldText)),
+        OutputType.MultipleChoice => item.Choices!.Select(c => new LoglikelihoodRequest(item.Context, ChoiceDelimiter(item) + c)),
         // The harness continues a loglikelihood context with the target as it is (lambada's starts with its space).
         OutputType.Loglikelihood => [new LoglikelihoodRequest(item.Context, item.GoldText)],
         _ => [],
@@ -309,7 +355,7 @@ public sealed class IclTask
     public IEnumerable<LoglikelihoodRequest> LoglikelihoodRequests(IEnumerable<TaskItem> items) => items.SelectMany(LoglikelihoodRequests);
 
     public GenerateRequest GenerateRequestFor(TaskItem item) =>
-        GenerateRequest.Raw(item.Context, new GenerationOptions { MaxNewTokens = Config.MaxGenTokens, StopStrings = Config.Until });
+        GenerateRequest.Raw(item.Context, new GenerationOptions { MaxNewTokens = Config.MaxGenTokens, StopStrings = Config.Until }) with { Templated = item.Templated };
 
     /// <summary>The text scored whole by a loglikelihood_rolling task (doc_to_target).</summary>
     public RollingRequest RollingRequestFor(TaskItem item) => new(item.GoldText);
