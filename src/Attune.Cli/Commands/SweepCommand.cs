@@ -24,6 +24,10 @@ public static class SweepCommand
         var urialShots = new Option<int>("--urial-shots") { Description = "URIAL examples for the base arm", DefaultValueFactory = _ => Attune.Prompting.UrialPrompt.DefaultShots };
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per ICL item (default: each task's)" };
         var iclLimit = new Option<int?>("--icl-limit") { Description = "Items per ICL task" };
+        var iclChat = new Option<string>("--icl-chat") { Description = "Which arms' ICL prompts go through the chat template: none (all raw), chat (the arms prompted through chat for instructions; the URIAL base stays raw) or all", DefaultValueFactory = _ => "none" };
+        iclChat.AcceptOnlyFromAmong("none", "chat", "all");
+        var iclMultiturn = new Option<bool?>("--icl-fewshot-as-multiturn") { Description = "Under the chat template: the shots as turns (default true; false puts them in one user message)" };
+        var iclSystem = new Option<string?>("--icl-system-instruction") { Description = "Text put before each ICL prompt (a system message under the chat template)" };
         var ifLimit = new Option<int?>("--if-limit") { Description = "IF prompts per language" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens per IF response", DefaultValueFactory = _ => 256 };
         var store = new Option<string>("--store") { Description = "The results store (SQLite)", Required = true };
@@ -36,7 +40,7 @@ public static class SweepCommand
         var judgeKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "The environment variable holding the judge server's API key" };
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to the judge", DefaultValueFactory = _ => 4 };
         var cmd = new Command("sweep", "The study: every λ of base→instruct, the base with URIAL, the instruct (and DPO/SFT) models, on the ICL and IF suites per language; resumable")
-            { baseModel, instruct, lambdas, langs, icl, includePath, dataDir, ifSuite, dpo, sft, urialShots, shots, iclLimit, ifLimit, maxTokens, store, shard, cachePath,
+            { baseModel, instruct, lambdas, langs, icl, includePath, dataDir, ifSuite, dpo, sft, urialShots, shots, iclLimit, iclChat, iclMultiturn, iclSystem, ifLimit, maxTokens, store, shard, cachePath,
               judge, judgeSet, judgeLimit, judgeBothOrders, judgeKeyEnv, concurrency };
         cmd.SetAction(parse =>
         {
@@ -51,6 +55,7 @@ public static class SweepCommand
                 DataDirs = EvalCommand.DataSourcesOf(parse.GetValue(dataDir)).DataDirs, If = None(parse.GetValue(ifSuite)),
                 Dpo = parse.GetValue(dpo) is { } d ? ModelReference.Parse(d, "--dpo") : null, Sft = parse.GetValue(sft) is { } s ? ModelReference.Parse(s, "--sft") : null,
                 UrialShots = parse.GetValue(urialShots), IclShots = parse.GetValue(shots), IclLimit = parse.GetValue(iclLimit), IfLimit = parse.GetValue(ifLimit),
+                IclChat = parse.GetValue(iclChat)!, IclFewshotAsMultiturn = parse.GetValue(iclMultiturn), IclSystemInstruction = parse.GetValue(iclSystem),
                 IfMaxTokens = parse.GetValue(maxTokens),
                 Judge = parse.GetValue(judge) is { } jm ? ModelReference.Parse(jm, "--judge") : null, JudgeSet = parse.GetValue(judgeSet) is "builtin" or null ? "builtin" : Path.GetFullPath(parse.GetValue(judgeSet)!),
                 JudgeLimit = parse.GetValue(judgeLimit), JudgeBothOrders = parse.GetValue(judgeBothOrders),

@@ -34,6 +34,15 @@ public sealed record SweepPlan
     public int? IclShots { get; init; }
     /// <summary>Items per ICL task and prompts per IF language (null: all).</summary>
     public int? IclLimit { get; init; }
+    /// <summary>
+    /// Which arms' ICL prompts go through the chat template: none (every arm raw, as the harness's default), chat (the
+    /// arms prompted through chat for instructions — the interpolations, instruct, DPO and SFT; the URIAL base stays raw),
+    /// or all.
+    /// </summary>
+    public string IclChat { get; init; } = "none";
+    /// <summary>With a chat template: the shots as turns (null: the harness's default, yes).</summary>
+    public bool? IclFewshotAsMultiturn { get; init; }
+    public string? IclSystemInstruction { get; init; }
     public int? IfLimit { get; init; }
     public int IfMaxTokens { get; init; } = 256;
     /// <summary>The LLM judge (a served model or a local one); null: no judge suite.</summary>
@@ -49,7 +58,8 @@ public sealed record SweepPlan
         ["lambdas"] = new JsonArray(Lambdas.Select(l => (JsonNode)l.Value).ToArray()),
         ["langs"] = new JsonArray(Languages.Select(l => (JsonNode)l).ToArray()),
         ["icl"] = Icl, ["include_path"] = IncludePaths.Count == 0 ? null : new JsonArray(IncludePaths.Select(p => (JsonNode)p).ToArray()), ["if"] = If, ["dpo"] = Dpo?.Spec, ["sft"] = Sft?.Spec, ["urial_shots"] = UrialShots,
-        ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
+        ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["icl_chat"] = IclChat, ["icl_fewshot_as_multiturn"] = IclFewshotAsMultiturn, ["icl_system_instruction"] = IclSystemInstruction,
+        ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
         ["judge"] = Judge?.Spec, ["judge_set"] = JudgeSet, ["judge_limit"] = JudgeLimit, ["judge_both_orders"] = JudgeBothOrders,
     };
 }
@@ -105,6 +115,8 @@ public sealed class Sweep(SweepPlan plan)
                     };
                     // Task names mean what the include folders say (only written when given, so older keys stay as they were).
                     if (suite == "icl" && plan.IncludePaths.Count > 0) settings["include_path"] = new JsonArray(plan.IncludePaths.Select(p => (JsonNode)p).ToArray());
+                    if (suite == "icl" && IclChat(arm)) settings["chat_template"] = new JsonObject { ["fewshot_as_multiturn"] = plan.IclFewshotAsMultiturn ?? true };
+                    if (suite == "icl" && plan.IclSystemInstruction is { } system) settings["system_instruction"] = system;
                     var keyText = string.Join("\n", arm.Name, suite, lang, identity, settings.ToJsonString());
                     var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(keyText)))[..24];
                     settings["model_spec"] = arm.Model.Spec;
@@ -176,6 +188,14 @@ public sealed class Sweep(SweepPlan plan)
         return ran;
     }
 
+    /// <summary>Whether an arm's ICL prompts go through its chat template (<see cref="SweepPlan.IclChat"/>).</summary>
+    bool IclChat(Arm arm) => plan.IclChat switch
+    {
+        "all" => true,
+        "chat" => arm.IfMode == PromptMode.Chat,
+        _ => false,
+    };
+
     List<IclTask>? _iclTasks;
 
     /// <summary>The plan's ICL tasks, loaded (and the built-in ones generated) once per sweep, not once per cell.</summary>
@@ -184,7 +204,9 @@ public sealed class Sweep(SweepPlan plan)
     async Task<CellResult> IclCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
     {
         var tasks = IclTasks().Where(t => t.Config.Language is null || t.Config.Language == cell.Language).ToList();
-        var results = await IclEvaluation.RunAsync(tasks, runner, plan.IclShots, plan.IclLimit, cancel: cancel);
+        var chat = IclChat(cell.Arm);
+        var prompting = TaskPrompting.For(runner.Backend, chat ? "" : null, chat ? plan.IclFewshotAsMultiturn : null, plan.IclSystemInstruction);
+        var results = await IclEvaluation.RunAsync(tasks, runner, plan.IclShots, plan.IclLimit, cancel: cancel, prompting: prompting);
         var aggregates = new List<Aggregate>();
         var primary = new List<List<double>>();
         foreach (var r in results)
@@ -246,6 +268,9 @@ public sealed class Sweep(SweepPlan plan)
         foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit) })
             if (value is < 1) throw new AttuneException(null, name, "must be ≥ 1");
         if (Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge");
+        if (plan.IclChat is not ("none" or "chat" or "all")) throw new AttuneException(null, "--icl-chat", $"\"{plan.IclChat}\" is not none, chat or all");
+        if (plan.IclFewshotAsMultiturn == true && plan.IclChat == "none")
+            throw new AttuneException(null, "--icl-fewshot-as-multiturn", "needs --icl-chat chat or all (the shots become chat turns)");
         if (plan.Judge is null) return;
         foreach (var lang in plan.Languages) JudgeItems(lang);
     }

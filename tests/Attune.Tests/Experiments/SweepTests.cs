@@ -67,6 +67,28 @@ public class SweepTests
     }
 
     [Fact]
+    public async Task Icl_prompts_go_through_the_chat_template_for_the_chat_arms_only_when_asked()
+    {
+        using var m = new Models();
+        var plain = new Sweep(Plan(m) with { If = null });
+        var chat = new Sweep(Plan(m) with { If = null, IclChat = "chat", IclSystemInstruction = "Réponds." });
+        // Unset, the cells' keys stay what they were; set, only the arms prompted through chat change.
+        Assert.All(plain.Cells(), c => Assert.Null(c.Settings["chat_template"]));
+        foreach (var (before, after) in plain.Cells().Zip(chat.Cells()))
+        {
+            Assert.Equal(before.Arm.Name == "base-urial", after.Settings["chat_template"] is null);
+            Assert.NotEqual(before.Key, after.Key); // the system instruction is part of every ICL cell
+        }
+        using var store = new ResultsStore(m["chat.db"]);
+        var cells = chat.Cells();
+        Assert.Equal(cells.Count, await chat.RunAsync(store, store.BeginRun("test", "test", chat.Plan.ToJson()), cells));
+
+        var e = Assert.Throws<AttuneException>(() => new Sweep(Plan(m) with { IclFewshotAsMultiturn = true }).CheckInputs());
+        Assert.Contains("--icl-fewshot-as-multiturn", e.Message);
+        Assert.Contains("--icl-chat", Assert.Throws<AttuneException>(() => new Sweep(Plan(m) with { IclChat = "some" }).CheckInputs()).Message);
+    }
+
+    [Fact]
     public async Task Shards_merged_equal_one_full_run()
     {
         using var m = new Models();
