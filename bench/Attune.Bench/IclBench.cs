@@ -47,8 +47,10 @@ static class IclBench
             doc_to_choice: "{{choices}}"
             num_fewshot: 5
             """);
+        var machinery = Stopwatch.StartNew();
         var task = new IclTask(TaskConfig.Load(Path.Combine(taskDir, "task.yaml")).Single());
         var all = task.Items();
+        var built = machinery.Elapsed.TotalSeconds;
         var requests = task.LoglikelihoodRequests(all).ToList();
         var sub = task.LoglikelihoodRequests(all.Take(subset)).ToList();
 
@@ -76,5 +78,14 @@ static class IclBench
         Console.WriteLine($"| no reuse, first {subset} items | {sub.Count} | {s1:F1} | {without:F1} | 1.00× |");
         Console.WriteLine($"| prefix reuse, first {subset} items | {sub.Count} | {s2:F1} | {withSub:F1} | {withSub / without:F2}× |");
         Console.WriteLine($"| prefix reuse, all {items} items | {requests.Count} | {s3:F1} | {withAll:F1} | {withAll / without:F2}× |");
+
+        // The task's own machinery around the model: loading, rendering and sampling the items, and scoring them
+        // (metrics and bootstrap intervals) from given log-likelihoods.
+        var fake = requests.Select((r, i) => new ScoreResult(-(i % 7) - 1.0, false, 1)).ToList();
+        var scoring = Stopwatch.StartNew();
+        task.ScoreChoices(all, fake, 5);
+        double scored = scoring.Elapsed.TotalSeconds;
+        Console.WriteLine();
+        Console.WriteLine($"Task machinery for {items} items: load + render {built:F2} s, score {scored:F2} s ({items / (built + scored):F0} items/s; the model's share above: {items / s3:F1} items/s).");
     }
 }

@@ -497,6 +497,32 @@ public class HarnessFolderTests
         Assert.StartsWith(tmp["flat/run_"], HarnessResults.Write(tmp["flat/run.json"], logSamples: false, tasks, results, groups, "org/model", limit: null));
     }
 
+    // ---- hooks a module makes in a loop (Global-MMLU's per-subject filters) ----
+
+    [Fact]
+    public async Task Hooks_made_in_a_loop_are_found_by_their_family()
+    {
+        using var tmp = new TempDir();
+        // A module in Global-MMLU's manner: one filter, bound to each subject with functools.partial, put into globals().
+        WriteText(tmp["tasks/global_mmlu/full/fr/utils.py"], string.Join("\n",
+            "from functools import partial", "TOPICS = [\"virology\", \"anatomy\"]",
+            "def process_docs(dataset, subject):", "    return dataset.filter(lambda x: x[\"subject\"] == subject)",
+            "globals().update({f\"process_{t}\": partial(process_docs, subject=t) for t in TOPICS})", ""));
+        WriteText(tmp["tasks/global_mmlu/full/fr/virology.yaml"], string.Join("\n",
+            "task: gm_fr_virology", "dataset_path: CohereForAI/Global-MMLU", "dataset_name: fr", "test_split: test", "output_type: multiple_choice",
+            "process_docs: !function utils.process_virology", "doc_to_text: \"{{question}}\"", "doc_to_choice: [A, B]", "doc_to_target: answer", ""));
+        WriteJsonl(tmp["data/CohereForAI/Global-MMLU/fr/test.jsonl"],
+            new JsonObject { ["subject"] = "anatomy", ["question"] = "Os ?", ["answer"] = "A" },
+            new JsonObject { ["subject"] = "virology", ["question"] = "Virus ?", ["answer"] = "B" });
+        var data = new DataSources { DataDirs = [tmp["data"]], Cache = new HubCache(tmp["no-cache"]) };
+        var task = TaskList.Resolve("gm_fr_virology", [tmp["tasks"]], data: data).Single();
+        Assert.Equal(["Virus ?"], task.EvalDocs.Select(d => (string)d["question"]!));
+        Assert.Equal(1.0, (await Run(task, new GoldBackend((_, cont) => cont == " B"))).Metrics["acc"].Value);
+        // A name the module does not make is still refused.
+        File.WriteAllText(tmp["tasks/global_mmlu/full/fr/virology.yaml"], File.ReadAllText(tmp["tasks/global_mmlu/full/fr/virology.yaml"]).Replace("process_virology", "process_astrology"));
+        Assert.Contains("defines no process_astrology", Assert.Throws<AttuneException>(() => TaskList.Resolve("gm_fr_virology", [tmp["tasks"]], data: data)).Message);
+    }
+
     // ---- hooks that are not there, and the wrong kind ----
 
     [Fact]

@@ -223,7 +223,7 @@ public class TaskTests
     [Theory]
     [InlineData("task: x\ndataset_path: d.jsonl\noutput_type: multiple_choice\ndoc_to_text: q\ndoc_to_target: 0\n", "doc_to_choice")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_target: a\n", "doc_to_text")]
-    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nmetric_list:\n  - metric: bleu\n", "metric")]
+    [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nmetric_list:\n  - metric: ter\n", "metric")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: !function utils.doc_to_text\ndoc_to_target: a\n", "!function")]
     [InlineData("task: x\ndataset_path: attune-test/absent\ntest_split: validation\ndoc_to_text: q\ndoc_to_target: a\n", "no \"validation\" split of attune-test/absent")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nnum_shots: 3\n", "num_shots")]
@@ -279,5 +279,21 @@ public class TaskTests
         // About ±1.96 standard errors around 1/3 with n = 200: se ≈ 0.033.
         Assert.InRange(a.High - a.Low, 0.10, 0.16);
         Assert.Equal(a, Bootstrap.Mean(values, seed: 7));
+    }
+
+    [Fact]
+    public void Bleu_follows_sacrebleus_tokenizer_smoothing_and_brevity_penalty()
+    {
+        // 13a splits punctuation off words, but not a period or comma inside a number.
+        Assert.Equal(["Hello", ",", "world", "!", "It", "costs", "3.5", "euros", "."], Bleu.Tokenize("Hello, world! It costs 3.5 euros."));
+        Assert.Equal(100, Bleu.Score(Bleu.Statistics("The dog bit the man.", "The dog bit the man.")), 9);
+        // One token off at the end: precisions 4/5, 3/4, 2/3, 1/2, no brevity penalty: (0.8·0.75·0.667·0.5)^¼ = 0.2^¼.
+        Assert.Equal(100 * Math.Pow(0.2, 0.25), Bleu.Score(Bleu.Statistics("a b c d e", "a b c d f")), 9);
+        // 1-grams 3/4, 2-grams 1/3; no 3-gram (of 2) or 4-gram (of 1) matches: the first is smoothed to 1 / (2 · 2), the next to 1 / (4 · 1).
+        Assert.Equal(100 * Math.Pow(0.75 * (1 / 3.0) * (1 / 4.0) * (1 / 4.0), 0.25), Bleu.Score(Bleu.Statistics("a b x c", "a b c d")), 9);
+        // Too short for 3-grams: BLEU is 0, as sacrebleu gives without effective order; shorter than the reference: the brevity penalty.
+        Assert.True(Bleu.Score(Bleu.Statistics("the cat", "the cat sat")) < 1e-9);
+        var stats = Bleu.Statistics("a b c d", "a b c d e f");
+        Assert.Equal(100 * Math.Exp(1 - 6 / 4.0), Bleu.Score(stats), 9);
     }
 }

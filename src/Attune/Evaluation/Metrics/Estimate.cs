@@ -23,16 +23,6 @@ public static class Bootstrap
     public static Estimate Mean(IReadOnlyList<double> values, ulong seed = 1234) =>
         Interval(values.Count, idx => { double s = 0; foreach (var i in idx) s += values[i]; return s / idx.Length; }, seed);
 
-    /// <summary>A corpus statistic of per-item vectors summed (chrF) and its interval.</summary>
-    public static Estimate Summed(IReadOnlyList<double[]> itemStats, Func<double[], double> score, ulong seed = 1234) =>
-        Interval(itemStats.Count, idx =>
-        {
-            var sum = new double[itemStats[0].Length];
-            foreach (var i in idx)
-                for (int j = 0; j < sum.Length; j++) sum[j] += itemStats[i][j];
-            return score(sum);
-        }, seed);
-
     /// <summary>
     /// The mean over groups (tasks) of each group's mean, with an interval from resampling items within
     /// every group at once (a stratified bootstrap); <see cref="Estimate.Count"/> is the number of items.

@@ -31,6 +31,7 @@ public static class TaskMetrics
         "mcc" => "mcc",
         "f1" when corpus => "f1",
         "chrf" => "chrf",
+        "bleu" => "bleu",
         _ => "mean",
     };
 
@@ -47,14 +48,17 @@ public static class TaskMetrics
         "bits_per_byte" => s => -s.Sum(x => x[0]) / s.Sum(x => x[1]) / Math.Log(2),
         "mcc" or "matthews_corrcoef" => Matthews,
         "f1" => BinaryF1,
-        "chrf" => s =>
-        {
-            var sum = new double[s[0].Length];
-            foreach (var x in s) for (int j = 0; j < sum.Length; j++) sum[j] += x[j];
-            return ChrF.Score(sum);
-        },
+        "chrf" => s => ChrF.Score(Sum(s)),
+        "bleu" => s => Bleu.Score(Sum(s)),
         _ => s => s.Average(x => x[0]),
     };
+
+    static double[] Sum(IReadOnlyList<double[]> stats)
+    {
+        var sum = new double[stats[0].Length];
+        foreach (var x in stats) for (int j = 0; j < sum.Length; j++) sum[j] += x[j];
+        return sum;
+    }
 
     /// <summary>Matthews correlation of (gold, prediction) pairs over any number of classes (scikit-learn's multiclass form).</summary>
     static double Matthews(IReadOnlyList<double[]> pairs)
@@ -244,5 +248,73 @@ public static class ChrF
             d[g] = d.GetValueOrDefault(g) + 1;
         }
         return d;
+    }
+}
+
+/// <summary>
+/// BLEU as sacrebleu's corpus_bleu computes it by default (the harness's bleu): the 13a tokenizer, n-grams of orders
+/// 1–4 clipped by the reference's counts, statistics summed over the corpus, exponential smoothing of orders without a
+/// match, and the brevity penalty; on a 0–100 scale.
+/// </summary>
+public static class Bleu
+{
+    const int Order = 4;
+
+    static readonly (Regex Pattern, string Replacement)[] Rules =
+    [
+        (new Regex(@"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), " $1 "), // punctuation, except period and comma
+        (new Regex(@"([^0-9])([\.,])"), "$1 $2 "), // period and comma, unless after a digit
+        (new Regex(@"([\.,])([^0-9])"), " $1 $2"), // … unless before a digit
+        (new Regex(@"([0-9])(-)"), "$1 $2 "), // a dash after a digit
+    ];
+
+    /// <summary>sacrebleu's 13a tokenizer (mteval-v13a): tokens split by white space.</summary>
+    public static string[] Tokenize(string line)
+    {
+        line = line.Replace("<skipped>", "").Replace("-\n", "").Replace("\n", " ");
+        if (line.Contains('&')) line = line.Replace("&quot;", "\"").Replace("&amp;", "&").Replace("&lt;", "<").Replace("&gt;", ">");
+        line = $" {line} ";
+        foreach (var (pattern, replacement) in Rules) line = pattern.Replace(line, replacement);
+        return line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    /// <summary>One sentence's statistics: hypothesis length, reference length, then matches and totals of each order.</summary>
+    public static double[] Statistics(string hypothesis, string reference)
+    {
+        var h = Tokenize(hypothesis);
+        var r = Tokenize(reference);
+        var stats = new double[2 + 2 * Order];
+        stats[0] = h.Length;
+        stats[1] = r.Length;
+        for (int n = 1; n <= Order; n++)
+        {
+            var refCounts = Ngrams(r, n).GroupBy(g => g).ToDictionary(g => g.Key, g => g.Count());
+            foreach (var group in Ngrams(h, n).GroupBy(g => g))
+                stats[1 + n] += Math.Min(group.Count(), refCounts.GetValueOrDefault(group.Key));
+            stats[1 + Order + n] = Math.Max(0, h.Length - n + 1);
+        }
+        return stats;
+    }
+
+    static IEnumerable<string> Ngrams(string[] tokens, int n) =>
+        Enumerable.Range(0, Math.Max(0, tokens.Length - n + 1)).Select(i => string.Join('\u0001', tokens, i, n));
+
+    /// <summary>BLEU of summed statistics.</summary>
+    public static double Score(double[] stats)
+    {
+        double sysLen = stats[0], refLen = stats[1];
+        var logs = new double[Order];
+        double smooth = 1;
+        for (int n = 1; n <= Order; n++)
+        {
+            double correct = stats[1 + n], total = stats[1 + Order + n];
+            if (total == 0) break; // orders the hypothesis is too short for stay at precision 0
+            double precision = correct == 0 ? 100 / ((smooth *= 2) * total) : 100 * correct / total;
+            logs[n - 1] = Math.Log(precision);
+        }
+        for (int n = 1; n <= Order; n++)
+            if (stats[1 + Order + n] == 0) logs[n - 1] = -9999999999; // sacrebleu's log of a zero precision
+        double penalty = sysLen < refLen ? sysLen > 0 ? Math.Exp(1 - refLen / sysLen) : 0 : 1;
+        return penalty * Math.Exp(logs.Sum() / Order);
     }
 }

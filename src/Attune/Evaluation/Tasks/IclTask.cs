@@ -511,11 +511,12 @@ public sealed class IclTask
                 foreach (var (key, m, _) in group)
                 {
                     if (hooked is not null) { Record(scores, stats, key, hooked[m.Name]); continue; }
-                    if (m.Name == "chrf")
+                    if (m.Name is "chrf" or "bleu")
                     {
-                        var chrf = ChrF.Statistics(prediction.Trim(), item.Golds[0].Trim());
-                        stats[key] = chrf;
-                        scores[key] = ChrF.Score(chrf); // the item's own chrF, for the per-item record
+                        // Corpus metrics: the item's statistics (summed over the corpus) and its own score for the per-item record.
+                        var corpus = m.Name == "chrf" ? ChrF.Statistics(prediction.Trim(), item.Golds[0].Trim()) : Bleu.Statistics(prediction, item.Golds[0]);
+                        stats[key] = corpus;
+                        scores[key] = m.Name == "chrf" ? ChrF.Score(corpus) : Bleu.Score(corpus);
                         continue;
                     }
                     double Score(string gold) => m.Function is { } f ? f(prediction, gold)

@@ -276,8 +276,8 @@ public sealed record TaskConfig
                 if (Get(mm, "aggregation") is { } agg && TaskYaml.IsHook(agg))
                     throw Bad(agg, "aggregation", $"the Python hook !function {Scalar(agg, "aggregation")} is not supported as an aggregation");
                 var aggregation = Get(mm, "aggregation") is { } a ? Scalar(a, "aggregation") : null;
-                if (aggregation is not (null or "mean" or "perplexity" or "weighted_perplexity" or "bits_per_byte" or "f1" or "mcc" or "matthews_corrcoef" or "brier_score"))
-                    throw Bad(Get(mm, "aggregation")!, "aggregation", $"\"{aggregation}\" is not an aggregation Attune computes (mean, perplexity, weighted_perplexity, bits_per_byte, f1, mcc)");
+                if (aggregation is not (null or "mean" or "perplexity" or "weighted_perplexity" or "bits_per_byte" or "f1" or "mcc" or "matthews_corrcoef" or "brier_score" or "bleu" or "chrf"))
+                    throw Bad(Get(mm, "aggregation")!, "aggregation", $"\"{aggregation}\" is not an aggregation Attune computes (mean, perplexity, weighted_perplexity, bits_per_byte, f1, mcc, brier_score, bleu, chrf)");
                 bool? higher = Get(mm, "higher_is_better") is { } h ? Scalar(h, "higher_is_better") is "true" or "True" : null;
                 foreach (var option in mm.Children.Keys.Select(x => x.ToString()))
                     if (option is not ("metric" or "aggregation" or "higher_is_better" or "ignore_case" or "ignore_punctuation" or "regexes_to_ignore" or "average" or "hf_evaluate"))
@@ -368,7 +368,7 @@ public sealed record TaskConfig
         OutputType.MultipleChoice => ["acc", "acc_norm", "acc_bytes", "mcc", "f1", "brier_score"],
         OutputType.Loglikelihood => ["perplexity", "acc"],
         OutputType.LoglikelihoodRolling => ["word_perplexity", "byte_perplexity", "bits_per_byte"],
-        _ => ["exact_match", "f1", "chrf"],
+        _ => ["exact_match", "f1", "chrf", "bleu"],
     };
 
     /// <summary>Deepest nesting of a field's value; an alias that refers to its own anchor would otherwise nest forever.</summary>

@@ -80,6 +80,24 @@ public static class TaskHooks
         Add(Kind.ProcessResults, (ResultsHook)((doc, r) => TruthfulMc2(doc, r, splitAtFirstFalse: true)), "utils.process_results_mc2", "truthfulqa-multi");
     }
 
+    /// <summary>Hooks a module makes in a loop: the folders it sits in, a line that shows it makes them, and the equivalent per name.</summary>
+    sealed record Family(Regex Folder, string ModuleMarker, Regex Function, Func<Match, string, DocsHook?> Make);
+
+    static readonly string[] GlobalMmluCategories = ["Business", "Humanities", "Medical", "Other", "STEM", "Social Sciences"];
+
+    static readonly Family[] Families =
+    [
+        // Global-MMLU, every subject: process_<subject> keeps the documents of that subject.
+        new(new Regex(@"/global_mmlu/full/[^/]+$"), "x[\"subject\"] == subject", new Regex(@"^utils\.process_(\w+)$"),
+            (m, source) => source.Contains($"\"{m.Groups[1].Value}\"", StringComparison.Ordinal) ? KeepWhere("subject", m.Groups[1].Value) : null),
+        // Global-MMLU by category: process_<category, lower case, spaces as _> keeps that subject_category.
+        new(new Regex(@"/global_mmlu/default/[^/]+$"), "x[\"subject_category\"] == category", new Regex(@"^utils\.process_(\w+)$"),
+            (m, _) => GlobalMmluCategories.FirstOrDefault(c => c.ToLowerInvariant().Replace(' ', '_') == m.Groups[1].Value) is { } category ? KeepWhere("subject_category", category) : null),
+    ];
+
+    /// <summary>datasets.filter on one field's value.</summary>
+    static DocsHook KeepWhere(string field, string value) => doc => doc[field] is JsonValue v && v.TryGetValue<string>(out var s) && s == value ? doc : null;
+
     /// <summary>Every hook Attune knows, as <c>folder/module.function</c>.</summary>
     public static IEnumerable<string> Known => Registry.Keys.Order(StringComparer.Ordinal);
 
@@ -99,10 +117,17 @@ public static class TaskHooks
         var moduleFile = Path.Combine(dir, module);
         if (!File.Exists(moduleFile))
             throw new AttuneException(declaringFile, field, $"!function {qualified}: {moduleFile} not found (the hook's module sits beside the YAML file that names it)");
-        if (!Regex.IsMatch(File.ReadAllText(moduleFile), $@"^(def|class)\s+{Regex.Escape(function)}\b", RegexOptions.Multiline))
-            throw new AttuneException(declaringFile, field, $"!function {qualified}: {module} defines no {function}");
+        var source = File.ReadAllText(moduleFile);
         var folder = Path.GetFileName(dir);
-        if (!Registry.TryGetValue($"{folder}/{qualified}", out var entry))
+        Entry? entry = null;
+        // A module that makes its hooks in a loop (partial(process_docs, …) into globals()) defines them without a def.
+        foreach (var family in Families)
+            if (family.Folder.IsMatch(dir.Replace('\\', '/')) && source.Contains(family.ModuleMarker, StringComparison.Ordinal)
+                && family.Function.Match(qualified) is { Success: true } m && family.Make(m, source) is { } made)
+                entry = new Entry(Kind.ProcessDocs, made);
+        if (entry is null && !Regex.IsMatch(source, $@"^(def|class)\s+{Regex.Escape(function)}\b", RegexOptions.Multiline))
+            throw new AttuneException(declaringFile, field, $"!function {qualified}: {module} defines no {function}");
+        if (entry is null && !Registry.TryGetValue($"{folder}/{qualified}", out entry))
             throw new AttuneException(declaringFile, field,
                 $"the Python hook !function {qualified} ({folder}/{module}) has no built-in equivalent in Attune (known: {string.Join(", ", Known.Where(k => k.StartsWith(folder + "/", StringComparison.Ordinal)).DefaultIfEmpty("none in this folder"))})");
         if (entry.Kind != kind)
