@@ -224,6 +224,7 @@ public class TaskTests
     [InlineData("task: x\ndataset_path: d.jsonl\noutput_type: multiple_choice\ndoc_to_text: q\ndoc_to_target: 0\n", "doc_to_choice")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_target: a\n", "doc_to_text")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nmetric_list:\n  - metric: ter\n", "metric")]
+    [InlineData("task: x\ndataset_path: csv\ndataset_kwargs:\n  data_files:\n    train: hf://datasets/org/set/train.csv\ndoc_to_text: q\ndoc_to_target: a\n", "a remote data file")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: !function utils.doc_to_text\ndoc_to_target: a\n", "!function")]
     [InlineData("task: x\ndataset_path: attune-test/absent\ntest_split: validation\ndoc_to_text: q\ndoc_to_target: a\n", "no \"validation\" split of attune-test/absent")]
     [InlineData("task: x\ndataset_path: d.jsonl\ndoc_to_text: q\ndoc_to_target: a\nnum_shots: 3\n", "num_shots")]

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -147,7 +148,9 @@ public sealed record TaskConfig
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         string Resolve(string file) => Path.GetFullPath(Path.Combine(dir, file));
         string DataFile(YamlNode node, string field) =>
-            Resolve(Scalar(node, field)) is var file && File.Exists(file) ? file : throw Bad(node, field, $"{file}: file not found");
+            Scalar(node, field) is var given && Regex.IsMatch(given, "^[a-z][a-z0-9+]*://", RegexOptions.IgnoreCase)
+                ? throw Bad(node, field, $"{given}: a remote data file (Attune reads data from disk; download it and name the local file)")
+                : Resolve(given) is var file && File.Exists(file) ? file : throw Bad(node, field, $"{file}: file not found");
 
         // Data: dataset_path json/csv/parquet with dataset_kwargs.data_files, a file path, or a Hub data set on disk.
         var files = new Dictionary<string, IReadOnlyList<string>>();
