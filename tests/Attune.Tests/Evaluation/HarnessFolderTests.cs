@@ -523,6 +523,43 @@ public class HarnessFolderTests
         Assert.Contains("defines no process_astrology", Assert.Throws<AttuneException>(() => TaskList.Resolve("gm_fr_virology", [tmp["tasks"]], data: data)).Message);
     }
 
+    // ---- a metric hook with its aggregation hook (the French bench's ROUGE-1) ----
+
+    [Fact]
+    public async Task Rouge1_hooks_score_each_pair_and_average()
+    {
+        using var tmp = new TempDir();
+        WriteText(tmp["tasks/french_bench/utils.py"], "def rouge1(items):\n    return items\n\ndef rouge1_agg(items):\n    return 0\n");
+        WriteText(tmp["tasks/french_bench/titles.yaml"], string.Join("\n",
+            "task: fr_titles", "dataset_path: orange/titles", "test_split: test", "output_type: generate_until", "doc_to_text: \"{{text}}\"", "doc_to_target: title",
+            "metric_list:", "  - metric: !function utils.rouge1", "    aggregation: !function utils.rouge1_agg", "    higher_is_better: true", ""));
+        WriteJsonl(tmp["data/orange/titles/test.jsonl"],
+            new JsonObject { ["text"] = "a", ["title"] = "Le chat dort." }, new JsonObject { ["text"] = "b", ["title"] = "Un été chaud" });
+        var task = TaskList.Resolve("fr_titles", [tmp["tasks"]], data: new DataSources { DataDirs = [tmp["data"]], Cache = new HubCache(tmp["no-cache"]) }).Single();
+        var result = await Run(task, new GoldBackend(generate: p => p == "a" ? "le chat mange" : "un été froid"));
+        // rouge_score's tokens: lower case, anything but a–z and 0–9 separates ("été" is the token "t"): 2 of 3 unigrams shared both times.
+        Assert.Equal([2 / 3.0, 2 / 3.0], result.Items.Select(i => i.Scores["rouge1"]));
+        Assert.Equal(2 / 3.0, result.Metrics["rouge1"].Value, 12);
+
+        // is_included: right when the gold answer is inside the generation.
+        File.AppendAllText(tmp["tasks/french_bench/utils.py"], "\ndef is_included(items):\n    return items[0] in items[1]\n");
+        WriteText(tmp["tasks/french_bench/trivia.yaml"], string.Join("\n",
+            "task: fr_trivia", "dataset_path: orange/titles", "test_split: test", "output_type: generate_until", "doc_to_text: \"{{text}}\"", "doc_to_target: title",
+            "metric_list:", "  - metric: !function utils.is_included", "    aggregation: mean", ""));
+        var trivia = TaskList.Resolve("fr_trivia", [tmp["tasks"]], data: new DataSources { DataDirs = [tmp["data"]], Cache = new HubCache(tmp["no-cache"]) }).Single();
+        var included = await Run(trivia, new GoldBackend(generate: p => p == "a" ? "Réponse : Le chat dort. Oui." : "un été"));
+        Assert.Equal([1.0, 0.0], included.Items.Select(i => i.Scores["is_included"]));
+
+        // The Spanish bench's XL-Sum documents: runs of spaces collapsed in text and summary.
+        WriteText(tmp["tasks/spanish_bench/utils.py"], "def process_xlsum(dataset):\n    return dataset\n");
+        WriteText(tmp["tasks/spanish_bench/xlsum.yaml"], string.Join("\n",
+            "task: es_xlsum", "dataset_path: csebuetnlp/xlsum", "dataset_name: spanish", "test_split: test", "output_type: generate_until",
+            "process_docs: !function utils.process_xlsum", "doc_to_text: \"{{text}}\"", "doc_to_target: summary", ""));
+        WriteJsonl(tmp["data/csebuetnlp/xlsum/spanish/test.jsonl"], new JsonObject { ["text"] = "Un   texto  largo", ["summary"] = "Un  resumen" });
+        var xlsum = TaskList.Resolve("es_xlsum", [tmp["tasks"]], data: new DataSources { DataDirs = [tmp["data"]], Cache = new HubCache(tmp["no-cache"]) }).Single();
+        Assert.Equal(("Un texto largo", "Un resumen"), ((string)xlsum.EvalDocs[0]["text"]!, (string)xlsum.EvalDocs[0]["summary"]!));
+    }
+
     // ---- hooks that are not there, and the wrong kind ----
 
     [Fact]

@@ -276,9 +276,9 @@ public sealed record TaskConfig
                     throw Bad(metricNode, "metric", $"\"{metric}\" is not a {HarnessName(outputType)} metric Attune computes ({string.Join(", ", MetricsFor(outputType))})");
                 bool Flag(string f) => Get(mm, f) is { } n && Scalar(n, f) is "true" or "True";
                 var regexes = Get(mm, "regexes_to_ignore") is YamlSequenceNode rs ? rs.Children.Select(x => Scalar(x, "regexes_to_ignore")).ToList() : null;
-                if (Get(mm, "aggregation") is { } agg && TaskYaml.IsHook(agg))
-                    throw Bad(agg, "aggregation", $"the Python hook !function {Scalar(agg, "aggregation")} is not supported as an aggregation");
-                var aggregation = Get(mm, "aggregation") is { } a ? Scalar(a, "aggregation") : null;
+                var aggregation = Get(mm, "aggregation") is not { } a ? null
+                    : TaskYaml.IsHook(a) ? ((TaskHooks.AggregationHook)Hook(a, "aggregation", TaskHooks.Kind.Aggregation))()
+                    : Scalar(a, "aggregation");
                 if (aggregation is not (null or "mean" or "perplexity" or "weighted_perplexity" or "bits_per_byte" or "f1" or "mcc" or "matthews_corrcoef" or "brier_score" or "bleu" or "chrf"))
                     throw Bad(Get(mm, "aggregation")!, "aggregation", $"\"{aggregation}\" is not an aggregation Attune computes (mean, perplexity, weighted_perplexity, bits_per_byte, f1, mcc, brier_score, bleu, chrf)");
                 bool? higher = Get(mm, "higher_is_better") is { } h ? Scalar(h, "higher_is_better") is "true" or "True" : null;

@@ -27,8 +27,10 @@ public static class TaskHooks
     /// <summary>Metric values for one document: <c>[value]</c>, or <c>[log-likelihood, weight]</c> for the perplexity family.</summary>
     public delegate Dictionary<string, double[]> ResultsHook(JsonObject doc, HookResponse response);
     public delegate double MetricHook(string prediction, string reference);
+    /// <summary>An aggregation hook: the name of Attune's aggregation that computes what it computes.</summary>
+    public delegate string AggregationHook();
 
-    public enum Kind { ProcessDocs, DocField, ProcessResults, Metric }
+    public enum Kind { ProcessDocs, DocField, ProcessResults, Metric, Aggregation }
 
     sealed record Entry(Kind Kind, Delegate Function);
 
@@ -49,6 +51,9 @@ public static class TaskHooks
         Add(Kind.ProcessDocs, (DocsHook)ParaphraseDoc, "utils.process_docs_paraphrases", "paws-x", "spanish_bench");
         Add(Kind.ProcessDocs, (DocsHook)CopaEsDoc, "utils.process_docs_copa_es", "spanish_bench");
         Add(Kind.ProcessDocs, (DocsHook)NliDoc, "utils.process_doc_nli", "spanish_bench");
+        // XL-Sum (Spanish bench): runs of spaces in the text and the summary collapsed to one.
+        Add(Kind.ProcessDocs, (DocsHook)(doc => With(doc, ("text", Spaces.Replace(Field(doc, "text"), " ")), ("summary", Spaces.Replace(Field(doc, "summary"), " ")))),
+            "utils.process_xlsum", "spanish_bench");
         // Winogrande and XWinograd: multiple inputs — the index of the right filling, the sentence's rest, both fillings.
         Add(Kind.DocField, (FieldHook)WinogradAnswer, "preprocess_winogrande.doc_to_text", "winogrande");
         Add(Kind.DocField, (FieldHook)WinogradRest, "preprocess_winogrande.doc_to_target", "winogrande");
@@ -69,6 +74,11 @@ public static class TaskHooks
         // French bench QA metrics: SQuAD's scores with French articles.
         Add(Kind.Metric, (MetricHook)((p, r) => SquadExact(r, p, FrenchArticles)), "utils.exact", "french_bench");
         Add(Kind.Metric, (MetricHook)((p, r) => SquadF1(r, p, FrenchArticles)), "utils.f1", "french_bench");
+        // The benches' ROUGE-1 (summaries, titles): each pair's F-measure as rouge_score tokenizes, averaged over the corpus.
+        Add(Kind.Metric, (MetricHook)((p, r) => Rouge1(r, p)), "utils.rouge1", "french_bench", "spanish_bench");
+        Add(Kind.Aggregation, (AggregationHook)(() => "mean"), "utils.rouge1_agg", "french_bench", "spanish_bench");
+        // The French bench's trivia: right when the gold answer appears in the generation, as it is.
+        Add(Kind.Metric, (MetricHook)((p, r) => p.Contains(r, StringComparison.Ordinal) ? 1 : 0), "utils.is_included", "french_bench");
         // WikiText (English; the French bench's copy reads "paragraph"): detokenized page, words and bytes of the original.
         Add(Kind.DocField, (FieldHook)(doc => WikitextDetokenize(Field(doc, "page"))), "preprocess_wikitext.wikitext_detokenizer", "wikitext");
         Add(Kind.ProcessResults, (ResultsHook)((doc, r) => WikitextResults(Field(doc, "page"), r)), "preprocess_wikitext.process_results", "wikitext");
@@ -140,6 +150,7 @@ public static class TaskHooks
         Kind.ProcessDocs => "process_docs",
         Kind.DocField => "doc_to_text/doc_to_target/doc_to_choice",
         Kind.ProcessResults => "process_results",
+        Kind.Aggregation => "aggregation",
         _ => "metric",
     };
 
@@ -303,6 +314,26 @@ public static class TaskHooks
             ?? throw new HookException("the document has no answers.text");
         var prediction = response.Text ?? "";
         return new() { ["f1"] = [SquadF1(reference, prediction, EnglishArticles)], ["exact_match"] = [SquadExact(reference, prediction, EnglishArticles)] };
+    }
+
+    // ---- ROUGE-1 (Google's rouge_score, as `evaluate` runs it) ----
+
+    static readonly Regex NotAlphanumeric = new("[^a-z0-9]+");
+    static readonly Regex Spaces = new(" +");
+
+    /// <summary>
+    /// ROUGE-1 F-measure of a prediction against a reference with rouge_score's default tokenizer: lower case, every run
+    /// of characters other than a–z and 0–9 a separator (accented letters too, as it does), no stemming.
+    /// </summary>
+    static double Rouge1(string reference, string prediction)
+    {
+        string[] Tokens(string s) => NotAlphanumeric.Replace(s.ToLowerInvariant(), " ").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var r = Tokens(reference);
+        var p = Tokens(prediction);
+        var counts = r.GroupBy(t => t).ToDictionary(g => g.Key, g => g.Count());
+        int overlap = p.GroupBy(t => t).Sum(g => Math.Min(g.Count(), counts.GetValueOrDefault(g.Key)));
+        double precision = p.Length == 0 ? 0 : (double)overlap / p.Length, recall = r.Length == 0 ? 0 : (double)overlap / r.Length;
+        return precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall);
     }
 
     // ---- WikiText ----
