@@ -26,7 +26,7 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
         Run(() => Generate(model.Tokenizer.Encode(prompt, addSpecialTokens: true), options), cancel);
 
     public string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
-        ChatPrompt.RenderChat(model.Tokenizer, conversation, templateName, continueFinalMessage);
+        ChatPrompt.RenderTaskChat(ChatPrompt.TemplateOf(model.Tokenizer, templateName), conversation, continueFinalMessage, model.Tokenizer.Source);
 
     public Task<GeneratedText> ChatAsync(IReadOnlyList<ChatMessage> conversation, GenerationOptions options, CancellationToken cancel = default) =>
         Run(() => Generate(ChatPrompt.Encode(model.Tokenizer, PromptMode.Chat, null, conversation), options), cancel);

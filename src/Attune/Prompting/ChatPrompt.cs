@@ -35,11 +35,26 @@ public static class ChatPrompt
     /// opening, or — <paramref name="continueFinalMessage"/> — cut right after the last message's text so the model
     /// continues it, as transformers' apply_chat_template(continue_final_message=True) does.
     /// </summary>
-    public static string RenderChat(Tokenizer tokenizer, IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage)
+    public static string RenderChat(Tokenizer tokenizer, IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
+        RenderChat(TemplateOf(tokenizer, templateName), conversation, continueFinalMessage, tokenizer.Source);
+
+    /// <summary>The tokenizer's chat template (the one named, or its default); one line when it has none.</summary>
+    public static ChatTemplate TemplateOf(Tokenizer tokenizer, string? templateName) =>
+        tokenizer.Config.ChatTemplate is null
+            ? throw new AttuneException(tokenizer.Source, "--apply-chat-template", "the model has no chat_template in tokenizer_config.json")
+            : ChatTemplate.FromConfig(tokenizer.Config, templateName);
+
+    /// <summary>
+    /// A task prompt's conversation through a chat template, as lm-evaluation-harness renders it: a template that
+    /// refuses the system message (Gemma's raise "System role not supported") is tried again without it.
+    /// </summary>
+    public static string RenderTaskChat(ChatTemplate template, IReadOnlyList<ChatMessage> conversation, bool continueFinalMessage, string? source = null)
     {
-        if (tokenizer.Config.ChatTemplate is null)
-            throw new AttuneException(tokenizer.Source, "--apply-chat-template", "the model has no chat_template in tokenizer_config.json");
-        return RenderChat(ChatTemplate.FromConfig(tokenizer.Config, templateName), conversation, continueFinalMessage, tokenizer.Source);
+        try { return RenderChat(template, conversation, continueFinalMessage, source); }
+        catch (TemplateException) when (conversation.Any(m => m.Role == "system"))
+        {
+            return RenderChat(template, conversation.Where(m => m.Role != "system").ToList(), continueFinalMessage, source);
+        }
     }
 
     /// <summary>A conversation through a chat template, with the assistant's opening or continuing the last message (see above).</summary>

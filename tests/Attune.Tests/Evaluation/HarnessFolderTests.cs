@@ -30,7 +30,7 @@ public class HarnessFolderTests
         static readonly Attune.Text.Templates.ChatTemplate ChatMl = new(
             "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
         public string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
-            ChatPrompt.RenderChat(ChatMl, conversation, continueFinalMessage);
+            ChatPrompt.RenderTaskChat(ChatMl, conversation, continueFinalMessage);
         public List<(string Context, string Continuation)> Scored { get; } = [];
         public List<string> Prompts { get; } = [];
         public string Identity => "gold";
@@ -420,6 +420,17 @@ public class HarnessFolderTests
         Assert.Equal("Be brief.Question: Open a jar\nAnswer: Run the lid under hot water.\n\nQuestion: Keep bread fresh\nAnswer:", plain.Context);
         Assert.Equal([" Store it in a sealed bag.", " Leave it in the sun."], task.LoglikelihoodRequests(plain).Select(r => r.Continuation));
         Assert.Contains("needs --apply-chat-template", Assert.Throws<AttuneException>(() => TaskPrompting.For(backend, null, true, null)).Message);
+    }
+
+    [Fact]
+    public void A_template_that_refuses_the_system_role_gets_the_prompt_without_it()
+    {
+        // Gemma's manner: a system message raises; the harness renders again without it.
+        var strict = new Attune.Text.Templates.ChatTemplate("{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+            + "<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}");
+        var text = ChatPrompt.RenderTaskChat(strict, [ChatMessage.System("Be brief."), ChatMessage.User("2+2?")], continueFinalMessage: false);
+        Assert.Equal("<start_of_turn>user\n2+2?<end_of_turn>\n<start_of_turn>model\n", text);
+        Assert.ThrowsAny<AttuneException>(() => ChatPrompt.RenderChat(strict, [ChatMessage.System("Be brief."), ChatMessage.User("2+2?")], continueFinalMessage: false));
     }
 
     [Fact]
