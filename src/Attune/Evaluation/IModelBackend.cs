@@ -55,6 +55,9 @@ public interface IModelBackend : IDisposable
     string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
         throw new AttuneException(null, "--apply-chat-template", $"{Identity}: the chat template is applied to task prompts for a local model (its tokenizer's template); a served model has none here");
 
+    /// <summary>The text of the chat template <see cref="RenderChat"/> uses (the named one, or the default), for the results file.</summary>
+    string? ChatTemplateSource(string? templateName) => null;
+
     /// <summary>Many generations, in the order given; a backend that can batch them does.</summary>
     async Task<IReadOnlyList<GeneratedText>> GenerateManyAsync(IReadOnlyList<GenerateRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
     {

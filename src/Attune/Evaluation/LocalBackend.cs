@@ -28,6 +28,8 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
     public string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
         ChatPrompt.RenderTaskChat(ChatPrompt.TemplateOf(model.Tokenizer, templateName), conversation, continueFinalMessage, model.Tokenizer.Source);
 
+    public string? ChatTemplateSource(string? templateName) => ChatPrompt.TemplateOf(model.Tokenizer, templateName).Source();
+
     public Task<GeneratedText> ChatAsync(IReadOnlyList<ChatMessage> conversation, GenerationOptions options, CancellationToken cancel = default) =>
         Run(() => Generate(ChatPrompt.Encode(model.Tokenizer, PromptMode.Chat, null, conversation), options), cancel);
 

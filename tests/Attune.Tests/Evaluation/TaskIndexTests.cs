@@ -125,6 +125,11 @@ public class TaskIndexTests
         Assert.True(code == 0, err);
         var chat = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Directory.GetFiles(tmp.Path, "chat_*.json").Single()))!;
         Assert.True((bool)chat["fewshot_as_multiturn"]!);
+        // The template's text and its SHA-256, as the harness records them.
+        var template = Attune.Text.TokenizerConfig.Load(Path.Combine(tmp["m"], "tokenizer_config.json")).ChatTemplate;
+        Assert.Equal((string?)template, (string)chat["chat_template"]!);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((string)chat["chat_template"]!))),
+            (string)chat["chat_template_sha"]!);
 
         // Bad combinations are one line each, and nothing is written.
         foreach (var (args, expected) in new[]

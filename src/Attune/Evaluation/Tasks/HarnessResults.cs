@@ -116,8 +116,10 @@ public static class HarnessResults
         root["model_name"] = model;
         root["model_name_sanitized"] = Sanitize(model);
         root["system_instruction"] = prompting?.SystemInstruction;
+        root["system_instruction_sha"] = string.IsNullOrEmpty(prompting?.SystemInstruction) ? null : Sha256(prompting.SystemInstruction);
         root["fewshot_as_multiturn"] = prompting?.ChatTemplate is null ? null : prompting.FewshotAsMultiturn;
-        root["chat_template"] = prompting?.ChatTemplateName;
+        root["chat_template"] = prompting?.ChatTemplateSource;
+        root["chat_template_sha"] = string.IsNullOrEmpty(prompting?.ChatTemplateSource) ? null : Sha256(prompting.ChatTemplateSource);
         return root;
     }
 
@@ -190,6 +192,7 @@ public static class HarnessResults
 
     static readonly JsonSerializerOptions HashJson = new(Lines) { WriteIndented = true };
 
+    /// <summary>The harness's hash of a text: SHA-256 of its UTF-8, lowercase hex.</summary>
     static string Sha256(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 
     static string Str(double v) => v.ToString("R", CultureInfo.InvariantCulture);

@@ -37,8 +37,8 @@ public sealed record TaskPrompting
     /// <summary>Renders a conversation through the model's chat template (true: continue the last message); null for plain text.</summary>
     public Func<IReadOnlyList<ChatMessage>, bool, string>? ChatTemplate { get; init; }
     public bool FewshotAsMultiturn { get; init; }
-    /// <summary>The template's name as asked (empty for the default), for the results file.</summary>
-    public string? ChatTemplateName { get; init; }
+    /// <summary>The template's text, for the results file (the harness records it and its SHA-256).</summary>
+    public string? ChatTemplateSource { get; init; }
 
     /// <summary>
     /// The options as the harness's command line settles them: with a chat template, shots are turns unless told not to;
@@ -54,7 +54,7 @@ public sealed record TaskPrompting
             SystemInstruction = systemInstruction,
             ChatTemplate = chatTemplate is null ? null : (messages, continueLast) => backend.RenderChat(messages, name, continueLast),
             FewshotAsMultiturn = chatTemplate is not null && (fewshotAsMultiturn ?? true),
-            ChatTemplateName = chatTemplate,
+            ChatTemplateSource = chatTemplate is null ? null : backend.ChatTemplateSource(name),
         };
     }
 }

@@ -111,21 +111,7 @@ public sealed class ChatTemplate
     /// </summary>
     public Template Resolve(bool hasTools = false)
     {
-        string key;
-        string source;
-        if (_single is not null)
-        {
-            key = "";
-            source = _single;
-        }
-        else
-        {
-            key = TemplateName
-                ?? (hasTools && _named.ContainsKey("tool_use") ? "tool_use"
-                : _named.ContainsKey("default") ? "default"
-                : throw new AttuneException(_sourceName, $"there are several chat templates ({string.Join(", ", _named.Keys.Select(k => $"'{k}'"))}) and none is named 'default': choose one by name"));
-            source = _named[key];
-        }
+        var (key, source) = Choose(hasTools);
         lock (_parsed)
         {
             if (_parsed.TryGetValue(key, out var t)) return t;
@@ -134,6 +120,19 @@ public sealed class ChatTemplate
             _parsed[key] = t;
             return t;
         }
+    }
+
+    /// <summary>The text of the template <see cref="Render"/> would use (what a results file records).</summary>
+    public string Source(bool hasTools = false) => Choose(hasTools).Source;
+
+    (string Key, string Source) Choose(bool hasTools)
+    {
+        if (_single is not null) return ("", _single);
+        var key = TemplateName
+            ?? (hasTools && _named.ContainsKey("tool_use") ? "tool_use"
+            : _named.ContainsKey("default") ? "default"
+            : throw new AttuneException(_sourceName, $"there are several chat templates ({string.Join(", ", _named.Keys.Select(k => $"'{k}'"))}) and none is named 'default': choose one by name"));
+        return (key, _named[key]);
     }
 
     /// <summary>
