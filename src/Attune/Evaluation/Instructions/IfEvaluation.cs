@@ -8,7 +8,11 @@ using Attune.Evaluation.Metrics;
 namespace Attune.Evaluation.Instructions;
 
 /// <summary>One prompt's response and which of its instructions it follows, strictly and loosely.</summary>
-public sealed record IfItem(IfPrompt Prompt, string Response, bool[] Strict, bool[] Loose, CriticalError Errors, FinishReason Finish);
+public sealed record IfItem(IfPrompt Prompt, string Response, bool[] Strict, bool[] Loose, CriticalError Errors, FinishReason Finish)
+{
+    /// <summary>A scored response file gave no text for the prompt (null): every instruction counts as not followed.</summary>
+    public bool Unanswered { get; init; }
+}
 
 /// <summary>
 /// Prompt-level accuracy (every instruction followed) and instruction-level accuracy (the share of
@@ -21,8 +25,9 @@ public sealed record IfSummary(string Language, Estimate PromptStrict, Estimate 
 public static class IfEvaluation
 {
     /// <summary>
-    /// IFEval's loose reading: the response, without its first line, without its last line, and without
-    /// both, each also with markdown emphasis (*) removed; an instruction is loosely followed if any of them follows it.
+    /// IFEval's loose reading: the response, without its first line, without its last line, and without both (each
+    /// of these three trimmed), each also with markdown emphasis (*) removed; an instruction is loosely followed if
+    /// any of them follows it.
     /// </summary>
     public static IEnumerable<string> LooseVariants(string response)
     {
@@ -30,9 +35,9 @@ public static class IfEvaluation
         var cut = new[]
         {
             response,
-            string.Join('\n', lines.Skip(1)),
-            string.Join('\n', lines.Take(Math.Max(0, lines.Length - 1))),
-            string.Join('\n', lines.Skip(1).Take(Math.Max(0, lines.Length - 2))),
+            string.Join('\n', lines.Skip(1)).Trim(),
+            string.Join('\n', lines.Take(Math.Max(0, lines.Length - 1))).Trim(),
+            string.Join('\n', lines.Skip(1).Take(Math.Max(0, lines.Length - 2))).Trim(),
         };
         foreach (var c in cut)
         {
@@ -41,6 +46,7 @@ public static class IfEvaluation
         }
     }
 
+    /// <summary>Whether a response follows each instruction, strictly and loosely (an empty response follows none), as IFEval decides.</summary>
     public static IfItem Score(IfPrompt prompt, string response, FinishReason finish = FinishReason.Stop)
     {
         var strict = prompt.Instructions.Select(i => response.Trim().Length > 0 && Checkers.Follows(i, response, prompt.Language)).ToArray();
@@ -48,6 +54,10 @@ public static class IfEvaluation
         var loose = prompt.Instructions.Select(i => variants.Any(v => Checkers.Follows(i, v, prompt.Language))).ToArray();
         return new IfItem(prompt, response, strict, loose, CriticalErrors.Detect(prompt.Prompt, response, prompt.Language, finish), finish);
     }
+
+    /// <summary>A prompt whose response is missing from a scored file (not text): nothing is followed.</summary>
+    public static IfItem Unanswered(IfPrompt prompt) =>
+        new(prompt, "", new bool[prompt.Instructions.Count], new bool[prompt.Instructions.Count], CriticalError.Empty, FinishReason.Stop) { Unanswered = true };
 
     /// <summary>The generation request for a prompt in a mode: chat template, URIAL (base models), or the prompt as is.</summary>
     public static GenerateRequest Request(IfPrompt prompt, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots) =>

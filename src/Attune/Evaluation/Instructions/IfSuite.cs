@@ -8,8 +8,8 @@ namespace Attune.Evaluation.Instructions;
 /// <summary>A prompt with verifiable instructions (IFEval's input record, plus its language).</summary>
 public sealed record IfPrompt(string Key, string Language, string Prompt, IReadOnlyList<Instruction> Instructions)
 {
-    /// <summary>Instructions of the source record left out because Attune cannot check them (a response language other than en/fr/es).</summary>
-    public int Skipped { get; init; }
+    /// <summary>The instruction ids as the input file wrote them (M-IFEval's carry a language prefix), for verdict files.</summary>
+    public IReadOnlyList<string>? SourceIds { get; init; }
 }
 
 /// <summary>
@@ -23,7 +23,11 @@ public static class IfSuite
     public const int PromptsPerLanguage = 120;
     public static readonly IReadOnlyList<string> Languages = ["en", "fr", "es"];
 
-    /// <summary>Reads IFEval-format JSONL; records without a <c>lang</c> get <paramref name="defaultLanguage"/>.</summary>
+    /// <summary>
+    /// Reads IFEval-format JSONL: IFEval's own files, and M-IFEval's, whose ids carry the instruction's language
+    /// ("fr:change_case:french_capital"; the prefix sets the prompt's language). Records without either get
+    /// Attune's optional <c>lang</c>, else <paramref name="defaultLanguage"/>.
+    /// </summary>
     public static List<IfPrompt> Load(string path, string defaultLanguage = "en")
     {
         var prompts = new List<IfPrompt>();
@@ -34,29 +38,43 @@ public static class IfSuite
             var ids = rec["instruction_id_list"] as JsonArray ?? throw Bad("instruction_id_list", "must be a list");
             var kwargs = rec["kwargs"] as JsonArray ?? new JsonArray(ids.Select(_ => (JsonNode)new JsonObject()).ToArray());
             if (kwargs.Count != ids.Count) throw Bad("kwargs", $"has {kwargs.Count} entries for {ids.Count} instructions");
-            var lang = rec["lang"] is JsonValue lv && lv.TryGetValue<string>(out var l) ? l : defaultLanguage;
-            if (!Languages.Contains(lang)) throw Bad("lang", "must be en, fr or es");
+            string? lang = rec["lang"] is JsonValue lv && lv.TryGetValue<string>(out var l) ? l : null;
+            if (lang is not null && !Languages.Contains(lang)) throw Bad("lang", "must be en, fr or es");
             var instructions = new List<Instruction>();
-            int skipped = 0;
+            var sourceIds = new List<string>();
             for (int i = 0; i < ids.Count; i++)
             {
-                var id = ids[i] is JsonValue iv && iv.TryGetValue<string>(out var s) ? s : throw Bad($"instruction_id_list[{i}]", "must be a text");
-                // IFEval writes null for arguments an instruction does not use.
-                var args = kwargs[i] is JsonObject o ? new JsonObject(o.Where(kv => kv.Value is not null).Select(kv => KeyValuePair.Create(kv.Key, kv.Value!.DeepClone()))) : new JsonObject();
-                var instruction = new Instruction(id, args);
-                if (id == "language:response_language" && args["language"]?.ToString() is { } wanted && !Languages.Contains(wanted))
+                var source = ids[i] is JsonValue iv && iv.TryGetValue<string>(out var s) ? s : throw Bad($"instruction_id_list[{i}]", "must be a text");
+                var (prefix, id) = SplitLanguage(source);
+                if (prefix == "ja") throw Bad($"instruction {source}", "Japanese instructions (ja:) are not in Attune's scope: it checks English, French and Spanish");
+                if (prefix is not null)
                 {
-                    skipped++; // the language identifier knows en, fr and es only; such an instruction is left out, not failed
-                    continue;
+                    if (lang is not null && lang != prefix) throw Bad($"instruction {source}", $"is a {prefix} instruction in a prompt whose other instructions (or \"lang\") are {lang}");
+                    lang = prefix;
                 }
+                if (kwargs[i] is not (null or JsonObject)) throw Bad($"kwargs[{i}]", "must be an object of the instruction's arguments");
+                // IFEval writes null for arguments an instruction does not use.
+                var args = kwargs[i] is JsonObject o ? new JsonObject(o.Where(kv => kv.Value is not null).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value!.DeepClone()))) : new JsonObject();
+                instructions.Add(new Instruction(id, args));
+                sourceIds.Add(source);
+            }
+            lang ??= defaultLanguage;
+            foreach (var instruction in instructions)
+            {
                 try { Checkers.Validate(instruction, lang); }
-                catch (AttuneException e) { throw Bad($"instruction {id}", e.Problem); }
-                instructions.Add(instruction);
+                catch (AttuneException e) { throw Bad($"instruction {instruction.Id}", e.Problem); }
             }
             var key = rec["key"]?.ToString() ?? line.ToString();
-            if (instructions.Count > 0) prompts.Add(new IfPrompt(key, lang, prompt, instructions) { Skipped = skipped });
+            if (instructions.Count > 0) prompts.Add(new IfPrompt(key, lang, prompt, instructions) { SourceIds = sourceIds });
         }
         return prompts;
+    }
+
+    /// <summary>An M-IFEval id's language prefix (two letters before the first colon, when a category follows) and the id without it.</summary>
+    static (string? Prefix, string Id) SplitLanguage(string id)
+    {
+        int colon = id.IndexOf(':');
+        return colon == 2 && id.IndexOf(':', 3) > 3 && id[..2].All(char.IsAsciiLetterLower) ? (id[..2], id[3..]) : (null, id);
     }
 
     /// <summary>The built-in prompts of one language.</summary>

@@ -7,7 +7,7 @@ namespace Attune.Evaluation.Instructions;
 /// Words, sentences and paragraphs of a response in English, French or Spanish, as the verifiable
 /// instructions count them, and a small language identifier for the three.
 /// </summary>
-public static class TextUnits
+public static partial class TextUnits
 {
     /// <summary>
     /// Words: runs of letters, digits and combining marks, joined across an inner hyphen
@@ -32,86 +32,200 @@ public static class TextUnits
         return words;
     }
 
-    static readonly Dictionary<string, HashSet<string>> Abbreviations = new()
+    /// <summary>
+    /// IFEval's word count (nltk's RegexpTokenizer(r"\w+")): runs of letters, digits and underscores, so "peut-être" is
+    /// two words and "l'homme" two. English and French use it; Spanish counts <see cref="SpacyWords"/>.
+    /// </summary>
+    public static int IfevalWordCount(string text) => PythonWord().Count(text);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"[\p{L}\p{N}_]+")]
+    private static partial System.Text.RegularExpressions.Regex PythonWord();
+
+    /// <summary>
+    /// Tokens as nltk's word_tokenize cuts them, as far as whether a token is in capitals can tell (IFEval's
+    /// capital-word count in English and French): white space separates; commas and colons before a non-digit,
+    /// ; @ # $ % &amp; ? ! brackets and double quotes stand alone; an English contraction ('s 'm 'd 'll 're 've n't)
+    /// is its own token. Hyphens, slashes, apostrophes inside a word and asterisks do not cut.
+    /// </summary>
+    public static List<string> TreebankTokens(string text)
     {
-        ["en"] = ["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "approx", "fig", "jr", "sr", "inc", "ltd", "a.m", "p.m"],
-        ["fr"] = ["m", "mme", "mlle", "dr", "pr", "st", "ste", "etc", "p. ex", "ex", "env", "av", "apr", "n°", "cf", "chap", "p"],
-        ["es"] = ["sr", "sra", "srta", "dr", "dra", "d", "dña", "ud", "uds", "etc", "p. ej", "ej", "p", "aprox", "núm", "pág", "av", "avda"],
+        var tokens = new List<string>();
+        foreach (var chunk in text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var piece = new StringBuilder();
+            for (int i = 0; i < chunk.Length; i++)
+            {
+                char c = chunk[i];
+                bool alone = c is ';' or '@' or '#' or '$' or '%' or '&' or '?' or '!' or '(' or ')' or '[' or ']' or '{' or '}' or '<' or '>' or '"'
+                    || (c is ',' or ':' && (i + 1 == chunk.Length || !char.IsDigit(chunk[i + 1])));
+                if (!alone) { piece.Append(c); continue; }
+                Flush();
+                tokens.Add(c.ToString());
+            }
+            Flush();
+
+            void Flush()
+            {
+                if (piece.Length == 0) return;
+                var p = piece.ToString();
+                piece.Clear();
+                var m = Contraction().Match(p);
+                if (m.Success && m.Index > 0) { tokens.Add(p[..m.Index]); tokens.Add(p[m.Index..]); }
+                else tokens.Add(p);
+            }
+        }
+        return tokens;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"('[sSmMdD]|'ll|'LL|'re|'RE|'ve|'VE|n't|N'T)$")]
+    private static partial System.Text.RegularExpressions.Regex Contraction();
+
+    /// <summary>
+    /// Tokens as spaCy's Spanish tokenizer makes them, punctuation left out (M-IFEval's Spanish word units): white
+    /// space separates, and a run of more than one space, or white space other than a space, is a token of its own
+    /// (spaCy keeps it, and it is not punctuation); punctuation is cut off words, a hyphen between letters cuts, an
+    /// apostrophe or a period between letters and a period or comma between digits do not; a symbol (an emoji, $, +)
+    /// is a token.
+    /// </summary>
+    public static List<string> SpacyWords(string text)
+    {
+        var tokens = new List<string>();
+        int i = 0;
+        while (i < text.Length)
+        {
+            if (char.IsWhiteSpace(text[i]))
+            {
+                int j = i;
+                while (j < text.Length && char.IsWhiteSpace(text[j])) j++;
+                // One space belongs to the token before it; whatever white space is left is a token.
+                int from = text[i] == ' ' ? i + 1 : i;
+                if (from < j) tokens.Add(text[from..j]);
+                i = j;
+                continue;
+            }
+            int k = i;
+            while (k < text.Length && !char.IsWhiteSpace(text[k])) k++;
+            SplitSpacyChunk(text[i..k], tokens);
+            i = k;
+        }
+        return tokens;
+    }
+
+    static void SplitSpacyChunk(string chunk, List<string> tokens)
+    {
+        var word = new StringBuilder();
+        var runes = chunk.EnumerateRunes().ToArray();
+        for (int i = 0; i < runes.Length; i++)
+        {
+            var r = runes[i];
+            if (IsWordRune(r)) { word.Append(r.ToString()); continue; }
+            bool between(Func<Rune, bool> before, Func<Rune, bool> after) =>
+                word.Length > 0 && i + 1 < runes.Length && before(runes[i - 1]) && after(runes[i + 1]);
+            var category = Rune.GetUnicodeCategory(r);
+            bool joins = r.Value switch
+            {
+                '\'' or '’' => between(Rune.IsLetter, Rune.IsLetter),
+                '.' => between(IsWordRune, IsWordRune),
+                ',' => between(Rune.IsDigit, Rune.IsDigit),
+                _ => false,
+            };
+            if (joins) { word.Append(r.ToString()); continue; }
+            if (word.Length > 0) { tokens.Add(word.ToString()); word.Clear(); }
+            if (!IsPunctuation(category)) tokens.Add(r.ToString()); // a symbol is a word to spaCy
+        }
+        if (word.Length > 0) tokens.Add(word.ToString());
+    }
+
+    static bool IsWordRune(Rune r) => Rune.IsLetterOrDigit(r) || r.Value == '_'
+        || Rune.GetUnicodeCategory(r) is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber;
+
+    static bool IsPunctuation(UnicodeCategory c) => c is UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation
+        or UnicodeCategory.OpenPunctuation or UnicodeCategory.ClosePunctuation or UnicodeCategory.InitialQuotePunctuation
+        or UnicodeCategory.FinalQuotePunctuation or UnicodeCategory.OtherPunctuation;
+
+    /// <summary>Python's str.isupper(): at least one cased letter, and none in lower or title case.</summary>
+    public static bool PythonIsUpper(string s)
+    {
+        bool cased = false;
+        foreach (var r in s.EnumerateRunes())
+        {
+            if (Rune.IsLower(r) || Rune.GetUnicodeCategory(r) == UnicodeCategory.TitlecaseLetter) return false;
+            if (Rune.IsUpper(r)) cased = true;
+        }
+        return cased;
+    }
+
+    /// <summary>Python's str.islower(): at least one cased letter, and none in upper or title case.</summary>
+    public static bool PythonIsLower(string s)
+    {
+        bool cased = false;
+        foreach (var r in s.EnumerateRunes())
+        {
+            if (Rune.IsUpper(r) || Rune.GetUnicodeCategory(r) == UnicodeCategory.TitlecaseLetter) return false;
+            if (Rune.IsLower(r)) cased = true;
+        }
+        return cased;
+    }
+
+    /// <summary>
+    /// Sentences as IFEval's references split them: English and French as nltk's Punkt does (see
+    /// <see cref="PunktSentences"/>), Spanish as spaCy's es_core_news_sm does (see <see cref="SpanishSentences"/>).
+    /// </summary>
+    public static List<string> Sentences(string text, string? language = null) => language switch
+    {
+        "es" => SpanishSentences(text),
+        "fr" => PunktSentences(text, Punkt.French),
+        _ => PunktSentences(text, Punkt.English),
     };
 
     /// <summary>
-    /// Sentences: a sentence ends at . ! ? or … (with any closing quotes or brackets) followed by white space
-    /// or the end of the text, whatever the case of what follows (IFEval splits lower-case text too); not
-    /// after a known abbreviation of the language or a single capital initial. A blank line or a list item
-    /// also ends one.
+    /// Punkt's decisions, with its learned parameters replaced by rules (Attune has no copy of nltk's trained
+    /// english.pickle or french.pickle): a sentence ends after a word that ends with ? or !, or with a period unless
+    /// the word is an abbreviation of the language (then only when a common capitalised word follows), an initial
+    /// followed by a capitalised word, or a number followed by a lower-case word. White space alone, line breaks
+    /// and blank lines included, never ends one: a title or a list item without a full stop runs into the next
+    /// sentence, and a list marker "1." before a capitalised word is a sentence of its own, as in Punkt.
     /// </summary>
-    public static List<string> Sentences(string text, string? language = null)
+    public static List<string> PunktSentences(string text, Punkt rules)
     {
-        var abbreviations = Abbreviations.GetValueOrDefault(language ?? "en") ?? Abbreviations["en"];
+        var chunks = Chunks(text);
         var sentences = new List<string>();
-        foreach (var block in Blocks(text))
+        int start = -1;
+        for (int c = 0; c < chunks.Count; c++)
         {
-            int start = 0;
-            for (int i = 0; i < block.Length; i++)
-            {
-                char c = block[i];
-                if (c is not ('.' or '!' or '?' or '…')) continue;
-                int end = i + 1;
-                while (end < block.Length && block[end] is '.' or '!' or '?' or '…' or '"' or '\'' or '»' or '”' or '’' or ')' or ']') end++;
-                if (end < block.Length && !char.IsWhiteSpace(block[end])) continue; // "3.5", "e.g.x"
-                int next = end;
-                while (next < block.Length && char.IsWhiteSpace(block[next])) next++;
-                if (c == '.' && next < block.Length && IsAbbreviation(block, start, i, abbreviations)) continue;
-                Add(block[start..end]);
-                start = next;
-                i = next - 1;
-            }
-            if (start < block.Length) Add(block[start..]);
+            if (start < 0) start = chunks[c].Start;
+            if (c + 1 < chunks.Count && !rules.BreaksAfter(text[chunks[c].Start..chunks[c].End], text[chunks[c + 1].Start..chunks[c + 1].End])) continue;
+            sentences.Add(text[start..chunks[c].End]);
+            start = -1;
         }
         return sentences;
-
-        void Add(string s)
-        {
-            s = s.Trim();
-            if (s.Length > 0 && Words(s).Count > 0) sentences.Add(s);
-        }
     }
 
-    /// <summary>Whether the word before the period at <paramref name="dot"/> is an abbreviation or an initial.</summary>
-    static bool IsAbbreviation(string text, int start, int dot, HashSet<string> abbreviations)
+    /// <summary>
+    /// Sentences as spaCy's Spanish pipeline finds them (its parser decides; Attune uses rules): a sentence ends
+    /// after . ? ! or … followed by white space, except after a Spanish abbreviation or an initial, and at a line
+    /// break.
+    /// </summary>
+    public static List<string> SpanishSentences(string text)
     {
-        int w = dot;
-        while (w > start && !char.IsWhiteSpace(text[w - 1])) w--;
-        var word = text[w..dot].TrimStart('(', '"', '«', '“').ToLowerInvariant();
-        var raw = text[w..dot].TrimStart('(', '"', '«', '“');
-        if (raw.Length == 1 && char.IsUpper(raw[0])) return true; // "J. K. Rowling"
-        if (abbreviations.Contains(word)) return true;
-        // Two-word abbreviations: "p. ex.", "p. ej."
-        int p = w - 1;
-        while (p > start && char.IsWhiteSpace(text[p])) p--;
-        int q = p;
-        while (q > start && !char.IsWhiteSpace(text[q - 1])) q--;
-        return p > start && abbreviations.Contains((text[q..(p + 1)] + " " + word).ToLowerInvariant());
+        var sentences = new List<string>();
+        foreach (var line in text.Split('\n'))
+            if (line.Trim().Length > 0) sentences.AddRange(PunktSentences(line, Punkt.Spanish));
+        return sentences;
     }
 
-    /// <summary>Blank-line separated blocks, with each list item its own block.</summary>
-    static IEnumerable<string> Blocks(string text)
+    static List<(int Start, int End)> Chunks(string text)
     {
-        var current = new StringBuilder();
-        foreach (var raw in text.Replace("\r\n", "\n").Split('\n'))
+        var chunks = new List<(int, int)>();
+        int i = 0;
+        while (i < text.Length)
         {
-            var line = raw.Trim();
-            bool item = line.StartsWith("* ") || line.StartsWith("- ") || line.StartsWith("• ") || (line.Length > 2 && char.IsDigit(line[0]) && line.IndexOf(". ", StringComparison.Ordinal) is > 0 and < 4);
-            if (line.Length == 0 || item || line.StartsWith('#'))
-            {
-                if (current.Length > 0) { yield return current.ToString(); current.Clear(); }
-                if (line.Length > 0) yield return line;
-                continue;
-            }
-            if (current.Length > 0) current.Append(' ');
-            current.Append(line);
+            while (i < text.Length && char.IsWhiteSpace(text[i])) i++;
+            int s = i;
+            while (i < text.Length && !char.IsWhiteSpace(text[i])) i++;
+            if (i > s) chunks.Add((s, i));
         }
-        if (current.Length > 0) yield return current.ToString();
+        return chunks;
     }
 
     /// <summary>Paragraphs as IFEval counts them: the parts between markdown dividers (***), empty parts not allowed.</summary>

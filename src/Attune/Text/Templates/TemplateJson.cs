@@ -61,6 +61,10 @@ public static class TemplateJson
         public static readonly DumpOptions Default = new(null, ", ", ": ", false, false);
     }
 
+    /// <summary>Python's <c>json.dumps(value)</c> of a JSON value (", " and ": " between items, non-ASCII escaped when <paramref name="ensureAscii"/>), as Python tools write their files.</summary>
+    public static string DumpsPython(JsonNode? value, bool ensureAscii) =>
+        Dumps(FromJson(value), DumpOptions.Default with { EnsureAscii = ensureAscii }, int.MaxValue);
+
     /// <summary>Python's <c>json.dumps(value, ...)</c>.</summary>
     internal static string Dumps(Value value, DumpOptions options, int maxLength)
     {
