@@ -79,7 +79,11 @@ public static class EvalCommand
     static Command If()
     {
         var model = ModelCommands.ModelOption();
-        var suite = new Option<string>("--suite") { Description = "builtin (120 prompts per language) or an IFEval-format JSONL file", DefaultValueFactory = _ => "builtin" };
+        model.Required = false;
+        model.Description = ModelCommands.ModelReferenceHelp + " (not with --responses)";
+        var suite = new Option<string>("--suite", "--input") { Description = "builtin (120 prompts per language) or an IFEval-format JSONL file (IFEval's or M-IFEval's input data)", DefaultValueFactory = _ => "builtin" };
+        var responses = new Option<string?>("--responses") { Description = "Score existing responses instead of generating: JSONL with prompt and response per line (IFEval's input_response_data; its eval_results files qualify)" };
+        var outDir = new Option<string?>("--out-dir") { Description = "Write eval_results_strict.jsonl and eval_results_loose.jsonl here, as IFEval does" };
         var mode = new Option<string>("--mode") { Description = "chat (the model's chat template), urial (base models) or raw", DefaultValueFactory = _ => "chat" };
         var langs = new Option<string>("--langs") { Description = "Languages to run", DefaultValueFactory = _ => "en,fr,es" };
         var shots = new Option<int>("--shots") { Description = "URIAL examples", DefaultValueFactory = _ => Attune.Prompting.UrialPrompt.DefaultShots };
@@ -91,26 +95,43 @@ public static class EvalCommand
         var keyEnv = ModelCommands.ApiKeyEnvOption();
         var concurrency = new Option<int>("--concurrency") { Description = "For a served model: requests in flight", DefaultValueFactory = _ => 4 };
         var cmd = new Command("if", "Verifiable instructions (IFEval-style, language aware): prompt- and instruction-level accuracy, strict and loose, and critical errors")
-            { model, suite, mode, langs, shots, limit, maxTokens, output, cachePath, noCache, keyEnv, concurrency };
+            { model, suite, responses, outDir, mode, langs, shots, limit, maxTokens, output, cachePath, noCache, keyEnv, concurrency };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
             var promptMode = Attune.Prompting.ChatPrompt.ParseMode(parse.GetValue(mode)!);
             if (parse.GetValue(maxTokens) < 1) throw new AttuneException(null, "--max-tokens", "must be ≥ 1");
+            var responsesPath = parse.GetValue(responses);
+            if (responsesPath is null && parse.GetValue(model) is null) throw new AttuneException(null, "--model", "is required (or score existing responses with --responses)");
+            if (responsesPath is not null && parse.GetValue(model) is not null) throw new AttuneException(null, "--responses", "scores existing responses: no model is loaded, so leave out --model");
             var languages = ParseLanguages(parse.GetValue(langs)!);
             var source = parse.GetValue(suite)!;
+            if (responsesPath is not null && source == "builtin") throw new AttuneException(null, "--responses", "needs --input, the prompts the responses answer");
             var prompts = Attune.Evaluation.Instructions.IfSuite.Select(source, languages, parse.GetValue(limit));
             if (prompts.Count == 0) throw new AttuneException(source, "no prompt in the languages asked for");
-            using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
-            using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
-            var runner = new RequestRunner(backend, cache);
             List<Attune.Evaluation.Instructions.IfItem> items = [];
-            CliProgress.Run(io, "eval if", progress =>
-                items = Attune.Evaluation.Instructions.IfEvaluation.RunAsync(prompts, runner, promptMode, parse.GetValue(maxTokens), parse.GetValue(shots),
-                    (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
+            string identity;
+            if (responsesPath is not null)
+            {
+                items = Attune.Evaluation.Instructions.IfVerdicts.Score(prompts, Attune.Evaluation.Instructions.IfVerdicts.LoadResponses(responsesPath), responsesPath);
+                identity = responsesPath;
+            }
+            else
+            {
+                using var backend = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
+                using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
+                var runner = new RequestRunner(backend, cache);
+                CliProgress.Run(io, "eval if", progress =>
+                    items = Attune.Evaluation.Instructions.IfEvaluation.RunAsync(prompts, runner, promptMode, parse.GetValue(maxTokens), parse.GetValue(shots),
+                        (done, total) => progress.Report(total == 0 ? 1 : (double)done / total)).GetAwaiter().GetResult());
+                identity = backend.Identity;
+                io.Error.WriteLine($"requests: {runner.Computed} computed, {runner.CacheHits} from the cache, {runner.Duplicates} repeated");
+            }
             var summaries = Attune.Evaluation.Instructions.IfEvaluation.SummarizeByLanguage(languages, items);
+            if (parse.GetValue(outDir) is { } verdictDir)
+                Attune.Evaluation.Instructions.IfVerdicts.Write(verdictDir, items);
             if (parse.GetValue(output) is { } outPath)
-                AtomicFile.WriteAllText(outPath, Attune.Evaluation.Instructions.IfEvaluation.ToJson(backend.Identity, parse.GetValue(mode)!, summaries, items)
+                AtomicFile.WriteAllText(outPath, Attune.Evaluation.Instructions.IfEvaluation.ToJson(identity, responsesPath is null ? parse.GetValue(mode)! : "responses", summaries, items)
                     .ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             string F(Estimate e) => $"{e.Value:F3} [{e.Low:F3}, {e.High:F3}]";
             var rows = summaries.Select(s => new[]
@@ -119,7 +140,6 @@ public static class EvalCommand
                 string.Join(" ", s.CriticalErrors.Where(kv => kv.Value > 0).Select(kv => $"{kv.Key}={kv.Value}")) is { Length: > 0 } errs ? errs : "-",
             }).ToList();
             WriteTable(io, ["lang", "prompts", "prompt strict", "prompt loose", "instruction strict", "instruction loose", "critical errors"], rows, rightFrom: 1);
-            io.Error.WriteLine($"requests: {runner.Computed} computed, {runner.CacheHits} from the cache, {runner.Duplicates} repeated");
             return Program.Success;
         });
         return cmd;

@@ -218,14 +218,14 @@ public static class DemoWorld
         while (sft.Count < count && tries++ < count * 10)
         {
             var (request, answer) = Plain(lex, concepts, lang, rng);
-            var kind = Kinds[rng.Next(Kinds.Length)];
+            var kind = Checkers.ForLanguage(Kinds[rng.Next(Kinds.Length)], lang);
             var id = kind.Split(':').Length == 3 ? string.Join(':', kind.Split(':')[..2]) : kind;
             var args = new JsonObject();
             string followed = answer;
             switch (id)
             {
-                case "change_case:english_capital": followed = answer.ToUpperInvariant(); break;
-                case "change_case:english_lowercase": followed = answer.ToLowerInvariant(); break;
+                case "change_case:english_capital" or "change_case:french_capital" or "change_case:spanish_capital": followed = answer.ToUpperInvariant(); break;
+                case "change_case:english_lowercase" or "change_case:french_lowercase" or "change_case:spanish_lowercase": followed = answer.ToLowerInvariant(); break;
                 case "startend:end_checker":
                 {
                     var phrases = Strings(ifData["end_phrases"]);
@@ -233,7 +233,7 @@ public static class DemoWorld
                     followed = answer + " " + args["end_phrase"];
                     break;
                 }
-                case "detectable_format:title": followed = $"<<{words["title"]}>>\n{answer}"; break;
+                case "detectable_format:title": followed = lang == "fr" ? $"##{words["title"]}##\n{answer}" : $"<<{words["title"]}>>\n{answer}"; break;
                 case "detectable_content:postscript":
                     args["postscript_marker"] = ifData["postscript"]!.GetValue<string>();
                     followed = answer + "\n\n" + words["ps"];

@@ -23,25 +23,57 @@ public class InstructionTests
         { "length_constraints:number_sentences", """{"num_sentences":2,"relation":"less than"}""", "es", "El Sr. Gómez llegó tarde.", "¿Vienes? ¡Claro que sí!" },
         { "length_constraints:number_paragraphs", """{"num_paragraphs":2}""", "en", "First part.\n***\nSecond part.\n***", "First part.\n***\n\n***\nSecond part." },
         { "length_constraints:nth_paragraph_first_word", """{"num_paragraphs":2,"nth_paragraph":2,"first_word":"entonces"}""", "es", "Primero.\n\nEntonces, sí.", "Primero.\n\nLuego, sí." },
+        // In Spanish the "first word" may be several.
+        { "length_constraints:nth_paragraph_first_word", """{"num_paragraphs":2,"nth_paragraph":2,"first_word":"por lo tanto"}""", "es", "Primero.\n\nPor lo tanto, sí.", "Primero.\n\nPor eso, sí." },
         { "detectable_format:number_bullet_lists", """{"num_bullets":2}""", "en", "Items:\n* one\n- two", "Items:\n* one\n* two\n* three" },
+        // Spanish bullets are asterisks only.
+        { "detectable_format:number_bullet_lists", """{"num_bullets":2}""", "es", "Lista:\n* uno\n- otro\n* dos", "Lista:\n* uno\n- dos" },
         { "detectable_format:multiple_sections", """{"section_spliter":"SECCIÓN","num_sections":2}""", "es", "SECCIÓN 1\nHola.\nSECCIÓN 2\nAdiós.", "SECCIÓN 1\nHola y adiós." },
         { "detectable_format:number_highlighted_sections", """{"num_highlights":2}""", "en", "This is *key* and *also key*.", "This is *key* only." },
-        { "detectable_format:title", "{}", "fr", "<<Le phare>>\nIl était une fois.", "Le phare\nIl était une fois." },
+        { "detectable_format:title", "{}", "en", "<<The lighthouse>>\nOnce upon a time.", "The lighthouse\nOnce upon a time." },
+        // M-IFEval's French titles are between double hashes.
+        { "detectable_format:title", "{}", "fr", "##Le phare##\nIl était une fois.", "<<Le phare>>\nIl était une fois." },
         { "detectable_format:json_format", "{}", "en", "```json\n{\"a\": 1}\n```", "Here is JSON: {\"a\": 1}" },
-        { "detectable_format:constrained_response", "{}", "es", "Mi respuesta es sí.", "Sí, claro." },
+        // The options each language's prompts list: "My answer is yes." in English, "Oui." in French, "Sí." in Spanish.
+        { "detectable_format:constrained_response", "{}", "es", "Sí. Es la mejor opción.", "Sí, claro." },
+        { "detectable_format:constrained_response", "{}", "fr", "Peut-être. Cela dépend.", "Peut-être, cela dépend." },
+        { "detectable_format:constrained_response", "{}", "en", "My answer is no.", "No." },
         { "detectable_content:number_placeholders", """{"num_placeholders":2}""", "en", "Dear [name], see you at [place].", "Dear [name], see you soon." },
         { "detectable_content:postscript", """{"postscript_marker":"P.S."}""", "fr", "Merci.\n\nP.S. À demain.", "Merci, à demain." },
         { "detectable_content:postscript", """{"postscript_marker":"P.D."}""", "es", "Gracias.\nP.D. Hasta mañana.", "Gracias.\nPD Hasta mañana." },
         { "startend:end_checker", """{"end_phrase":"À bientôt."}""", "fr", "C'était bien. À bientôt.", "À bientôt. C'était bien." },
+        // M-IFEval's Spanish check forgives a final period after the phrase.
+        { "startend:end_checker", """{"end_phrase":"Un saludo"}""", "es", "Gracias. Un saludo.", "Un saludo. Gracias." },
         { "startend:start_checker", """{"start_phrase":"Para empezar"}""", "es", "Para empezar, hay que leer.", "Hay que leer, para empezar." },
         { "startend:quotation", "{}", "fr", "« Bonjour à tous »", "Bonjour « à tous »" },
-        { "change_case:english_capital", "{}", "es", "¡HOLA, SEÑOR GÓMEZ!", "¡HOLA, señor GÓMEZ!" },
-        { "change_case:english_lowercase", "{}", "fr", "bonjour à l'été 2025 !", "Bonjour à l'été !" },
+        // Capitals and lower case in the instruction's language.
+        { "change_case:english_capital", "{}", "en", "THE WEATHER IS NICE TODAY AND WE ARE GOING TO THE PARK.", "THE WEATHER IS NICE today AND WE ARE GOING TO THE PARK." },
+        { "change_case:english_capital", "{}", "en", "THE WEATHER IS NICE TODAY AND WE ARE GOING TO THE PARK.", "EL TIEMPO ES BUENO HOY Y VAMOS AL PARQUE CON LOS NIÑOS." },
+        { "change_case:english_lowercase", "{}", "en", "the weather is nice today and we are going to the park.", "The weather is nice today and we are going to the park." },
+        { "change_case:french_capital", "{}", "fr", "LE TEMPS EST BEAU AUJOURD'HUI ET NOUS ALLONS AU PARC AVEC LES ENFANTS.", "LE TEMPS EST BEAU aujourd'hui ET NOUS ALLONS AU PARC AVEC LES ENFANTS." },
+        { "change_case:french_lowercase", "{}", "fr", "le temps est beau aujourd'hui et nous allons au parc avec les enfants en 2025 !", "the weather is nice today and we are going to the park." },
+        { "change_case:spanish_capital", "{}", "es", "EL TIEMPO ES BUENO HOY Y VAMOS AL PARQUE CON LOS NIÑOS.", "EL TIEMPO ES BUENO HOY Y VAMOS AL PARQUE CON LOS niños." },
+        { "change_case:spanish_lowercase", "{}", "es", "el tiempo es bueno hoy y vamos al parque con los niños.", "El tiempo es bueno hoy y vamos al parque con los niños." },
         { "change_case:capital_word_frequency", """{"capital_frequency":2,"capital_relation":"at least"}""", "en", "This is VERY VERY important.", "This is VERY important." },
+        // As nltk's tokens: a single capital letter is a word in capitals, and a contraction is a token of its own.
+        { "change_case:capital_word_frequency", """{"capital_frequency":3,"capital_relation":"at least"}""", "en", "I DON'T know.", "I don't know." },
+        { "change_case:capital_word_frequency", """{"capital_frequency":2,"capital_relation":"moins de"}""", "fr", "C'est TRÈS bien.", "C'est TRÈS TRÈS bien." },
+        { "change_case:capital_word_frequency", """{"capital_frequency":2,"capital_relation":"como máximo"}""", "es", "Es MUY MUY bueno.", "ES MUY MUY bueno." },
         { "punctuation:no_comma", "{}", "en", "No commas here.", "Well, here is one." },
+        { "punctuation:question_marks", "{}", "es", "Dime, ¿qué hora es?", "Dime, qué hora es?" },
+        { "punctuation:exclamation_marks", "{}", "es", "¡Qué bien!", "Qué bien!" },
         { "combination:repeat_prompt", """{"prompt_to_repeat":"Describe a cat."}""", "en", "Describe a cat. A cat is small.", "A cat is small." },
         { "combination:two_responses", "{}", "en", "First answer.\n******\nSecond answer.", "First answer.\n******\nFirst answer." },
         { "language_specific:accents_present", """{"min_accents":3}""", "fr", "L'été à la forêt.", "Le soleil brille." },
+        // M-IFEval's French and Spanish instructions.
+        { "special_character:ethel_or_cedilla", """{"forbidden_char":"ç"}""", "fr", "Cela commence.", "Ça commence." },
+        { "special_character:no_accents", "{}", "fr", "L'ete a la foret.", "L'été à la forêt." },
+        { "special_character:accents", """{"word_to_accentuate":{"ete":"été","foret":"forêt"}}""", "fr", "L'été à la forêt.", "L'ete à la forêt." },
+        { "detectable_content:informal_address", "{}", "fr", "Souviens-toi de ce jour.", "Souvenez-vous de ce jour." },
+        { "detectable_content:no_digits", "{}", "fr", "Vingt-deux ans.", "22 ans." },
+        { "special_character:enie", """{"let_frequency":2}""", "es", "El niño y la niña.", "El niño y el chico." },
+        { "special_character:dieresis", """{"let_frequency":1}""", "es", "Una cigüeña vuela.", "Una grulla vuela." },
+        { "special_character:tildes", """{"num_words":2,"relation":"al menos"}""", "es", "Él está aquí.", "Él esta aqui." },
         { "language_specific:accents_absent", "{}", "es", "Manana vamos al rio.", "Mañana vamos al río." },
         { "language_specific:letter_present", """{"letter":"ç"}""", "fr", "Ça commence.", "Cela commence." },
         { "language_specific:letter_present", """{"letter":"ñ"}""", "es", "El niño juega.", "El chico juega." },
@@ -78,14 +110,31 @@ public class InstructionTests
     }
 
     [Theory]
-    [InlineData("en", "Dr. Who arrived at 10 a.m. on Monday. It rained. J. K. Rowling wrote e.g. novels! Did she?", 4)]
-    [InlineData("fr", "M. Dupont est arrivé. Il pleuvait… puis, p. ex. le vent souffla. Fin.", 4)]
+    [InlineData("en", "Dr. Smith arrived at 10 a.m. on Monday. It rained. J. K. Rowling wrote e.g. novels! Did she?", 4)]
+    [InlineData("fr", "M. Dupont est arrivé. Il pleuvait… puis, p. ex. le vent souffla. Fin.", 3)]
     [InlineData("en", "all lower case here. still one more. and a third!", 3)]
     [InlineData("fr", "Il y en a. Mais pas assez.", 2)]
     [InlineData("es", "El Sr. Pérez llegó. ¿Qué hora es? ¡Las tres! Luego, p. ej. llovió.", 4)]
-    [InlineData("en", "A list:\n* first item\n* second item\n\nThe end", 4)]
+    // Punkt does not end a sentence at a line break: a title or an item without a full stop runs on; a list
+    // marker before a capitalised word is a sentence of its own.
+    [InlineData("en", "<<A list>>\n* first item\n* second item\n\nThe end", 1)]
+    [InlineData("en", "Steps:\n1. Open the door.\n2. Walk in.", 4)]
+    [InlineData("en", "We met at 3. then we left.", 1)]
+    // spaCy's Spanish sentences end at a line break too.
+    [InlineData("es", "Título\nPrimera frase. Segunda frase.", 3)]
     public void Sentences_are_split_by_the_rules_of_each_language(string lang, string text, int expected) =>
         Assert.Equal(expected, TextUnits.Sentences(text, lang).Count);
+
+    [Theory]
+    [InlineData("L'homme est peut-être là, à 3.5 km_h.", 10)] // l, homme, est, peut, être, là, à, 3, 5, km_h: \w+ runs
+    [InlineData("¿Qué año? ¡2025!", 3)]
+    public void IFEval_counts_runs_of_word_characters(string text, int expected) => Assert.Equal(expected, TextUnits.IfevalWordCount(text));
+
+    [Theory]
+    [InlineData("¿Qué tal? Bien-estar, 1.000 € y 10 %.", 8)] // qué, tal, bien, estar, 1.000, €, y, 10; punctuation (% too) is not a word
+    [InlineData("Hola  mundo", 3)] // the second space is a token of its own, as in spaCy
+    [InlineData("l'agua EE.UU.", 2)]
+    public void Spanish_words_are_spacy_tokens_without_punctuation(string text, int expected) => Assert.Equal(expected, TextUnits.SpacyWords(text).Count);
 
     [Theory]
     [InlineData("L'homme est peut-être là.", 5)] // l, homme, est, peut-être, là

@@ -64,6 +64,14 @@ public static partial class Checkers
             };
         }
 
+        /// <summary>A language code the identifier can answer (langdetect's codes; "zh" for Chinese as IFEval writes it).</summary>
+        public string Language(string name)
+        {
+            var code = Text(name);
+            return LanguageId.Languages.Contains(code) || code is "zh" or "zh-tw" ? code
+                : throw Bad(name, $"\"{code}\" is not a language code the check knows ({string.Join(", ", LanguageId.Languages.Order())})");
+        }
+
         /// <summary>The words to accentuate (M-IFEval's accents check): each unaccented word with its accented form.</summary>
         public Dictionary<string, string> WordMap(string name) => kwargs[name] is JsonObject o && o.Count > 0
             && o.All(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out var s) && s.Length is > 0 and <= MaxText)
@@ -80,7 +88,7 @@ public static partial class Checkers
         ["keywords:letter_frequency"] = new("a letter appears a number of times", (r, a, _) =>
             a.Compare(CountLetter(r, a.Text("letter").Trim()), "let_frequency", "let_relation")),
         // Language.
-        ["language:response_language"] = new("the response is in a language", (r, a, _) => LanguageId.Is(r, a.Text("language"))),
+        ["language:response_language"] = new("the response is in a language", (r, a, _) => LanguageId.Is(r, a.Language("language"))),
         // Length.
         ["length_constraints:number_words"] = new("a number of words", (r, a, lang) => a.Compare(WordCount(r, lang), "num_words")),
         ["length_constraints:number_sentences"] = new("a number of sentences", (r, a, lang) =>
@@ -203,6 +211,17 @@ public static partial class Checkers
         ["language_specific:inverted_punctuation"] = new("questions open with ¿ and exclamations with ¡", (r, _, lang) => InvertedMarks(r, lang)),
         ["language_specific:informal_address"] = new("addresses the reader as tu / tú", (r, _, lang) => Address(r, lang) == "informal"),
         ["language_specific:formal_address"] = new("addresses the reader as vous / usted", (r, _, lang) => Address(r, lang) == "formal"),
+    };
+
+    /// <summary>
+    /// The id of an instruction in a language's own words where IFEval's and M-IFEval's ids differ by language
+    /// (change_case:english_capital is french_capital in French and spanish_capital in Spanish).
+    /// </summary>
+    public static string ForLanguage(string id, string language) => language switch
+    {
+        "fr" => id.Replace("change_case:english_", "change_case:french_"),
+        "es" => id.Replace("change_case:english_", "change_case:spanish_"),
+        _ => id,
     };
 
     /// <summary>The ids of every checker.</summary>

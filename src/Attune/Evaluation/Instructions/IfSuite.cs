@@ -213,9 +213,12 @@ public static class IfSuite
 
     static readonly (string, string)[] Pairs =
     [
-        ("change_case:english_capital", "change_case:english_lowercase"),
-        ("change_case:english_lowercase", "change_case:capital_word_frequency"),
-        ("change_case:english_lowercase", "detectable_format:multiple_sections"),
+        .. ((string[])["en", "fr", "es"]).SelectMany(l => new[]
+        {
+            (Checkers.ForLanguage("change_case:english_capital", l), Checkers.ForLanguage("change_case:english_lowercase", l)),
+            (Checkers.ForLanguage("change_case:english_lowercase", l), "change_case:capital_word_frequency"),
+            (Checkers.ForLanguage("change_case:english_lowercase", l), "detectable_format:multiple_sections"),
+        }),
         ("language_specific:informal_address", "language_specific:formal_address"),
         ("language_specific:accents_absent", "language_specific:accents_present"),
         ("language_specific:accents_absent", "language_specific:letter_present"),
