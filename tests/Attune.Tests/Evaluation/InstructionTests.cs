@@ -79,6 +79,7 @@ public class InstructionTests
         { "language_specific:letter_present", """{"letter":"ñ"}""", "es", "El niño juega.", "El chico juega." },
         { "language_specific:inverted_punctuation", "{}", "es", "¿Vienes mañana? ¡Qué bien! Te espero.", "Vienes mañana? Qué bien! Te espero." },
         { "language_specific:informal_address", "{}", "fr", "Tu peux venir quand tu veux, je t'attends.", "Vous pouvez venir quand vous voulez." },
+        { "language_specific:informal_address", "{}", "fr", "Souviens-toi de ce jour.", "Souvenez-vous de ce jour." },
         { "language_specific:formal_address", "{}", "es", "Usted puede venir cuando quiera.", "Tú puedes venir cuando quieras." },
     };
 
@@ -120,8 +121,9 @@ public class InstructionTests
     [InlineData("en", "<<A list>>\n* first item\n* second item\n\nThe end", 1)]
     [InlineData("en", "Steps:\n1. Open the door.\n2. Walk in.", 4)]
     [InlineData("en", "We met at 3. then we left.", 1)]
-    // spaCy's Spanish sentences end at a line break too.
+    // spaCy's Spanish sentences end at a line break too, but not after an abbreviation such as "etc.".
     [InlineData("es", "Título\nPrimera frase. Segunda frase.", 3)]
+    [InlineData("es", "Libros, revistas, etc.\nPlan de trabajo.", 1)]
     public void Sentences_are_split_by_the_rules_of_each_language(string lang, string text, int expected) =>
         Assert.Equal(expected, TextUnits.Sentences(text, lang).Count);
 

@@ -404,7 +404,8 @@ public static partial class Checkers
     public static string Address(string response, string language)
     {
         if (!AddressWords.TryGetValue(language, out var words)) return "none";
-        var found = TextUnits.Words(response.ToLowerInvariant()).ToHashSet();
+        // A clitic joined by a hyphen counts ("souviens-toi"): the parts of a hyphenated word are words here.
+        var found = TextUnits.Words(response.ToLowerInvariant()).SelectMany(w => w.Split('-')).ToHashSet();
         bool informal = words.Informal.Any(found.Contains);
         bool formal = words.Formal.Any(found.Contains) || (language == "es" && !informal && SpanishFormalHints.Any(found.Contains));
         return (informal, formal) switch { (true, false) => "informal", (false, true) => "formal", (true, true) => "mixed", _ => "none" };

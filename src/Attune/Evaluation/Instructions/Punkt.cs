@@ -86,6 +86,17 @@ public sealed partial class Punkt
         return true;
     }
 
+    /// <summary>Whether a text's last word is one of the language's abbreviations (with its period).</summary>
+    public bool EndsWithAbbreviation(string text)
+    {
+        var t = text.TrimEnd();
+        if (!t.EndsWith('.')) return false;
+        int w = t.Length - 1;
+        while (w > 0 && !char.IsWhiteSpace(t[w - 1])) w--;
+        var type = t[w..^1].TrimStart(Openers).ToLowerInvariant();
+        return _abbreviations.Contains(type);
+    }
+
     /// <summary>A capitalised common word (what Punkt's orthographic heuristic calls a sure sentence start).</summary>
     bool StartsSentence(string next)
     {

@@ -202,15 +202,25 @@ public static partial class TextUnits
     }
 
     /// <summary>
-    /// Sentences as spaCy's Spanish pipeline finds them (its parser decides; Attune uses rules): a sentence ends
-    /// after . ? ! or … followed by white space, except after a Spanish abbreviation or an initial, and at a line
-    /// break.
+    /// Sentences as spaCy's Spanish pipeline (es_core_news_sm) finds them. There its dependency parser decides; Attune
+    /// has no copy of it and uses rules instead: a sentence ends after . ? or ! followed by white space, except after a
+    /// Spanish abbreviation or an initial, and at a line break unless the line ends with an abbreviation.
     /// </summary>
     public static List<string> SpanishSentences(string text)
     {
         var sentences = new List<string>();
         foreach (var line in text.Split('\n'))
-            if (line.Trim().Length > 0) sentences.AddRange(PunktSentences(line, Punkt.Spanish));
+            if (line.Trim().Length > 0)
+            {
+                var part = PunktSentences(line, Punkt.Spanish);
+                // spaCy keeps an abbreviation's period in its token ("etc."), so the line after it goes on the same sentence.
+                if (sentences.Count > 0 && Punkt.Spanish.EndsWithAbbreviation(sentences[^1]))
+                {
+                    sentences[^1] += "\n" + part[0];
+                    part.RemoveAt(0);
+                }
+                sentences.AddRange(part);
+            }
         return sentences;
     }
 
