@@ -12,7 +12,7 @@ public enum CriticalError
     Repetition = 1,
     /// <summary>Nothing but white space.</summary>
     Empty = 2,
-    /// <summary>Clearly in another of en/fr/es than the request (too little text to tell is not counted).</summary>
+    /// <summary>Clearly in another language than the request (too little text to tell is not counted).</summary>
     WrongLanguage = 4,
     /// <summary>Code (a fenced block or code-like lines) when the request did not ask for any.</summary>
     UnaskedCode = 8,
@@ -45,7 +45,8 @@ public static class CriticalErrors
         var ids = tokens ?? words.Select(w => w.ToLowerInvariant().GetHashCode()).ToList();
         if (finish == FinishReason.Repetition || (tokens is null ? WordLoop(ids) : Loop.IsLooping(ids))) errors |= CriticalError.Repetition;
         var detected = TextUnits.Identify(response);
-        if (detected != "unknown" && detected != language && words.Count >= 8) errors |= CriticalError.WrongLanguage;
+        // Eight different words at least: a loop of one word says nothing about the language it is in.
+        if (detected != "unknown" && detected != language && words.Select(w => w.ToLowerInvariant()).Distinct().Count() >= 8) errors |= CriticalError.WrongLanguage;
         bool code = response.Contains("```") || CodeLine.Matches(response).Count >= 3;
         if (code && !AsksForCode.IsMatch(request)) errors |= CriticalError.UnaskedCode;
         return errors;

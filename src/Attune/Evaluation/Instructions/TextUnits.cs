@@ -5,7 +5,7 @@ namespace Attune.Evaluation.Instructions;
 
 /// <summary>
 /// Words, sentences and paragraphs of a response in English, French or Spanish, as the verifiable
-/// instructions count them, and a small language identifier for the three.
+/// instructions count them, and its language.
 /// </summary>
 public static partial class TextUnits
 {
@@ -242,36 +242,10 @@ public static partial class TextUnits
     public static List<string> DividedParagraphs(string text) =>
         System.Text.RegularExpressions.Regex.Split(text, @"\s?\*\*\*\s?").Select(p => p.Trim()).ToList();
 
-    static readonly Dictionary<string, string[]> Stopwords = new()
-    {
-        // Only words frequent in one of the three and rare in the other two (no "que", "le", "se", "son", "on").
-        ["en"] = ["the", "and", "is", "of", "to", "that", "it", "you", "for", "with", "was", "are", "this", "be", "have", "not", "they", "but", "what", "can", "will", "your", "from", "or", "my", "we", "would", "there", "which", "their"],
-        ["fr"] = ["les", "et", "est", "des", "une", "pour", "dans", "pas", "vous", "qui", "sur", "avec", "du", "au", "il", "elle", "sont", "mais", "ou", "nous", "je", "tu", "aux", "cette", "être", "très", "avez", "ces", "ils", "leur"],
-        ["es"] = ["el", "los", "las", "y", "del", "una", "por", "para", "con", "como", "más", "pero", "su", "lo", "al", "está", "muy", "yo", "tú", "usted", "este", "esta", "hay", "también", "puede", "sus", "ser", "pues", "sí", "creo"],
-    };
-
-    static readonly Dictionary<string, HashSet<string>> StopwordSets = Stopwords.ToDictionary(kv => kv.Key, kv => kv.Value.ToHashSet());
-
     /// <summary>
-    /// The language of a text among en, fr and es, by its most frequent function words (and the letters
-    /// only one of them uses: ñ ¿ ¡ for Spanish, ç œ è ê ù for French); "unknown" when the text gives too
-    /// little evidence (fewer than three function words) or none of the three fits.
+    /// The language of a response (a code as <see cref="LanguageId"/> gives it: "en", "fr", "es", "de", …), or
+    /// "unknown" when the text gives too little evidence (fewer than three words with letters).
     /// </summary>
-    public static string Identify(string text)
-    {
-        var scores = new Dictionary<string, double> { ["en"] = 0, ["fr"] = 0, ["es"] = 0 };
-        int hits = 0;
-        foreach (var w in Words(text.ToLowerInvariant()))
-            foreach (var (lang, set) in StopwordSets)
-                if (set.Contains(w)) { scores[lang] += 1; hits++; }
-        foreach (var c in text)
-        {
-            if (c is 'ñ' or '¿' or '¡') scores["es"] += 2;
-            if (c is 'ç' or 'œ' or 'è' or 'ê' or 'ù' or 'â' or 'î' or 'ô' or 'û' or 'ë' or 'ï') scores["fr"] += 1;
-        }
-        if (hits < 3) return "unknown";
-        var best = scores.MaxBy(kv => kv.Value);
-        double second = scores.Where(kv => kv.Key != best.Key).Max(kv => kv.Value);
-        return best.Value > second ? best.Key : "unknown";
-    }
+    public static string Identify(string text) =>
+        Words(text).Count(w => w.Any(char.IsLetter)) < 3 ? "unknown" : LanguageId.Detect(text) ?? "unknown";
 }
