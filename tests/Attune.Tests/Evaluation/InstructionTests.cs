@@ -39,6 +39,7 @@ public class InstructionTests
         { "detectable_format:constrained_response", "{}", "fr", "Peut-être. Cela dépend.", "Peut-être, cela dépend." },
         { "detectable_format:constrained_response", "{}", "en", "My answer is no.", "No." },
         { "detectable_content:number_placeholders", """{"num_placeholders":2}""", "en", "Dear [name], see you at [place].", "Dear [name], see you soon." },
+        { "detectable_content:number_placeholders", """{"num_placeholders":1,"relation":"como máximo"}""", "es", "Querido [nombre], hasta pronto.", "Querido [nombre], nos vemos en [lugar]." },
         { "detectable_content:postscript", """{"postscript_marker":"P.S."}""", "fr", "Merci.\n\nP.S. À demain.", "Merci, à demain." },
         { "detectable_content:postscript", """{"postscript_marker":"P.D."}""", "es", "Gracias.\nP.D. Hasta mañana.", "Gracias.\nPD Hasta mañana." },
         { "startend:end_checker", """{"end_phrase":"À bientôt."}""", "fr", "C'était bien. À bientôt.", "À bientôt. C'était bien." },

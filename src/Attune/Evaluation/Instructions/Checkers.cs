@@ -122,18 +122,19 @@ public static partial class Checkers
         // Format.
         ["detectable_format:number_bullet_lists"] = new("exactly N markdown bullets", (r, a, lang) =>
             StarBullet().Count(r) + (lang == "es" ? 0 : DashBullet().Count(r)) == a.Int("num_bullets")),
-        ["detectable_format:multiple_sections"] = new("N sections that start with a marker", (r, a, _) =>
-            Pattern(@"\s?" + a.Text("section_spliter").Trim() + @"\s?\d+\s?", a.Text("section_spliter").Trim(), ignoreCase: false).Split(r).Length - 1 >= a.Int("num_sections")),
-        ["detectable_format:number_highlighted_sections"] = new("N *highlighted* sections", (r, a, _) =>
+        // M-IFEval's Spanish files give sections, highlights and placeholders a relation too (always "al menos" there); it is honoured.
+        ["detectable_format:multiple_sections"] = new("N sections that start with a marker", (r, a, _) => a.Compare(
+            Pattern(@"\s?" + a.Text("section_spliter").Trim() + @"\s?\d+\s?", a.Text("section_spliter").Trim(), ignoreCase: false).Split(r).Length - 1, "num_sections")),
+        ["detectable_format:number_highlighted_sections"] = new("N *highlighted* sections", (r, a, _) => a.Compare(
             SingleHighlight().Matches(r).Count(m => m.Value.Trim('*').Trim().Length > 0)
-            + DoubleHighlight().Matches(r).Count(m => m.Value[2..^2].Trim().Length > 0) >= a.Int("num_highlights")),
+            + DoubleHighlight().Matches(r).Count(m => m.Value[2..^2].Trim().Length > 0), "num_highlights")),
         ["detectable_format:title"] = new("a title in << >> (## ## in French)", (r, _, lang) => lang == "fr"
             ? HashTitle().Matches(r).Any(m => m.Value.TrimStart('#').TrimEnd('#').Trim().Length > 0)
             : AngleTitle().Matches(r).Any(m => m.Value.TrimStart('<').TrimEnd('>').Trim().Length > 0)),
         ["detectable_format:json_format"] = new("the whole response is JSON", (r, _, _) => IsJson(r)),
         ["detectable_format:constrained_response"] = new("one of the given answers", (r, _, lang) =>
             ConstrainedAnswers[lang].Any(o => r.Trim().Contains(o, StringComparison.Ordinal))),
-        ["detectable_content:number_placeholders"] = new("N [placeholders]", (r, a, _) => Placeholder().Count(r) >= a.Int("num_placeholders")),
+        ["detectable_content:number_placeholders"] = new("N [placeholders]", (r, a, _) => a.Compare(Placeholder().Count(r), "num_placeholders")),
         ["detectable_content:postscript"] = new("a postscript", (r, a, lang) =>
         {
             var marker = a.Text("postscript_marker").Trim();
