@@ -148,8 +148,10 @@ public static class EvalCommand
     static Command JudgeCommand()
     {
         var model = ModelCommands.ModelOption();
+        model.Required = false;
         model.Description = "The judged model: " + ModelCommands.ModelReferenceHelp;
-        var judge = new Option<string>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model", Required = true };
+        var judge = new Option<string?>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model" };
+        var annotations = new Option<string?>("--annotations") { Description = "Compute AlpacaEval's win rates from an existing annotations.json (no model, no judge)" };
         var set = new Option<string>("--set") { Description = "Instructions: builtin (30 per language, with references) or JSONL with instruction, optional reference (or output), lang, id", DefaultValueFactory = _ => "builtin" };
         var reference = new Option<string?>("--reference") { Description = "Reference answers, JSONL line for line with the set (output, reference or response)" };
         var kind = new Option<string?>("--kind") { Description = "pairwise (win rate against the references), aspects (1–5 scores) or safety (default: pairwise when references exist, else aspects)" };
@@ -166,10 +168,27 @@ public static class EvalCommand
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to a served model or judge", DefaultValueFactory = _ => 4 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the order of each pair", DefaultValueFactory = _ => 1234 };
         var cmd = new Command("judge", "An LLM judge: win rate against references (with standard error and a length-controlled rate) or 1–5 scores per aspect")
-            { model, judge, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
+            { model, judge, annotations, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
+            if (parse.GetValue(annotations) is { } annotationsPath)
+            {
+                if (parse.GetValue(model) is not null || parse.GetValue(judge) is not null)
+                    throw new AttuneException(null, "--annotations", "computes the win rates from existing annotations: leave out --model and --judge");
+                var read = Attune.Evaluation.Judging.AlpacaEvalFiles.ReadAnnotations(annotationsPath);
+                var m = Attune.Evaluation.Judging.AlpacaEvalFiles.Metrics(read);
+                WriteTable(io, ["annotations", "win rate", "± s.e.", "wins", "base wins", "draws", "discrete", "length-controlled"],
+                    [[m.Total.ToString(), $"{m.WinRate:F2}", $"{m.StandardError:F2}", m.Wins.ToString(), m.WinsBase.ToString(), m.Draws.ToString(), $"{m.DiscreteWinRate:F2}", $"{m.LengthControlled:F2}"]], rightFrom: 0);
+                if (m.ExtremeChange)
+                    io.Error.WriteLine($"warning: the length-controlled win rate ({m.LengthControlled:F1}%) is very different from the raw one ({m.WinRate:F1}%): the fit may have failed");
+                if (parse.GetValue(output) is { } annotationsOut)
+                    AtomicFile.WriteAllText(annotationsOut, Attune.Evaluation.Judging.AlpacaEvalFiles.ToJson(m, read.Select(a => a.Generator2).Distinct().Count() == 1 ? read[0].Generator2 : null)
+                        .ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return Program.Success;
+            }
+            if (parse.GetValue(model) is null) throw new AttuneException(null, "--model", "is required (or give --annotations)");
+            if (parse.GetValue(judge) is null) throw new AttuneException(null, "--judge", "is required (or give --annotations)");
             var promptMode = Attune.Prompting.ChatPrompt.ParseMode(parse.GetValue(mode)!);
             var items = Attune.Evaluation.Judging.Judge.Select(parse.GetValue(set)!, parse.GetValue(reference), ParseLanguages(parse.GetValue(langs)!), parse.GetValue(limit));
             var options = Attune.Evaluation.Judging.JudgeRunOptions.ForKind(parse.GetValue(kind), items) with

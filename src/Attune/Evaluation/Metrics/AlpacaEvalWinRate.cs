@@ -1,0 +1,211 @@
+namespace Attune.Evaluation.Metrics;
+
+/// <summary>
+/// Win rates by AlpacaEval 2.0's definitions, from preferences in [1, 2] (1 = the baseline, output_1, wins; 2 = the
+/// model, output_2; 1.5 or 0 a draw; null or anything outside [1, 2] is dropped), all in percent as the leaderboard
+/// prints them:
+/// <list type="bullet">
+/// <item><c>win_rate</c>: the mean of (preference − 1), and <c>standard_error</c> its standard error of the mean;</item>
+/// <item><c>n_wins</c> / <c>n_wins_base</c>: preferences above / below 1.5; <c>n_draws</c>: exactly 1.5 (or 0);</item>
+/// <item><c>discrete_win_rate</c>: each preference rounded to 1 or 2 (half to even, 1.5 a draw), draws counting half;</item>
+/// <item><c>length_controlled_winrate</c> (AlpacaEval's <c>length_controlled_minimal</c>): a logistic model of the
+/// preference on tanh(Δ / sd(Δ)), Δ = characters of the baseline's output − characters of the model's, plus the
+/// model term, fitted with an L1 penalty whose strength is chosen by 5-fold cross-validation on the fractional
+/// log-loss, read off at Δ = 0.</item>
+/// </list>
+/// </summary>
+public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int Wins, int WinsBase, int Draws, int Total, double DiscreteWinRate,
+    double LengthControlled, double LengthControlledStandardError, double LengthWeight)
+{
+    /// <summary>
+    /// AlpacaEval's warning: the length-controlled rate moved further than 10 points or a quarter of the way to 0 or
+    /// 100 from the raw one, a sign that the fit failed.
+    /// </summary>
+    public bool ExtremeChange =>
+        LengthControlled < Math.Min(WinRate - WinRate / 4, WinRate - 10) || LengthControlled > Math.Max(WinRate + (100 - WinRate) / 4, WinRate + 10);
+
+    /// <summary>The inverse regularisation strengths the cross-validation chooses from (scikit-learn's default grid, 10⁻⁴ to 10⁴).</summary>
+    public static readonly double[] Cs = Enumerable.Range(0, 10).Select(i => Math.Pow(10, -4 + 8.0 * i / 9)).ToArray();
+
+    public const int Folds = 5;
+
+    /// <param name="preferences">Each annotation's preference (null when the judge gave none).</param>
+    /// <param name="baselineLengths">Characters (Unicode code points) of output_1.</param>
+    /// <param name="modelLengths">Characters of output_2.</param>
+    public static AlpacaEvalWinRate Compute(IReadOnlyList<double?> preferences, IReadOnlyList<int> baselineLengths, IReadOnlyList<int> modelLengths)
+    {
+        if (baselineLengths.Count != preferences.Count || modelLengths.Count != preferences.Count)
+            throw new ArgumentException("one baseline and one model length per preference");
+        // The raw rates: draws (1.5, or 0 meaning a draw) are counted before invalid preferences are dropped.
+        var p = preferences.Select(x => x == 0 ? 1.5 : x).ToList();
+        int draws = p.Count(x => x == 1.5);
+        var valid = p.Where(x => x is >= 1 and <= 2).Select(x => x!.Value - 1).ToList();
+        double mean = valid.Count == 0 ? double.NaN : valid.Average();
+        double sem = StandardErrorOfMean(valid);
+        // The discrete rate: each preference rounded to 1 or 2 (1.5 is a draw).
+        var rounded = p.Where(x => x is >= 1 and <= 2).Select(x => x == 1.5 ? 0.5 : Math.Round(x!.Value, MidpointRounding.ToEven) - 1).ToList();
+        double discrete = rounded.Count == 0 ? double.NaN : rounded.Average() * 100;
+
+        // Length control: every annotation's length difference counts in the scale (as AlpacaEval computes it before dropping).
+        var delta = baselineLengths.Zip(modelLengths, (a, b) => (double)(a - b)).ToArray();
+        double sd = SampleStandardDeviation(delta);
+        var x = new List<double>();
+        var y = new List<double>();
+        for (int i = 0; i < p.Count; i++)
+        {
+            if (p[i] is not { } pref || double.IsNaN(pref)) continue;
+            x.Add(Math.Tanh(sd > 0 ? delta[i] / sd : 0));
+            y.Add(pref - 1);
+        }
+        double lc = double.NaN, lengthWeight = double.NaN;
+        if (y.Count >= Folds)
+        {
+            var (wLength, wModel) = FitCrossValidated(x, y);
+            lc = Logistic(wModel) * 100;
+            lengthWeight = wLength;
+        }
+        // Read off at Δ = 0 the prediction is the same for every instruction: its standard error is 0, as AlpacaEval reports it.
+        return new AlpacaEvalWinRate(mean * 100, sem * 100, valid.Count(v => v > 0.5), valid.Count(v => v < 0.5), draws, valid.Count, discrete,
+            lc, y.Count >= Folds ? 0 : double.NaN, lengthWeight);
+    }
+
+    static double StandardErrorOfMean(IReadOnlyList<double> v)
+    {
+        if (v.Count < 2) return double.NaN;
+        double m = v.Average();
+        return Math.Sqrt(v.Sum(a => (a - m) * (a - m)) / (v.Count - 1) / v.Count);
+    }
+
+    static double SampleStandardDeviation(IReadOnlyList<double> v)
+    {
+        if (v.Count < 2) return 0;
+        double m = v.Average();
+        return Math.Sqrt(v.Sum(a => (a - m) * (a - m)) / (v.Count - 1));
+    }
+
+    static double Logistic(double z) => z >= 0 ? 1 / (1 + Math.Exp(-z)) : Math.Exp(z) / (1 + Math.Exp(z));
+
+    /// <summary>
+    /// The L1-penalised logistic fit with the penalty chosen as AlpacaEval chooses it: for each C of <see cref="Cs"/>,
+    /// fit on four folds and score the held-out fold's mean log-loss against the fractional preferences (folds as
+    /// <see cref="GroupFolds"/> deals them); the C with the best mean score is refitted on all.
+    /// </summary>
+    static (double WLength, double WModel) FitCrossValidated(IReadOnlyList<double> x, IReadOnlyList<double> y)
+    {
+        int n = y.Count;
+        var folds = GroupFolds(n);
+        double bestScore = double.NegativeInfinity;
+        double bestC = Cs[0];
+        foreach (var c in Cs)
+        {
+            double total = 0;
+            for (int f = 0; f < Folds; f++)
+            {
+                var train = Enumerable.Range(0, n).Where(i => folds[i] != f).ToList();
+                var test = Enumerable.Range(0, n).Where(i => folds[i] == f).ToList();
+                var (w1, w2) = FitL1(train.Select(i => x[i]).ToList(), train.Select(i => y[i]).ToList(), c);
+                double loss = 0;
+                foreach (var i in test)
+                {
+                    double q = Math.Clamp(Logistic(w1 * x[i] + w2), 1e-15, 1 - 1e-15);
+                    loss -= y[i] * Math.Log(q) + (1 - y[i]) * Math.Log(1 - q);
+                }
+                total -= loss / test.Count;
+            }
+            double score = total / Folds;
+            if (score > bestScore) { bestScore = score; bestC = c; }
+        }
+        return FitL1(x, y, bestC);
+    }
+
+    /// <summary>
+    /// The fold of each annotation as scikit-learn's GroupKFold deals them when every group has the same size (two
+    /// rows each here): groups in the reverse of the order numpy's default argsort (introsort, numpy ≤ 1.24 as Debian
+    /// ships it) leaves equal counts in, each to the fold with the fewest rows so far, which goes round the folds.
+    /// </summary>
+    public static int[] GroupFolds(int n)
+    {
+        var order = ArgsortOfEqualKeys(n);
+        var folds = new int[n];
+        for (int position = 0; position < n; position++) folds[order[n - 1 - position]] = position % Folds;
+        return folds;
+    }
+
+    /// <summary>
+    /// The permutation numpy's quicksort-kind argsort returns for n equal keys: its introsort partitions (median of
+    /// three, then the scan that swaps every pair it meets, since no key is less than another) down to runs of 16,
+    /// which insertion sort leaves as they are.
+    /// </summary>
+    public static int[] ArgsortOfEqualKeys(int n)
+    {
+        var a = Enumerable.Range(0, n).ToArray();
+        var stack = new Stack<(int L, int R)>();
+        int l = 0, r = n - 1;
+        while (true)
+        {
+            while (r - l > 16)
+            {
+                int m = l + ((r - l) >> 1);
+                int j = r - 1;
+                (a[m], a[j]) = (a[j], a[m]);
+                int i = l;
+                while (true)
+                {
+                    ++i;
+                    --j;
+                    if (i >= j) break;
+                    (a[i], a[j]) = (a[j], a[i]);
+                }
+                (a[i], a[r - 1]) = (a[r - 1], a[i]);
+                // The larger part waits on the stack; the smaller is partitioned next.
+                if (i - l < r - i) { stack.Push((i + 1, r)); r = i - 1; }
+                else { stack.Push((l, i - 1)); l = i + 1; }
+            }
+            if (stack.Count == 0) break;
+            (l, r) = stack.Pop();
+        }
+        return a;
+    }
+
+    /// <summary>
+    /// Minimises |w₁| + |w₂| + C·Σᵢ CE(yᵢ, σ(w₁xᵢ + w₂)) — liblinear's L1-penalised logistic regression without an
+    /// intercept, on the duplicated rows AlpacaEval builds (label 1 weighted yᵢ, label 0 weighted 1 − yᵢ), which is the
+    /// cross-entropy against the fractional preference — by cyclic coordinate descent, each step an exact
+    /// soft-thresholded Newton minimisation in one coordinate.
+    /// </summary>
+    public static (double W1, double W2) FitL1(IReadOnlyList<double> x, IReadOnlyList<double> y, double c)
+    {
+        var w = new double[2];
+        double Feature(int i, int j) => j == 0 ? x[i] : 1.0;
+        for (int sweep = 0; sweep < 500; sweep++)
+        {
+            double change = 0;
+            for (int j = 0; j < 2; j++)
+            {
+                // Newton steps in coordinate j with the L1 term handled exactly (soft threshold), until it settles.
+                for (int inner = 0; inner < 50; inner++)
+                {
+                    double g = 0, h = 0;
+                    for (int i = 0; i < y.Count; i++)
+                    {
+                        double q = Logistic(w[0] * x[i] + w[1]);
+                        double xi = Feature(i, j);
+                        g += c * (q - y[i]) * xi;
+                        h += c * q * (1 - q) * xi * xi;
+                    }
+                    if (h <= 1e-300) break;
+                    // Minimise g·d + h·d²/2 + |w + d| over d.
+                    double target = w[j] - g / h;
+                    double next = Math.Sign(target) * Math.Max(0, Math.Abs(target) - 1 / h);
+                    if (w[j] == 0 && Math.Abs(g) <= 1) next = 0;
+                    double step = next - w[j];
+                    w[j] = next;
+                    change = Math.Max(change, Math.Abs(step));
+                    if (Math.Abs(step) < 1e-13) break;
+                }
+            }
+            if (change < 1e-12) break;
+        }
+        return (w[0], w[1]);
+    }
+}

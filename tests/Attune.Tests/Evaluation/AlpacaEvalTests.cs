@@ -1,0 +1,112 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Attune.Evaluation.Judging;
+using Attune.Evaluation.Metrics;
+using Attune.Tests.Cli;
+
+namespace Attune.Tests.Evaluation;
+
+/// <summary>
+/// AlpacaEval 2.0's win rates from its own annotations.json files (../shared/peers/alpaca-eval, unchanged), against its
+/// published leaderboard and against length-controlled figures computed by AlpacaEval's glm_winrate steps.
+/// </summary>
+public class AlpacaEvalTests
+{
+    static readonly string Peer = Path.Combine(Repo.Root, "..", "shared", "peers", "alpaca-eval");
+
+    public static TheoryData<string> Models => new() { "alpaca-7b", "alpaca-7b_concise", "FuseChat-Llama-3.2-1B-Instruct" };
+
+    static Dictionary<string, string> LeaderboardRow(string model)
+    {
+        var lines = File.ReadAllLines(Path.Combine(Peer, "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv"));
+        var header = lines[0].Split(',');
+        var row = lines.Skip(1).Select(l => l.Split(',')).Single(r => r[0] == model);
+        return header.Zip(row).ToDictionary(p => p.First, p => p.Second);
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void The_leaderboard_s_raw_win_rates_are_reproduced_from_the_annotations(string model)
+    {
+        var m = AlpacaEvalFiles.Metrics(AlpacaEvalFiles.ReadAnnotations(Path.Combine(Peer, "results", model, "annotations.json")));
+        var row = LeaderboardRow(model);
+        double Num(string column) => double.Parse(row[column], CultureInfo.InvariantCulture);
+        Assert.Equal(Num("win_rate"), m.WinRate, 1e-6);
+        Assert.Equal(Num("standard_error"), m.StandardError, 1e-6);
+        Assert.Equal(Num("discrete_win_rate"), m.DiscreteWinRate, 1e-6);
+        Assert.Equal((int)Num("n_wins"), m.Wins);
+        Assert.Equal((int)Num("n_wins_base"), m.WinsBase);
+        Assert.Equal((int)Num("n_draws"), m.Draws);
+        Assert.Equal((int)Num("n_total"), m.Total);
+    }
+
+    /// <summary>
+    /// length_controlled_minimal as AlpacaEval's glm_winrate.py computes it, run here on these files with Debian's
+    /// numpy 1.24, pandas 1.5, patsy 0.5 and scikit-learn 1.2 (whose LogisticRegressionCV cannot route the scorer's
+    /// weights, so its cross-validation loop was written out with the same LogisticRegression fits, GroupKFold folds
+    /// and continuous log-loss). Only the numbers are kept here.
+    /// </summary>
+    [Theory]
+    [InlineData("alpaca-7b", 19.747583434528842)]
+    [InlineData("alpaca-7b_concise", 13.032200712274955)]
+    [InlineData("FuseChat-Llama-3.2-1B-Instruct", 26.03218468462475)]
+    public void The_length_controlled_win_rate_matches_AlpacaEval_s_minimal_model(string model, double expected)
+    {
+        var m = AlpacaEvalFiles.Metrics(AlpacaEvalFiles.ReadAnnotations(Path.Combine(Peer, "results", model, "annotations.json")));
+        Assert.InRange(m.LengthControlled, expected - 0.5, expected + 0.5);
+        Assert.Equal(0, m.LengthControlledStandardError);
+    }
+
+    [Fact]
+    public void Folds_are_dealt_as_scikit_learn_s_GroupKFold_deals_equal_groups()
+    {
+        // numpy 1.24: np.argsort(np.full(804, 2))[::-1][:12] and GroupKFold(5)'s fold of groups 0..9.
+        Assert.Equal([803, 263, 273, 272, 271, 270, 269, 268, 267, 266, 265, 264], AlpacaEvalWinRate.ArgsortOfEqualKeys(804).Reverse().Take(12));
+        Assert.Equal([3, 0, 4, 3, 2, 1, 0, 4, 3, 2], AlpacaEvalWinRate.GroupFolds(804).Take(10));
+        // Few enough keys for insertion sort alone: the order is left as it is.
+        Assert.Equal(Enumerable.Range(0, 17), AlpacaEvalWinRate.ArgsortOfEqualKeys(17));
+    }
+
+    [Fact]
+    public void The_L1_fit_reaches_scikit_learn_s_coefficients()
+    {
+        // scikit-learn 1.2, LogisticRegression(penalty="l1", solver="liblinear", fit_intercept=False, C) on the duplicated
+        // rows of alpaca-7b_concise (liblinear stops at its tolerance, hence 1e-2).
+        var a = AlpacaEvalFiles.ReadAnnotations(Path.Combine(Peer, "results", "alpaca-7b_concise", "annotations.json"));
+        var d = a.Select(x => (double)(x.Output1.EnumerateRunes().Count() - x.Output2.EnumerateRunes().Count())).ToArray();
+        double mean = d.Average(), sd = Math.Sqrt(d.Sum(v => (v - mean) * (v - mean)) / (d.Length - 1));
+        var x = d.Select(v => Math.Tanh(v / sd)).ToList();
+        var y = a.Select(v => v.Preference!.Value - 1).ToList();
+        var (w1, w2) = AlpacaEvalWinRate.FitL1(x, y, 2.782559402207126);
+        Assert.Equal(-3.844317652514014, w1, 1e-2);
+        Assert.Equal(-1.8981146543369778, w2, 1e-2);
+        // A strong penalty zeroes the length weight, as liblinear's does.
+        var (s1, s2) = AlpacaEvalWinRate.FitL1(x, y, 0.005994842503189409);
+        Assert.Equal(0, s1);
+        Assert.Equal(-1.22311981866763, s2, 1e-3);
+    }
+
+    [Fact]
+    public void Eval_judge_computes_the_leaderboard_s_columns_from_annotations_alone()
+    {
+        using var tmp = new TempDir();
+        var (code, text, err) = CliRunner.Run("", "eval", "judge", "--annotations", Path.Combine(Peer, "results", "alpaca-7b", "annotations.json"), "--out", tmp["m.json"]);
+        Assert.True(code == 0, err);
+        Assert.Contains("805", text);
+        var json = JsonNode.Parse(File.ReadAllText(tmp["m.json"]))!;
+        Assert.Equal("alpaca-7b", (string)json["model"]!);
+        Assert.Equal(2.591450540223603, (double)json["win_rate"]!, 1e-6);
+        Assert.Equal(805, (int)json["n_total"]!);
+        Assert.NotNull(json["length_controlled_winrate"]);
+        Assert.NotNull(json["lc_standard_error"]);
+
+        File.WriteAllText(tmp["bad.json"], """[{"instruction": "x", "output_1": "a", "output_2": "b", "preference": "high"}]""");
+        (code, _, err) = CliRunner.Run("", "eval", "judge", "--annotations", tmp["bad.json"]);
+        Assert.Equal(2, code);
+        Assert.Contains("annotation 0: preference", err);
+        Assert.Single(err.Trim().Split('\n'));
+        (code, _, err) = CliRunner.Run("", "eval", "judge", "--annotations", tmp["bad.json"], "--judge", "http://localhost:1/v1#j");
+        Assert.Equal(2, code);
+        Assert.Contains("leave out --model and --judge", err);
+    }
+}
