@@ -77,16 +77,6 @@ public class JudgeTests
     }
 
     [Fact]
-    public void Logistic_regression_recovers_known_coefficients()
-    {
-        var x = Enumerable.Range(-10, 21).Select(i => i / 10.0).ToList();
-        var y = x.Select(v => 1 / (1 + Math.Exp(-(0.5 + 2 * v)))).ToList(); // fractional outcomes exactly on the curve
-        var (b0, b1) = WinRate.Logistic(x, y, ridge: 0);
-        Assert.Equal(0.5, b0, 1e-6);
-        Assert.Equal(2.0, b1, 1e-6);
-    }
-
-    [Fact]
     public async Task Unreadable_verdicts_are_asked_again_and_counted()
     {
         // Greedy replies are prose; a sampled retry gives JSON.

@@ -40,10 +40,10 @@ public static class AlpacaEvalFiles
 
     /// <summary>The leaderboard's metrics for a set of annotations (lengths in Unicode code points, as Python's len counts them).</summary>
     public static AlpacaEvalWinRate Metrics(IReadOnlyList<AlpacaAnnotation> annotations) =>
-        AlpacaEvalWinRate.Compute(annotations.Select(a => a.Preference).ToList(),
-            annotations.Select(a => CodePoints(a.Output1)).ToList(), annotations.Select(a => CodePoints(a.Output2)).ToList());
+        AlpacaEvalWinRate.Compute(annotations.Select(a => a.Preference).ToList(), annotations.Select(a => (double)(CodePoints(a.Output1) - CodePoints(a.Output2))).ToList());
 
-    static int CodePoints(string s) => s.EnumerateRunes().Count();
+    /// <summary>A text's length as Python's len counts it.</summary>
+    public static int CodePoints(string s) => s.EnumerateRunes().Count();
 
     /// <summary>The metrics under AlpacaEval's names and units (percent), as its leaderboard lists them.</summary>
     public static JsonObject ToJson(AlpacaEvalWinRate m, string? model = null)

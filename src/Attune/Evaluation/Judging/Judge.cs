@@ -16,7 +16,8 @@ public sealed record JudgeItem(string Id, string Instruction, string Language, s
 /// <summary>
 /// One pairwise judgment: the model's response against the reference, in the order(s) shown to the
 /// judge; <see cref="Preference"/> is the model's share (1 win, 0.5 tie, 0 loss; averaged over both
-/// orders when both were judged); null when the judge never gave a readable verdict.
+/// orders when both were judged); null when the judge never gave a readable verdict. <see cref="LengthDifference"/> is the
+/// response's length minus the reference's, in characters (Unicode code points, as AlpacaEval counts them).
 /// </summary>
 public sealed record PairwiseJudgment(JudgeItem Item, string Response, double? Preference, IReadOnlyList<string> Verdicts, int Retries, int LengthDifference);
 
@@ -203,7 +204,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
                 names.Add(winner);
                 shares.Add(winner == "tie" ? 0.5 : (winner == "A") == c.ModelFirst ? 1 : 0);
             }
-            int lengthDifference = TextUnits.Words(responses[i]).Count - TextUnits.Words(items[i].Reference!).Count;
+            int lengthDifference = AlpacaEvalFiles.CodePoints(responses[i]) - AlpacaEvalFiles.CodePoints(items[i].Reference!);
             results.Add(new PairwiseJudgment(items[i], responses[i], shares.Count > 0 ? shares.Average() : null, names, retries, lengthDifference));
         }
         return results;

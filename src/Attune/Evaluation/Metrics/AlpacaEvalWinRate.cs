@@ -30,12 +30,10 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
     public const int Folds = 5;
 
     /// <param name="preferences">Each annotation's preference (null when the judge gave none).</param>
-    /// <param name="baselineLengths">Characters (Unicode code points) of output_1.</param>
-    /// <param name="modelLengths">Characters of output_2.</param>
-    public static AlpacaEvalWinRate Compute(IReadOnlyList<double?> preferences, IReadOnlyList<int> baselineLengths, IReadOnlyList<int> modelLengths)
+    /// <param name="lengthDifferences">Characters (Unicode code points) of output_1, the baseline's, minus those of output_2, the model's.</param>
+    public static AlpacaEvalWinRate Compute(IReadOnlyList<double?> preferences, IReadOnlyList<double> lengthDifferences)
     {
-        if (baselineLengths.Count != preferences.Count || modelLengths.Count != preferences.Count)
-            throw new ArgumentException("one baseline and one model length per preference");
+        if (lengthDifferences.Count != preferences.Count) throw new ArgumentException("one length difference per preference");
         // The raw rates: draws (1.5, or 0 meaning a draw) are counted before invalid preferences are dropped.
         var p = preferences.Select(x => x == 0 ? 1.5 : x).ToList();
         int draws = p.Count(x => x == 1.5);
@@ -47,7 +45,7 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
         double discrete = rounded.Count == 0 ? double.NaN : rounded.Average() * 100;
 
         // Length control: every annotation's length difference counts in the scale (as AlpacaEval computes it before dropping).
-        var delta = baselineLengths.Zip(modelLengths, (a, b) => (double)(a - b)).ToArray();
+        var delta = lengthDifferences;
         double sd = SampleStandardDeviation(delta);
         var x = new List<double>();
         var y = new List<double>();
