@@ -152,6 +152,8 @@ public static class EvalCommand
         model.Description = "The judged model: " + ModelCommands.ModelReferenceHelp;
         var judge = new Option<string?>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model" };
         var annotations = new Option<string?>("--annotations") { Description = "Compute AlpacaEval's win rates from an existing annotations.json (no model, no judge)" };
+        var modelOutputs = new Option<string?>("--model-outputs") { Description = "Write the judged model's answers as AlpacaEval's model_outputs.json" };
+        var annotationsOut = new Option<string?>("--annotations-out") { Description = "Write the pairwise judgments as AlpacaEval's annotations.json (output_1 the reference, output_2 the model)" };
         var set = new Option<string>("--set") { Description = "Instructions: builtin (30 per language, with references) or JSONL with instruction, optional reference (or output), lang, id", DefaultValueFactory = _ => "builtin" };
         var reference = new Option<string?>("--reference") { Description = "Reference answers, JSONL line for line with the set (output, reference or response)" };
         var kind = new Option<string?>("--kind") { Description = "pairwise (win rate against the references), aspects (1–5 scores) or safety (default: pairwise when references exist, else aspects)" };
@@ -168,7 +170,7 @@ public static class EvalCommand
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to a served model or judge", DefaultValueFactory = _ => 4 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the order of each pair", DefaultValueFactory = _ => 1234 };
         var cmd = new Command("judge", "An LLM judge: win rate against references (with standard error and a length-controlled rate) or 1–5 scores per aspect")
-            { model, judge, annotations, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
+            { model, judge, annotations, modelOutputs, annotationsOut, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -213,6 +215,14 @@ public static class EvalCommand
             }
             if (parse.GetValue(output) is { } outPath)
                 AtomicFile.WriteAllText(outPath, result.ToJson(judged.Identity, judgeBackend.Identity).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            if (parse.GetValue(modelOutputs) is { } outputsPath)
+                Attune.Evaluation.Judging.AlpacaEvalFiles.WriteModelOutputs(outputsPath, items, result.Responses, judged.Identity);
+            if (parse.GetValue(annotationsOut) is { } annotationsPath2)
+            {
+                if (result.Pairs is null) throw new AttuneException(null, "--annotations-out", "needs pairwise judging (--kind pairwise, with references)");
+                Attune.Evaluation.Judging.AlpacaEvalFiles.WriteAnnotations(annotationsPath2, result.Pairs, judged.Identity,
+                    parse.GetValue(reference) is { } r ? Path.GetFileNameWithoutExtension(r) : "reference", judgeBackend.Identity);
+            }
             var errorCounts = result.ErrorCounts;
             io.Out.WriteLine("critical errors: " + string.Join(", ", errorCounts.Select(kv => $"{kv.Key} {kv.Value}")));
             return Program.Success;

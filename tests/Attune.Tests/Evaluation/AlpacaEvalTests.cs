@@ -109,4 +109,34 @@ public class AlpacaEvalTests
         Assert.Equal(2, code);
         Assert.Contains("leave out --model and --judge", err);
     }
+
+    [Fact]
+    public void AlpacaEval_s_sets_and_baselines_come_in_and_its_model_outputs_and_annotations_go_out()
+    {
+        using var tmp = new TempDir();
+        Attune.Modeling.ModelInitializer.Write(tmp["m"], Attune.Modeling.Presets.Find("tiny", "llama").Config, seed: 4, Attune.Tensors.DType.F32);
+        File.WriteAllText(tmp["set.json"], """[{"instruction": "Name a colour.", "dataset": "helpful_base"}, {"instruction": "Name a fruit.", "dataset": "koala"}]""");
+        // The baseline's model_outputs.json, in another order: outputs are matched by instruction, as AlpacaEval matches them.
+        File.WriteAllText(tmp["gpt4_turbo.json"], """[{"instruction": "Name a fruit.", "output": "Apple.", "generator": "gpt4_turbo"}, {"instruction": "Name a colour.", "output": "Blue.", "generator": "gpt4_turbo"}]""");
+        var (code, _, err) = CliRunner.Run("", "eval", "judge", "--model", tmp["m"], "--judge", tmp["m"], "--set", tmp["set.json"], "--reference", tmp["gpt4_turbo.json"],
+            "--max-tokens", "4", "--no-cache", "--model-outputs", tmp["model_outputs.json"], "--annotations-out", tmp["annotations.json"]);
+        Assert.True(code == 0, err);
+        var outputs = JsonNode.Parse(File.ReadAllText(tmp["model_outputs.json"]))!.AsArray();
+        Assert.Equal(["Name a colour.", "Name a fruit."], outputs.Select(o => (string)o!["instruction"]!));
+        Assert.Equal(["helpful_base", "koala"], outputs.Select(o => (string)o!["dataset"]!));
+        Assert.All(outputs, o => Assert.NotNull((string?)o!["output"]));
+        var annotations = JsonNode.Parse(File.ReadAllText(tmp["annotations.json"]))!.AsArray();
+        Assert.Equal("Blue.", (string)annotations[0]!["output_1"]!);
+        Assert.Equal("gpt4_turbo", (string)annotations[0]!["generator_1"]!);
+        Assert.Equal((string)outputs[0]!["output"]!, (string)annotations[0]!["output_2"]!);
+        // The tiny model is no judge: every preference is unreadable, written as null, and read back as such.
+        Assert.All(annotations, a => Assert.Null(a!["preference"]));
+        var back = AlpacaEvalFiles.ReadAnnotations(tmp["annotations.json"]);
+        Assert.Equal(0, AlpacaEvalFiles.Metrics(back).Total);
+        // The model's outputs serve as the next run's baseline.
+        Assert.Equal(2, Judge.WithReferences(Judge.LoadSet(tmp["set.json"]), tmp["model_outputs.json"]).Count);
+        File.WriteAllText(tmp["short.json"], """[{"instruction": "Name a fruit.", "output": "Apple."}]""");
+        var e = Assert.Throws<AttuneException>(() => Judge.WithReferences(Judge.LoadSet(tmp["set.json"]), tmp["short.json"]));
+        Assert.Contains("no output for the instruction of item 0", e.Message);
+    }
 }

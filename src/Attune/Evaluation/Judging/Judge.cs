@@ -11,7 +11,11 @@ using Attune.Evaluation.Metrics;
 namespace Attune.Evaluation.Judging;
 
 /// <summary>An instruction to answer, in its language, with a reference answer when the set has one.</summary>
-public sealed record JudgeItem(string Id, string Instruction, string Language, string? Reference);
+public sealed record JudgeItem(string Id, string Instruction, string Language, string? Reference)
+{
+    /// <summary>AlpacaEval's "dataset" of the instruction (helpful_base, koala, …), carried into the files written back.</summary>
+    public string? Dataset { get; init; }
+}
 
 /// <summary>
 /// One pairwise judgment: the model's response against the reference, in the order(s) shown to the
@@ -54,9 +58,15 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
     public static List<JudgeItem> Resolve(string set) =>
         set == "builtin" ? new[] { "en", "fr", "es" }.SelectMany(BuiltIn).ToList() : LoadSet(set);
 
-    /// <summary>Reads an instruction set: JSONL with <c>instruction</c>, optional <c>reference</c> (or AlpacaEval's <c>output</c>), <c>lang</c>, <c>id</c>.</summary>
+    /// <summary>
+    /// Reads an instruction set: JSONL with <c>instruction</c>, optional <c>reference</c> (or AlpacaEval's <c>output</c>),
+    /// <c>lang</c>, <c>id</c>; or AlpacaEval's own JSON list (its eval set or a model_outputs.json, whose outputs are the references).
+    /// </summary>
     public static List<JudgeItem> LoadSet(string path, string defaultLanguage = "en")
     {
+        if (AlpacaEvalFiles.IsJsonList(path))
+            return AlpacaEvalFiles.ReadModelOutputs(path, requireOutput: false).Select((o, i) =>
+                new JudgeItem(i.ToString(), o.Instruction, o.Language ?? defaultLanguage, o.Output) { Dataset = o.Dataset }).ToList();
         var items = new List<JudgeItem>();
         foreach (var (line, rec) in JsonLines.ReadFile(path))
         {
@@ -86,8 +96,16 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         return items.Take(limit ?? int.MaxValue).ToList();
     }
 
+    /// <remarks>An AlpacaEval model_outputs.json (a JSON list) is matched by instruction text instead, as AlpacaEval matches a baseline.</remarks>
     public static List<JudgeItem> WithReferences(IReadOnlyList<JudgeItem> items, string path)
     {
+        if (AlpacaEvalFiles.IsJsonList(path))
+        {
+            var outputs = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var o in AlpacaEvalFiles.ReadModelOutputs(path, requireOutput: true)) outputs[o.Instruction] = o.Output!;
+            return items.Select(it => outputs.TryGetValue(it.Instruction, out var r) ? it with { Reference = r }
+                : throw new AttuneException(path, $"has no output for the instruction of item {it.Id} (outputs are matched by instruction text)")).ToList();
+        }
         var refs = JsonLines.ReadFile(path).Select(r => (r.Line, Text: (r.Record["output"] ?? r.Record["reference"] ?? r.Record["response"]) is JsonValue v && v.TryGetValue<string>(out var s) ? s
             : throw new AttuneException(path, $"line {r.Line}", "needs an output (or reference, or response) text"))).ToList();
         if (refs.Count != items.Count) throw new AttuneException(path, $"has {refs.Count} references for {items.Count} instructions");
