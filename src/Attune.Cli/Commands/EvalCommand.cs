@@ -153,6 +153,7 @@ public static class EvalCommand
         var judge = new Option<string?>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model" };
         var annotations = new Option<string?>("--annotations") { Description = "Compute AlpacaEval's win rates from an existing annotations.json (no model, no judge)" };
         var modelOutputs = new Option<string?>("--model-outputs") { Description = "Write the judged model's answers as AlpacaEval's model_outputs.json" };
+        var evaluator = new Option<string?>("--evaluator") { Description = "Judge pairs with an AlpacaEval annotator's configs.yaml (its prompt template and its logprob_parser or regex_parser)" };
         var annotationsOut = new Option<string?>("--annotations-out") { Description = "Write the pairwise judgments as AlpacaEval's annotations.json (output_1 the reference, output_2 the model)" };
         var set = new Option<string>("--set") { Description = "Instructions: builtin (30 per language, with references) or JSONL with instruction, optional reference (or output), lang, id", DefaultValueFactory = _ => "builtin" };
         var reference = new Option<string?>("--reference") { Description = "Reference answers, JSONL line for line with the set (output, reference or response)" };
@@ -170,7 +171,7 @@ public static class EvalCommand
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to a served model or judge", DefaultValueFactory = _ => 4 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the order of each pair", DefaultValueFactory = _ => 1234 };
         var cmd = new Command("judge", "An LLM judge: win rate against references (with standard error and a length-controlled rate) or 1–5 scores per aspect")
-            { model, judge, annotations, modelOutputs, annotationsOut, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
+            { model, judge, annotations, evaluator, modelOutputs, annotationsOut, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -196,6 +197,7 @@ public static class EvalCommand
             var options = Attune.Evaluation.Judging.JudgeRunOptions.ForKind(parse.GetValue(kind), items) with
             {
                 Mode = promptMode, MaxTokens = parse.GetValue(maxTokens), BothOrders = parse.GetValue(bothOrders), Seed = parse.GetValue(seed),
+                Evaluator = parse.GetValue(evaluator) is { } config ? Attune.Evaluation.Judging.AlpacaEvaluator.Load(config) : null,
             };
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             using var judged = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
@@ -221,7 +223,7 @@ public static class EvalCommand
             {
                 if (result.Pairs is null) throw new AttuneException(null, "--annotations-out", "needs pairwise judging (--kind pairwise, with references)");
                 Attune.Evaluation.Judging.AlpacaEvalFiles.WriteAnnotations(annotationsPath2, result.Pairs, judged.Identity,
-                    parse.GetValue(reference) is { } r ? Path.GetFileNameWithoutExtension(r) : "reference", judgeBackend.Identity);
+                    parse.GetValue(reference) is { } r ? Path.GetFileNameWithoutExtension(r) : "reference", options.Evaluator?.Name ?? judgeBackend.Identity);
             }
             var errorCounts = result.ErrorCounts;
             io.Out.WriteLine("critical errors: " + string.Join(", ", errorCounts.Select(kv => $"{kv.Key} {kv.Value}")));

@@ -5,7 +5,14 @@ using Attune.Prompting;
 namespace Attune.Evaluation;
 
 /// <summary>Text a backend generated, why it ended, and how many tokens it took.</summary>
-public sealed record GeneratedText(string Text, FinishReason Finish, int CompletionTokens);
+public sealed record GeneratedText(string Text, FinishReason Finish, int CompletionTokens)
+{
+    /// <summary>The most likely first tokens with their log-probabilities, when the request asked for them (<see cref="GenerationOptions.TopLogprobs"/>).</summary>
+    public IReadOnlyList<TokenLogprob>? TopLogprobs { get; init; }
+}
+
+/// <summary>A token's text and its log-probability.</summary>
+public sealed record TokenLogprob(string Token, double Logprob);
 
 /// <summary>
 /// A model that answers the two requests evaluation is built on — the log-likelihood of a

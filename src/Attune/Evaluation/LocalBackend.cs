@@ -71,6 +71,12 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
             }));
             cancel.ThrowIfCancellationRequested();
             await engine.StopAsync(TimeSpan.Zero);
+            for (int i = 0; i < requests.Count; i++)
+                if (requests[i].Options.TopLogprobs > 0)
+                    results[i] = results[i] with
+                    {
+                        TopLogprobs = model.TopNext(prompts[i], requests[i].Options.TopLogprobs).Select(t => new TokenLogprob(model.Tokenizer.Decode([t.Token]), t.LogProb)).ToList(),
+                    };
             return results;
         }
         finally { _gate.Release(); }

@@ -278,10 +278,25 @@ public sealed class RemoteBackend : IModelBackend
 #pragma warning restore OPENAI001
         };
         foreach (var stop in options.StopStrings) chatOptions.StopSequences.Add(stop);
-        var completion = await Call("/v1/chat/completions", async ct => (await _chat.CompleteChatAsync(messages, chatOptions, ct)).Value, cancel);
+        if (options.TopLogprobs > 0)
+        {
+            chatOptions.IncludeLogProbabilities = true;
+            chatOptions.TopLogProbabilityCount = options.TopLogprobs;
+        }
+        var result = await Call("/v1/chat/completions", async ct => await _chat.CompleteChatAsync(messages, chatOptions, ct), cancel);
+        var completion = result.Value;
         var text = string.Concat(completion.Content.Select(p => p.Text));
         var finish = completion.FinishReason == ChatFinishReason.Length ? FinishReason.Length : FinishReason.Stop;
-        return new GeneratedText(text, finish, completion.Usage?.OutputTokenCount ?? 0);
+        IReadOnlyList<TokenLogprob>? top = null;
+        if (options.TopLogprobs > 0)
+        {
+            // Read from the body itself: the client keeps log-probabilities in single precision, and a judge's preference is a ratio of them.
+            var first = JsonNode.Parse(result.GetRawResponse().Content.ToString())?["choices"]?[0]?["logprobs"]?["content"]?[0]?["top_logprobs"] as JsonArray;
+            top = first is null
+                ? throw new AttuneException(null, Identity, "the server returned no log-probabilities (the judge needs logprobs with top_logprobs)")
+                : first.Select(t => new TokenLogprob(t?["token"]?.GetValue<string>() ?? "", t?["logprob"]?.GetValue<double>() ?? double.NegativeInfinity)).ToList();
+        }
+        return new GeneratedText(text, finish, completion.Usage?.OutputTokenCount ?? 0) { TopLogprobs = top };
     }
 
     static FinishReason Finish(string? reason) => reason == "length" ? FinishReason.Length : FinishReason.Stop;

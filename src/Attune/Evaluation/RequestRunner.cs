@@ -37,8 +37,16 @@ public sealed class RequestRunner(IModelBackend backend, ResponseCache? cache = 
     public Task<GeneratedText[]> GenerateAsync(IReadOnlyList<GenerateRequest> requests, Action<int, int>? progress = null, CancellationToken cancel = default) =>
         RunAsync(requests, "generate",
             (chunk, report) => backend.GenerateManyAsync(chunk, report, cancel),
-            r => new JsonObject { ["text"] = r.Text, ["finish"] = r.Finish.ToString(), ["tokens"] = r.CompletionTokens },
-            j => new GeneratedText(j["text"]!.GetValue<string>(), Enum.Parse<FinishReason>(j["finish"]!.GetValue<string>()), j["tokens"]!.GetValue<int>()),
+            r =>
+            {
+                var o = new JsonObject { ["text"] = r.Text, ["finish"] = r.Finish.ToString(), ["tokens"] = r.CompletionTokens };
+                if (r.TopLogprobs is { } top) o["top_logprobs"] = new JsonArray(top.Select(t => (JsonNode)new JsonObject { ["token"] = t.Token, ["logprob"] = t.Logprob }).ToArray());
+                return o;
+            },
+            j => new GeneratedText(j["text"]!.GetValue<string>(), Enum.Parse<FinishReason>(j["finish"]!.GetValue<string>()), j["tokens"]!.GetValue<int>())
+            {
+                TopLogprobs = j["top_logprobs"] is JsonArray top ? top.Select(t => new TokenLogprob(t!["token"]!.GetValue<string>(), t["logprob"]!.GetValue<double>())).ToList() : null,
+            },
             r => r.Prompt ?? string.Concat(r.Messages!.Select(m => m.Content)), progress);
 
     async Task<TAnswer[]> RunAsync<TRequest, TAnswer>(IReadOnlyList<TRequest> requests, string kind,

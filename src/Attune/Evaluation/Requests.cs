@@ -58,6 +58,7 @@ public sealed record GenerateRequest(string? Prompt, IReadOnlyList<ChatMessage>?
             ["ignore_eos"] = Options.IgnoreEos ? true : null,
             ["loop_guard"] = Options.RepetitionGuard is { } g ? $"{g.MaxPeriod}/{g.MinRepeats}/{g.MinSpan}" : null,
         };
+        if (Options.TopLogprobs > 0) description["top_logprobs"] = Options.TopLogprobs;
         // Only when set, so the keys of the answers cached before this field existed stay the same.
         if (Templated) description["templated"] = true;
         return description;

@@ -19,6 +19,8 @@ public sealed record GenerationOptions
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     /// <summary>Stop (and say so) when the output falls into a repetition loop; null: never.</summary>
     public RepetitionGuard? RepetitionGuard { get; init; }
+    /// <summary>Also return the most likely first tokens, this many, with their log-probabilities (OpenAI's top_logprobs); 0: none.</summary>
+    public int TopLogprobs { get; init; }
 }
 
 /// <summary>Why generation ended: a stop token or string, the token budget, a repetition loop, or a cancelled request.</summary>
@@ -242,6 +244,41 @@ public sealed class LanguageModel : IDisposable
             progress?.Invoke(++done);
         }
         return results;
+    }
+
+    /// <summary>The <paramref name="k"/> most likely next tokens after <paramref name="contextIds"/>, most likely first, with their log-probabilities.</summary>
+    public (int Token, double LogProb)[] TopNext(IReadOnlyList<int> contextIds, int k)
+    {
+        if (contextIds.Count == 0) throw new AttuneException(null, "the context is empty");
+        CheckContext(contextIds.Count + 1, "context");
+        var ids = contextIds.ToArray();
+        var logits = Transformer.Forward(Transformer.NewCache(ids.Length), ids, firstLogitRow: ids.Length - 1).Row(0).ToArray();
+        var top = Enumerable.Range(0, logits.Length).OrderByDescending(t => logits[t]).ThenBy(t => t).Take(k).ToArray();
+        return top.Select(t => (t, LogProb(logits, t))).ToArray();
+    }
+
+    /// <summary>
+    /// The rank (1: the model's most likely token) under this model of each continuation token after the context
+    /// and the tokens before it, and the token the model would have chosen instead: URIAL's token-distribution-shift
+    /// measure when the continuation is another model's answer.
+    /// </summary>
+    public (int Rank, int Top)[] Ranks(IReadOnlyList<int> contextIds, IReadOnlyList<int> continuationIds)
+    {
+        if (continuationIds.Count == 0) return [];
+        var context = contextIds.Count > 0 ? contextIds : [Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault()];
+        var all = context.Concat(continuationIds).ToArray();
+        CheckContext(all.Length, "context and continuation");
+        var logits = Transformer.Forward(Transformer.NewCache(all.Length), all.AsSpan(0, all.Length - 1), firstLogitRow: context.Count - 1);
+        var ranks = new (int, int)[continuationIds.Count];
+        for (int i = 0; i < continuationIds.Count; i++)
+        {
+            var row = logits.Row(i);
+            float chosen = row[continuationIds[i]];
+            int higher = 0;
+            foreach (var l in row) if (l > chosen) higher++;
+            ranks[i] = (higher + 1, TensorPrimitives.IndexOfMax(row));
+        }
+        return ranks;
     }
 
     public static double LogProb(ReadOnlySpan<float> logits, int token)

@@ -139,4 +139,121 @@ public class AlpacaEvalTests
         var e = Assert.Throws<AttuneException>(() => Judge.WithReferences(Judge.LoadSet(tmp["set.json"]), tmp["short.json"]));
         Assert.Contains("no output for the instruction of item 0", e.Message);
     }
+
+    /// <summary>An annotator configuration in AlpacaEval's format, with a prompt of the test's own.</summary>
+    static void WriteEvaluator(TempDir tmp, string parser)
+    {
+        Directory.CreateDirectory(tmp["configs/my_judge"]);
+        File.WriteAllText(tmp["configs/my_judge/pick.txt"], """
+            <|im_start|>system
+            You compare two answers.
+            <|im_end|>
+            <|im_start|>user
+            Request: {instruction}
+            Answer m: {output_1}
+            Answer M: {output_2}
+            Which is better, m or M?
+            <|im_end|>
+            """);
+        File.WriteAllText(tmp["configs/my_judge/configs.yaml"], $$"""
+            my_judge:
+              prompt_template: "my_judge/pick.txt"
+              fn_completions: "openai_completions"
+              completions_kwargs:
+                model_name: "judge"
+                max_tokens: 1
+                temperature: 1
+                logprobs: true
+                top_logprobs: 5
+            {{parser}}
+            """);
+    }
+
+    [Fact]
+    public async Task A_served_judge_s_top_logprobs_give_the_preference_AlpacaEval_s_parser_gives()
+    {
+        using var tmp = new TempDir();
+        WriteEvaluator(tmp, """
+              fn_completion_parser: "logprob_parser"
+              completion_parser_kwargs:
+                numerator_token: "m"
+                denominator_tokens: ["m", "M"]
+                is_binarize: false
+            """);
+        // The judge leans towards whichever answer is "Blue." (the reference here): log p(m) and log p(M) by position.
+        var seen = new List<JsonNode>();
+        await using var server = await Attune.Tests.Server.ScriptedServer.Start(async ctx =>
+        {
+            var body = JsonNode.Parse(await new StreamReader(ctx.Request.Body).ReadToEndAsync())!;
+            lock (seen) seen.Add(body);
+            var user = body["messages"]!.AsArray().Last(m => (string)m!["role"]! == "user")!["content"]!.ToString();
+            bool referenceFirst = user.Contains("Answer m: Blue.");
+            var (m, M) = referenceFirst ? (-0.25, -1.6) : (-2.3, -0.11);
+            ctx.Response.ContentType = "application/json";
+            await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, new JsonObject
+            {
+                ["id"] = "c", ["object"] = "chat.completion", ["created"] = 0, ["model"] = "judge",
+                ["choices"] = new JsonArray(new JsonObject
+                {
+                    ["index"] = 0, ["finish_reason"] = "length",
+                    ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = referenceFirst ? "m" : "M" },
+                    ["logprobs"] = new JsonObject { ["content"] = new JsonArray(new JsonObject
+                    {
+                        ["token"] = referenceFirst ? "m" : "M", ["logprob"] = Math.Max(m, M), ["bytes"] = new JsonArray(),
+                        ["top_logprobs"] = new JsonArray(
+                            new JsonObject { ["token"] = "m", ["logprob"] = m, ["bytes"] = new JsonArray() },
+                            new JsonObject { ["token"] = "M", ["logprob"] = M, ["bytes"] = new JsonArray() },
+                            new JsonObject { ["token"] = "The", ["logprob"] = -9.0, ["bytes"] = new JsonArray() }),
+                    }) },
+                }),
+                ["usage"] = new JsonObject { ["prompt_tokens"] = 1, ["completion_tokens"] = 1, ["total_tokens"] = 2 },
+            }.ToJsonString());
+        });
+        Attune.Modeling.ModelInitializer.Write(tmp["m"], Attune.Modeling.Presets.Find("tiny", "llama").Config, seed: 4, Attune.Tensors.DType.F32);
+        File.WriteAllText(tmp["set.jsonl"], string.Concat(Enumerable.Range(0, 8).Select(i => $$"""{"instruction": "Name colour {{i}}."}""" + "\n")));
+        File.WriteAllText(tmp["ref.jsonl"], string.Concat(Enumerable.Range(0, 8).Select(_ => """{"output": "Blue."}""" + "\n")));
+        var (code, _, err) = await Task.Run(() => CliRunner.Run("", "eval", "judge", "--model", tmp["m"], "--judge", server.Spec, "--set", tmp["set.jsonl"], "--reference", tmp["ref.jsonl"],
+            "--evaluator", tmp["configs/my_judge/configs.yaml"], "--max-tokens", "4", "--no-cache", "--out", tmp["j.json"], "--annotations-out", tmp["annotations.json"]));
+        Assert.True(code == 0, err);
+        // What AlpacaEval's logprob_parser computes: 2 − exp(log p(m) − logsumexp(log p(m), log p(M))), in the order shown.
+        static double Reference(double m, double M) => 2 - Math.Exp(m - Math.Log(Math.Exp(m) + Math.Exp(M)));
+        var annotations = JsonNode.Parse(File.ReadAllText(tmp["annotations.json"]))!.AsArray();
+        Assert.Equal(8, annotations.Count);
+        var preferences = annotations.Select(a => (double)a!["preference"]!).ToList();
+        // Shown with the reference first, the model (output_2 in AlpacaEval's file) gets p; shown second, the switch is undone: 3 − p.
+        Assert.All(preferences, p => Assert.True(Math.Abs(p - Reference(-0.25, -1.6)) < 1e-12 || Math.Abs(p - (3 - Reference(-2.3, -0.11))) < 1e-12, $"preference {p}"));
+        Assert.Contains(preferences, p => Math.Abs(p - Reference(-0.25, -1.6)) < 1e-12);
+        Assert.Contains(preferences, p => Math.Abs(p - (3 - Reference(-2.3, -0.11))) < 1e-12);
+        Assert.Equal("my_judge", (string)annotations[0]!["annotator"]!);
+        // The request asked for the first token's log-probabilities, with the configured settings and the test's own prompt.
+        Assert.All(seen, b => Assert.True((bool)b["logprobs"]! && (int)b["top_logprobs"]! == 5 && (int)(b["max_completion_tokens"] ?? b["max_tokens"])! == 1, b.ToJsonString()));
+        Assert.All(seen, b => Assert.Equal("You compare two answers.", (string)b["messages"]![0]!["content"]!));
+        var summary = JsonNode.Parse(File.ReadAllText(tmp["j.json"]))!["summary"]!;
+        Assert.Equal(preferences.Average() - 1, (double)summary["win_rate"]!, 1e-9);
+    }
+
+    [Fact]
+    public void A_regex_parsed_reply_and_unreadable_configurations()
+    {
+        using var tmp = new TempDir();
+        WriteEvaluator(tmp, """
+              fn_completion_parser: "regex_parser"
+              completion_parser_kwargs:
+                outputs_to_match:
+                  1: '(?:^|\n) ?Output \(a\)'
+                  2: '(?:^|\n) ?Output \(b\)'
+            """);
+        var e = AlpacaEvaluator.Load(tmp["configs/my_judge/configs.yaml"]);
+        Assert.Equal(1.0, e.Parse(new Attune.Evaluation.GeneratedText("Output (a)", Attune.Modeling.FinishReason.Stop, 2)));
+        Assert.Equal(2.0, e.Parse(new Attune.Evaluation.GeneratedText("Output (b) is better than Output (a)", Attune.Modeling.FinishReason.Stop, 2)));
+        Assert.Null(e.Parse(new Attune.Evaluation.GeneratedText("Neither.", Attune.Modeling.FinishReason.Stop, 2)));
+        Assert.Equal(["system", "user"], e.Prompt("i", "a", "b").Select(m => m.Role));
+        Assert.Contains("Answer M: b", e.Prompt("i", "a", "b")[1].Content);
+
+        WriteEvaluator(tmp, """
+              fn_completion_parser: "pipeline_meta_parser"
+            """);
+        var bad = Assert.Throws<AttuneException>(() => AlpacaEvaluator.Load(tmp["configs/my_judge/configs.yaml"]));
+        Assert.Contains("pipeline_meta_parser", bad.Message);
+    }
 }

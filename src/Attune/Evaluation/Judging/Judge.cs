@@ -38,6 +38,9 @@ public sealed record AspectJudgment(JudgeItem Item, string Response, IReadOnlyDi
 /// </summary>
 public sealed class Judge(RequestRunner judge, ulong seed = 1234)
 {
+    /// <summary>An AlpacaEval annotator configuration to judge pairs with instead of Attune's own prompts (null: Attune's).</summary>
+    public AlpacaEvaluator? Evaluator { get; init; }
+
     public const int MaxRetries = 2;
     public static readonly IReadOnlyList<string> Aspects = ["helpfulness", "clarity", "factuality", "depth", "engagement"];
     public static readonly IReadOnlyList<string> SafetyAspects = ["safety"];
@@ -199,14 +202,16 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         var verdicts = await AskWithRetries(comparisons.Count, (c, attempt) =>
         {
             var (i, modelFirst) = comparisons[c];
-            var text = Fill(PairwisePrompt[items[i].Language], new()
-            {
-                ["instruction"] = items[i].Instruction,
-                ["a"] = modelFirst ? responses[i] : items[i].Reference!,
-                ["b"] = modelFirst ? items[i].Reference! : responses[i],
-            });
+            var (first, second) = modelFirst ? (responses[i], items[i].Reference!) : (items[i].Reference!, responses[i]);
+            if (Evaluator is { } e)
+                return GenerateRequest.Chat(e.Prompt(items[i].Instruction, first, second), new GenerationOptions
+                {
+                    MaxNewTokens = e.MaxTokens, TopLogprobs = e.TopLogprobs,
+                    Sampling = new SamplingOptions { Temperature = attempt == 0 ? (float)e.Temperature : Math.Max(0.7f, (float)e.Temperature), Seed = seed + (ulong)attempt },
+                });
+            var text = Fill(PairwisePrompt[items[i].Language], new() { ["instruction"] = items[i].Instruction, ["a"] = first, ["b"] = second });
             return GenerateRequest.Chat([ChatMessage.User(text)], JudgeOptions(seed, attempt));
-        }, ParseWinner, progress, cancel);
+        }, reply => Evaluator is { } e ? e.Parse(reply) is { } p ? $"{p:R}" : null : ParseWinner(reply.Text), progress, cancel);
 
         var results = new List<PairwiseJudgment>();
         for (int i = 0; i < items.Count; i++)
@@ -220,7 +225,13 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
                 retries += verdicts[k].Retries;
                 if (verdicts[k].Value is not { } winner) { names.Add("unreadable"); continue; }
                 names.Add(winner);
-                shares.Add(winner == "tie" ? 0.5 : (winner == "A") == c.ModelFirst ? 1 : 0);
+                // AlpacaEval's preference p in [1, 2] says how much the second output wins; Attune's verdicts are A, B or tie.
+                if (Evaluator is not null)
+                {
+                    double p = double.Parse(winner, System.Globalization.CultureInfo.InvariantCulture);
+                    shares.Add(c.ModelFirst ? 2 - p : p - 1);
+                }
+                else shares.Add(winner == "tie" ? 0.5 : (winner == "A") == c.ModelFirst ? 1 : 0);
             }
             int lengthDifference = AlpacaEvalFiles.CodePoints(responses[i]) - AlpacaEvalFiles.CodePoints(items[i].Reference!);
             results.Add(new PairwiseJudgment(items[i], responses[i], shares.Count > 0 ? shares.Average() : null, names, retries, lengthDifference));
@@ -359,7 +370,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
             var list = string.Join("\n", aspects.Select(a => $"- {a}: {AspectMeaning[lang][a]}"));
             var text = Fill(AspectPrompt[lang], new() { ["aspects"] = list, ["instruction"] = items[i].Instruction, ["response"] = responses[i], ["first"] = aspects[0] });
             return GenerateRequest.Chat([ChatMessage.User(text)], JudgeOptions(seed, attempt));
-        }, reply => ParseAspects(reply, aspects), progress, cancel);
+        }, reply => ParseAspects(reply.Text, aspects), progress, cancel);
         return items.Select((it, i) => new AspectJudgment(it, responses[i], parsed[i].Value?.Scores, parsed[i].Value?.Rationales, parsed[i].Retries)).ToList();
     }
 
@@ -393,7 +404,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
     // ---- Asking ----------------------------------------------------------------------------
 
     /// <summary>Asks every question; the unreadable ones again (with another seed), up to <see cref="MaxRetries"/> times.</summary>
-    async Task<(T? Value, int Retries)[]> AskWithRetries<T>(int count, Func<int, int, GenerateRequest> question, Func<string, T?> parse,
+    async Task<(T? Value, int Retries)[]> AskWithRetries<T>(int count, Func<int, int, GenerateRequest> question, Func<GeneratedText, T?> parse,
         Action<int, int>? progress, CancellationToken cancel)
     {
         var results = new (T? Value, int Retries)[count];
@@ -405,7 +416,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
             var still = new List<int>();
             for (int k = 0; k < pending.Count; k++)
             {
-                var value = parse(replies[k].Text);
+                var value = parse(replies[k]);
                 results[pending[k]] = (value, attempt);
                 if (value is null) still.Add(pending[k]);
             }

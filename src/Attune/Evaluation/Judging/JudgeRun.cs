@@ -19,6 +19,8 @@ public sealed record JudgeRunOptions
     public bool BothOrders { get; init; }
     /// <summary>Seeds the order of each pair and the aspect means' bootstrap.</summary>
     public ulong Seed { get; init; } = 1234;
+    /// <summary>Judge pairs with an AlpacaEval annotator configuration (its prompt and parser) instead of Attune's prompts.</summary>
+    public AlpacaEvaluator? Evaluator { get; init; }
 
     /// <summary><c>--kind</c> as <c>attune eval judge</c> takes it: pairwise, aspects or safety; null: pairwise when every item has a reference, else aspects.</summary>
     public static JudgeRunOptions ForKind(string? kind, IReadOnlyList<JudgeItem> items)
@@ -120,7 +122,7 @@ public static class JudgeRun
         if (options.Pairwise) Judge.RequireReferences(items); // before the judged model answers anything
         var (generated, responses) = await Judge.AnswerAsync(model, items, options.Mode, options.MaxTokens, options.UrialShots, answering, cancel);
         var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
-        var j = new Judge(judge, options.Seed);
+        var j = new Judge(judge, options.Seed) { Evaluator = options.Evaluator };
         List<PairwiseJudgment>? pairs = options.Pairwise ? await j.PairwiseAsync(items, responses, options.BothOrders, judging, cancel) : null;
         List<AspectJudgment>? aspects = options.Aspects is { Count: > 0 } names ? await j.AspectsAsync(items, responses, names, pairs is null ? judging : null, cancel) : null;
         return new JudgeRunResult(options, items, generated, responses, errors,
