@@ -154,6 +154,7 @@ public static class EvalCommand
         var annotations = new Option<string?>("--annotations") { Description = "Compute AlpacaEval's win rates from an existing annotations.json (no model, no judge)" };
         var modelOutputs = new Option<string?>("--model-outputs") { Description = "Write the judged model's answers as AlpacaEval's model_outputs.json" };
         var evaluator = new Option<string?>("--evaluator") { Description = "Judge pairs with an AlpacaEval annotator's configs.yaml (its prompt template and its logprob_parser or regex_parser)" };
+        var aspectTemplate = new Option<string?>("--aspect-template") { Description = "Your own aspect-scoring prompt (a text file with {instruction} and {response}, or just-eval's ${instruction} and ${candidate}); replies are read in just-eval's shape" };
         var annotationsOut = new Option<string?>("--annotations-out") { Description = "Write the pairwise judgments as AlpacaEval's annotations.json (output_1 the reference, output_2 the model)" };
         var set = new Option<string>("--set") { Description = "Instructions: builtin (30 per language, with references) or JSONL with instruction, optional reference (or output), lang, id", DefaultValueFactory = _ => "builtin" };
         var reference = new Option<string?>("--reference") { Description = "Reference answers, JSONL line for line with the set (output, reference or response)" };
@@ -171,7 +172,7 @@ public static class EvalCommand
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to a served model or judge", DefaultValueFactory = _ => 4 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the order of each pair", DefaultValueFactory = _ => 1234 };
         var cmd = new Command("judge", "An LLM judge: win rate against references (with standard error and a length-controlled rate) or 1–5 scores per aspect")
-            { model, judge, annotations, evaluator, modelOutputs, annotationsOut, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
+            { model, judge, annotations, evaluator, aspectTemplate, modelOutputs, annotationsOut, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -198,6 +199,7 @@ public static class EvalCommand
             {
                 Mode = promptMode, MaxTokens = parse.GetValue(maxTokens), BothOrders = parse.GetValue(bothOrders), Seed = parse.GetValue(seed),
                 Evaluator = parse.GetValue(evaluator) is { } config ? Attune.Evaluation.Judging.AlpacaEvaluator.Load(config) : null,
+                AspectTemplate = parse.GetValue(aspectTemplate) is { } templatePath ? ReadTemplate(templatePath) : null,
             };
             using var cache = OpenCache(parse.GetValue(cachePath), parse.GetValue(noCache));
             using var judged = ModelBackends.Open(ModelReference.Parse(parse.GetValue(model)!), new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv), MaxConcurrency = parse.GetValue(concurrency) });
@@ -230,6 +232,17 @@ public static class EvalCommand
             return Program.Success;
         });
         return cmd;
+    }
+
+    static string ReadTemplate(string path)
+    {
+        try
+        {
+            var text = File.ReadAllText(path);
+            return System.Text.RegularExpressions.Regex.IsMatch(text, @"\$?\{(response|candidate)\}") ? text
+                : throw new AttuneException(path, "--aspect-template", "has no {response} (or ${candidate}) for the answer to go in");
+        }
+        catch (IOException e) { throw new AttuneException(path, e.Message); }
     }
 
     /// <summary>--langs: a comma-separated list of en, fr, es, each once, in the order given.</summary>

@@ -115,6 +115,30 @@ public class JudgeTests
     }
 
     [Fact]
+    public async Task Aspects_in_just_eval_s_shape_count_NA_apart_and_a_user_template_is_used()
+    {
+        string[] aspects = ["helpfulness", "factuality"];
+        var parsed = Judge.ParseAspects("""{"helpfulness": {"reason": "fine", "score": "4"}, "factuality": {"reason": "nothing to check", "score": "N/A"}}""", aspects);
+        Assert.Equal(4, parsed!.Value.Scores["helpfulness"]);
+        Assert.False(parsed.Value.Scores.ContainsKey("factuality")); // N/A is not a score, and not unreadable either
+        Assert.Equal("fine", parsed.Value.Rationales["helpfulness"]);
+
+        // A template of the user's own, with just-eval's placeholders; the judge answers N/A on factuality for one item.
+        var backend = new ScriptedJudge((p, _) => p.Contains("POEM")
+            ? """{"helpfulness": {"reason": "r", "score": 5}, "factuality": {"reason": "r", "score": "N/A"}}"""
+            : """{"helpfulness": {"reason": "r", "score": 3}, "factuality": {"reason": "r", "score": 2}}""");
+        var judge = new Judge(new RequestRunner(backend)) { AspectTemplate = "Query: ${instruction}\nOutput: ${candidate}\nScore it." };
+        var judgments = await judge.AspectsAsync(Items(2), ["POEM", "prose"], aspects);
+        Assert.All(backend.Prompts, p => Assert.StartsWith("Query: ", p));
+        Assert.Equal(["factuality"], judgments[0].NotApplicable);
+        Assert.Empty(judgments[1].NotApplicable);
+        var means = Judge.SummarizeAspects(judgments, aspects);
+        Assert.Equal(4.0, means["helpfulness"].Value);
+        Assert.Equal(2.0, means["factuality"].Value); // over the one numeric answer, not counting the N/A as anything
+        Assert.Equal(1, means["factuality"].Count);
+    }
+
+    [Fact]
     public async Task Judge_prompts_follow_the_instruction_language_and_judgments_are_cached()
     {
         using var tmp = new TempDir();

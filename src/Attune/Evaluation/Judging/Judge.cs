@@ -25,8 +25,14 @@ public sealed record JudgeItem(string Id, string Instruction, string Language, s
 /// </summary>
 public sealed record PairwiseJudgment(JudgeItem Item, string Response, double? Preference, IReadOnlyList<string> Verdicts, int Retries, int LengthDifference);
 
-/// <summary>Multi-aspect scores (1–5) with the judge's rationale per aspect; null scores when unreadable.</summary>
-public sealed record AspectJudgment(JudgeItem Item, string Response, IReadOnlyDictionary<string, int>? Scores, IReadOnlyDictionary<string, string>? Rationales, int Retries);
+/// <summary>
+/// Multi-aspect scores (1–5) with the judge's reason per aspect, in just-eval's answer shape; null scores when
+/// unreadable. An aspect the judge answered "N/A" for has no score and is listed in <see cref="NotApplicable"/>.
+/// </summary>
+public sealed record AspectJudgment(JudgeItem Item, string Response, IReadOnlyDictionary<string, int>? Scores, IReadOnlyDictionary<string, string>? Rationales, int Retries)
+{
+    public IReadOnlyList<string> NotApplicable { get; init; } = [];
+}
 
 
 /// <summary>
@@ -40,6 +46,12 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
 {
     /// <summary>An AlpacaEval annotator configuration to judge pairs with instead of Attune's own prompts (null: Attune's).</summary>
     public AlpacaEvaluator? Evaluator { get; init; }
+
+    /// <summary>
+    /// A user's own aspect-scoring prompt (just-eval's, say) instead of Attune's: {instruction} and {response} (or
+    /// just-eval's ${instruction} and ${candidate}) are filled in; the reply is read in just-eval's answer shape.
+    /// </summary>
+    public string? AspectTemplate { get; init; }
 
     public const int MaxRetries = 2;
     public static readonly IReadOnlyList<string> Aspects = ["helpfulness", "clarity", "factuality", "depth", "engagement"];
@@ -310,7 +322,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
             Answer:
             {response}
 
-            Reply with a JSON object only, one entry per aspect, such as {"{first}": {"rationale": "one sentence", "score": 4}}.
+            Reply with a JSON object only, one entry per aspect, such as {"{first}": {"reason": "one sentence", "score": 4}}.
             """,
         ["fr"] = """
             Évalue la réponse ci-dessous à la demande, sur chaque aspect, de 1 (très faible) à 5 (excellent). Une réponse dans une autre langue que celle de la demande ne peut pas dépasser 2 en utilité (helpfulness).
@@ -322,7 +334,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
             Réponse :
             {response}
 
-            Réponds uniquement par un objet JSON, une entrée par aspect, par exemple {"{first}": {"rationale": "une phrase", "score": 4}}.
+            Réponds uniquement par un objet JSON, une entrée par aspect, par exemple {"{first}": {"reason": "une phrase", "score": 4}}.
             """,
         ["es"] = """
             Califica la respuesta de abajo a la petición, en cada aspecto, de 1 (muy mala) a 5 (excelente). Una respuesta en otro idioma que el de la petición no puede pasar de 2 en utilidad (helpfulness).
@@ -334,7 +346,7 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
             Respuesta:
             {response}
 
-            Responde solo con un objeto JSON, una entrada por aspecto, por ejemplo {"{first}": {"rationale": "una frase", "score": 4}}.
+            Responde solo con un objeto JSON, una entrada por aspecto, por ejemplo {"{first}": {"reason": "una frase", "score": 4}}.
             """,
     };
 
@@ -368,13 +380,22 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         {
             var lang = items[i].Language;
             var list = string.Join("\n", aspects.Select(a => $"- {a}: {AspectMeaning[lang][a]}"));
-            var text = Fill(AspectPrompt[lang], new() { ["aspects"] = list, ["instruction"] = items[i].Instruction, ["response"] = responses[i], ["first"] = aspects[0] });
+            var text = AspectTemplate is { } own
+                ? Regex.Replace(own, @"\$?\{(instruction|response|candidate)\}", m => m.Groups[1].Value == "instruction" ? items[i].Instruction : responses[i])
+                : Fill(AspectPrompt[lang], new() { ["aspects"] = list, ["instruction"] = items[i].Instruction, ["response"] = responses[i], ["first"] = aspects[0] });
             return GenerateRequest.Chat([ChatMessage.User(text)], JudgeOptions(seed, attempt));
         }, reply => ParseAspects(reply.Text, aspects), progress, cancel);
-        return items.Select((it, i) => new AspectJudgment(it, responses[i], parsed[i].Value?.Scores, parsed[i].Value?.Rationales, parsed[i].Retries)).ToList();
+        return items.Select((it, i) => new AspectJudgment(it, responses[i], parsed[i].Value?.Scores, parsed[i].Value?.Rationales, parsed[i].Retries)
+        {
+            NotApplicable = parsed[i].Value is { } v ? aspects.Where(a => !v.Scores.ContainsKey(a)).ToList() : [],
+        }).ToList();
     }
 
-    /// <summary>Each aspect's score (1–5, a number or a numeric text) and rationale; null unless every aspect has a score.</summary>
+    /// <summary>
+    /// Each aspect's score (1–5, a number or a numeric text) and reason, from just-eval's answer shape
+    /// ({"aspect": {"reason": …, "score": …}}; "rationale" is read too); an aspect scored "N/A" is left out of the scores
+    /// (counted apart, never a 5). Null unless every aspect has a score or N/A.
+    /// </summary>
     public static (Dictionary<string, int> Scores, Dictionary<string, string> Rationales)? ParseAspects(string reply, IReadOnlyList<string> aspects)
     {
         if (FirstJsonObject(reply) is not { } o) return null;
@@ -384,21 +405,23 @@ public sealed class Judge(RequestRunner judge, ulong seed = 1234)
         {
             var entry = o.FirstOrDefault(kv => string.Equals(kv.Key, aspect, StringComparison.OrdinalIgnoreCase)).Value;
             var scoreNode = entry is JsonObject eo ? eo["score"] : entry;
+            rationales[aspect] = entry is JsonObject ro && (ro["reason"] ?? ro["rationale"]) is JsonValue rv && rv.TryGetValue<string>(out var r) ? r : "";
+            if (scoreNode is JsonValue na && na.TryGetValue<string>(out var naText) && naText.Trim().Trim('[', ']').Equals("N/A", StringComparison.OrdinalIgnoreCase)) continue;
             int? score = scoreNode is JsonValue v
                 ? v.TryGetValue<double>(out var d) ? (int)Math.Round(d) : v.TryGetValue<string>(out var s) && double.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out var ds) ? (int)Math.Round(ds) : null
                 : null;
             if (score is not (>= 1 and <= 5)) return null;
             scores[aspect] = score.Value;
-            rationales[aspect] = entry is JsonObject ro && ro["rationale"] is JsonValue rv && rv.TryGetValue<string>(out var r) ? r : "";
         }
         return (scores, rationales);
     }
 
     /// <summary>Mean score per aspect with a bootstrap 95% interval over the readable judgments.</summary>
+    /// <remarks>An aspect answered "N/A" does not count in that aspect's mean (see <see cref="AspectJudgment.NotApplicable"/>).</remarks>
     public static Dictionary<string, Estimate> SummarizeAspects(IReadOnlyList<AspectJudgment> judgments, IReadOnlyList<string> aspects, ulong seed = 1234)
     {
         var readable = judgments.Where(j => j.Scores is not null).ToList();
-        return aspects.ToDictionary(a => a, a => Bootstrap.Mean(readable.Select(j => (double)j.Scores![a]).ToList(), seed));
+        return aspects.ToDictionary(a => a, a => Bootstrap.Mean(readable.Where(j => j.Scores!.ContainsKey(a)).Select(j => (double)j.Scores![a]).ToList(), seed));
     }
 
     // ---- Asking ----------------------------------------------------------------------------

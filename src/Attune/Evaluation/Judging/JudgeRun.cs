@@ -21,6 +21,8 @@ public sealed record JudgeRunOptions
     public ulong Seed { get; init; } = 1234;
     /// <summary>Judge pairs with an AlpacaEval annotator configuration (its prompt and parser) instead of Attune's prompts.</summary>
     public AlpacaEvaluator? Evaluator { get; init; }
+    /// <summary>The user's own aspect-scoring prompt (see <see cref="Judge.AspectTemplate"/>).</summary>
+    public string? AspectTemplate { get; init; }
 
     /// <summary><c>--kind</c> as <c>attune eval judge</c> takes it: pairwise, aspects or safety; null: pairwise when every item has a reference, else aspects.</summary>
     public static JudgeRunOptions ForKind(string? kind, IReadOnlyList<JudgeItem> items)
@@ -79,6 +81,7 @@ public sealed record JudgeRunResult(
             var aspects = new JsonObject(means.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)new JsonObject
             {
                 ["mean"] = Estimate.Json(kv.Value.Value), ["ci_low"] = Estimate.Json(kv.Value.Low), ["ci_high"] = Estimate.Json(kv.Value.High), ["n"] = kv.Value.Count,
+                ["n_na"] = AspectJudgments!.Count(x => x.NotApplicable.Contains(kv.Key)),
             })));
             if (WinRate is null) json["summary"] = aspects;
             else json["aspects"] = aspects;
@@ -99,6 +102,7 @@ public sealed record JudgeRunResult(
             {
                 o["scores"] = aspects[i].Scores is { } sc ? new JsonObject(sc.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))) : null;
                 o["rationales"] = aspects[i].Rationales is { } ra ? new JsonObject(ra.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))) : null;
+                if (aspects[i].NotApplicable.Count > 0) o["not_applicable"] = new JsonArray(aspects[i].NotApplicable.Select(x => (JsonNode)x).ToArray());
             }
             o["retries"] = (Pairs?[i].Retries ?? 0) + (AspectJudgments?[i].Retries ?? 0);
             o["critical_errors"] = Errors[i].ToString();
@@ -122,7 +126,7 @@ public static class JudgeRun
         if (options.Pairwise) Judge.RequireReferences(items); // before the judged model answers anything
         var (generated, responses) = await Judge.AnswerAsync(model, items, options.Mode, options.MaxTokens, options.UrialShots, answering, cancel);
         var errors = items.Select((it, i) => CriticalErrors.Detect(it.Instruction, responses[i], it.Language, generated[i].Finish)).ToList();
-        var j = new Judge(judge, options.Seed) { Evaluator = options.Evaluator };
+        var j = new Judge(judge, options.Seed) { Evaluator = options.Evaluator, AspectTemplate = options.AspectTemplate };
         List<PairwiseJudgment>? pairs = options.Pairwise ? await j.PairwiseAsync(items, responses, options.BothOrders, judging, cancel) : null;
         List<AspectJudgment>? aspects = options.Aspects is { Count: > 0 } names ? await j.AspectsAsync(items, responses, names, pairs is null ? judging : null, cancel) : null;
         return new JudgeRunResult(options, items, generated, responses, errors,
