@@ -37,6 +37,7 @@ public static class Program
             ModelCommands.Perplexity(),
             ServeCommand.Build(),
             EvalCommand.Build(),
+            ShiftCommand.Build(),
             SweepCommand.Build(),
             SweepCommand.Store(),
             ReportCommand.Build(),
