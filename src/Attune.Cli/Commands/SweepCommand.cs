@@ -39,9 +39,12 @@ public static class SweepCommand
         var judgeBothOrders = new Option<bool>("--judge-both-orders") { Description = "Show each pair to the judge in both orders" };
         var judgeKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "The environment variable holding the judge server's API key" };
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to the judge", DefaultValueFactory = _ => 4 };
+        var shift = new Option<bool>("--shift") { Description = "Add the token-shift suite: each arm's answers to the judge set's instructions, ranked by the base model (URIAL's measure)" };
+        var shiftLimit = new Option<int?>("--shift-limit") { Description = "Instructions per language for the token shift" };
+        var shiftMaxTokens = new Option<int>("--shift-max-tokens") { Description = "Most tokens of each answer the shift reads", DefaultValueFactory = _ => 128 };
         var cmd = new Command("sweep", "The study: every λ of base→instruct, the base with URIAL, the instruct (and DPO/SFT) models, on the ICL and IF suites per language; resumable")
             { baseModel, instruct, lambdas, langs, icl, includePath, dataDir, ifSuite, dpo, sft, urialShots, shots, iclLimit, iclChat, iclMultiturn, iclSystem, ifLimit, maxTokens, store, shard, cachePath,
-              judge, judgeSet, judgeLimit, judgeBothOrders, judgeKeyEnv, concurrency };
+              judge, judgeSet, judgeLimit, judgeBothOrders, judgeKeyEnv, concurrency, shift, shiftLimit, shiftMaxTokens };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -59,6 +62,7 @@ public static class SweepCommand
                 IfMaxTokens = parse.GetValue(maxTokens),
                 Judge = parse.GetValue(judge) is { } jm ? ModelReference.Parse(jm, "--judge") : null, JudgeSet = parse.GetValue(judgeSet) is "builtin" or null ? "builtin" : Path.GetFullPath(parse.GetValue(judgeSet)!),
                 JudgeLimit = parse.GetValue(judgeLimit), JudgeBothOrders = parse.GetValue(judgeBothOrders),
+                Shift = parse.GetValue(shift), ShiftLimit = parse.GetValue(shiftLimit), ShiftMaxTokens = parse.GetValue(shiftMaxTokens),
             };
             return RunPlan(io, plan, parse.GetValue(store)!, parse.GetValue(shard), parse.GetValue(cachePath),
                 new RemoteOptions { ApiKeyEnv = parse.GetValue(judgeKeyEnv), MaxConcurrency = parse.GetValue(concurrency) });

@@ -53,6 +53,9 @@ public static class DemoStudy
         IfLimit = quick ? 4 : 30,
         IfMaxTokens = 48,
         UrialShots = 1,
+        Shift = true,
+        ShiftLimit = quick ? 2 : 6,
+        ShiftMaxTokens = 48,
     };
 
     /// <summary>How much world and training a rebuild makes; <see cref="Full"/> is what data/demo ships.</summary>

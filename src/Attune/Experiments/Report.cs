@@ -17,14 +17,14 @@ public static class Report
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     /// <summary>An arm's point: its scores in one language.</summary>
-    sealed record Point(string Arm, double? Lambda, Aggregate? Icl, Aggregate? If, Aggregate? Judge, Aggregate? JudgeLc);
+    sealed record Point(string Arm, double? Lambda, Aggregate? Icl, Aggregate? If, Aggregate? Judge, Aggregate? JudgeLc, Aggregate? Shift);
 
     static Aggregate? Find(IGrouping<string, CellResult> arm, string suite, string name) =>
         arm.FirstOrDefault(c => c.Suite == suite)?.Aggregates.FirstOrDefault(a => a.Name == name);
 
     static List<Point> Points(IReadOnlyList<CellResult> cells, string lang) =>
         cells.Where(c => c.Language == lang).GroupBy(c => c.Arm).Select(g => new Point(g.Key, g.First().Lambda,
-            Find(g, "icl", "icl"), Find(g, "if", "if"), Find(g, "judge", "judge"), Find(g, "judge", "judge/length_controlled")))
+            Find(g, "icl", "icl"), Find(g, "if", "if"), Find(g, "judge", "judge"), Find(g, "judge", "judge/length_controlled"), Find(g, "shift", "shift")))
         .OrderBy(p => p.Lambda ?? double.MaxValue).ThenBy(p => p.Arm, StringComparer.Ordinal).ToList();
 
     static string F(double v, int decimals = 3) => double.IsFinite(v) ? v.ToString("F" + decimals, Inv) : "–";
@@ -73,9 +73,11 @@ public static class Report
         foreach (var lang in cells.Select(c => c.Language).Distinct().Order())
         {
             bool judged = cells.Any(c => c.Language == lang && c.Suite == "judge");
-            sb.Append($"## {lang}\n\n| arm | λ | ICL (95% CI) | IF prompt-level loose (95% CI) |{(judged ? " judge win rate (95% CI) | length-controlled |" : "")}\n|---|---:|---|---|{(judged ? "---|---:|" : "")}\n");
+            bool shifted = cells.Any(c => c.Language == lang && c.Suite == "shift");
+            sb.Append($"## {lang}\n\n| arm | λ | ICL (95% CI) | IF prompt-level loose (95% CI) |{(judged ? " judge win rate (95% CI) | length-controlled |" : "")}{(shifted ? " shifted tokens (95% CI) |" : "")}\n" +
+                $"|---|---:|---|---|{(judged ? "---|---:|" : "")}{(shifted ? "---|" : "")}\n");
             foreach (var p in Points(cells, lang))
-                sb.Append($"| {p.Arm} | {(p.Lambda is double l ? new Lambda(l).Text : "")} | {Cell(p.Icl)} | {Cell(p.If)} |{(judged ? $" {Cell(p.Judge)} | {(p.JudgeLc is { } lc ? F(lc.Value) : "")} |" : "")}\n");
+                sb.Append($"| {p.Arm} | {(p.Lambda is double l ? new Lambda(l).Text : "")} | {Cell(p.Icl)} | {Cell(p.If)} |{(judged ? $" {Cell(p.Judge)} | {(p.JudgeLc is { } lc ? F(lc.Value) : "")} |" : "")}{(shifted ? $" {Cell(p.Shift)} |" : "")}\n");
             sb.Append('\n');
         }
         return sb.ToString();
@@ -121,9 +123,12 @@ public static class Report
             sb.Append(Figure(AgainstLambda(points, p => p.If, "IF score"), $"IF score against λ ({lang}), 95% intervals"));
             if (points.Any(p => p.Judge is not null))
                 sb.Append(Figure(AgainstLambda(points, p => p.Judge, "judge win rate"), $"Judge win rate against the references by λ ({lang}), 95% intervals"));
+            if (points.Any(p => p.Shift is not null))
+                sb.Append(Figure(AgainstLambda(points, p => p.Shift, "shifted tokens"), $"Token distribution shift against the base by λ ({lang}): share of answer tokens outside the base model's top 3, 95% intervals"));
             sb.Append("</div>");
             sb.Append(ScoreTable(points));
             sb.Append(Breakdown(cells, lang, "judge", "judge/aspect/", "Judge: aspect scores (1–5)", _ => true));
+            sb.Append(Breakdown(cells, lang, "shift", "shift/", "Token distribution shift against the base (shares of answer tokens; by position along the answer)", _ => true));
             sb.Append(Breakdown(cells, lang, "icl", "icl/", "Per task", name => name.EndsWith("/acc") || name.EndsWith("/exact_match")));
             sb.Append(Breakdown(cells, lang, "if", "if/checker/", "Per instruction (strict)", _ => true));
             sb.Append(Breakdown(cells, lang, "if", "errors/", "Critical errors (count of responses)", _ => true, integers: true));

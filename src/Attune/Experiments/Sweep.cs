@@ -5,6 +5,9 @@ using System.Text.Json.Nodes;
 using Attune.Evaluation;
 using Attune.Evaluation.Instructions;
 using Attune.Evaluation.Judging;
+using Attune.Evaluation.Shift;
+using Attune.Merging;
+using Attune.Modeling;
 using Attune.Evaluation.Tasks;
 using Attune.Models;
 using Attune.Prompting;
@@ -51,6 +54,12 @@ public sealed record SweepPlan
     public string JudgeSet { get; init; } = "builtin";
     public int? JudgeLimit { get; init; }
     public bool JudgeBothOrders { get; init; }
+    /// <summary>Measure each arm's token distribution shift against the base (its answers to the judge set's instructions).</summary>
+    public bool Shift { get; init; }
+    /// <summary>Instructions per language for the shift (null: all of the set's).</summary>
+    public int? ShiftLimit { get; init; }
+    /// <summary>Most tokens of each answer whose shift is measured.</summary>
+    public int ShiftMaxTokens { get; init; } = 128;
 
     public JsonObject ToJson() => new()
     {
@@ -61,6 +70,7 @@ public sealed record SweepPlan
         ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["icl_chat"] = IclChat, ["icl_fewshot_as_multiturn"] = IclFewshotAsMultiturn, ["icl_system_instruction"] = IclSystemInstruction,
         ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
         ["judge"] = Judge?.Spec, ["judge_set"] = JudgeSet, ["judge_limit"] = JudgeLimit, ["judge_both_orders"] = JudgeBothOrders,
+        ["shift"] = Shift, ["shift_limit"] = ShiftLimit, ["shift_max_tokens"] = ShiftMaxTokens,
     };
 }
 
@@ -102,11 +112,13 @@ public sealed class Sweep(SweepPlan plan)
             foreach (var suite in Suites)
                 foreach (var lang in plan.Languages)
                 {
+                    if (suite == "shift" && arm.Model.Equals(plan.Base)) continue; // the base against itself is unshifted by definition
                     var mode = arm.IfMode.ToString().ToLowerInvariant();
                     var settings = suite switch
                     {
                         "icl" => new JsonObject { ["tasks"] = plan.Icl, ["shots"] = plan.IclShots, ["limit"] = plan.IclLimit },
                         "if" => new JsonObject { ["suite"] = plan.If, ["mode"] = mode, ["urial_shots"] = plan.UrialShots, ["limit"] = plan.IfLimit, ["max_tokens"] = plan.IfMaxTokens },
+                        "shift" => new JsonObject { ["base"] = plan.Base.Spec, ["set"] = plan.JudgeSet, ["mode"] = mode, ["limit"] = plan.ShiftLimit, ["max_tokens"] = plan.ShiftMaxTokens },
                         _ => new JsonObject
                         {
                             ["judge"] = plan.Judge?.Spec, ["set"] = plan.JudgeSet, ["both_orders"] = plan.JudgeBothOrders, ["mode"] = mode,
@@ -127,7 +139,7 @@ public sealed class Sweep(SweepPlan plan)
     }
 
     /// <summary>The suites the plan measures, in the order their cells run.</summary>
-    public List<string> Suites => new[] { ("icl", plan.Icl is not null), ("if", plan.If is not null), ("judge", plan.Judge is not null) }.Where(s => s.Item2).Select(s => s.Item1).ToList();
+    public List<string> Suites => new[] { ("icl", plan.Icl is not null), ("if", plan.If is not null), ("judge", plan.Judge is not null), ("shift", plan.Shift) }.Where(s => s.Item2).Select(s => s.Item1).ToList();
 
     const ulong JudgeSeed = 1234;
 
@@ -162,6 +174,9 @@ public sealed class Sweep(SweepPlan plan)
         if (judge is null && todo.Any(c => c.Suite == "judge")) throw new AttuneException(null, "--judge", "the sweep has judge cells but no judge to ask");
         var judgeRunner = judge is null ? null : new RequestRunner(judge, cache);
         int done = cells.Count - todo.Count, ran = 0;
+        LanguageModel? shiftBase = null; // loaded for the first shift cell, once
+        try
+        {
         foreach (var group in todo.GroupBy(c => c.Arm))
         {
             cancel.ThrowIfCancellationRequested();
@@ -176,6 +191,7 @@ public sealed class Sweep(SweepPlan plan)
                 {
                     "icl" => await IclCell(cell, runner, backend.Identity, cancel),
                     "if" => await IfCell(cell, runner, backend.Identity, cancel),
+                    "shift" => ShiftCell(cell, backend, shiftBase ??= ModelLoader.Load(plan.Base)),
                     _ => await JudgeCell(cell, runner, backend.Identity, judgeRunner!, cancel),
                 };
                 result = result with { Seconds = clock.Elapsed.TotalSeconds };
@@ -185,8 +201,41 @@ public sealed class Sweep(SweepPlan plan)
                 progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count, result.Aggregates.FirstOrDefault(a => a.Name == cell.Suite)?.Value));
             }
         }
+        }
+        finally { shiftBase?.Dispose(); }
         return ran;
     }
+
+    /// <summary>
+    /// The arm's token distribution shift against the base: it answers the judge set's instructions greedily (prompted as
+    /// for the IF suite) and the base ranks each answer token; the headline is the shifted share (rank &gt; 3).
+    /// </summary>
+    CellResult ShiftCell(Cell cell, IModelBackend backend, LanguageModel baseModel)
+    {
+        var aligned = (backend as LocalBackend)?.Model ?? throw new AttuneException(null, "--shift", $"{cell.Arm.Name}: the token shift reads a model's logits, so it runs on models in this process, not served ones");
+        _shiftItems ??= Judge.Resolve(plan.JudgeSet);
+        var items = _shiftItems.Where(i => i.Language == cell.Language).Take(plan.ShiftLimit ?? int.MaxValue).ToList();
+        var answers = TokenShift.Measure(baseModel, aligned, items, cell.Arm.IfMode, plan.ShiftMaxTokens, plan.UrialShots);
+        var s = TokenShift.Summarize(cell.Language, answers, baseModel.Tokenizer);
+        var aggregates = new List<Aggregate>
+        {
+            new("shift", s.Shifted.Value, s.Shifted.Low, s.Shifted.High, s.Tokens),
+            new("shift/unshifted", s.Unshifted.Value, s.Unshifted.Low, s.Unshifted.High, s.Tokens),
+            new("shift/marginal", s.Marginal.Value, s.Marginal.Low, s.Marginal.High, s.Tokens),
+            new("shift/shifted", s.Shifted.Value, s.Shifted.Low, s.Shifted.High, s.Tokens),
+        };
+        foreach (var (positions, shifted, tokens) in s.Profile.Where(p => p.Tokens > 0))
+            aggregates.Add(new Aggregate($"shift/positions/{positions}", shifted, null, null, tokens));
+        var records = answers.Select(a => new JsonObject
+        {
+            ["key"] = a.Item.Id, ["prompt"] = a.Item.Instruction, ["response"] = a.Answer,
+            ["shifted_tokens"] = new JsonArray(a.Tokens.Where((_, k) => a.Ranks[k] > 3).Select(t => (JsonNode)baseModel.Tokenizer.Decode([t])).ToArray()),
+            ["ranks"] = new JsonArray(a.Ranks.Select(r => (JsonNode)r).ToArray()),
+        }).ToList();
+        return new CellResult(cell.Key, cell.Arm.Name, cell.Arm.Lambda?.Value, cell.Suite, cell.Language, backend.Identity, cell.Settings, aggregates, records, 0);
+    }
+
+    List<JudgeItem>? _shiftItems;
 
     /// <summary>Whether an arm's ICL prompts go through its chat template (<see cref="SweepPlan.IclChat"/>).</summary>
     bool IclChat(Arm arm) => plan.IclChat switch
@@ -265,9 +314,13 @@ public sealed class Sweep(SweepPlan plan)
     /// <summary>Checks the plan (limits, at least one suite) and reads the judge's instruction set for every language now, so a bad input stops the sweep before its first cell.</summary>
     public void CheckInputs()
     {
-        foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit) })
+        foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit), ("--shift-limit", plan.ShiftLimit) })
             if (value is < 1) throw new AttuneException(null, name, "must be ≥ 1");
-        if (Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge");
+        if (plan.ShiftMaxTokens < 1) throw new AttuneException(null, "--shift-max-tokens", "must be ≥ 1");
+        if (Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge or --shift");
+        if (plan.Shift)
+            foreach (var lang in plan.Languages)
+                if (!(_shiftItems ??= Judge.Resolve(plan.JudgeSet)).Any(i => i.Language == lang)) throw new AttuneException(plan.JudgeSet, $"has no instruction in {lang} for the token shift");
         if (plan.IclChat is not ("none" or "chat" or "all")) throw new AttuneException(null, "--icl-chat", $"\"{plan.IclChat}\" is not none, chat or all");
         if (plan.IclFewshotAsMultiturn == true && plan.IclChat == "none")
             throw new AttuneException(null, "--icl-fewshot-as-multiturn", "needs --icl-chat chat or all (the shots become chat turns)");

@@ -155,6 +155,33 @@ public class SweepTests
     }
 
     [Fact]
+    public async Task The_shift_suite_ranks_each_arms_answers_under_the_base_and_the_report_draws_it()
+    {
+        using var m = new Models();
+        var sweep = new Sweep(Plan(m) with { Lambdas = [0, 1], Languages = ["fr"], Icl = null, If = null, Shift = true, ShiftLimit = 2, ShiftMaxTokens = 8 });
+        var cells = sweep.Cells();
+        Assert.Equal(["shift"], sweep.Suites);
+        Assert.Equal(["lambda-0.00", "lambda-1.00"], cells.Select(c => c.Arm.Name)); // not the base against itself
+        sweep.CheckInputs();
+        using var store = new ResultsStore(m["shift.db"]);
+        Assert.Equal(2, await sweep.RunAsync(store, store.BeginRun("test", "test", sweep.Plan.ToJson()), cells));
+        var results = store.Cells(withItems: true);
+        foreach (var cell in results)
+        {
+            var shift = cell.Aggregates.Single(a => a.Name == "shift");
+            Assert.InRange(shift.Value, 0, 1);
+            Assert.Equal(cell.Aggregates.Single(a => a.Name == "shift/shifted").Value, shift.Value);
+            Assert.Equal(1, cell.Aggregates.Single(a => a.Name == "shift/unshifted").Value + cell.Aggregates.Single(a => a.Name == "shift/marginal").Value + shift.Value, 1e-12);
+            Assert.Equal(2, cell.Items.Count);
+        }
+        // λ = 0 is the base's own weights: nothing it says is shifted.
+        Assert.Equal(0, results.Single(c => c.Arm == "lambda-0.00").Aggregates.Single(a => a.Name == "shift").Value);
+        Assert.Contains("Token distribution shift", Report.Render(store, "html"));
+        Assert.Contains("shifted tokens", Report.Render(store, "md"));
+        Assert.Throws<AttuneException>(() => new Sweep(sweep.Plan with { ShiftLimit = 0 }).CheckInputs());
+    }
+
+    [Fact]
     public void The_progress_board_shows_each_cells_state_and_an_eta_per_suite()
     {
         using var m = new Models();
