@@ -152,6 +152,7 @@ public static class EvalCommand
         model.Description = "The judged model: " + ModelCommands.ModelReferenceHelp;
         var judge = new Option<string?>("--judge") { Description = "The judge: http://host:port/v1#NAME (any OpenAI-compatible server), or a local model" };
         var annotations = new Option<string?>("--annotations") { Description = "Compute AlpacaEval's win rates from an existing annotations.json (no model, no judge)" };
+        var difficulty = new Option<string?>("--instruction-difficulty") { Description = "With --annotations: AlpacaEval's instruction_difficulty.csv, for the length-controlled model with the difficulty term" };
         var modelOutputs = new Option<string?>("--model-outputs") { Description = "Write the judged model's answers as AlpacaEval's model_outputs.json" };
         var evaluator = new Option<string?>("--evaluator") { Description = "Judge pairs with an AlpacaEval annotator's configs.yaml (its prompt template and its logprob_parser or regex_parser)" };
         var aspectTemplate = new Option<string?>("--aspect-template") { Description = "Your own aspect-scoring prompt (a text file with {instruction} and {response}, or just-eval's ${instruction} and ${candidate}); replies are read in just-eval's shape" };
@@ -172,7 +173,7 @@ public static class EvalCommand
         var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight to a served model or judge", DefaultValueFactory = _ => 4 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the order of each pair", DefaultValueFactory = _ => 1234 };
         var cmd = new Command("judge", "An LLM judge: win rate against references (with standard error and a length-controlled rate) or 1–5 scores per aspect")
-            { model, judge, annotations, evaluator, aspectTemplate, modelOutputs, annotationsOut, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
+            { model, judge, annotations, difficulty, evaluator, aspectTemplate, modelOutputs, annotationsOut, set, reference, kind, langs, bothOrders, mode, limit, maxTokens, output, cachePath, noCache, keyEnv, judgeKeyEnv, concurrency, seed };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -181,7 +182,8 @@ public static class EvalCommand
                 if (parse.GetValue(model) is not null || parse.GetValue(judge) is not null)
                     throw new AttuneException(null, "--annotations", "computes the win rates from existing annotations: leave out --model and --judge");
                 var read = Attune.Evaluation.Judging.AlpacaEvalFiles.ReadAnnotations(annotationsPath);
-                var m = Attune.Evaluation.Judging.AlpacaEvalFiles.Metrics(read);
+                var m = Attune.Evaluation.Judging.AlpacaEvalFiles.Metrics(read,
+                    parse.GetValue(difficulty) is { } difficultyPath ? Attune.Evaluation.Judging.AlpacaEvalFiles.ReadDifficulty(difficultyPath, read) : null);
                 WriteTable(io, ["annotations", "win rate", "± s.e.", "wins", "base wins", "draws", "discrete", "length-controlled"],
                     [[m.Total.ToString(), $"{m.WinRate:F2}", $"{m.StandardError:F2}", m.Wins.ToString(), m.WinsBase.ToString(), m.Draws.ToString(), $"{m.DiscreteWinRate:F2}", $"{m.LengthControlled:F2}"]], rightFrom: 0);
                 if (m.ExtremeChange)

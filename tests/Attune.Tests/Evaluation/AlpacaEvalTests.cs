@@ -57,6 +57,33 @@ public class AlpacaEvalTests
         Assert.Equal(0, m.LengthControlledStandardError);
     }
 
+    /// <summary>
+    /// length_controlled_noreg (the model with each instruction's difficulty) with a made-up difficulty, (37·i mod 100) / 25 − 2,
+    /// since the real one lives on the Hub: the numbers come from glm_winrate's steps run with Debian's scikit-learn as above.
+    /// </summary>
+    [Theory]
+    [InlineData("alpaca-7b", 19.390294942846133, 0.08654359043526319)]
+    [InlineData("alpaca-7b_concise", 12.921707168142909, 0.03546609066421337)]
+    [InlineData("FuseChat-Llama-3.2-1B-Instruct", 26.037876279879658, 0.03738976073619529)]
+    public void With_each_instruction_s_difficulty_the_difficulty_term_joins_the_model(string model, double expected, double expectedSe)
+    {
+        using var tmp = new TempDir();
+        var annotations = AlpacaEvalFiles.ReadAnnotations(Path.Combine(Peer, "results", model, "annotations.json"));
+        File.WriteAllLines(tmp["difficulty.csv"], ["index,instruction_difficulty", .. annotations.Select((_, i) => $"{i},{((i * 37) % 100) / 25.0 - 2.0:R}")]);
+        var (code, _, err) = CliRunner.Run("", "eval", "judge", "--annotations", Path.Combine(Peer, "results", model, "annotations.json"),
+            "--instruction-difficulty", tmp["difficulty.csv"], "--out", tmp["m.json"]);
+        Assert.True(code == 0, err);
+        var json = JsonNode.Parse(File.ReadAllText(tmp["m.json"]))!;
+        Assert.Equal("length_controlled_noreg", (string)json["length_controlled_method"]!);
+        Assert.InRange((double)json["length_controlled_winrate"]!, expected - 0.5, expected + 0.5);
+        Assert.InRange((double)json["lc_standard_error"]!, expectedSe * 0.8, expectedSe * 1.2);
+
+        File.WriteAllLines(tmp["short.csv"], ["index,instruction_difficulty", "0,1.5"]);
+        (code, _, err) = CliRunner.Run("", "eval", "judge", "--annotations", Path.Combine(Peer, "results", model, "annotations.json"), "--instruction-difficulty", tmp["short.csv"]);
+        Assert.Equal(2, code);
+        Assert.Contains("1 difficulties for", err);
+    }
+
     [Fact]
     public void Folds_are_dealt_as_scikit_learn_s_GroupKFold_deals_equal_groups()
     {

@@ -21,15 +21,18 @@ public class DemoTests
         Assert.True(File.Exists(tmp["demo/report.html"]));
         using var store = new ResultsStore(tmp["demo/runs.db"]);
         var cells = store.Cells();
-        // 11 λ values, the base with URIAL and the DPO model; ICL and IF; three languages.
-        Assert.Equal(13 * 2 * 3, cells.Count);
+        // 11 λ values, the base with URIAL and the DPO model; ICL and IF; three languages; and the token shift of every
+        // arm but the base itself against the base.
+        Assert.Equal(13 * 2 * 3 + 12 * 3, cells.Count);
+        Assert.Equal(12 * 3, cells.Count(c => c.Suite == "shift"));
+        Assert.True(File.ReadAllText(tmp["demo/report.html"]).Contains("Token distribution shift"));
         Assert.Equal(11, cells.Where(c => c.Lambda is not null).Select(c => c.Lambda).Distinct().Count());
         Assert.Contains(cells, c => c.Arm == "dpo");
         Assert.Contains(cells, c => c.Arm == "base-urial");
         // A second run finds every cell done.
         (code, _, err) = CliRunner.Run("", ["demo", "--out", tmp["demo"]]);
         Assert.True(code == 0, err);
-        Assert.Contains("0 cells run, 78 resumed", err);
+        Assert.Contains("0 cells run, 114 resumed", err);
     }
 
     [Fact]

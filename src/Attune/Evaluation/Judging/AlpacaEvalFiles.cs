@@ -103,9 +103,37 @@ public static class AlpacaEvalFiles
         return annotations;
     }
 
-    /// <summary>The leaderboard's metrics for a set of annotations (lengths in Unicode code points, as Python's len counts them).</summary>
-    public static AlpacaEvalWinRate Metrics(IReadOnlyList<AlpacaAnnotation> annotations) =>
-        AlpacaEvalWinRate.Compute(annotations.Select(a => a.Preference).ToList(), annotations.Select(a => (double)(CodePoints(a.Output1) - CodePoints(a.Output2))).ToList());
+    /// <summary>
+    /// The leaderboard's metrics for a set of annotations (lengths in Unicode code points, as Python's len counts them);
+    /// with each instruction's difficulty, the length-controlled rate of the model with the difficulty term (length_controlled_noreg).
+    /// </summary>
+    public static AlpacaEvalWinRate Metrics(IReadOnlyList<AlpacaAnnotation> annotations, IReadOnlyList<double>? difficulty = null) =>
+        AlpacaEvalWinRate.Compute(annotations.Select(a => a.Preference).ToList(), annotations.Select(a => (double)(CodePoints(a.Output1) - CodePoints(a.Output2))).ToList(), difficulty);
+
+    /// <summary>
+    /// Each annotation's instruction difficulty from a CSV with an <c>instruction_difficulty</c> column (AlpacaEval's
+    /// instruction_difficulty.csv): matched by an <c>instruction</c> column when there is one, else row for row in the
+    /// annotations' order (the eval set's).
+    /// </summary>
+    public static List<double> ReadDifficulty(string path, IReadOnlyList<AlpacaAnnotation> annotations)
+    {
+        List<Dictionary<string, string>> rows;
+        try { rows = Tasks.TaskData.ReadCsv(path).Select(r => r.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "")).ToList(); }
+        catch (IOException e) { throw new AttuneException(path, e.Message); }
+        if (rows.Count == 0 || !rows[0].ContainsKey("instruction_difficulty")) throw new AttuneException(path, "instruction_difficulty", "needs a column of that name (one number per instruction)");
+        double Number(Dictionary<string, string> row, int line) =>
+            double.TryParse(row["instruction_difficulty"], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d
+                : throw new AttuneException(path, $"line {line + 2}: instruction_difficulty", "must be a number");
+        if (rows[0].ContainsKey("instruction"))
+        {
+            var byText = new Dictionary<string, double>(StringComparer.Ordinal);
+            for (int i = 0; i < rows.Count; i++) byText[rows[i]["instruction"]] = Number(rows[i], i);
+            return annotations.Select((a, i) => byText.TryGetValue(a.Instruction, out var d) ? d
+                : throw new AttuneException(path, $"has no difficulty for annotation {i}'s instruction")).ToList();
+        }
+        if (rows.Count < annotations.Count) throw new AttuneException(path, $"has {rows.Count} difficulties for {annotations.Count} annotations (row for row, as it has no instruction column)");
+        return annotations.Select((_, i) => Number(rows[i], i)).ToList();
+    }
 
     /// <summary>A text's length as Python's len counts it.</summary>
     public static int CodePoints(string s) => s.EnumerateRunes().Count();
@@ -125,7 +153,7 @@ public static class AlpacaEvalFiles
         json["discrete_win_rate"] = Num(m.DiscreteWinRate);
         json["length_controlled_winrate"] = Num(m.LengthControlled);
         json["lc_standard_error"] = Num(m.LengthControlledStandardError);
-        json["length_controlled_method"] = "length_controlled_minimal";
+        json["length_controlled_method"] = m.LengthControlledMethod;
         json["length_weight"] = Num(m.LengthWeight);
         json["lc_extreme_change"] = m.ExtremeChange;
         return json;

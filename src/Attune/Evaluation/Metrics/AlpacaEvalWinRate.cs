@@ -14,8 +14,11 @@ namespace Attune.Evaluation.Metrics;
 /// log-loss, read off at Δ = 0.</item>
 /// </list>
 /// </summary>
+/// <param name="LengthControlledMethod">AlpacaEval's name of the model read off: length_controlled_minimal, or length_controlled_noreg
+/// when each instruction's difficulty is given (its length_controlled_v1 adds a regularisation towards annotations of
+/// gamed baselines, which live on the Hugging Face Hub and are not read here).</param>
 public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int Wins, int WinsBase, int Draws, int Total, double DiscreteWinRate,
-    double LengthControlled, double LengthControlledStandardError, double LengthWeight)
+    double LengthControlled, double LengthControlledStandardError, double LengthWeight, string LengthControlledMethod = "length_controlled_minimal")
 {
     /// <summary>
     /// AlpacaEval's warning: the length-controlled rate moved further than 10 points or a quarter of the way to 0 or
@@ -31,9 +34,11 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
 
     /// <param name="preferences">Each annotation's preference (null when the judge gave none).</param>
     /// <param name="lengthDifferences">Characters (Unicode code points) of output_1, the baseline's, minus those of output_2, the model's.</param>
-    public static AlpacaEvalWinRate Compute(IReadOnlyList<double?> preferences, IReadOnlyList<double> lengthDifferences)
+    /// <param name="difficulty">Each instruction's difficulty (AlpacaEval's instruction_difficulty): adds that term to the model (length_controlled_noreg).</param>
+    public static AlpacaEvalWinRate Compute(IReadOnlyList<double?> preferences, IReadOnlyList<double> lengthDifferences, IReadOnlyList<double>? difficulty = null)
     {
         if (lengthDifferences.Count != preferences.Count) throw new ArgumentException("one length difference per preference");
+        if (difficulty is not null && difficulty.Count != preferences.Count) throw new ArgumentException("one difficulty per preference");
         // The raw rates: draws (1.5, or 0 meaning a draw) are counted before invalid preferences are dropped.
         var p = preferences.Select(x => x == 0 ? 1.5 : x).ToList();
         int draws = p.Count(x => x == 1.5);
@@ -47,24 +52,28 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
         // Length control: every annotation's length difference counts in the scale (as AlpacaEval computes it before dropping).
         var delta = lengthDifferences;
         double sd = SampleStandardDeviation(delta);
-        var x = new List<double>();
+        // The design: tanh(Δ / sd), the instruction's difficulty when given, and the model term (a constant 1); no intercept.
+        var x = new List<double[]>();
         var y = new List<double>();
         for (int i = 0; i < p.Count; i++)
         {
             if (p[i] is not { } pref || double.IsNaN(pref)) continue;
-            x.Add(Math.Tanh(sd > 0 ? delta[i] / sd : 0));
+            double length = Math.Tanh(sd > 0 ? delta[i] / sd : 0);
+            x.Add(difficulty is null ? [length, 1] : [length, difficulty[i], 1]);
             y.Add(pref - 1);
         }
-        double lc = double.NaN, lengthWeight = double.NaN;
+        double lc = double.NaN, lcSe = double.NaN, lengthWeight = double.NaN;
         if (y.Count >= Folds)
         {
-            var (wLength, wModel) = FitCrossValidated(x, y);
-            lc = Logistic(wModel) * 100;
-            lengthWeight = wLength;
+            var w = FitCrossValidated(x, y);
+            lengthWeight = w[0];
+            // Read off at Δ = 0, every instruction: with the minimal model the prediction is one number (standard error 0, as AlpacaEval reports it).
+            var predicted = Enumerable.Range(0, p.Count).Select(i => Logistic(difficulty is null ? w[1] : w[1] * difficulty[i] + w[2])).ToList();
+            lc = predicted.Average() * 100;
+            lcSe = difficulty is null ? 0 : StandardErrorOfMean(predicted) * 100;
         }
-        // Read off at Δ = 0 the prediction is the same for every instruction: its standard error is 0, as AlpacaEval reports it.
         return new AlpacaEvalWinRate(mean * 100, sem * 100, valid.Count(v => v > 0.5), valid.Count(v => v < 0.5), draws, valid.Count, discrete,
-            lc, y.Count >= Folds ? 0 : double.NaN, lengthWeight);
+            lc, lcSe, lengthWeight, difficulty is null ? "length_controlled_minimal" : "length_controlled_noreg");
     }
 
     static double StandardErrorOfMean(IReadOnlyList<double> v)
@@ -88,7 +97,7 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
     /// fit on four folds and score the held-out fold's mean log-loss against the fractional preferences (folds as
     /// <see cref="GroupFolds"/> deals them); the C with the best mean score is refitted on all.
     /// </summary>
-    static (double WLength, double WModel) FitCrossValidated(IReadOnlyList<double> x, IReadOnlyList<double> y)
+    static double[] FitCrossValidated(IReadOnlyList<double[]> x, IReadOnlyList<double> y)
     {
         int n = y.Count;
         var folds = GroupFolds(n);
@@ -101,11 +110,11 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
             {
                 var train = Enumerable.Range(0, n).Where(i => folds[i] != f).ToList();
                 var test = Enumerable.Range(0, n).Where(i => folds[i] == f).ToList();
-                var (w1, w2) = FitL1(train.Select(i => x[i]).ToList(), train.Select(i => y[i]).ToList(), c);
+                var w = FitL1(train.Select(i => x[i]).ToList(), train.Select(i => y[i]).ToList(), c);
                 double loss = 0;
                 foreach (var i in test)
                 {
-                    double q = Math.Clamp(Logistic(w1 * x[i] + w2), 1e-15, 1 - 1e-15);
+                    double q = Math.Clamp(Logistic(Dot(w, x[i])), 1e-15, 1 - 1e-15);
                     loss -= y[i] * Math.Log(q) + (1 - y[i]) * Math.Log(1 - q);
                 }
                 total -= loss / test.Count;
@@ -165,29 +174,43 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
         return a;
     }
 
-    /// <summary>
-    /// Minimises |w₁| + |w₂| + C·Σᵢ CE(yᵢ, σ(w₁xᵢ + w₂)) — liblinear's L1-penalised logistic regression without an
-    /// intercept, on the duplicated rows AlpacaEval builds (label 1 weighted yᵢ, label 0 weighted 1 − yᵢ), which is the
-    /// cross-entropy against the fractional preference — by cyclic coordinate descent, each step an exact
-    /// soft-thresholded Newton minimisation in one coordinate.
-    /// </summary>
+    static double Dot(double[] w, double[] x)
+    {
+        double z = 0;
+        for (int j = 0; j < w.Length; j++) z += w[j] * x[j];
+        return z;
+    }
+
+    /// <summary>The two-feature fit (the length term and the model term) of <see cref="FitL1(IReadOnlyList{double[]}, IReadOnlyList{double}, double)"/>.</summary>
     public static (double W1, double W2) FitL1(IReadOnlyList<double> x, IReadOnlyList<double> y, double c)
     {
-        var w = new double[2];
-        double Feature(int i, int j) => j == 0 ? x[i] : 1.0;
+        var w = FitL1(x.Select(v => new[] { v, 1.0 }).ToList(), y, c);
+        return (w[0], w[1]);
+    }
+
+    /// <summary>
+    /// Minimises Σⱼ|wⱼ| + C·Σᵢ CE(yᵢ, σ(w·xᵢ)) — liblinear's L1-penalised logistic regression without an intercept, on
+    /// the duplicated rows AlpacaEval builds (label 1 weighted yᵢ, label 0 weighted 1 − yᵢ), which is the cross-entropy
+    /// against the fractional preference — by cyclic coordinate descent, each step an exact soft-thresholded Newton
+    /// minimisation in one coordinate.
+    /// </summary>
+    public static double[] FitL1(IReadOnlyList<double[]> x, IReadOnlyList<double> y, double c)
+    {
+        int k = x.Count == 0 ? 0 : x[0].Length;
+        var w = new double[k];
+        var z = new double[x.Count]; // w·xᵢ, kept up to date
         for (int sweep = 0; sweep < 500; sweep++)
         {
             double change = 0;
-            for (int j = 0; j < 2; j++)
+            for (int j = 0; j < k; j++)
             {
-                // Newton steps in coordinate j with the L1 term handled exactly (soft threshold), until it settles.
                 for (int inner = 0; inner < 50; inner++)
                 {
                     double g = 0, h = 0;
                     for (int i = 0; i < y.Count; i++)
                     {
-                        double q = Logistic(w[0] * x[i] + w[1]);
-                        double xi = Feature(i, j);
+                        double q = Logistic(z[i]);
+                        double xi = x[i][j];
                         g += c * (q - y[i]) * xi;
                         h += c * q * (1 - q) * xi * xi;
                     }
@@ -197,13 +220,15 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
                     double next = Math.Sign(target) * Math.Max(0, Math.Abs(target) - 1 / h);
                     if (w[j] == 0 && Math.Abs(g) <= 1) next = 0;
                     double step = next - w[j];
+                    if (step == 0) break;
                     w[j] = next;
+                    for (int i = 0; i < y.Count; i++) z[i] += step * x[i][j];
                     change = Math.Max(change, Math.Abs(step));
                     if (Math.Abs(step) < 1e-13) break;
                 }
             }
             if (change < 1e-12) break;
         }
-        return (w[0], w[1]);
+        return w;
     }
 }

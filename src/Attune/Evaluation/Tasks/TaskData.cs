@@ -169,7 +169,8 @@ public static class TaskData
         return JsonLines.ReadFile(path).Select(r => r.Record).ToList();
     }
 
-    static List<JsonObject> ReadCsv(string path)
+    /// <summary>Every row of a CSV file with a header row, each field as text.</summary>
+    internal static List<JsonObject> ReadCsv(string path)
     {
         var docs = new List<JsonObject>();
         try
