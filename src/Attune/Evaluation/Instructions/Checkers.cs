@@ -236,7 +236,12 @@ public static partial class Checkers
     public static bool Follows(Instruction instruction, string response, string language)
     {
         if (!All.TryGetValue(instruction.Id, out var checker)) throw Unknown(instruction.Id);
-        return checker.Run(response, new Args(instruction.Id, instruction.Kwargs), language);
+        try { return checker.Run(response, new Args(instruction.Id, instruction.Kwargs), language); }
+        catch (RegexMatchTimeoutException)
+        {
+            // Keywords and markers are patterns, as in IFEval; one that backtracks without end is the file's problem.
+            throw new AttuneException(null, $"instruction {instruction.Id}", $"its arguments, read as patterns, take too long to match ({instruction.Kwargs.ToJsonString()})");
+        }
     }
 
     /// <summary>Checks an instruction's arguments without a response (when a suite is loaded).</summary>
