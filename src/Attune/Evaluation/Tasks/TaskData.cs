@@ -196,16 +196,26 @@ public static class TaskData
         try
         {
             // Parquet.Net 6.1 can loop forever on some damaged files (found by the mutation bench) and does not
-            // listen to cancellation there: the read runs on a worker, and a read far slower than any healthy one
-            // (5 s + 1 s per MB) is reported as the damaged file it is; the stuck worker ends with the process.
-            var limit = TimeSpan.FromSeconds(5 + new FileInfo(path).Length / 1e6);
-            var read = Task.Run(async () =>
+            // listen to cancellation there: the read runs on a thread of its own (from memory, so that it never waits
+            // for the thread pool, which a busy process may have starved), and a read far slower than any healthy one
+            // (10 s + 1 s per MB) is reported as the damaged file it is; the stuck thread ends with the process.
+            var bytes = File.ReadAllBytes(path);
+            var limit = TimeSpan.FromSeconds(10 + bytes.Length / 1e6);
+            IList<Dictionary<string, object>>? rows = null;
+            Exception? failure = null;
+            var reader = new Thread(() =>
             {
-                await using var stream = File.OpenRead(path);
-                return await ParquetSerializer.DeserializeUntypedAsync(stream);
-            });
-            if (!read.Wait(limit)) throw new AttuneException(path, $"Parquet reader still running after {limit.TotalSeconds:F0} s: the file is damaged (or far larger than a task's data)");
-            return read.Result.Data.Select(row => new JsonObject(row.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value))))).ToList();
+                try
+                {
+                    using var stream = new MemoryStream(bytes, writable: false);
+                    rows = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult().Data;
+                }
+                catch (Exception e) { failure = e; }
+            }) { IsBackground = true, Name = "parquet reader" };
+            reader.Start();
+            if (!reader.Join(limit)) throw new AttuneException(path, $"Parquet reader still running after {limit.TotalSeconds:F0} s: the file is damaged (or far larger than a task's data)");
+            if (failure is not null) throw new AggregateException(failure);
+            return rows!.Select(row => new JsonObject(row.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value))))).ToList();
         }
         catch (AttuneException) { throw; }
         catch (AggregateException e) when (e.InnerExceptions.Count == 1 && e.InnerException is not AttuneException)
