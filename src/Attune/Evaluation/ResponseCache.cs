@@ -86,5 +86,18 @@ public sealed class ResponseCache : IDisposable
         return (long)cmd.ExecuteScalar()!;
     }
 
-    public void Dispose() => _db.Dispose();
+    bool _temporary;
+
+    /// <summary>A cache for one run only (a file in the temporary folder, deleted when disposed): answers shared between the run's parts.</summary>
+    public static ResponseCache Temporary() =>
+        new(System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"attune-answers-{Guid.NewGuid():N}.db")) { _temporary = true };
+
+    public void Dispose()
+    {
+        _db.Dispose();
+        if (!_temporary) return;
+        SqliteConnection.ClearAllPools();
+        foreach (var suffix in (string[])["", "-wal", "-shm", "-journal"])
+            try { File.Delete(Path + suffix); } catch (IOException) { } // best effort: a temporary file
+    }
 }

@@ -93,7 +93,9 @@ public sealed class Sweep(SweepPlan plan)
     /// <summary>The arms in the order they run.</summary>
     public List<Arm> Arms()
     {
-        var arms = plan.Lambdas.Select(l => new Arm(l.Name, l, new ModelReference.Interpolation(plan.Base, plan.Instruct, l), PromptMode.Chat)).ToList();
+        // λ = 0 is the base's own weights (W_B + 0·Δ is W_B bit for bit): the arm names the base, so that requests it shares
+        // with the URIAL arm (raw few-shot ICL) are answered once. λ = 1 is not W_I bit for bit, so it stays an interpolation.
+        var arms = plan.Lambdas.Select(l => new Arm(l.Name, l, l.Value == 0 ? plan.Base : new ModelReference.Interpolation(plan.Base, plan.Instruct, l), PromptMode.Chat)).ToList();
         arms.Add(new Arm("base-urial", null, plan.Base, PromptMode.Urial));
         if (!plan.Lambdas.Contains(new Lambda(1))) arms.Add(new Arm("instruct", null, plan.Instruct, PromptMode.Chat));
         if (plan.Dpo is { } dpo) arms.Add(new Arm("dpo", null, dpo, PromptMode.Chat));
@@ -112,7 +114,7 @@ public sealed class Sweep(SweepPlan plan)
             foreach (var suite in Suites)
                 foreach (var lang in plan.Languages)
                 {
-                    if (suite == "shift" && arm.Model.Equals(plan.Base)) continue; // the base against itself is unshifted by definition
+                    if (suite == "shift" && arm.Lambda is null && arm.Model.Equals(plan.Base)) continue; // the URIAL base against itself is unshifted by definition
                     var mode = arm.IfMode.ToString().ToLowerInvariant();
                     var settings = suite switch
                     {
@@ -172,35 +174,41 @@ public sealed class Sweep(SweepPlan plan)
         var finished = store.FinishedKeys();
         var todo = cells.Where(c => !finished.Contains(c.Key)).ToList();
         if (judge is null && todo.Any(c => c.Suite == "judge")) throw new AttuneException(null, "--judge", "the sweep has judge cells but no judge to ask");
+        // Without a cache of the user's, one for this run: an arm whose requests another arm already sent is answered, not recomputed.
+        using var runCache = cache is null ? ResponseCache.Temporary() : null;
+        AnswersReused = 0;
+        cache ??= runCache;
         var judgeRunner = judge is null ? null : new RequestRunner(judge, cache);
         int done = cells.Count - todo.Count, ran = 0;
         LanguageModel? shiftBase = null; // loaded for the first shift cell, once
         try
         {
-        foreach (var group in todo.GroupBy(c => c.Arm))
-        {
-            cancel.ThrowIfCancellationRequested();
-            using var backend = ModelBackends.Open(group.Key.Model);
-            var runner = new RequestRunner(backend, cache);
-            foreach (var cell in group)
+            foreach (var group in todo.GroupBy(c => c.Arm))
             {
                 cancel.ThrowIfCancellationRequested();
-                progress?.Invoke(new Progress(cell, false, 0, done, cells.Count));
-                var clock = Stopwatch.StartNew();
-                var result = cell.Suite switch
+                using var backend = ModelBackends.Open(group.Key.Model);
+                var runner = new RequestRunner(backend, cache);
+                foreach (var cell in group)
                 {
-                    "icl" => await IclCell(cell, runner, backend.Identity, cancel),
-                    "if" => await IfCell(cell, runner, backend.Identity, cancel),
-                    "shift" => ShiftCell(cell, backend, shiftBase ??= ModelLoader.Load(plan.Base)),
-                    _ => await JudgeCell(cell, runner, backend.Identity, judgeRunner!, cancel),
-                };
-                result = result with { Seconds = clock.Elapsed.TotalSeconds };
-                store.Commit(runId, result);
-                done++;
-                ran++;
-                progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count, result.Aggregates.FirstOrDefault(a => a.Name == cell.Suite)?.Value));
+                    cancel.ThrowIfCancellationRequested();
+                    progress?.Invoke(new Progress(cell, false, 0, done, cells.Count));
+                    var clock = Stopwatch.StartNew();
+                    var result = cell.Suite switch
+                    {
+                        "icl" => await IclCell(cell, runner, backend.Identity, cancel),
+                        "if" => await IfCell(cell, runner, backend.Identity, cancel),
+                        "shift" => ShiftCell(cell, backend, shiftBase ??= ModelLoader.Load(plan.Base)),
+                        _ => await JudgeCell(cell, runner, backend.Identity, judgeRunner!, cancel),
+                    };
+                    result = result with { Seconds = clock.Elapsed.TotalSeconds };
+                    store.Commit(runId, result);
+                    done++;
+                    ran++;
+                    progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count, result.Aggregates.FirstOrDefault(a => a.Name == cell.Suite)?.Value));
+                }
+                AnswersReused += runner.CacheHits;
             }
-        }
+            AnswersReused += judgeRunner?.CacheHits ?? 0;
         }
         finally { shiftBase?.Dispose(); }
         return ran;
@@ -236,6 +244,9 @@ public sealed class Sweep(SweepPlan plan)
     }
 
     List<JudgeItem>? _shiftItems;
+
+    /// <summary>Requests of the last run answered from the cache (another arm's, or an earlier run's) rather than computed.</summary>
+    public int AnswersReused { get; private set; }
 
     /// <summary>Whether an arm's ICL prompts go through its chat template (<see cref="SweepPlan.IclChat"/>).</summary>
     bool IclChat(Arm arm) => plan.IclChat switch

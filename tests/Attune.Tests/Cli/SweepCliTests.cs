@@ -45,7 +45,11 @@ public class SweepCliTests
         Assert.True(code == 0, err);
         Assert.Contains("3 cells (3 arms × 1 suites × 1 languages)", err);
         Assert.Contains("judge es", err); // the progress line names the cell
-        Assert.Equal(3 * 2 * 2, judge.Prompts.Count); // per arm, two answers, each judged pairwise and on aspects
+        // Per arm, two answers, each judged pairwise and on aspects — a question one arm already asked (the tiny random
+        // models give the same answers) is answered from the run's cache, not asked again.
+        Assert.Equal(judge.Prompts.Distinct().Count(), judge.Prompts.Count);
+        Assert.InRange(judge.Prompts.Count, 2 * 2, 3 * 2 * 2);
+        int asked = judge.Prompts.Count;
         Assert.All(judge.Prompts, p => Assert.Contains("Petición:", p));
         using (var store = new ResultsStore(tmp["runs.db"]))
         {
@@ -59,7 +63,7 @@ public class SweepCliTests
         (code, _, err) = await Task.Run(() => CliRunner.Run("", args));
         Assert.True(code == 0, err);
         Assert.Contains("0 cells run, 3 resumed", err);
-        Assert.Equal(12, judge.Prompts.Count);
+        Assert.Equal(asked, judge.Prompts.Count);
 
         (code, _, err) = CliRunner.Run("", "report", tmp["runs.db"], "--format", "md", "--out", tmp["report.md"]);
         Assert.True(code == 0, err);

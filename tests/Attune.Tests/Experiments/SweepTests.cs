@@ -149,9 +149,28 @@ public class SweepTests
                 Assert.Equal(cell.Items.Average(i => Math.Min(5, 1 + ScriptedJudge.Words(i["response"]!.ToString()) / 5)), helpfulness.Value, 1e-12);
             }
         }
-        // Every answer was shown to the judge once for the preference and once for the aspects, in French.
-        Assert.Equal(3 * 4 * 2, judge.Prompts.Count);
+        // Every answer was shown to the judge once for the preference and once for the aspects, in French — and a question
+        // another arm already asked (the tiny random models often answer alike) was not asked again.
+        Assert.Equal(judge.Prompts.Distinct().Count(), judge.Prompts.Count);
+        Assert.InRange(judge.Prompts.Count, 4 * 2, 3 * 4 * 2);
         Assert.All(judge.Prompts, p => Assert.True(p.Contains("Demande :"), p[..60]));
+    }
+
+    [Fact]
+    public async Task Requests_one_arm_shares_with_another_are_answered_once()
+    {
+        // λ = 0 is the base itself: its raw few-shot ICL requests are the URIAL arm's, answered once within the run.
+        using var m = new Models();
+        var sweep = new Sweep(Plan(m) with { Lambdas = [0, 1], Languages = ["fr"], Icl = "builtin:nli", If = null, IclLimit = 3 });
+        var cells = sweep.Cells();
+        Assert.Equal(sweep.Plan.Base, cells.Single(c => c.Arm.Name == "lambda-0.00").Arm.Model);
+        using var store = new ResultsStore(m["reuse.db"]);
+        Assert.Equal(3, await sweep.RunAsync(store, store.BeginRun("test", "test", sweep.Plan.ToJson()), cells));
+        var results = store.Cells();
+        var lambda0 = results.Single(c => c.Arm == "lambda-0.00");
+        var urial = results.Single(c => c.Arm == "base-urial");
+        Assert.Equal(lambda0.Aggregates.Select(a => (a.Name, a.Value)), urial.Aggregates.Select(a => (a.Name, a.Value)));
+        Assert.True(sweep.AnswersReused >= lambda0.Aggregates.Single(a => a.Name == "icl").Count, $"{sweep.AnswersReused} answers reused");
     }
 
     [Fact]
