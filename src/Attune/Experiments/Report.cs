@@ -69,7 +69,11 @@ public static class Report
 
     public static string Markdown(IReadOnlyList<CellResult> cells)
     {
-        var sb = new StringBuilder("# The ICL ↔ instruction-following trade-off\n\n");
+        var sb = new StringBuilder("# The ICL ↔ instruction-following trade-off\n\n## Findings\n\n");
+        foreach (var lang in cells.Select(c => c.Language).Distinct().Order())
+            foreach (var f in Findings.For(cells, lang))
+                sb.Append($"- {lang}: {f.Text}{(f.Significant switch { true => " (significant at 95%)", false => " (not significant at 95%)", null => "" })}\n");
+        sb.Append('\n');
         foreach (var lang in cells.Select(c => c.Language).Distinct().Order())
         {
             bool judged = cells.Any(c => c.Language == lang && c.Suite == "judge");
@@ -102,6 +106,7 @@ public static class Report
             th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:1rem}
             figure{margin:0}figcaption{font-size:.8rem;color:#555;text-align:center}svg text{font-size:11px;fill:#333}
             .gen td{text-align:left;white-space:pre-wrap;max-width:320px;font-family:ui-monospace,monospace;font-size:.75rem}.muted{color:#777}
+            .scroll{overflow-x:auto;max-width:100%}.findings td,.findings th{text-align:left}.findings li{margin:.15rem 0}.sig{font-weight:600;color:#1a5e20}.ns{color:#777}
             </style></head><body>
             <h1>The ICL ↔ instruction-following trade-off</h1>
             """);
@@ -114,6 +119,7 @@ public static class Report
         sb.Append($"<p class=\"muted\">{cells.Count} cells: {arms.Count} arms × {cells.Select(c => c.Suite).Distinct().Count()} suites × {langs.Count} languages. " +
             "ICL: mean over tasks of each task's accuracy (or exact match); IF: prompt-level loose accuracy; judge (when run): win rate against the reference answers. " +
             "Intervals are bootstrap 95% (the win rate's: ±1.96 standard errors).</p>");
+        sb.Append(FindingsTable(cells, langs));
         foreach (var lang in langs)
         {
             var points = Points(cells, lang);
@@ -135,7 +141,30 @@ public static class Report
             sb.Append(Generations(cells, lang));
         }
         sb.Append("<p class=\"muted\">Written by attune report from ").Append(H(Path.GetFileName(store.Path))).Append(".</p></body></html>");
-        return sb.ToString();
+        // Wide tables scroll inside their own box rather than pushing the page sideways.
+        return sb.ToString().Replace("<table", "<div class=\"scroll\"><table").Replace("</table>", "</table></div>");
+    }
+
+    static string Mark(bool? significant) => significant switch
+    {
+        true => " <span class=\"sig\">(significant at 95%)</span>",
+        false => " <span class=\"ns\">(not significant at 95%)</span>",
+        null => "",
+    };
+
+    /// <summary>The findings block: one row per language, each finding with its significance (<see cref="Findings"/>).</summary>
+    static string FindingsTable(List<CellResult> cells, List<string> langs)
+    {
+        var sb = new StringBuilder("<h2>Findings</h2><table class=\"findings\"><tr><th>language</th><th>what the study shows</th></tr>");
+        foreach (var lang in langs)
+        {
+            var findings = Findings.For(cells, lang);
+            sb.Append($"<tr class=\"finding-row\"><td>{H(lang)}</td><td>");
+            sb.Append(findings.Count == 0 ? "<span class=\"muted\">no instruct arm to compare with</span>"
+                : "<ul>" + string.Concat(findings.Select(f => $"<li>{H(f.Text)}{Mark(f.Significant)}</li>")) + "</ul>");
+            sb.Append("</td></tr>");
+        }
+        return sb.Append("</table>").ToString();
     }
 
     static string Figure(string svg, string caption) => $"<figure>{svg}<figcaption>{H(caption)}</figcaption></figure>";

@@ -64,8 +64,42 @@ public class ReportTests
         Assert.Equal(6, await page.Locator("svg.lambda").CountAsync());
         Assert.All(await page.Locator("svg.lambda").AllAsync(), async svg => Assert.Equal(3, await svg.Locator("circle.point").CountAsync()));
         Assert.True(await page.Locator("table.gen").CountAsync() >= 2);
+        // The findings block: one row per language, each with its sentences.
+        Assert.Equal(2, await page.Locator("table.findings tr.finding-row").CountAsync());
+        Assert.All(await page.Locator("table.findings tr.finding-row").AllAsync(), async row => Assert.True(await row.Locator("li").CountAsync() >= 3));
+        // Wide tables scroll in their own box: the page itself is no wider than the window.
+        Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth + 1"));
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Artifacts, "report.png"), FullPage = true });
         Assert.Empty(errors);
+    }
+
+    static CellResult Cell(string arm, double? lambda, string suite, double value, double halfWidth) =>
+        new(arm + suite, arm, lambda, suite, "fr", "m", [], [new Aggregate(suite, value, value - halfWidth, value + halfWidth, 100)], [], 0);
+
+    [Fact]
+    public void Findings_say_which_differences_are_significant()
+    {
+        // ICL best at λ = 0 by 0.20 with narrow intervals (significant); the IF cost there 0.04 with wide ones (not).
+        CellResult[] cells =
+        [
+            Cell("lambda-0.00", 0, "icl", 0.60, 0.04), Cell("lambda-0.50", 0.5, "icl", 0.50, 0.04), Cell("lambda-1.00", 1, "icl", 0.40, 0.04),
+            Cell("lambda-0.00", 0, "if", 0.30, 0.10), Cell("lambda-1.00", 1, "if", 0.34, 0.10),
+            Cell("base-urial", null, "if", 0.10, 0.03), Cell("dpo", null, "if", 0.36, 0.10),
+        ];
+        var findings = Findings.For(cells, "fr");
+        Assert.StartsWith("ICL is best at λ = 0.00", findings[0].Text);
+        Assert.Contains("+0.200", findings[0].Text);
+        Assert.True(findings[0].Significant);
+        Assert.Contains("IF (prompt-level loose) at λ = 0.00", findings[1].Text);
+        Assert.False(findings[1].Significant);
+        Assert.Contains("URIAL", findings[2].Text);
+        Assert.True(findings[2].Significant); // 0.10 against 0.34, intervals ±0.03 and ±0.10
+        Assert.Contains("DPO", findings[3].Text);
+        Assert.False(findings[3].Significant);
+        Assert.Empty(Findings.For(cells.Where(c => c.Lambda != 1).ToList(), "fr")); // nothing to compare with
+        var difference = Findings.Difference(cells[0].Aggregates[0], cells[2].Aggregates[0])!.Value;
+        Assert.Equal(0.2, difference.Difference, 1e-12);
+        Assert.Equal(0.2 - 1.96 * Math.Sqrt(2) * 0.04 / 1.96, difference.Low, 1e-9);
     }
 
     /// <summary>Debian's chromium, which .ci/run installs.</summary>
