@@ -36,6 +36,9 @@ public sealed class ResultsStore : IDisposable
     public ResultsStore(string path)
     {
         Path = path;
+        // A URL is not a file name: taken as one it would make a folder named after its scheme.
+        if (System.Text.RegularExpressions.Regex.IsMatch(path, "^[A-Za-z][A-Za-z0-9+.-]*://"))
+            throw new AttuneException(path, $"a {path[..path.IndexOf(':')]}:// store is not one this Attune opens; the results store is a SQLite file (give its path)");
         try
         {
             _db = SqliteDatabase.Open(path, """
@@ -50,6 +53,7 @@ public sealed class ResultsStore : IDisposable
                 CREATE TABLE IF NOT EXISTS items (
                     cell TEXT NOT NULL REFERENCES cells(key) ON DELETE CASCADE, idx INTEGER NOT NULL, record TEXT NOT NULL,
                     PRIMARY KEY (cell, idx));
+                CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, worker TEXT NOT NULL, expires TEXT NOT NULL);
                 """);
             var version = Scalar("SELECT value FROM meta WHERE name = 'schema'");
             if (version is null) Execute($"INSERT INTO meta (name, value) VALUES ('schema', '{SchemaVersion}')");
@@ -100,12 +104,65 @@ public sealed class ResultsStore : IDisposable
         return keys;
     });
 
-    /// <summary>Writes a finished cell, its aggregates and items, in one transaction.</summary>
-    public void Commit(string run, CellResult cell)
+    /// <summary>
+    /// Writes a finished cell, its aggregates and items, in one transaction, and ends its claim; false (nothing
+    /// written) when another process sharing the store has committed it meanwhile.
+    /// </summary>
+    public bool Commit(string run, CellResult cell)
     {
-        using var tx = _db.BeginTransaction();
+        using var tx = _db.BeginTransaction(deferred: false);
+        if (Exists(tx, cell.Key)) return false;
         Insert(tx, run, cell, DateTime.UtcNow.ToString("O"));
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "DELETE FROM claims WHERE key = $key";
+            cmd.Parameters.AddWithValue("$key", cell.Key);
+            cmd.ExecuteNonQuery();
+        }
         tx.Commit();
+        return true;
+    }
+
+    bool Exists(SqliteTransaction tx, string key)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT 1 FROM cells WHERE key = $key";
+        cmd.Parameters.AddWithValue("$key", key);
+        return cmd.ExecuteScalar() is not null;
+    }
+
+    /// <summary>
+    /// Claims a cell for <paramref name="worker"/> so that other processes sharing the store skip it: null when the cell
+    /// is finished or another worker's lease on it has not expired. The returned lease renews itself while held (on a
+    /// connection of its own) and gives the claim up when disposed; a worker killed mid-cell leaves a claim that
+    /// expires after <paramref name="lease"/>, and the cell goes to whoever asks next.
+    /// </summary>
+    public CellLease? TryClaim(string key, string worker, TimeSpan lease)
+    {
+        using var tx = _db.BeginTransaction(deferred: false);
+        if (Exists(tx, key)) return null;
+        var now = DateTime.UtcNow;
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "SELECT worker, expires FROM claims WHERE key = $key";
+            cmd.Parameters.AddWithValue("$key", key);
+            using var r = cmd.ExecuteReader();
+            if (r.Read() && r.GetString(0) != worker && DateTime.Parse(r.GetString(1), null, System.Globalization.DateTimeStyles.RoundtripKind) > now) return null;
+        }
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "INSERT INTO claims (key, worker, expires) VALUES ($key, $worker, $expires) ON CONFLICT(key) DO UPDATE SET worker = excluded.worker, expires = excluded.expires";
+            cmd.Parameters.AddWithValue("$key", key);
+            cmd.Parameters.AddWithValue("$worker", worker);
+            cmd.Parameters.AddWithValue("$expires", (now + lease).ToString("O"));
+            cmd.ExecuteNonQuery();
+        }
+        tx.Commit();
+        return new CellLease(Path, key, worker, lease);
     }
 
     void Insert(SqliteTransaction tx, string run, CellResult cell, string finished)
@@ -259,4 +316,55 @@ public sealed class ResultsStore : IDisposable
     }
 
     public void Dispose() => _db.Dispose();
+}
+
+/// <summary>A worker's hold on a cell of a shared store: renewed every third of the lease until disposed, then given up.</summary>
+public sealed class CellLease : IDisposable
+{
+    readonly SqliteConnection _db;
+    readonly Timer _renew;
+    readonly object _gate = new();
+    readonly string _key, _worker;
+    readonly TimeSpan _lease;
+    bool _disposed;
+
+    internal CellLease(string path, string key, string worker, TimeSpan lease)
+    {
+        (_key, _worker, _lease) = (key, worker, lease);
+        _db = SqliteDatabase.Open(path, "SELECT 1");
+        _renew = new Timer(_ => Renew(), null, lease / 3, lease / 3);
+    }
+
+    void Renew()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            try { Run("UPDATE claims SET expires = $expires WHERE key = $key AND worker = $worker", (DateTime.UtcNow + _lease).ToString("O")); }
+            catch (SqliteException) { } // busy past the timeout: the next renewal tries again, well before the lease ends
+        }
+    }
+
+    void Run(string sql, string? expires = null)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Parameters.AddWithValue("$key", _key);
+        cmd.Parameters.AddWithValue("$worker", _worker);
+        if (expires is not null) cmd.Parameters.AddWithValue("$expires", expires);
+        cmd.ExecuteNonQuery();
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        _renew.Dispose();
+        try { Run("DELETE FROM claims WHERE key = $key AND worker = $worker"); }
+        catch (SqliteException) { } // the claim expires by itself
+        _db.Dispose();
+    }
 }

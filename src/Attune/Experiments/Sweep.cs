@@ -177,6 +177,7 @@ public sealed class Sweep(SweepPlan plan)
         // Without a cache of the user's, one for this run: an arm whose requests another arm already sent is answered, not recomputed.
         using var runCache = cache is null ? ResponseCache.Temporary() : null;
         AnswersReused = 0;
+        ElsewhereCount = 0;
         cache ??= runCache;
         var judgeRunner = judge is null ? null : new RequestRunner(judge, cache);
         int done = cells.Count - todo.Count, ran = 0;
@@ -191,6 +192,15 @@ public sealed class Sweep(SweepPlan plan)
                 foreach (var cell in group)
                 {
                     cancel.ThrowIfCancellationRequested();
+                    // Another process sharing the store may have finished this cell, or be running it now.
+                    using var lease = store.TryClaim(cell.Key, Worker, Lease);
+                    if (lease is null)
+                    {
+                        done++;
+                        ElsewhereCount++;
+                        progress?.Invoke(new Progress(cell, true, 0, done, cells.Count));
+                        continue;
+                    }
                     progress?.Invoke(new Progress(cell, false, 0, done, cells.Count));
                     var clock = Stopwatch.StartNew();
                     var result = cell.Suite switch
@@ -201,9 +211,9 @@ public sealed class Sweep(SweepPlan plan)
                         _ => await JudgeCell(cell, runner, backend.Identity, judgeRunner!, cancel),
                     };
                     result = result with { Seconds = clock.Elapsed.TotalSeconds };
-                    store.Commit(runId, result);
                     done++;
-                    ran++;
+                    if (store.Commit(runId, result)) ran++;
+                    else ElsewhereCount++; // this worker's lease ran out and another finished the cell first
                     progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count, result.Aggregates.FirstOrDefault(a => a.Name == cell.Suite)?.Value));
                 }
                 AnswersReused += runner.CacheHits;
@@ -244,6 +254,15 @@ public sealed class Sweep(SweepPlan plan)
     }
 
     List<JudgeItem>? _shiftItems;
+
+    /// <summary>This process among the workers sharing a store (machine, process, and a random part).</summary>
+    public string Worker { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
+
+    /// <summary>How long a claim on a cell holds without renewal (it is renewed every third of it while the cell runs).</summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Cells of the last run that another process sharing the store finished or was running.</summary>
+    public int ElsewhereCount { get; private set; }
 
     /// <summary>Requests of the last run answered from the cache (another arm's, or an earlier run's) rather than computed.</summary>
     public int AnswersReused { get; private set; }

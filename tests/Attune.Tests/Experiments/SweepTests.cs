@@ -157,6 +157,66 @@ public class SweepTests
     }
 
     [Fact]
+    public async Task Workers_sharing_one_store_run_every_cell_exactly_once()
+    {
+        using var m = new Models();
+        var plan = Plan(m) with { Lambdas = [0, 0.5, 1], Languages = ["fr", "es"], Icl = "builtin:nli", If = "builtin", IclLimit = 2, IfLimit = 1, IfMaxTokens = 6 };
+        var cells = new Sweep(plan).Cells();
+        // Two workers, each with its own connection to the same SQLite file, side by side.
+        var workers = Enumerable.Range(0, 2).Select(_ => new Sweep(plan)).ToList();
+        var ran = await Task.WhenAll(workers.Select(w => Task.Run(async () =>
+        {
+            using var store = new ResultsStore(m["shared.db"]);
+            return await w.RunAsync(store, store.BeginRun("test", "test", plan.ToJson()), cells);
+        })));
+        Assert.Equal(cells.Count, ran.Sum()); // no cell run twice, none lost, no duplicate-key failure
+        using (var store = new ResultsStore(m["shared.db"]))
+            Assert.Equal(cells.Select(c => c.Key).Order(), store.Cells().Select(c => c.Key).Order());
+    }
+
+    [Fact]
+    public async Task A_dead_workers_claim_expires_and_a_live_ones_is_respected()
+    {
+        using var m = new Models();
+        var plan = Plan(m) with { Lambdas = [0], Languages = ["fr"], Icl = "builtin:nli", If = null, IclLimit = 2 };
+        var sweep = new Sweep(plan) { Lease = TimeSpan.FromMinutes(1) };
+        var cells = sweep.Cells();
+        using var store = new ResultsStore(m["claims.db"]);
+        // A live worker holds the λ = 0 cell; a killed one left a claim on the URIAL cell that has expired.
+        using (var live = store.TryClaim(cells[0].Key, "other/1", TimeSpan.FromMinutes(5)))
+        {
+            Assert.NotNull(live);
+            Assert.Null(store.TryClaim(cells[0].Key, "another/2", TimeSpan.FromMinutes(5)));
+            using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={m["claims.db"]};Pooling=False"))
+            {
+                db.Open();
+                using var cmd = db.CreateCommand();
+                cmd.CommandText = $"INSERT INTO claims (key, worker, expires) VALUES ('{cells[1].Key}', 'dead/3', '{DateTime.UtcNow.AddMinutes(-1):O}')";
+                cmd.ExecuteNonQuery();
+            }
+            // λ = 0, the base with URIAL and the instruct model: all but the held one run, the expired claim's included.
+            Assert.Equal(cells.Count - 1, await sweep.RunAsync(store, store.BeginRun("test", "test", plan.ToJson()), cells));
+            Assert.Equal(1, sweep.ElsewhereCount);
+            Assert.DoesNotContain(cells[0].Key, store.FinishedKeys());
+            Assert.Contains(cells[1].Key, store.FinishedKeys());
+        }
+        // Once the live worker lets go, the cell is anyone's; a finished cell is no one's.
+        Assert.Equal(1, await sweep.RunAsync(store, "again", cells));
+        Assert.Null(store.TryClaim(cells[0].Key, "late/4", TimeSpan.FromMinutes(5)));
+        Assert.Equal(cells.Count, store.Cells().Count);
+    }
+
+    [Fact]
+    public void A_store_given_as_a_URL_is_refused_not_made_a_folder()
+    {
+        using var tmp = new TempDir();
+        var here = Directory.GetCurrentDirectory();
+        var e = Assert.Throws<AttuneException>(() => new ResultsStore("postgresql://user@localhost:5432/db"));
+        Assert.Contains("postgresql://", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(here, "postgresql:")));
+    }
+
+    [Fact]
     public async Task Requests_one_arm_shares_with_another_are_answered_once()
     {
         // λ = 0 is the base itself: its raw few-shot ICL requests are the URIAL arm's, answered once within the run.
