@@ -85,7 +85,7 @@ public static class SweepCommand
         var version = typeof(Sweep).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
         var run = results.BeginRun(string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), version, plan.ToJson());
         int ran = SweepDisplay.Run(io, cells, already, report => sweep.RunAsync(results, run, cells, report, cache, judgeBackend).GetAwaiter().GetResult());
-        io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store, {cells.Count} in all");
+        io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store{(sweep.ElsewhereCount > 0 ? $", {sweep.ElsewhereCount} run by other workers sharing it" : "")}, {cells.Count} in all");
         return Program.Success;
     }
 
