@@ -34,7 +34,7 @@ public static class Report
     public static string Render(ResultsStore store, string format) => format switch
     {
         "html" => Html(store),
-        "md" => Markdown(store.Cells()),
+        "md" => Markdown(store.Cells(withItems: true)),
         "json" => Json(store.Cells()).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }),
         "csv" => Csv(store.Cells()),
         _ => throw new AttuneException(null, "--format", $"\"{format}\" is not html, md, json or csv"),

@@ -102,6 +102,28 @@ public class ReportTests
         Assert.Equal(0.2 - 1.96 * Math.Sqrt(2) * 0.04 / 1.96, difference.Low, 1e-9);
     }
 
+    [Fact]
+    public void With_the_items_the_difference_is_a_paired_bootstrap()
+    {
+        // 20 prompts: the instruct model follows 8, URIAL the same 8 and 4 more. Apart, the two scores' intervals overlap
+        // (0.60 and 0.40, ±0.22 each: not significant); paired, the 4 extra prompts are a difference the interval keeps.
+        static CellResult IfCell(string arm, double? lambda, int followed) => new(arm, arm, lambda, "if", "fr", "m", [],
+            [new Aggregate("if", followed / 20.0, followed / 20.0 - 0.22, followed / 20.0 + 0.22, 20)],
+            Enumerable.Range(0, 20).Select(i => new JsonObject { ["key"] = $"p{i}", ["loose"] = new JsonArray(i < followed) }).ToList(), 0);
+        CellResult[] cells = [IfCell("lambda-1.00", 1, 8), IfCell("base-urial", null, 12)];
+        Assert.False(Findings.Difference(cells[1].Aggregates[0], cells[0].Aggregates[0])!.Value.Significant);
+        var paired = Findings.PairedDifference(cells[1], cells[0], "if")!.Value;
+        Assert.Equal(0.2, paired.Difference, 1e-12);
+        Assert.True(paired.Significant, $"[{paired.Low}, {paired.High}]");
+        var finding = Findings.For(cells, "fr").Single();
+        Assert.Contains("URIAL", finding.Text);
+        Assert.Contains("paired", finding.Text);
+        Assert.True(finding.Significant);
+        // Items that do not pair up (another prompt set) fall back to the intervals.
+        var other = cells[0] with { Items = cells[0].Items.Select((it, i) => new JsonObject { ["key"] = $"q{i}", ["loose"] = it["loose"]!.DeepClone() }).ToList() };
+        Assert.Null(Findings.PairedDifference(cells[1], other, "if"));
+    }
+
     /// <summary>Debian's chromium, which .ci/run installs.</summary>
     static string Chromium()
     {
