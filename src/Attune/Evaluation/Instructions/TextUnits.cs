@@ -144,25 +144,18 @@ public static partial class TextUnits
         or UnicodeCategory.FinalQuotePunctuation or UnicodeCategory.OtherPunctuation;
 
     /// <summary>Python's str.isupper(): at least one cased letter, and none in lower or title case.</summary>
-    public static bool PythonIsUpper(string s)
-    {
-        bool cased = false;
-        foreach (var r in s.EnumerateRunes())
-        {
-            if (Rune.IsLower(r) || Rune.GetUnicodeCategory(r) == UnicodeCategory.TitlecaseLetter) return false;
-            if (Rune.IsUpper(r)) cased = true;
-        }
-        return cased;
-    }
+    public static bool PythonIsUpper(string s) => PythonCase(s, upper: true);
 
     /// <summary>Python's str.islower(): at least one cased letter, and none in upper or title case.</summary>
-    public static bool PythonIsLower(string s)
+    public static bool PythonIsLower(string s) => PythonCase(s, upper: false);
+
+    static bool PythonCase(string s, bool upper)
     {
         bool cased = false;
         foreach (var r in s.EnumerateRunes())
         {
-            if (Rune.IsUpper(r) || Rune.GetUnicodeCategory(r) == UnicodeCategory.TitlecaseLetter) return false;
-            if (Rune.IsLower(r)) cased = true;
+            if ((upper ? Rune.IsLower(r) : Rune.IsUpper(r)) || Rune.GetUnicodeCategory(r) == UnicodeCategory.TitlecaseLetter) return false;
+            if (upper ? Rune.IsUpper(r) : Rune.IsLower(r)) cased = true;
         }
         return cased;
     }

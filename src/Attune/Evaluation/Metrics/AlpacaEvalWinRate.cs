@@ -101,16 +101,20 @@ public sealed record AlpacaEvalWinRate(double WinRate, double StandardError, int
     {
         int n = y.Count;
         var folds = GroupFolds(n);
+        // Each fold's rows, split once for every C.
+        var splits = Enumerable.Range(0, Folds).Select(f =>
+        {
+            var train = Enumerable.Range(0, n).Where(i => folds[i] != f).ToList();
+            return (TrainX: train.Select(i => x[i]).ToList(), TrainY: train.Select(i => y[i]).ToList(), Test: Enumerable.Range(0, n).Where(i => folds[i] == f).ToList());
+        }).ToList();
         double bestScore = double.NegativeInfinity;
         double bestC = Cs[0];
         foreach (var c in Cs)
         {
             double total = 0;
-            for (int f = 0; f < Folds; f++)
+            foreach (var (trainX, trainY, test) in splits)
             {
-                var train = Enumerable.Range(0, n).Where(i => folds[i] != f).ToList();
-                var test = Enumerable.Range(0, n).Where(i => folds[i] == f).ToList();
-                var w = FitL1(train.Select(i => x[i]).ToList(), train.Select(i => y[i]).ToList(), c);
+                var w = FitL1(trainX, trainY, c);
                 double loss = 0;
                 foreach (var i in test)
                 {
