@@ -9,7 +9,7 @@ public static class ReportCommand
 {
     public static Command Build()
     {
-        var store = new Argument<string>("store") { Description = "The results store of a sweep" };
+        var store = new Argument<string>("store") { Description = "The results store of a sweep (a SQLite file or a postgresql:// URL)" };
         var output = new Option<string?>("--out") { Description = "Where to write the report (default: stdout)" };
         var format = new Option<string?>("--format") { Description = "html | md | json | csv (default: from --out's extension, else md)" };
         var cmd = new Command("report", "The study's report: a self-contained HTML page with inline SVG charts, or Markdown, JSON or CSV") { store, output, format };
@@ -17,13 +17,12 @@ public static class ReportCommand
         {
             var io = CliIO.Get();
             var path = parse.GetValue(store)!;
-            if (!File.Exists(path)) throw new AttuneException(path, "not found");
             var outPath = parse.GetValue(output);
             var fmt = parse.GetValue(format) ?? Path.GetExtension(outPath ?? "").TrimStart('.').ToLowerInvariant() switch
             {
                 "html" or "htm" => "html", "json" => "json", "csv" => "csv", _ => "md",
             };
-            using var results = new ResultsStore(path);
+            using var results = SweepCommand.OpenExisting(path);
             var text = Report.Render(results, fmt);
             if (outPath is null) io.Out.Write(text);
             else

@@ -1,10 +1,10 @@
-using Attune.Formats;
+using System.Data;
+using System.Data.Common;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 
 namespace Attune.Experiments;
-
 /// <summary>One finished cell of a study: a model arm on one suite in one language, and what it scored.</summary>
 public sealed record CellResult(
     string Key,
@@ -22,59 +22,112 @@ public sealed record CellResult(
 public sealed record Aggregate(string Name, double Value, double? Low, double? High, int Count);
 
 /// <summary>
-/// The study's results in SQLite (WAL): runs (the command, versions), cells (arm, λ, suite, language,
-/// exact model identity and settings), per-item records and aggregates. Each cell is written in one
-/// transaction as soon as it finishes, so a killed sweep loses at most the cell it was running, and a
-/// rerun skips every cell already here. Stores of sharded runs merge into one.
+/// The study's results: runs (the command, versions), cells (arm, λ, suite, language, exact model identity and
+/// settings), per-item records and aggregates — in a SQLite file (WAL; the default) or a PostgreSQL database shared by
+/// workers on many machines. Each cell is written in one transaction as soon as it finishes, so a killed sweep loses
+/// at most the cell it was running, and a rerun skips every cell already here. Workers sharing a store claim each cell
+/// with a lease before running it (<see cref="TryClaim"/>); a cell is committed at most once. Stores of sharded runs
+/// merge into one, and a study copies between the two kinds.
 /// </summary>
 public sealed class ResultsStore : IDisposable
 {
     public const int SchemaVersion = 1;
-    readonly SqliteConnection _db;
-    public string Path { get; }
+    readonly DbConnection _db;
+    public StoreLocation Location { get; }
+    /// <summary>How messages name the store: the file's path, or the URL without a password.</summary>
+    public string Path => Location.Display;
+    bool IsPostgres => Location is StoreLocation.Postgres;
 
-    public ResultsStore(string path)
+    public ResultsStore(string location) : this(StoreLocation.Parse(location)) { }
+
+    public ResultsStore(StoreLocation location)
     {
-        Path = path;
-        // A URL is not a file name: taken as one it would make a folder named after its scheme.
-        if (System.Text.RegularExpressions.Regex.IsMatch(path, "^[A-Za-z][A-Za-z0-9+.-]*://"))
-            throw new AttuneException(path, $"a {path[..path.IndexOf(':')]}:// store is not one this Attune opens; the results store is a SQLite file (give its path)");
+        Location = location;
         try
         {
-            _db = SqliteDatabase.Open(path, """
-                CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, started TEXT NOT NULL, command TEXT NOT NULL, version TEXT NOT NULL, plan TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS cells (
-                    key TEXT PRIMARY KEY, run TEXT NOT NULL, arm TEXT NOT NULL, lambda REAL, suite TEXT NOT NULL, lang TEXT NOT NULL,
-                    model TEXT NOT NULL, settings TEXT NOT NULL, seconds REAL NOT NULL, finished TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS aggregates (
-                    cell TEXT NOT NULL REFERENCES cells(key) ON DELETE CASCADE, name TEXT NOT NULL, value REAL, low REAL, high REAL, n INTEGER NOT NULL,
-                    PRIMARY KEY (cell, name));
-                CREATE TABLE IF NOT EXISTS items (
-                    cell TEXT NOT NULL REFERENCES cells(key) ON DELETE CASCADE, idx INTEGER NOT NULL, record TEXT NOT NULL,
-                    PRIMARY KEY (cell, idx));
-                CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, worker TEXT NOT NULL, expires TEXT NOT NULL);
-                """);
-            var version = Scalar("SELECT value FROM meta WHERE name = 'schema'");
-            if (version is null) Execute($"INSERT INTO meta (name, value) VALUES ('schema', '{SchemaVersion}')");
-            else if (version != SchemaVersion.ToString())
-                throw new AttuneException(path, $"results store schema {version}; this Attune reads schema {SchemaVersion}");
+            _db = location.Open("attune");
         }
-        catch (Exception e) when (e is SqliteException or AttuneException)
+        catch (SqliteException e) { throw new AttuneException(Path, $"not a results store (SQLite: {e.Message})"); }
+        try
+        {
+            CreateSchema();
+            var version = Scalar("SELECT value FROM meta WHERE name = 'schema'");
+            if (version != SchemaVersion.ToString())
+                throw new AttuneException(Path, int.TryParse(version, out var v) && v > SchemaVersion
+                    ? $"was written by a newer Attune (results store schema {version}; this one reads schema {SchemaVersion}): update Attune to read it"
+                    : $"results store schema {version}; this Attune reads schema {SchemaVersion}");
+        }
+        catch (Exception e) when (e is DbException or AttuneException)
         {
             // A store refused after it was opened must not keep its file open (and locked) until a finalizer runs.
-            _db?.Dispose();
-            if (e is SqliteException sqlite) throw new AttuneException(path, $"not a results store (SQLite: {sqlite.Message})");
+            _db.Dispose();
+            if (e is DbException db) throw new AttuneException(Path, $"not a results store ({Dialect}: {StoreLocation.Message(db)})");
             throw;
         }
     }
 
-    void Execute(string sql) => SqliteDatabase.Execute(_db, sql);
+    string Dialect => IsPostgres ? "PostgreSQL" : "SQLite";
 
-    string? Scalar(string sql)
+    /// <summary>
+    /// The tables, created when missing. The two kinds differ only in types: PostgreSQL's REAL is single precision, so
+    /// scores are DOUBLE PRECISION there, and a claim's expiry is the database server's time (workers' clocks may
+    /// differ) where SQLite, on one machine, keeps it as text.
+    /// </summary>
+    void CreateSchema()
     {
-        using var cmd = _db.CreateCommand();
+        var real = IsPostgres ? "DOUBLE PRECISION" : "REAL";
+        var schema = $"""
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, started TEXT NOT NULL, command TEXT NOT NULL, version TEXT NOT NULL, plan TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS cells (
+                key TEXT PRIMARY KEY, run TEXT NOT NULL, arm TEXT NOT NULL, lambda {real}, suite TEXT NOT NULL, lang TEXT NOT NULL,
+                model TEXT NOT NULL, settings TEXT NOT NULL, seconds {real} NOT NULL, finished TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS aggregates (
+                cell TEXT NOT NULL REFERENCES cells(key) ON DELETE CASCADE, name TEXT NOT NULL, value {real}, low {real}, high {real}, n INTEGER NOT NULL,
+                PRIMARY KEY (cell, name));
+            CREATE TABLE IF NOT EXISTS items (
+                cell TEXT NOT NULL REFERENCES cells(key) ON DELETE CASCADE, idx INTEGER NOT NULL, record TEXT NOT NULL,
+                PRIMARY KEY (cell, idx));
+            CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, worker TEXT NOT NULL, expires {(IsPostgres ? "TIMESTAMPTZ" : "TEXT")} NOT NULL);
+            INSERT INTO meta (name, value) VALUES ('schema', '{SchemaVersion}') ON CONFLICT (name) DO NOTHING;
+            """;
+        using var tx = Begin();
+        // Workers starting together on a new database would race to create the same tables: one at a time.
+        if (IsPostgres) Execute("SELECT pg_advisory_xact_lock(4747202601)", tx);
+        Execute(schema, tx);
+        tx.Commit();
+    }
+
+    /// <summary>A write transaction: SQLite's takes the write lock at once (BEGIN IMMEDIATE), so two processes never deadlock upgrading.</summary>
+    DbTransaction Begin() => _db is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : _db.BeginTransaction();
+
+    DbCommand Command(string sql, DbTransaction? tx, params (string Name, object? Value)[] parameters)
+    {
+        var cmd = _db.CreateCommand();
         cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        foreach (var (name, value) in parameters) AddParameter(cmd, name, value);
+        return cmd;
+    }
+
+    static DbParameter AddParameter(DbCommand cmd, string name, object? value)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        p.Value = value ?? DBNull.Value;
+        cmd.Parameters.Add(p);
+        return p;
+    }
+
+    int Execute(string sql, DbTransaction? tx = null, params (string, object?)[] parameters)
+    {
+        using var cmd = Command(sql, tx, parameters);
+        return cmd.ExecuteNonQuery();
+    }
+
+    string? Scalar(string sql, DbTransaction? tx = null, params (string, object?)[] parameters)
+    {
+        using var cmd = Command(sql, tx, parameters);
         return cmd.ExecuteScalar()?.ToString();
     }
 
@@ -82,23 +135,29 @@ public sealed class ResultsStore : IDisposable
     public string BeginRun(string command, string version, JsonObject plan)
     {
         var id = Guid.NewGuid().ToString("N")[..12];
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "INSERT INTO runs (id, started, command, version, plan) VALUES ($id, $started, $command, $version, $plan)";
-        cmd.Parameters.AddWithValue("$id", id);
-        cmd.Parameters.AddWithValue("$started", DateTime.UtcNow.ToString("O"));
-        cmd.Parameters.AddWithValue("$command", command);
-        cmd.Parameters.AddWithValue("$version", version);
-        cmd.Parameters.AddWithValue("$plan", plan.ToJsonString());
-        cmd.ExecuteNonQuery();
+        Writing(() => Execute("INSERT INTO runs (id, started, command, version, plan) VALUES (@id, @started, @command, @version, @plan)", null,
+            ("@id", id), ("@started", DateTime.UtcNow.ToString("O")), ("@command", command), ("@version", version), ("@plan", plan.ToJsonString())));
         return id;
     }
+
+    /// <summary>A run as recorded: its id, when it started, the command line, Attune's version and the plan.</summary>
+    public sealed record Run(string Id, string Started, string Command, string Version, string Plan);
+
+    /// <summary>Every run recorded in the store, in the order they started.</summary>
+    public List<Run> Runs() => Reading(() =>
+    {
+        var runs = new List<Run>();
+        using var cmd = Command("SELECT id, started, command, version, plan FROM runs", null);
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) runs.Add(new Run(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4)));
+        return runs.OrderBy(x => x.Started, StringComparer.Ordinal).ThenBy(x => x.Id, StringComparer.Ordinal).ToList();
+    });
 
     /// <summary>The keys of the cells already finished.</summary>
     public HashSet<string> FinishedKeys() => Reading(() =>
     {
         var keys = new HashSet<string>();
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT key FROM cells";
+        using var cmd = Command("SELECT key FROM cells", null);
         using var r = cmd.ExecuteReader();
         while (r.Read()) keys.Add(r.GetString(0));
         return keys;
@@ -108,90 +167,82 @@ public sealed class ResultsStore : IDisposable
     /// Writes a finished cell, its aggregates and items, in one transaction, and ends its claim; false (nothing
     /// written) when another process sharing the store has committed it meanwhile.
     /// </summary>
-    public bool Commit(string run, CellResult cell)
+    public bool Commit(string run, CellResult cell) => Writing(() =>
     {
-        using var tx = _db.BeginTransaction(deferred: false);
-        if (Exists(tx, cell.Key)) return false;
-        Insert(tx, run, cell, DateTime.UtcNow.ToString("O"));
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = "DELETE FROM claims WHERE key = $key";
-            cmd.Parameters.AddWithValue("$key", cell.Key);
-            cmd.ExecuteNonQuery();
-        }
+        using var tx = Begin();
+        if (!Insert(tx, run, cell, DateTime.UtcNow.ToString("O"))) return false;
+        Execute("DELETE FROM claims WHERE key = @key", tx, ("@key", cell.Key));
         tx.Commit();
         return true;
-    }
+    });
 
-    bool Exists(SqliteTransaction tx, string key)
-    {
-        using var cmd = _db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "SELECT 1 FROM cells WHERE key = $key";
-        cmd.Parameters.AddWithValue("$key", key);
-        return cmd.ExecuteScalar() is not null;
-    }
+    bool Exists(DbTransaction tx, string key) => Scalar("SELECT 1 FROM cells WHERE key = @key", tx, ("@key", key)) is not null;
 
     /// <summary>
     /// Claims a cell for <paramref name="worker"/> so that other processes sharing the store skip it: null when the cell
-    /// is finished or another worker's lease on it has not expired. The returned lease renews itself while held (on a
-    /// connection of its own) and gives the claim up when disposed; a worker killed mid-cell leaves a claim that
-    /// expires after <paramref name="lease"/>, and the cell goes to whoever asks next.
+    /// is finished or another worker holds it (its lease has not expired, or it is claiming it this moment). The
+    /// returned lease renews itself while held (on a connection of its own) and gives the claim up when disposed; a
+    /// worker killed mid-cell leaves a claim that expires after <paramref name="lease"/>, and the cell goes to whoever
+    /// asks next. On PostgreSQL the claim row is locked with <c>FOR UPDATE SKIP LOCKED</c> and expiry is the server's
+    /// clock; on SQLite the write lock (BEGIN IMMEDIATE) serialises claims and expiry is this machine's clock.
     /// </summary>
-    public CellLease? TryClaim(string key, string worker, TimeSpan lease)
+    public CellLease? TryClaim(string key, string worker, TimeSpan lease) => Writing(() =>
     {
-        using var tx = _db.BeginTransaction(deferred: false);
+        using var tx = Begin();
         if (Exists(tx, key)) return null;
-        var now = DateTime.UtcNow;
-        using (var cmd = _db.CreateCommand())
+        if (IsPostgres)
         {
-            cmd.Transaction = tx;
-            cmd.CommandText = "SELECT worker, expires FROM claims WHERE key = $key";
-            cmd.Parameters.AddWithValue("$key", key);
-            using var r = cmd.ExecuteReader();
-            if (r.Read() && r.GetString(0) != worker && DateTime.Parse(r.GetString(1), null, System.Globalization.DateTimeStyles.RoundtripKind) > now) return null;
+            Execute("INSERT INTO claims (key, worker, expires) VALUES (@key, '', '-infinity') ON CONFLICT (key) DO NOTHING", tx, ("@key", key));
+            using (var cmd = Command("SELECT worker, expires > now() FROM claims WHERE key = @key FOR UPDATE SKIP LOCKED", tx, ("@key", key)))
+            using (var r = cmd.ExecuteReader())
+            {
+                if (!r.Read()) return null; // another worker is claiming it right now
+                if (r.GetString(0) != worker && r.GetBoolean(1)) return null;
+            }
+            if (Exists(tx, key)) return null; // finished by the worker whose claim was just let go
+            Execute("UPDATE claims SET worker = @worker, expires = now() + make_interval(secs => @secs) WHERE key = @key", tx,
+                ("@key", key), ("@worker", worker), ("@secs", lease.TotalSeconds));
         }
-        using (var cmd = _db.CreateCommand())
+        else
         {
-            cmd.Transaction = tx;
-            cmd.CommandText = "INSERT INTO claims (key, worker, expires) VALUES ($key, $worker, $expires) ON CONFLICT(key) DO UPDATE SET worker = excluded.worker, expires = excluded.expires";
-            cmd.Parameters.AddWithValue("$key", key);
-            cmd.Parameters.AddWithValue("$worker", worker);
-            cmd.Parameters.AddWithValue("$expires", (now + lease).ToString("O"));
-            cmd.ExecuteNonQuery();
+            var now = DateTime.UtcNow;
+            using (var cmd = Command("SELECT worker, expires FROM claims WHERE key = @key", tx, ("@key", key)))
+            using (var r = cmd.ExecuteReader())
+                if (r.Read() && r.GetString(0) != worker && DateTime.Parse(r.GetString(1), null, System.Globalization.DateTimeStyles.RoundtripKind) > now) return null;
+            Execute("INSERT INTO claims (key, worker, expires) VALUES (@key, @worker, @expires) ON CONFLICT (key) DO UPDATE SET worker = excluded.worker, expires = excluded.expires", tx,
+                ("@key", key), ("@worker", worker), ("@expires", (now + lease).ToString("O")));
         }
         tx.Commit();
-        return new CellLease(Path, key, worker, lease);
-    }
+        return new CellLease(Location, key, worker, lease);
+    });
 
-    void Insert(SqliteTransaction tx, string run, CellResult cell, string finished)
+    /// <summary>The cells claimed now: key, worker, and whether the lease is still live (for tests and the bench).</summary>
+    public List<(string Key, string Worker, bool Live)> Claims() => Reading(() =>
     {
-        using (var cmd = _db.CreateCommand())
+        var claims = new List<(string, string, bool)>();
+        using var cmd = Command(IsPostgres ? "SELECT key, worker, expires > now() FROM claims" : "SELECT key, worker, expires FROM claims", null);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            claims.Add((r.GetString(0), r.GetString(1), IsPostgres ? r.GetBoolean(2)
+                : DateTime.Parse(r.GetString(2), null, System.Globalization.DateTimeStyles.RoundtripKind) > DateTime.UtcNow));
+        return claims;
+    });
+
+    /// <summary>Inserts a cell with its aggregates and items; false (nothing written) when the store has the cell already.</summary>
+    bool Insert(DbTransaction tx, string run, CellResult cell, string finished)
+    {
+        int added = Execute("""
+            INSERT INTO cells (key, run, arm, lambda, suite, lang, model, settings, seconds, finished)
+            VALUES (@key, @run, @arm, @lambda, @suite, @lang, @model, @settings, @seconds, @finished)
+            ON CONFLICT (key) DO NOTHING
+            """, tx,
+            ("@key", cell.Key), ("@run", run), ("@arm", cell.Arm), ("@lambda", cell.Lambda), ("@suite", cell.Suite), ("@lang", cell.Language),
+            ("@model", cell.ModelIdentity), ("@settings", cell.Settings.ToJsonString()), ("@seconds", cell.Seconds), ("@finished", finished));
+        if (added == 0) return false;
+        using (var cmd = Command("INSERT INTO aggregates (cell, name, value, low, high, n) VALUES (@cell, @name, @value, @low, @high, @n)", tx))
         {
-            cmd.Transaction = tx;
-            cmd.CommandText = """
-                INSERT INTO cells (key, run, arm, lambda, suite, lang, model, settings, seconds, finished)
-                VALUES ($key, $run, $arm, $lambda, $suite, $lang, $model, $settings, $seconds, $finished)
-                """;
-            cmd.Parameters.AddWithValue("$key", cell.Key);
-            cmd.Parameters.AddWithValue("$run", run);
-            cmd.Parameters.AddWithValue("$arm", cell.Arm);
-            cmd.Parameters.AddWithValue("$lambda", cell.Lambda is double l ? l : DBNull.Value);
-            cmd.Parameters.AddWithValue("$suite", cell.Suite);
-            cmd.Parameters.AddWithValue("$lang", cell.Language);
-            cmd.Parameters.AddWithValue("$model", cell.ModelIdentity);
-            cmd.Parameters.AddWithValue("$settings", cell.Settings.ToJsonString());
-            cmd.Parameters.AddWithValue("$seconds", cell.Seconds);
-            cmd.Parameters.AddWithValue("$finished", finished);
-            cmd.ExecuteNonQuery();
-        }
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = "INSERT INTO aggregates (cell, name, value, low, high, n) VALUES ($cell, $name, $value, $low, $high, $n)";
-            var (c, name, value, low, high, n) = (cmd.Parameters.Add("$cell", SqliteType.Text), cmd.Parameters.Add("$name", SqliteType.Text),
-                cmd.Parameters.Add("$value", SqliteType.Real), cmd.Parameters.Add("$low", SqliteType.Real), cmd.Parameters.Add("$high", SqliteType.Real), cmd.Parameters.Add("$n", SqliteType.Integer));
+            var (c, name, value, low, high, n) = (Typed(cmd, "@cell", DbType.String), Typed(cmd, "@name", DbType.String), Typed(cmd, "@value", DbType.Double),
+                Typed(cmd, "@low", DbType.Double), Typed(cmd, "@high", DbType.Double), Typed(cmd, "@n", DbType.Int32));
             foreach (var a in cell.Aggregates)
             {
                 c.Value = cell.Key; name.Value = a.Name;
@@ -202,46 +253,52 @@ public sealed class ResultsStore : IDisposable
                 cmd.ExecuteNonQuery();
             }
         }
-        using (var cmd = _db.CreateCommand())
+        using (var cmd = Command("INSERT INTO items (cell, idx, record) VALUES (@cell, @idx, @record)", tx))
         {
-            cmd.Transaction = tx;
-            cmd.CommandText = "INSERT INTO items (cell, idx, record) VALUES ($cell, $idx, $record)";
-            var (c, idx, record) = (cmd.Parameters.Add("$cell", SqliteType.Text), cmd.Parameters.Add("$idx", SqliteType.Integer), cmd.Parameters.Add("$record", SqliteType.Text));
+            var (c, idx, record) = (Typed(cmd, "@cell", DbType.String), Typed(cmd, "@idx", DbType.Int32), Typed(cmd, "@record", DbType.String));
             for (int i = 0; i < cell.Items.Count; i++)
             {
                 c.Value = cell.Key; idx.Value = i; record.Value = cell.Items[i].ToJsonString();
                 cmd.ExecuteNonQuery();
             }
         }
+        return true;
     }
 
-    /// <summary>Every finished cell, with aggregates (and items when asked).</summary>
+    static DbParameter Typed(DbCommand cmd, string name, DbType type)
+    {
+        var p = AddParameter(cmd, name, null);
+        p.DbType = type;
+        return p;
+    }
+
+    /// <summary>
+    /// Every finished cell, with aggregates (and items when asked), in a fixed order (arm, λ with none first, suite,
+    /// language, key; aggregates by name) compared ordinally, so both kinds of store list a study alike.
+    /// </summary>
     public List<CellResult> Cells(bool withItems = false) => Reading(() =>
     {
         var cells = new List<CellResult>();
         var aggregates = new Dictionary<string, List<Aggregate>>();
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.CommandText = "SELECT cell, name, value, low, high, n FROM aggregates ORDER BY cell, name";
-            using var r = cmd.ExecuteReader();
+        using (var cmd = Command("SELECT cell, name, value, low, high, n FROM aggregates", null))
+        using (var r = cmd.ExecuteReader())
             while (r.Read())
             {
                 var list = aggregates.TryGetValue(r.GetString(0), out var l) ? l : aggregates[r.GetString(0)] = [];
                 list.Add(new Aggregate(r.GetString(1), r.IsDBNull(2) ? double.NaN : r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDouble(3),
                     r.IsDBNull(4) ? null : r.GetDouble(4), r.GetInt32(5)));
             }
-        }
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.CommandText = "SELECT key, arm, lambda, suite, lang, model, settings, seconds FROM cells ORDER BY arm, lambda, suite, lang, key";
-            using var r = cmd.ExecuteReader();
+        foreach (var list in aggregates.Values) list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        using (var cmd = Command("SELECT key, arm, lambda, suite, lang, model, settings, seconds FROM cells", null))
+        using (var r = cmd.ExecuteReader())
             while (r.Read())
             {
                 var key = r.GetString(0);
                 cells.Add(new CellResult(key, r.GetString(1), r.IsDBNull(2) ? null : r.GetDouble(2), r.GetString(3), r.GetString(4), r.GetString(5),
                     ObjectColumn(r.GetString(6), $"cell {key}: settings"), aggregates.GetValueOrDefault(key) ?? [], [], r.GetDouble(7)));
             }
-        }
+        cells = cells.OrderBy(c => c.Arm, StringComparer.Ordinal).ThenBy(c => c.Lambda is null ? 0 : 1).ThenBy(c => c.Lambda)
+            .ThenBy(c => c.Suite, StringComparer.Ordinal).ThenBy(c => c.Language, StringComparer.Ordinal).ThenBy(c => c.Key, StringComparer.Ordinal).ToList();
         if (withItems) cells = cells.Select(c => c with { Items = Items(c.Key) }).ToList();
         return cells;
     });
@@ -249,24 +306,39 @@ public sealed class ResultsStore : IDisposable
     public List<JsonObject> Items(string cell) => Reading(() =>
     {
         var items = new List<JsonObject>();
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT record FROM items WHERE cell = $cell ORDER BY idx";
-        cmd.Parameters.AddWithValue("$cell", cell);
+        using var cmd = Command("SELECT record FROM items WHERE cell = @cell ORDER BY idx", null, ("@cell", cell));
         using var r = cmd.ExecuteReader();
         while (r.Read()) items.Add(ObjectColumn(r.GetString(0), $"cell {cell}: item {items.Count}"));
         return items;
     });
 
+    /// <summary>Which run committed each cell, and when.</summary>
+    public Dictionary<string, (string Run, string Finished)> CellRuns() => Reading(() =>
+    {
+        var runs = new Dictionary<string, (string, string)>();
+        using var cmd = Command("SELECT key, run, finished FROM cells", null);
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) runs[r.GetString(0)] = (r.GetString(1), r.GetString(2));
+        return runs;
+    });
+
     /// <summary>
-    /// Runs a read of the store; a file damaged on disk (SQLite's "malformed") or rows not as Attune writes them
-    /// (NULL or out-of-range values put there by another tool) are an error naming the store.
+    /// Runs a read of the store; a file damaged on disk (SQLite's "malformed"), a lost connection, or rows not as Attune
+    /// writes them (NULL or out-of-range values put there by another tool) are an error naming the store.
     /// </summary>
     T Reading<T>(Func<T> read)
     {
         try { return read(); }
-        catch (SqliteException e) { throw new AttuneException(Path, $"cannot read the results store (SQLite: {e.Message})"); }
+        catch (DbException e) { throw new AttuneException(Path, $"cannot read the results store ({Dialect}: {StoreLocation.Message(e)})"); }
         catch (Exception e) when (e is InvalidOperationException or InvalidCastException or OverflowException or FormatException)
         { throw new AttuneException(Path, $"a value in the results store is not as Attune writes it: {e.Message}"); }
+    }
+
+    /// <summary>Runs a write; a database error (a lost connection, a full disk) is one line naming the store.</summary>
+    T Writing<T>(Func<T> write)
+    {
+        try { return write(); }
+        catch (DbException e) { throw new AttuneException(Path, $"cannot write to the results store ({Dialect}: {StoreLocation.Message(e)})"); }
     }
 
     JsonObject ObjectColumn(string json, string where)
@@ -277,81 +349,84 @@ public sealed class ResultsStore : IDisposable
     }
 
     /// <summary>
-    /// Copies into this store the runs and cells of <paramref name="other"/> that it lacks (shards of one
-    /// sweep); a cell present in both is kept once. Returns the number of cells added.
+    /// Copies into this store the runs and cells of <paramref name="other"/> that it lacks (shards of one sweep, or a
+    /// study moving between SQLite and PostgreSQL), each cell with the run and finishing time it had; a cell present in
+    /// both is kept once. All in one transaction. Returns the number of cells added.
     /// </summary>
     public int Merge(ResultsStore other)
     {
-        var have = FinishedKeys();
-        int added = 0;
-        using var tx = _db.BeginTransaction();
-        using (var cmd = other._db.CreateCommand())
+        var runs = other.Runs();
+        var cellRuns = other.CellRuns();
+        var cells = other.Cells(withItems: true);
+        return Writing(() =>
         {
-            cmd.CommandText = "SELECT id, started, command, version, plan FROM runs";
-            using var r = cmd.ExecuteReader();
-            while (r.Read())
-            {
-                using var insert = _db.CreateCommand();
-                insert.Transaction = tx;
-                insert.CommandText = "INSERT OR IGNORE INTO runs (id, started, command, version, plan) VALUES ($a, $b, $c, $d, $e)";
-                for (int i = 0; i < 5; i++) insert.Parameters.AddWithValue("$" + (char)('a' + i), r.GetString(i));
-                insert.ExecuteNonQuery();
-            }
-        }
-        var runs = new Dictionary<string, (string Run, string Finished)>();
-        using (var cmd = other._db.CreateCommand())
-        {
-            cmd.CommandText = "SELECT key, run, finished FROM cells";
-            using var r = cmd.ExecuteReader();
-            while (r.Read()) runs[r.GetString(0)] = (r.GetString(1), r.GetString(2));
-        }
-        foreach (var cell in other.Cells(withItems: true))
-        {
-            if (!have.Add(cell.Key)) continue;
-            Insert(tx, runs[cell.Key].Run, cell, runs[cell.Key].Finished);
-            added++;
-        }
-        tx.Commit();
-        return added;
+            int added = 0;
+            using var tx = Begin();
+            foreach (var run in runs)
+                Execute("INSERT INTO runs (id, started, command, version, plan) VALUES (@id, @started, @command, @version, @plan) ON CONFLICT (id) DO NOTHING", tx,
+                    ("@id", run.Id), ("@started", run.Started), ("@command", run.Command), ("@version", run.Version), ("@plan", run.Plan));
+            foreach (var cell in cells)
+                if (Insert(tx, cellRuns[cell.Key].Run, cell, cellRuns[cell.Key].Finished)) added++;
+            tx.Commit();
+            return added;
+        });
     }
 
     public void Dispose() => _db.Dispose();
 }
 
-/// <summary>A worker's hold on a cell of a shared store: renewed every third of the lease until disposed, then given up.</summary>
+/// <summary>A worker's hold on a cell of a shared store: renewed every third of the lease (a heartbeat) until disposed, then given up.</summary>
 public sealed class CellLease : IDisposable
 {
-    readonly SqliteConnection _db;
+    readonly DbConnection _db;
     readonly Timer _renew;
     readonly object _gate = new();
     readonly string _key, _worker;
     readonly TimeSpan _lease;
+    readonly bool _postgres;
     bool _disposed;
 
-    internal CellLease(string path, string key, string worker, TimeSpan lease)
+    internal CellLease(StoreLocation location, string key, string worker, TimeSpan lease)
     {
-        (_key, _worker, _lease) = (key, worker, lease);
-        _db = SqliteDatabase.Open(path, "SELECT 1");
+        (_key, _worker, _lease, _postgres) = (key, worker, lease, location is StoreLocation.Postgres);
+        _db = location.Open("attune-lease");
         _renew = new Timer(_ => Renew(), null, lease / 3, lease / 3);
     }
+
+    /// <summary>Heartbeats so far (for tests).</summary>
+    public int Renewals { get; private set; }
 
     void Renew()
     {
         lock (_gate)
         {
             if (_disposed) return;
-            try { Run("UPDATE claims SET expires = $expires WHERE key = $key AND worker = $worker", (DateTime.UtcNow + _lease).ToString("O")); }
-            catch (SqliteException) { } // busy past the timeout: the next renewal tries again, well before the lease ends
+            try
+            {
+                Run(_postgres ? "UPDATE claims SET expires = now() + make_interval(secs => @secs) WHERE key = @key AND worker = @worker"
+                    : "UPDATE claims SET expires = @expires WHERE key = @key AND worker = @worker", renew: true);
+                Renewals++;
+            }
+            catch (DbException) { } // busy past the timeout, or the connection dropped: the next heartbeat tries again, well before the lease ends
         }
     }
 
-    void Run(string sql, string? expires = null)
+    void Run(string sql, bool renew = false)
     {
         using var cmd = _db.CreateCommand();
         cmd.CommandText = sql;
-        cmd.Parameters.AddWithValue("$key", _key);
-        cmd.Parameters.AddWithValue("$worker", _worker);
-        if (expires is not null) cmd.Parameters.AddWithValue("$expires", expires);
+        foreach (var (name, value) in new (string, object)[] { ("@key", _key), ("@worker", _worker) })
+        {
+            var p = cmd.CreateParameter();
+            (p.ParameterName, p.Value) = (name, value);
+            cmd.Parameters.Add(p);
+        }
+        if (renew)
+        {
+            var p = cmd.CreateParameter();
+            (p.ParameterName, p.Value) = _postgres ? ("@secs", (object)_lease.TotalSeconds) : ("@expires", (DateTime.UtcNow + _lease).ToString("O"));
+            cmd.Parameters.Add(p);
+        }
         cmd.ExecuteNonQuery();
     }
 
@@ -363,8 +438,8 @@ public sealed class CellLease : IDisposable
             _disposed = true;
         }
         _renew.Dispose();
-        try { Run("DELETE FROM claims WHERE key = $key AND worker = $worker"); }
-        catch (SqliteException) { } // the claim expires by itself
+        try { Run("DELETE FROM claims WHERE key = @key AND worker = @worker"); }
+        catch (DbException) { } // the claim expires by itself
         _db.Dispose();
     }
 }

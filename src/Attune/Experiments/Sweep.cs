@@ -18,8 +18,11 @@ namespace Attune.Experiments;
 /// <summary>What a sweep measures: the models (arms), the suites and the languages.</summary>
 public sealed record SweepPlan
 {
-    public required ModelReference Base { get; init; }
-    public required ModelReference Instruct { get; init; }
+    /// <summary>The base and instruct models whose interpolations are the λ arms (with the URIAL base and the instruct arm); null: arms only from <see cref="ExtraArms"/>.</summary>
+    public ModelReference? Base { get; init; }
+    public ModelReference? Instruct { get; init; }
+    /// <summary>Arms named on the command line (<c>--arm NAME=MODEL</c>): served models, folders, GGUF files, interpolations.</summary>
+    public IReadOnlyList<ArmSpec> ExtraArms { get; init; } = [];
     public IReadOnlyList<Lambda> Lambdas { get; init; } = [new(0), new(0.25), new(0.5), new(0.75), new(1)];
     public IReadOnlyList<string> Languages { get; init; } = ["en", "fr", "es"];
     /// <summary>ICL tasks (builtin:all, builtin:TYPE, files); null: no ICL suite.</summary>
@@ -63,7 +66,8 @@ public sealed record SweepPlan
 
     public JsonObject ToJson() => new()
     {
-        ["base"] = Base.Spec, ["instruct"] = Instruct.Spec,
+        ["base"] = Base?.Spec, ["instruct"] = Instruct?.Spec,
+        ["arms"] = ExtraArms.Count == 0 ? null : new JsonObject(ExtraArms.Select(a => KeyValuePair.Create(a.Name, (JsonNode?)a.Model.Spec))),
         ["lambdas"] = new JsonArray(Lambdas.Select(l => (JsonNode)l.Value).ToArray()),
         ["langs"] = new JsonArray(Languages.Select(l => (JsonNode)l).ToArray()),
         ["icl"] = Icl, ["include_path"] = IncludePaths.Count == 0 ? null : new JsonArray(IncludePaths.Select(p => (JsonNode)p).ToArray()), ["if"] = If, ["dpo"] = Dpo?.Spec, ["sft"] = Sft?.Spec, ["urial_shots"] = UrialShots,
@@ -76,6 +80,30 @@ public sealed record SweepPlan
 
 /// <summary>One model configuration of the study: how it is loaded and how it is prompted for instructions.</summary>
 public sealed record Arm(string Name, Lambda? Lambda, ModelReference Model, PromptMode IfMode);
+
+/// <summary>
+/// An arm named on the command line, <c>NAME=MODEL</c>. The name says what the arm is, as the sweep names its own:
+/// <c>lambda-X</c> is the interpolation at λ = X (so served λ models draw the λ curve), a name ending in <c>urial</c>
+/// is prompted with URIAL (a base model), any other is prompted through its chat template.
+/// </summary>
+public sealed record ArmSpec(string Name, ModelReference Model)
+{
+    public static ArmSpec Parse(string text, string field = "--arm")
+    {
+        int eq = text.IndexOf('=');
+        if (eq <= 0 || eq == text.Length - 1) throw new AttuneException(null, field, $"\"{text}\" is not NAME=MODEL");
+        var name = text[..eq];
+        if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z0-9][A-Za-z0-9._-]*$"))
+            throw new AttuneException(null, field, $"arm name \"{name}\": use letters, digits, '.', '_' and '-'");
+        if (name.StartsWith("lambda-", StringComparison.Ordinal) && !Lambda.TryParse(name["lambda-".Length..], out _))
+            throw new AttuneException(null, field, $"arm name \"{name}\": lambda-X names the interpolation at λ = X, and \"{name["lambda-".Length..]}\" is not a number");
+        return new ArmSpec(name, ModelReference.Parse(text[(eq + 1)..], field));
+    }
+
+    public Arm ToArm() => new(Name,
+        Name.StartsWith("lambda-", StringComparison.Ordinal) ? Lambda.Parse(Name["lambda-".Length..]) : null,
+        Model, Name.EndsWith("urial", StringComparison.Ordinal) ? PromptMode.Urial : PromptMode.Chat);
+}
 
 /// <summary>A cell: an arm on one suite in one language; its key names exactly what it computes.</summary>
 public sealed record Cell(Arm Arm, string Suite, string Language, string Key, JsonObject Settings);
@@ -95,11 +123,16 @@ public sealed class Sweep(SweepPlan plan)
     {
         // λ = 0 is the base's own weights (W_B + 0·Δ is W_B bit for bit): the arm names the base, so that requests it shares
         // with the URIAL arm (raw few-shot ICL) are answered once. λ = 1 is not W_I bit for bit, so it stays an interpolation.
-        var arms = plan.Lambdas.Select(l => new Arm(l.Name, l, l.Value == 0 ? plan.Base : new ModelReference.Interpolation(plan.Base, plan.Instruct, l), PromptMode.Chat)).ToList();
-        arms.Add(new Arm("base-urial", null, plan.Base, PromptMode.Urial));
-        if (!plan.Lambdas.Contains(new Lambda(1))) arms.Add(new Arm("instruct", null, plan.Instruct, PromptMode.Chat));
+        var arms = new List<Arm>();
+        if (plan.Base is { } b && plan.Instruct is { } i)
+        {
+            arms.AddRange(plan.Lambdas.Select(l => new Arm(l.Name, l, l.Value == 0 ? b : new ModelReference.Interpolation(b, i, l), PromptMode.Chat)));
+            arms.Add(new Arm("base-urial", null, b, PromptMode.Urial));
+            if (!plan.Lambdas.Contains(new Lambda(1))) arms.Add(new Arm("instruct", null, i, PromptMode.Chat));
+        }
         if (plan.Dpo is { } dpo) arms.Add(new Arm("dpo", null, dpo, PromptMode.Chat));
         if (plan.Sft is { } sft) arms.Add(new Arm("sft", null, sft, PromptMode.Chat));
+        arms.AddRange(plan.ExtraArms.Select(a => a.ToArm()));
         return arms;
     }
 
@@ -110,7 +143,10 @@ public sealed class Sweep(SweepPlan plan)
         var identities = new Dictionary<ModelReference, string>();
         foreach (var arm in Arms())
         {
-            var identity = identities.TryGetValue(arm.Model, out var id) ? id : identities[arm.Model] = arm.Model.LocalIdentity();
+            // A served model's key names its address and name (every worker reaches the same server); the cell records the
+            // identity the server reports (attune serve adds its files' fingerprint) when it runs.
+            var identity = identities.TryGetValue(arm.Model, out var id) ? id
+                : identities[arm.Model] = arm.Model.IsLocal ? arm.Model.LocalIdentity() : "remote:" + arm.Model.Spec;
             foreach (var suite in Suites)
                 foreach (var lang in plan.Languages)
                 {
@@ -120,7 +156,7 @@ public sealed class Sweep(SweepPlan plan)
                     {
                         "icl" => new JsonObject { ["tasks"] = plan.Icl, ["shots"] = plan.IclShots, ["limit"] = plan.IclLimit },
                         "if" => new JsonObject { ["suite"] = plan.If, ["mode"] = mode, ["urial_shots"] = plan.UrialShots, ["limit"] = plan.IfLimit, ["max_tokens"] = plan.IfMaxTokens },
-                        "shift" => new JsonObject { ["base"] = plan.Base.Spec, ["set"] = plan.JudgeSet, ["mode"] = mode, ["limit"] = plan.ShiftLimit, ["max_tokens"] = plan.ShiftMaxTokens },
+                        "shift" => new JsonObject { ["base"] = plan.Base?.Spec, ["set"] = plan.JudgeSet, ["mode"] = mode, ["limit"] = plan.ShiftLimit, ["max_tokens"] = plan.ShiftMaxTokens },
                         _ => new JsonObject
                         {
                             ["judge"] = plan.Judge?.Spec, ["set"] = plan.JudgeSet, ["both_orders"] = plan.JudgeBothOrders, ["mode"] = mode,
@@ -180,49 +216,85 @@ public sealed class Sweep(SweepPlan plan)
         ElsewhereCount = 0;
         cache ??= runCache;
         var judgeRunner = judge is null ? null : new RequestRunner(judge, cache);
+        await CheckServedArms(todo, cancel);
         int done = cells.Count - todo.Count, ran = 0;
         LanguageModel? shiftBase = null; // loaded for the first shift cell, once
         try
         {
-            foreach (var group in todo.GroupBy(c => c.Arm))
+            // Cells another worker holds are passed over and asked again once this worker has nothing else: finished by
+            // then, or their lease expired (that worker died) and this one runs them.
+            for (var pending = todo; pending.Count > 0;)
             {
-                cancel.ThrowIfCancellationRequested();
-                using var backend = ModelBackends.Open(group.Key.Model);
-                var runner = new RequestRunner(backend, cache);
-                foreach (var cell in group)
+                var held = new List<Cell>();
+                foreach (var group in pending.GroupBy(c => c.Arm))
                 {
-                    cancel.ThrowIfCancellationRequested();
-                    // Another process sharing the store may have finished this cell, or be running it now.
-                    using var lease = store.TryClaim(cell.Key, Worker, Lease);
-                    if (lease is null)
+                    IModelBackend? backend = null; // opened for the first cell this worker claims, so an arm others are running costs nothing
+                    RequestRunner? runner = null;
+                    try
                     {
-                        done++;
-                        ElsewhereCount++;
-                        progress?.Invoke(new Progress(cell, true, 0, done, cells.Count));
-                        continue;
+                        foreach (var cell in group)
+                        {
+                            cancel.ThrowIfCancellationRequested();
+                            using var lease = store.TryClaim(cell.Key, Worker, Lease);
+                            if (lease is null)
+                            {
+                                held.Add(cell);
+                                continue;
+                            }
+                            backend ??= ModelBackends.Open(group.Key.Model);
+                            runner ??= new RequestRunner(backend, cache);
+                            progress?.Invoke(new Progress(cell, false, 0, done, cells.Count));
+                            var clock = Stopwatch.StartNew();
+                            var result = cell.Suite switch
+                            {
+                                "icl" => await IclCell(cell, runner, backend.Identity, cancel),
+                                "if" => await IfCell(cell, runner, backend.Identity, cancel),
+                                "shift" => ShiftCell(cell, backend, shiftBase ??= ModelLoader.Load(plan.Base!)),
+                                _ => await JudgeCell(cell, runner, backend.Identity, judgeRunner!, cancel),
+                            };
+                            result = result with { Seconds = clock.Elapsed.TotalSeconds };
+                            done++;
+                            if (store.Commit(runId, result)) ran++; // false: this worker's lease ran out and another finished the cell first
+                            progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count, result.Aggregates.FirstOrDefault(a => a.Name == cell.Suite)?.Value));
+                        }
                     }
-                    progress?.Invoke(new Progress(cell, false, 0, done, cells.Count));
-                    var clock = Stopwatch.StartNew();
-                    var result = cell.Suite switch
+                    finally
                     {
-                        "icl" => await IclCell(cell, runner, backend.Identity, cancel),
-                        "if" => await IfCell(cell, runner, backend.Identity, cancel),
-                        "shift" => ShiftCell(cell, backend, shiftBase ??= ModelLoader.Load(plan.Base)),
-                        _ => await JudgeCell(cell, runner, backend.Identity, judgeRunner!, cancel),
-                    };
-                    result = result with { Seconds = clock.Elapsed.TotalSeconds };
-                    done++;
-                    if (store.Commit(runId, result)) ran++;
-                    else ElsewhereCount++; // this worker's lease ran out and another finished the cell first
-                    progress?.Invoke(new Progress(cell, true, result.Seconds, done, cells.Count, result.Aggregates.FirstOrDefault(a => a.Name == cell.Suite)?.Value));
+                        AnswersReused += runner?.CacheHits ?? 0;
+                        backend?.Dispose();
+                    }
                 }
-                AnswersReused += runner.CacheHits;
+                if (held.Count == 0) break;
+                var finishedElsewhere = store.FinishedKeys();
+                foreach (var cell in held.Where(c => finishedElsewhere.Contains(c.Key)))
+                    progress?.Invoke(new Progress(cell, true, 0, ++done, cells.Count));
+                pending = held.Where(c => !finishedElsewhere.Contains(c.Key)).ToList();
+                if (pending.Count > 0) await Task.Delay(PollInterval, cancel);
             }
             AnswersReused += judgeRunner?.CacheHits ?? 0;
         }
         finally { shiftBase?.Dispose(); }
+        ElsewhereCount = todo.Count - ran;
         return ran;
     }
+
+    /// <summary>
+    /// Asks each served arm that has ICL cells to run for one log-likelihood before the first cell, so a server that
+    /// cannot give a prompt's log-probabilities (no echo with logprobs on /v1/completions) stops the sweep with one line
+    /// naming the arm, not after hours of other cells.
+    /// </summary>
+    static async Task CheckServedArms(IEnumerable<Cell> todo, CancellationToken cancel)
+    {
+        foreach (var arm in todo.Where(c => c.Suite == "icl" && !c.Arm.Model.IsLocal).Select(c => c.Arm).Distinct())
+        {
+            using var backend = ModelBackends.Open(arm.Model);
+            try { await backend.LoglikelihoodAsync("The sky is", " blue", cancel); }
+            catch (AttuneException e) { throw new AttuneException(null, $"--arm {arm.Name}", $"{arm.Model.Spec} cannot score the ICL tasks: {e.Message}"); }
+        }
+    }
+
+    /// <summary>How long a worker waits before asking again for cells other workers hold: a tenth of the lease, at most 10 s.</summary>
+    TimeSpan PollInterval => TimeSpan.FromTicks(Math.Min(Lease.Ticks / 10, TimeSpan.FromSeconds(10).Ticks));
 
     /// <summary>
     /// The arm's token distribution shift against the base: it answers the judge set's instructions greedily (prompted as
@@ -258,8 +330,13 @@ public sealed class Sweep(SweepPlan plan)
     /// <summary>This process among the workers sharing a store (machine, process, and a random part).</summary>
     public string Worker { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
 
-    /// <summary>How long a claim on a cell holds without renewal (it is renewed every third of it while the cell runs).</summary>
-    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// How long a claim on a cell holds without renewal: it is renewed every third of it while the cell runs (a heartbeat),
+    /// and a killed worker's cell goes to another worker this long after its last heartbeat.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = DefaultLease;
+
+    public static readonly TimeSpan DefaultLease = TimeSpan.FromMinutes(2);
 
     /// <summary>Cells of the last run that another process sharing the store finished or was running.</summary>
     public int ElsewhereCount { get; private set; }
@@ -348,6 +425,12 @@ public sealed class Sweep(SweepPlan plan)
             if (value is < 1) throw new AttuneException(null, name, "must be ≥ 1");
         if (plan.ShiftMaxTokens < 1) throw new AttuneException(null, "--shift-max-tokens", "must be ≥ 1");
         if (Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge or --shift");
+        if ((plan.Base is null) != (plan.Instruct is null)) throw new AttuneException(null, plan.Base is null ? "--instruct" : "--base", "--base and --instruct go together (their interpolations are the λ arms)");
+        var arms = Arms();
+        if (arms.Count == 0) throw new AttuneException(null, "--arm", "no arms: give --base and --instruct, or --arm NAME=MODEL");
+        if (arms.GroupBy(a => a.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new AttuneException(null, "--arm", $"two arms are named {twice.Key} (the sweep names its own arms lambda-X, base-urial, instruct, dpo and sft)");
+        if (plan.Shift && plan.Base is null) throw new AttuneException(null, "--shift", "needs --base: the base model ranks each arm's answers");
         if (plan.Shift)
             foreach (var lang in plan.Languages)
                 if (!(_shiftItems ??= Judge.Resolve(plan.JudgeSet)).Any(i => i.Language == lang)) throw new AttuneException(plan.JudgeSet, $"has no instruction in {lang} for the token shift");
