@@ -179,41 +179,52 @@ public class SweepTests
     {
         using var m = new Models();
         var plan = Plan(m) with { Lambdas = [0], Languages = ["fr"], Icl = "builtin:nli", If = null, IclLimit = 2 };
-        var sweep = new Sweep(plan) { Lease = TimeSpan.FromMinutes(1) };
+        var sweep = new Sweep(plan) { Lease = TimeSpan.FromSeconds(2) };
         var cells = sweep.Cells();
         using var store = new ResultsStore(m["claims.db"]);
         // A live worker holds the λ = 0 cell; a killed one left a claim on the URIAL cell that has expired.
-        using (var live = store.TryClaim(cells[0].Key, "other/1", TimeSpan.FromMinutes(5)))
+        var live = store.TryClaim(cells[0].Key, "other/1", TimeSpan.FromMinutes(5));
+        Assert.NotNull(live);
+        Assert.Null(store.TryClaim(cells[0].Key, "another/2", TimeSpan.FromMinutes(5)));
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={m["claims.db"]};Pooling=False"))
         {
-            Assert.NotNull(live);
-            Assert.Null(store.TryClaim(cells[0].Key, "another/2", TimeSpan.FromMinutes(5)));
-            using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={m["claims.db"]};Pooling=False"))
-            {
-                db.Open();
-                using var cmd = db.CreateCommand();
-                cmd.CommandText = $"INSERT INTO claims (key, worker, expires) VALUES ('{cells[1].Key}', 'dead/3', '{DateTime.UtcNow.AddMinutes(-1):O}')";
-                cmd.ExecuteNonQuery();
-            }
-            // λ = 0, the base with URIAL and the instruct model: all but the held one run, the expired claim's included.
-            Assert.Equal(cells.Count - 1, await sweep.RunAsync(store, store.BeginRun("test", "test", plan.ToJson()), cells));
-            Assert.Equal(1, sweep.ElsewhereCount);
-            Assert.DoesNotContain(cells[0].Key, store.FinishedKeys());
-            Assert.Contains(cells[1].Key, store.FinishedKeys());
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = $"INSERT INTO claims (key, worker, expires) VALUES ('{cells[1].Key}', 'dead/3', '{DateTime.UtcNow.AddMinutes(-1):O}')";
+            cmd.ExecuteNonQuery();
         }
-        // Once the live worker lets go, the cell is anyone's; a finished cell is no one's.
-        Assert.Equal(1, await sweep.RunAsync(store, "again", cells));
+        // λ = 0, the base with URIAL and the instruct model: all but the held one run, the expired claim's included; then the
+        // worker waits for the held cell rather than leave it undone.
+        var run = sweep.RunAsync(store, store.BeginRun("test", "test", plan.ToJson()), cells);
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); store.FinishedKeys().Count < cells.Count - 1 && clock.Elapsed < TimeSpan.FromMinutes(2);) await Task.Delay(50);
+        await Task.Delay(1000);
+        Assert.False(run.IsCompleted);
+        Assert.DoesNotContain(cells[0].Key, store.FinishedKeys());
+        Assert.Contains(cells[1].Key, store.FinishedKeys());
+        // Once the live worker lets go, the waiting worker runs the cell; a finished cell is no one's.
+        live!.Dispose();
+        Assert.Equal(cells.Count, await run);
+        Assert.Equal(0, sweep.ElsewhereCount);
         Assert.Null(store.TryClaim(cells[0].Key, "late/4", TimeSpan.FromMinutes(5)));
         Assert.Equal(cells.Count, store.Cells().Count);
     }
 
     [Fact]
-    public void A_store_given_as_a_URL_is_refused_not_made_a_folder()
+    public void A_store_URL_of_an_unknown_kind_is_refused_not_made_a_folder()
     {
-        using var tmp = new TempDir();
         var here = Directory.GetCurrentDirectory();
-        var e = Assert.Throws<AttuneException>(() => new ResultsStore("postgresql://user@localhost:5432/db"));
-        Assert.Contains("postgresql://", e.Message);
-        Assert.False(Directory.Exists(Path.Combine(here, "postgresql:")));
+        var e = Assert.Throws<AttuneException>(() => new ResultsStore("mysql://user@localhost:3306/db"));
+        Assert.Contains("mysql://", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(here, "mysql:")));
+        // A password in a PostgreSQL URL is refused before anything is sent: it belongs in PGPASSWORD or a password file.
+        e = Assert.Throws<AttuneException>(() => new ResultsStore("postgresql://user:secret@localhost:5432/db"));
+        Assert.Contains("PGPASSWORD", e.Message);
+        Assert.DoesNotContain("secret", e.Message);
+        Assert.Contains("sslmode", Assert.Throws<AttuneException>(() => StoreLocation.Parse("postgresql://u@h/db?sslmode=sometimes")).Message);
+        var pg = Assert.IsType<StoreLocation.Postgres>(StoreLocation.Parse("postgres://ana@db.example:6543/study?sslmode=verify-full"));
+        Assert.Equal(("db.example", 6543, "study", "ana"), (pg.Host, pg.Port, pg.Database, pg.User));
+        Assert.Contains("SSL Mode=VerifyFull", pg.ConnectionString("attune"));
+        Assert.Equal(5432, Assert.IsType<StoreLocation.Postgres>(StoreLocation.Parse("postgresql://localhost/study")).Port);
     }
 
     [Fact]

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using Attune.Experiments;
+using Attune.Modeling;
+using Attune.Models;
+using Attune.Tensors;
+using Npgsql;
+
+namespace Attune.Tests.Experiments;
+
+/// <summary>
+/// One study shared by many workers through a PostgreSQL store (a throwaway cluster on loopback, <see cref="TestPostgres"/>):
+/// every cell exactly once, the same results as one process, a killed worker's cell rerun, copies between the two kinds
+/// of store.
+/// </summary>
+[Collection("Simd")] // compares results computed in separate runs value for value
+public class SharedStoreTests
+{
+    sealed class Models : IDisposable
+    {
+        readonly TempDir _tmp = new();
+        public string this[string name] => _tmp[name];
+        public Models()
+        {
+            ModelInitializer.Write(_tmp["base"], Presets.Find("tiny", "llama").Config, seed: 1, DType.F32);
+            ModelInitializer.Write(_tmp["instruct"], Presets.Find("tiny", "llama").Config, seed: 2, DType.F32);
+        }
+        public void Dispose() => _tmp.Dispose();
+    }
+
+    static SweepPlan Plan(Models m) => new()
+    {
+        Base = ModelReference.Parse(m["base"]), Instruct = ModelReference.Parse(m["instruct"]), Lambdas = [0, 0.5, 1], Languages = ["fr", "es"],
+        Icl = "builtin:nli", If = "builtin", IclLimit = 3, IfLimit = 2, IfMaxTokens = 8, UrialShots = 1,
+    };
+
+    /// <summary>Everything a store holds about its cells, in one text: keys, arms, scores to the last bit, items.</summary>
+    static string Snapshot(ResultsStore s) => string.Join("\n", s.Cells(withItems: true).Select(c =>
+        $"{c.Key} {c.Arm} {c.Lambda} {c.Suite} {c.Language} {c.ModelIdentity} {c.Settings.ToJsonString()} "
+        + $"{string.Join(",", c.Aggregates.Select(a => $"{a.Name}={a.Value:R}[{a.Low:R},{a.High:R}]/{a.Count}"))} {string.Join("|", c.Items.Select(i => i.ToJsonString()))}"));
+
+    static async Task<int> RunWorker(SweepPlan plan, string store, List<Cell> cells, TimeSpan? lease = null)
+    {
+        var sweep = new Sweep(plan) { Lease = lease ?? Sweep.DefaultLease };
+        using var results = new ResultsStore(store);
+        return await sweep.RunAsync(results, results.BeginRun("test", "test", plan.ToJson()), cells);
+    }
+
+    [Fact]
+    public async Task Three_workers_on_one_PostgreSQL_store_run_every_cell_once_and_equal_one_process()
+    {
+        using var m = new Models();
+        var plan = Plan(m);
+        var cells = new Sweep(plan).Cells();
+        await RunWorker(plan, m["single.db"], cells);
+        var url = TestPostgres.NewDatabase();
+        var ran = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => Task.Run(() => RunWorker(plan, url, cells))));
+        Assert.Equal(cells.Count, ran.Sum()); // none twice, none lost
+        Assert.Contains(ran, r => r > 0);
+        using var shared = new ResultsStore(url);
+        using var single = new ResultsStore(m["single.db"]);
+        Assert.Equal(cells.Select(c => c.Key).Order(), shared.Cells().Select(c => c.Key).Order());
+        Assert.Equal(Snapshot(single), Snapshot(shared));
+        Assert.Empty(shared.Claims());
+        Assert.Equal(3, shared.Runs().Count);
+        // The report reads PostgreSQL as it reads SQLite (the JSON report also gives each cell's seconds, which differ between runs).
+        foreach (var format in new[] { "md", "csv" })
+            Assert.Equal(Report.Render(single, format), Report.Render(shared, format));
+    }
+
+    [Fact]
+    public void A_claim_on_PostgreSQL_is_held_by_one_worker_until_it_expires_or_is_let_go()
+    {
+        using var m = new Models();
+        var cells = new Sweep(Plan(m)).Cells();
+        using var store = new ResultsStore(TestPostgres.NewDatabase());
+        using (var first = store.TryClaim(cells[0].Key, "w/1", TimeSpan.FromMinutes(5)))
+        {
+            Assert.NotNull(first);
+            Assert.Null(store.TryClaim(cells[0].Key, "w/2", TimeSpan.FromMinutes(5)));
+            Assert.NotNull(store.TryClaim(cells[1].Key, "w/2", TimeSpan.FromMinutes(5))); // left unreleased, as by a killed worker
+            Assert.Equal([(cells[0].Key, "w/1", true), (cells[1].Key, "w/2", true)], store.Claims().OrderBy(c => c.Worker));
+        }
+        // Let go: anyone's. A short lease that is not renewed expires by the server's clock.
+        using (var again = store.TryClaim(cells[0].Key, "w/3", TimeSpan.FromSeconds(1)))
+        {
+            Assert.NotNull(again);
+            again!.Dispose(); // releases
+        }
+        // A worker killed long ago: its claim's expiry has passed by the server's clock.
+        using (var db = new NpgsqlConnection(((StoreLocation.Postgres)store.Location).ConnectionString("test")))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = $"INSERT INTO claims (key, worker, expires) VALUES ('{cells[2].Key}', 'dead/4', now() - interval '1 second')";
+            cmd.ExecuteNonQuery();
+        }
+        Assert.Contains(store.Claims(), c => c.Key == cells[2].Key && !c.Live);
+        using var taken = store.TryClaim(cells[2].Key, "w/5", TimeSpan.FromMinutes(5));
+        Assert.NotNull(taken);
+    }
+
+    [Fact]
+    public async Task A_lease_is_kept_alive_by_its_heartbeat_while_the_cell_runs()
+    {
+        using var m = new Models();
+        var cells = new Sweep(Plan(m)).Cells();
+        using var store = new ResultsStore(TestPostgres.NewDatabase());
+        using var lease = store.TryClaim(cells[0].Key, "w/1", TimeSpan.FromMilliseconds(600));
+        Assert.NotNull(lease);
+        await Task.Delay(1500); // well past the lease: only the heartbeats (every 200 ms) keep it
+        Assert.True(lease!.Renewals >= 3, $"{lease.Renewals} heartbeats");
+        Assert.Null(store.TryClaim(cells[0].Key, "w/2", TimeSpan.FromMinutes(1)));
+    }
+
+    static Process StartSweep(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Attune.Cli.dll"));
+        psi.ArgumentList.Add("sweep");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet");
+    }
+
+    [Fact]
+    public async Task A_worker_killed_mid_cell_loses_only_that_cell_which_another_worker_runs()
+    {
+        using var m = new Models();
+        var url = TestPostgres.NewDatabase();
+        string[] args = ["--base", m["base"], "--instruct", m["instruct"], "--lambdas", "0,0.5,1", "--langs", "fr,es", "--icl", "builtin:nli", "--icl-limit", "6",
+            "--if", "builtin", "--if-limit", "3", "--max-tokens", "48", "--urial-shots", "1", "--store", url, "--lease", "3"];
+        var victim = StartSweep(args);
+        var drain = victim.StandardError.ReadToEndAsync();
+        // Kill the first worker with SIGKILL while it holds a cell (its claims name its process).
+        string? killedCell = null;
+        using (var store = new ResultsStore(url))
+        {
+            var clock = Stopwatch.StartNew();
+            while (killedCell is null && clock.Elapsed < TimeSpan.FromMinutes(2) && !victim.HasExited)
+            {
+                killedCell = store.Claims().FirstOrDefault(c => c.Worker.Contains($"/{victim.Id}/")).Key;
+                if (killedCell is null) await Task.Delay(10);
+            }
+        }
+        Assert.True(killedCell is not null, "the first worker never claimed a cell: " + (victim.HasExited ? await drain : ""));
+        victim.Kill();
+        await victim.WaitForExitAsync();
+        // Two more workers finish the plan; the dead worker's claim expires after its lease and one of them runs that cell.
+        var survivors = new[] { StartSweep(args), StartSweep(args) };
+        var logs = await Task.WhenAll(survivors.Select(s => s.StandardError.ReadToEndAsync()));
+        foreach (var s in survivors) { await s.WaitForExitAsync(); Assert.True(s.ExitCode == 0, string.Join("\n", logs)); }
+        using var results = new ResultsStore(url);
+        var plan = new Sweep(Plan(m) with { IclLimit = 6, IfLimit = 3, IfMaxTokens = 48 });
+        Assert.Equal(plan.Cells().Select(c => c.Key).Order(), results.FinishedKeys().Order());
+        Assert.Contains(killedCell, results.FinishedKeys());
+        Assert.Empty(results.Claims());
+        Assert.Equal(3, results.Runs().Count);
+    }
+
+    [Fact]
+    public async Task A_study_copied_SQLite_to_PostgreSQL_and_back_is_identical()
+    {
+        using var m = new Models();
+        var plan = Plan(m) with { Lambdas = [0, 1], Languages = ["fr"] };
+        await RunWorker(plan, m["study.db"], new Sweep(plan).Cells());
+        var url = TestPostgres.NewDatabase();
+        var (code, output, err) = Cli.CliRunner.Run("", "store", "copy", m["study.db"], url);
+        Assert.True(code == 0, err);
+        Assert.Contains("cells copied", output);
+        Assert.DoesNotContain("Password", output + err);
+        (code, _, err) = Cli.CliRunner.Run("", "store", "copy", url, m["back.db"]);
+        Assert.True(code == 0, err);
+        using var original = new ResultsStore(m["study.db"]);
+        using var postgres = new ResultsStore(url);
+        using var back = new ResultsStore(m["back.db"]);
+        Assert.Equal(Snapshot(original), Snapshot(postgres));
+        Assert.Equal(Snapshot(original), Snapshot(back));
+        Assert.Equal(original.Runs(), back.Runs());
+        Assert.Equal(original.CellRuns().OrderBy(kv => kv.Key), back.CellRuns().OrderBy(kv => kv.Key));
+        // A copy goes into an empty store only; merge adds to one.
+        (code, _, err) = Cli.CliRunner.Run("", "store", "copy", m["study.db"], url);
+        Assert.Equal(2, code);
+        Assert.Contains("already holds", err);
+        // The report of a PostgreSQL store, through the command as a user runs it.
+        (code, output, err) = Cli.CliRunner.Run("", "report", url, "--format", "md");
+        Assert.True(code == 0, err);
+        Assert.Equal(Report.Render(original, "md"), output);
+    }
+
+    [Fact]
+    public void A_PostgreSQL_store_from_a_newer_Attune_is_refused_in_one_line()
+    {
+        var url = TestPostgres.NewDatabase();
+        using (new ResultsStore(url)) { }
+        var location = (StoreLocation.Postgres)StoreLocation.Parse(url);
+        using (var db = new NpgsqlConnection(location.ConnectionString("test")))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "UPDATE meta SET value = '2' WHERE name = 'schema'";
+            cmd.ExecuteNonQuery();
+        }
+        var e = Assert.Throws<AttuneException>(() => new ResultsStore(url));
+        Assert.Contains("newer Attune", e.Message);
+        // A server that is not there: one line naming the store.
+        var nowhere = Assert.Throws<AttuneException>(() => new ResultsStore($"postgresql://attune@127.0.0.1:1/{location.Database}"));
+        Assert.Contains("cannot connect to PostgreSQL", nowhere.Message);
+    }
+}
