@@ -95,8 +95,10 @@ public sealed record ArmSpec(string Name, ModelReference Model)
         var name = text[..eq];
         if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z0-9][A-Za-z0-9._-]*$"))
             throw new AttuneException(null, field, $"arm name \"{name}\": use letters, digits, '.', '_' and '-'");
-        if (name.StartsWith("lambda-", StringComparison.Ordinal) && !Lambda.TryParse(name["lambda-".Length..], out _))
-            throw new AttuneException(null, field, $"arm name \"{name}\": lambda-X names the interpolation at λ = X, and \"{name["lambda-".Length..]}\" is not a number");
+        if (name.StartsWith("lambda-", StringComparison.Ordinal))
+            // Written as the sweep writes its own (lambda-0.50), so served and in-memory arms of one λ read alike in reports.
+            name = Lambda.TryParse(name["lambda-".Length..], out var lambda) ? lambda.Name
+                : throw new AttuneException(null, field, $"arm name \"{name}\": lambda-X names the interpolation at λ = X, and \"{name["lambda-".Length..]}\" is not a number");
         return new ArmSpec(name, ModelReference.Parse(text[(eq + 1)..], field));
     }
 

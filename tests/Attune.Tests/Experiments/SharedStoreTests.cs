@@ -206,3 +206,85 @@ public class SharedStoreTests
         Assert.Contains("cannot connect to PostgreSQL", nowhere.Message);
     }
 }
+
+/// <summary>λ arms served over HTTP (<c>attune merge --lambdas</c>, then <c>attune serve</c>) against the same arms built in memory.</summary>
+[Collection("Simd")]
+public class ServedArmTests
+{
+    static Process StartServe(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Attune.Cli.dll"));
+        psi.ArgumentList.Add("serve");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet");
+    }
+
+    [Fact]
+    public async Task A_sweep_over_served_lambda_arms_scores_as_the_in_memory_arms()
+    {
+        using var tmp = new TempDir();
+        ModelInitializer.Write(tmp["base"], Presets.Find("tiny", "llama").Config, seed: 1, DType.F32);
+        ModelInitializer.Write(tmp["instruct"], Presets.Find("tiny", "llama").Config, seed: 2, DType.F32);
+        var (code, _, err) = Cli.CliRunner.Run("", "merge", "--base", tmp["base"], "--instruct", tmp["instruct"], "--lambdas", "0,1", "--out", tmp["merged"]);
+        Assert.True(code == 0, err);
+        using var serve = StartServe("--model", $"lambda-0={Path.Combine(tmp["merged"], "lambda-0.00")}", "--model", $"lambda-1={Path.Combine(tmp["merged"], "lambda-1.00")}", "--port", "0");
+        try
+        {
+            string? address = null;
+            using var startup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var log = new List<string>();
+            while (address is null && await serve.StandardError.ReadLineAsync(startup.Token) is { } line)
+            {
+                log.Add(line);
+                if (System.Text.RegularExpressions.Regex.Match(line, @"on (http://127\.0\.0\.1:\d+/v1)") is { Success: true } m) address = m.Groups[1].Value;
+            }
+            Assert.True(address is not null, string.Join(" | ", log));
+            string[] common = ["--langs", "fr", "--icl", "builtin:nli,builtin:symbols", "--icl-limit", "4", "--if", "builtin", "--if-limit", "2", "--max-tokens", "10"];
+            (code, _, err) = Cli.CliRunner.Run("", ["sweep", "--arm", $"lambda-0={address}#lambda-0", "--arm", $"lambda-1={address}#lambda-1", "--store", tmp["served.db"], .. common]);
+            Assert.True(code == 0, err);
+            (code, _, err) = Cli.CliRunner.Run("", ["sweep", "--base", tmp["base"], "--instruct", tmp["instruct"], "--lambdas", "0,1", "--store", tmp["local.db"], .. common]);
+            Assert.True(code == 0, err);
+            using var served = new ResultsStore(tmp["served.db"]);
+            using var local = new ResultsStore(tmp["local.db"]);
+            var servedCells = served.Cells(withItems: true);
+            Assert.Equal(["lambda-0.00", "lambda-1.00"], servedCells.Select(c => c.Arm).Distinct()); // named as the sweep names its λ arms
+            Assert.Equal(4, servedCells.Count); // two arms × ICL, IF × fr
+            foreach (var cell in servedCells)
+            {
+                Assert.StartsWith($"remote:{address}#lambda-{cell.Lambda}@", cell.ModelIdentity); // which server and which files (attune serve's fingerprint)
+                var twin = local.Cells(withItems: true).Single(c => c.Arm == cell.Arm && c.Suite == cell.Suite && c.Language == cell.Language);
+                Assert.Equal(twin.Lambda, cell.Lambda);
+                // The serve path's log-likelihoods agree with in-process ones to 1e-4 (ServerTests); on these items that
+                // decides every choice alike, and greedy answers are the same text.
+                Assert.Equal(twin.Items.Select(i => i["prediction"]?.ToJsonString() ?? i["response"]?.ToJsonString()),
+                    cell.Items.Select(i => i["prediction"]?.ToJsonString() ?? i["response"]?.ToJsonString()));
+                foreach (var a in twin.Aggregates.Where(a => double.IsFinite(a.Value)))
+                    Assert.Equal(a.Value, cell.Aggregates.Single(x => x.Name == a.Name).Value, 1e-9);
+            }
+        }
+        finally
+        {
+            serve.Kill();
+            await serve.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_served_arm_whose_server_gives_no_prompt_logprobs_stops_the_sweep_before_its_first_cell()
+    {
+        using var tmp = new TempDir();
+        await using var server = await Server.ScriptedServer.Start(async ctx =>
+        {
+            ctx.Response.ContentType = "application/json";
+            await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, """{"id":"x","object":"text_completion","choices":[{"index":0,"text":"The sky is blue","finish_reason":"length"}]}""");
+        });
+        var (code, _, err) = Cli.CliRunner.Run("", "sweep", "--arm", $"served={server.Spec}", "--langs", "fr", "--icl", "builtin:nli", "--icl-limit", "2", "--if", "none", "--store", tmp["s.db"]);
+        Assert.Equal(2, code);
+        Assert.Single(err.Trim().Split('\n'), l => l.Contains("--arm"));
+        Assert.Contains("--arm served", err);
+        Assert.Contains("log-probabilities", err);
+        using var store = new ResultsStore(tmp["s.db"]);
+        Assert.Empty(store.Cells());
+    }
+}
