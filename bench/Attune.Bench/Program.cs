@@ -11,6 +11,7 @@ namespace Attune.Bench;
 /// Benchmarks against peers, one run each, printed as a markdown table for bench/RESULTS.md.
 ///   tokenizer [SECONDS]   encode throughput, single thread, Attune vs @lenml/tokenizers, on the conformance corpus
 ///   mutation [N]          every parser under N seeded mutated inputs (default 10000): accepted, refused, crashed, timed out
+///   store [KILL]          workers sharing one PostgreSQL store: cells/min with 1, 2, 4 workers; claim cost; a worker killed every KILL s
 ///   load-rss NAME         (internal) load one tokenizer in this process and report time and peak RSS
 /// </summary>
 public static class Program
@@ -66,6 +67,10 @@ public static class Program
             case "harness-coverage":
                 // harness-coverage TASKS_DIR FOLDER[:lang]...: which en/fr/es harness task files Attune reads, and why it refuses the rest
                 HarnessCoverage.Run(args[1], args[2..]);
+                return 0;
+            case "store":
+                // store [KILL_EVERY_SECONDS]: several attune sweep workers sharing one PostgreSQL store
+                StoreBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "30"));
                 return 0;
             case "serve":
                 // serve [SECONDS] [CLIENTS]: load on attune serve over loopback

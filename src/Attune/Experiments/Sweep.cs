@@ -228,7 +228,7 @@ public sealed class Sweep(SweepPlan plan)
             for (var pending = todo; pending.Count > 0;)
             {
                 var held = new List<Cell>();
-                foreach (var group in pending.GroupBy(c => c.Arm))
+                foreach (var group in ArmsInTurn(store, pending))
                 {
                     IModelBackend? backend = null; // opened for the first cell this worker claims, so an arm others are running costs nothing
                     RequestRunner? runner = null;
@@ -281,6 +281,26 @@ public sealed class Sweep(SweepPlan plan)
     }
 
     /// <summary>
+    /// The pending cells arm by arm, the next arm chosen when the last is done: first the arms no other worker is running
+    /// (fewest cells claimed by others), so that workers sharing a store spread over the arms and each loads few models;
+    /// among those, the plan's order for a worker alone and an order rotated by the worker's id when others are at work.
+    /// </summary>
+    IEnumerable<IGrouping<Arm, Cell>> ArmsInTurn(ResultsStore store, List<Cell> pending)
+    {
+        var groups = pending.GroupBy(c => c.Arm).ToList();
+        int offset = (int)(BitConverter.ToUInt32(SHA256.HashData(Encoding.UTF8.GetBytes(Worker))) % (uint)groups.Count);
+        var left = Enumerable.Range(0, groups.Count).ToList();
+        while (left.Count > 0)
+        {
+            var others = store.Claims().Where(c => c.Live && c.Worker != Worker).Select(c => c.Key).ToHashSet();
+            int Turn(int i) => others.Count == 0 ? i : (i - offset + groups.Count) % groups.Count;
+            int next = left.OrderBy(i => groups[i].Count(c => others.Contains(c.Key))).ThenBy(Turn).First();
+            left.Remove(next);
+            yield return groups[next];
+        }
+    }
+
+    /// <summary>
     /// Asks each served arm that has ICL cells to run for one log-likelihood before the first cell, so a server that
     /// cannot give a prompt's log-probabilities (no echo with logprobs on /v1/completions) stops the sweep with one line
     /// naming the arm, not after hours of other cells.
@@ -295,8 +315,11 @@ public sealed class Sweep(SweepPlan plan)
         }
     }
 
-    /// <summary>How long a worker waits before asking again for cells other workers hold: a tenth of the lease, at most 10 s.</summary>
-    TimeSpan PollInterval => TimeSpan.FromTicks(Math.Min(Lease.Ticks / 10, TimeSpan.FromSeconds(10).Ticks));
+    /// <summary>
+    /// How long a worker waits before asking again for cells other workers hold: a tenth of the lease, at most a second
+    /// (one cheap query), so a worker left waiting exits as soon as the last cell is in.
+    /// </summary>
+    TimeSpan PollInterval => TimeSpan.FromTicks(Math.Min(Lease.Ticks / 10, TimeSpan.FromSeconds(1).Ticks));
 
     /// <summary>
     /// The arm's token distribution shift against the base: it answers the judge set's instructions greedily (prompted as
