@@ -70,7 +70,7 @@ public static class Program
                 return 0;
             case "store":
                 // store [KILL_EVERY_SECONDS]: several attune sweep workers sharing one PostgreSQL store
-                StoreBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "30"));
+                StoreBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "30"), args.Contains("kills-only"));
                 return 0;
             case "serve":
                 // serve [SECONDS] [CLIENTS]: load on attune serve over loopback

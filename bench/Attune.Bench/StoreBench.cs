@@ -14,7 +14,7 @@ namespace Attune.Bench;
 /// </summary>
 static class StoreBench
 {
-    public static void Table(string root, int killEvery)
+    public static void Table(string root, int killEvery, bool killsOnly = false)
     {
         var dir = Path.Combine(root, "bench", "out", "store");
         Directory.CreateDirectory(dir);
@@ -31,6 +31,11 @@ static class StoreBench
             Base = ModelReference.Parse(baseModel), Instruct = ModelReference.Parse(instruct), Lambdas = Lambda.ParseList("0:1:0.1"), Languages = ["en", "fr", "es"],
             Icl = "builtin:nli,builtin:symbols", If = "builtin",
         }).Cells().Count;
+        if (killsOnly)
+        {
+            KilledWorkers(root, plan, planned, killEvery);
+            return;
+        }
         Console.WriteLine($"Plan: tiny llama pair (random F32), λ 0:1:0.1 + the base with URIAL, ICL (nli, symbols; 40 items) and IF (6 prompts, 64 tokens) × en/fr/es = {planned} cells.");
         Console.WriteLine($"Machine: {Environment.ProcessorCount} cores shared by the workers and the PostgreSQL server (a throwaway cluster on loopback, fsync off).");
         Console.WriteLine();
@@ -96,9 +101,9 @@ static class StoreBench
     static void KilledWorkers(string root, string[] plan, int planned, int killEvery)
     {
         var url = TestPostgres.NewDatabase();
-        // Longer cells than above (150 ICL items, 20 IF prompts of 128 tokens), so that the run outlasts several kills.
+        // Longer cells than above (all nine built-in ICL tasks, 60 items each; 20 IF prompts of 128 tokens), so that the run outlasts several kills.
         var heavier = plan.Select(a => a).ToArray();
-        foreach (var (option, value) in new[] { ("--icl-limit", "150"), ("--if-limit", "20"), ("--max-tokens", "128") }) heavier[Array.IndexOf(heavier, option) + 1] = value;
+        foreach (var (option, value) in new[] { ("--icl", "builtin:all"), ("--icl-limit", "60"), ("--if-limit", "20"), ("--max-tokens", "128") }) heavier[Array.IndexOf(heavier, option) + 1] = value;
         string[] args = [.. heavier, "--store", url, "--lease", "6"];
         var workers = Enumerable.Range(0, 3).Select(_ => Sweep(root, args)).ToList();
         foreach (var w in workers) { w.StandardError.ReadToEndAsync(); }
@@ -125,7 +130,7 @@ static class StoreBench
         double wall = clock.Elapsed.TotalSeconds;
         int cells = store.FinishedKeys().Count;
         int failed = workers.Count(w => w.ExitCode != 0 && w.ExitCode != 137 && w.ExitCode != -1);
-        Console.WriteLine($"Killed workers (the plan with 150 ICL items, 20 IF prompts of 128 tokens): a worker killed with SIGKILL every {killEvery} s and replaced (3 running, --lease 6): {kills} kills ({killedHolding} holding a cell), " +
+        Console.WriteLine($"Killed workers (the plan with all nine built-in ICL tasks, 60 items each, and 20 IF prompts of 128 tokens): a worker killed with SIGKILL every {killEvery} s and replaced (3 running, --lease 6): {kills} kills ({killedHolding} holding a cell), " +
             $"{started} workers started, {wall:F0} s; cells committed {cells} of {planned} planned, each once (the key is the primary key; " +
             $"{store.CellRuns().Count} rows), claims left {store.Claims().Count}, surviving workers failed: {failed}.");
     }
