@@ -37,6 +37,17 @@ public static class MergeCommand
             {
                 if (parse.GetValue(baseModel) is not null || parse.GetValue(instruct) is { Length: > 0 } || parse.GetValue(lambda) is not null || parse.GetValue(lambdas) is not null)
                     throw new AttuneException(null, "--recipe", "give either a recipe or --base/--instruct/--lambda flags, not both");
+                if (!File.Exists(recipeFile)) throw new AttuneException(recipeFile, "not found");
+                if (Attune.Merging.Mergekit.MergekitRecipe.IsMergekit(recipeFile))
+                {
+                    // mergekit's own format (it names a merge_method), merged with mergekit's semantics.
+                    var mk = Attune.Merging.Mergekit.MergekitRecipe.Load(recipeFile);
+                    var mkOptions = new Attune.Merging.Mergekit.MergekitMerge.Options { Seed = parse.GetValue(seed) };
+                    if (parse.GetValue(maxShard) is { } size) mkOptions = mkOptions with { MaxShardBytes = ParseSize(size) };
+                    Attune.Merging.Mergekit.MergekitMerge.Run(mk, parse.GetValue(output)!, mkOptions, io.Error);
+                    io.Out.WriteLine($"wrote {parse.GetValue(output)} from {recipeFile} ({mk.Method}, mergekit's format)");
+                    return Program.Success;
+                }
                 var r = MergeRecipe.Load(recipeFile);
                 var recipeOptions = parse.GetValue(maxShard) is { } ms ? r.Options with { MaxShardBytes = ParseSize(ms) } : r.Options;
                 CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(r.Base, r.Models, parse.GetValue(output)!, recipeOptions, p, io.Error));

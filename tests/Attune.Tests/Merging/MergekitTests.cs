@@ -1,0 +1,283 @@
+using System.Text.Json.Nodes;
+using Attune.Formats;
+using Attune.Merging.Mergekit;
+using Attune.Tensors;
+using Attune.Tests.Cli;
+
+namespace Attune.Tests.Merging;
+
+/// <summary>mergekit's recipes read as they are, and its arithmetic reproduced.</summary>
+public class MergekitTests
+{
+    // ---- The arithmetic, against numbers from mergekit's math -----------------------------------------------------------
+    // mergekit-fixtures.json holds outputs computed once by a numpy re-implementation of mergekit's
+    // merge_methods/generalized_task_arithmetic.py (get_task_vectors, sparsify, get_mask with "sum", the divisor rules),
+    // merge_methods/linear.py and sparsify.py (magnitude: int(density·n) largest, argsort; magnitude_outliers), in float32
+    // op by op as torch computes, on the tensors below (integers over 1000, exact in both languages). Equal magnitudes are
+    // ranked by index (a stable sort; torch's argsort leaves their order unspecified).
+
+    const int N = 96;
+
+    static float[] Synthetic(int k, int salt)
+    {
+        var v = new float[N];
+        for (long i = 0; i < N; i++) v[i] = ((i * 2654435761L + k * 97 + salt * 13) % 2001 - 1000) / 1000f;
+        return v;
+    }
+
+    static (float[] Base, float[][] Models) Tensors()
+    {
+        var b = Synthetic(0, 1);
+        var models = Enumerable.Range(0, 3).Select(k => { var d = Synthetic(k + 1, 2); return b.Select((x, i) => x + d[i] * 0.125f).ToArray(); }).ToArray();
+        return (b, models);
+    }
+
+    static float[] Run(string method, IReadOnlyList<double?> weights, IReadOnlyList<double>? densities = null, Dictionary<string, object?>? globals = null,
+        bool withBase = true, double gamma = 0.01)
+    {
+        var m = MergekitMethod.All[method];
+        var (b, models) = Tensors();
+        var inputs = withBase ? models.Append(b).ToList() : models.ToList(); // mergekit appends an unlisted base after the models
+        var perModel = inputs.Select((_, k) => (IReadOnlyDictionary<string, object?>)new Dictionary<string, object?>
+        {
+            ["weight"] = weights[k], ["density"] = densities?[k] ?? 1.0, ["gamma"] = gamma, ["epsilon"] = 0.15,
+        }).ToList();
+        var g = m.Parameters.ToDictionary(p => p.Name, p => globals is not null && globals.TryGetValue(p.Name, out var v) ? v : p.Default);
+        return m.Merge(new TensorInputs("model.layers.0.mlp.up_proj.weight", [N], inputs, withBase ? 3 : -1, perModel, g, new ComputeDType(DType.F32), new Rng(1)));
+    }
+
+    public static TheoryData<string> Cases => new(JsonNode.Parse(File.ReadAllText(Fixtures))!.AsObject().Select(kv => kv.Key));
+    static string Fixtures => Path.Combine(Repo.Root, "tests", "Attune.Tests", "Merging", "mergekit-fixtures.json");
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Each_method_computes_mergekits_numbers(string name)
+    {
+        var expected = JsonNode.Parse(File.ReadAllText(Fixtures))![name]!.AsArray().Select(v => (float)v!.GetValue<double>()).ToArray();
+        var actual = name switch
+        {
+            "linear" => Run("linear", [0.5, 0.3, -0.2, 0.4]),
+            "linear_unnormalized" => Run("linear", [0.5, 0.3, 0.25], globals: new() { ["normalize"] = false }, withBase: false),
+            "task_arithmetic" => Run("task_arithmetic", [0.7, -0.4, 0.3, null], globals: new() { ["lambda"] = 0.8 }),
+            "task_arithmetic_normalized" => Run("task_arithmetic", [0.7, 0.4, 0.3, null], globals: new() { ["normalize"] = true }),
+            "ties" => Run("ties", [0.7, -0.4, 0.3, null], [0.5, 0.3, 0.7, 1]), // mergekit's defaults: normalize true
+            "ties_unnormalized_lambda" => Run("ties", [1.0, 0.5, 0.5, null], [0.25, 0.6, 0.9, 1], new() { ["normalize"] = false, ["lambda"] = 0.6 }),
+            "breadcrumbs" => Run("breadcrumbs", [0.6, 0.5, 0.4, null], [0.7, 0.8, 0.5, 1], gamma: 0.05),
+            "breadcrumbs_ties" => Run("breadcrumbs_ties", [0.6, -0.5, 0.4, null], [0.7, 0.8, 0.5, 1], gamma: 0.05),
+            _ => throw new InvalidOperationException(name),
+        };
+        for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6f, $"{name}[{i}]: mergekit {expected[i]:R}, Attune {actual[i]:R}");
+    }
+
+    [Fact]
+    public void The_random_methods_keep_mergekits_fraction_and_L1_norm_and_repeat_with_a_seed()
+    {
+        var (b, models) = Tensors();
+        var big = Enumerable.Range(0, 20000).Select(i => (float)Math.Sin(i * 0.7)).ToArray();
+        var zero = new float[big.Length];
+        foreach (var method in new[] { "dare_linear", "della_linear" })
+        {
+            var m = MergekitMethod.All[method];
+            float[] Once(ulong seed, bool rescale) => m.Merge(new TensorInputs("t", [big.Length], [big, zero], 1,
+                [new Dictionary<string, object?> { ["weight"] = 1.0, ["density"] = 0.3, ["epsilon"] = 0.1 }, new Dictionary<string, object?> { ["weight"] = null, ["density"] = 1.0, ["epsilon"] = 0.1 }],
+                m.Parameters.ToDictionary(p => p.Name, p => p.Name == "rescale" ? rescale : p.Default), new ComputeDType(DType.F32), new Rng(seed)));
+            var kept = Once(7, rescale: false);
+            Assert.Equal(kept, Once(7, rescale: false)); // the same seed, the same values
+            Assert.NotEqual(kept, Once(8, rescale: false));
+            double fraction = kept.Count(v => v != 0) / (double)kept.Length;
+            Assert.InRange(fraction, 0.28, 0.32); // density 0.3 (DELLA: on average over the ranks)
+            Assert.All(kept.Select((v, i) => (v, i)).Where(x => x.v != 0), x => Assert.Equal(big[x.i], x.v)); // kept values unchanged without rescale
+            var rescaled = Once(7, rescale: true); // mergekit's rescale: the kept values scaled to the task vector's L1 norm
+            Assert.Equal(big.Sum(v => Math.Abs((double)v)), rescaled.Sum(v => Math.Abs((double)v)), 1e-2);
+        }
+        // DELLA keeps large magnitudes more often than small ones.
+        var della = MergekitMethod.All["della_linear"].Merge(new TensorInputs("t", [big.Length], [big, zero], 1,
+            [new Dictionary<string, object?> { ["weight"] = 1.0, ["density"] = 0.5, ["epsilon"] = 0.4 }, new Dictionary<string, object?> { ["weight"] = null, ["density"] = 1.0, ["epsilon"] = 0.4 }],
+            MergekitMethod.All["della_linear"].Parameters.ToDictionary(p => p.Name, p => p.Name == "rescale" ? false : p.Default), new ComputeDType(DType.F32), new Rng(3)));
+        var bySize = big.Select((v, i) => (Math.Abs(v), della[i] != 0)).OrderBy(x => x.Item1).ToList();
+        Assert.True(bySize.Take(4000).Count(x => x.Item2) < bySize.TakeLast(4000).Count(x => x.Item2) - 1500);
+    }
+
+    // ---- Recipes as mergekit users write them ------------------------------------------------------------------------
+
+    const int Layers = 5;
+
+    /// <summary>A tiny base and fine-tune-like siblings: the base plus small noise on every tensor, norms included.</summary>
+    static TempDir Family()
+    {
+        var tmp = new TempDir();
+        TinyModels.Write(tmp["base"], TinyModels.LlamaConfig.Replace("\"num_hidden_layers\": 2", $"\"num_hidden_layers\": {Layers}"), DType.F32, seed: 1);
+        foreach (var (name, seed) in new[] { ("a", 2), ("b", 3) })
+            using (var b = Checkpoint.Open(tmp["base"]))
+                CheckpointWriter.Write(tmp[name], folder =>
+                {
+                    b.CopyConfigTo(folder, null);
+                    b.CopyTokenizerFilesTo(folder);
+                    var rng = new Rng((ulong)seed);
+                    using var w = folder.Weights(b.Weights.Names.Select(n => new TensorSpec(n, DType.F32, b.Weights.Entry(n).Shape.ToArray())).ToList());
+                    foreach (var n in b.Weights.Names) w.Write(n, DTypes.FromSingle(DType.F32, Floats(tmp["base"], n).Select(v => v + (float)(rng.NextGaussian() * 0.02)).ToArray()));
+                    w.Commit();
+                });
+        return tmp;
+    }
+
+    static float[] Floats(string dir, string name)
+    {
+        using var c = Checkpoint.Open(dir);
+        var v = c.Weights.GetView(name);
+        var f = new float[v.ElementCount];
+        DTypes.ToSingle(v.DType, v.Bytes, f);
+        return f;
+    }
+
+    static (int Code, string Err) Merge(TempDir tmp, string recipe, string output = "out")
+    {
+        File.WriteAllText(tmp["recipe.yml"], recipe);
+        var (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["recipe.yml"], "--out", tmp[output]);
+        return (code, err);
+    }
+
+    [Fact]
+    public void A_task_arithmetic_recipe_with_gradients_and_filters_is_evaluated_per_layer_as_mergekit_does()
+    {
+        using var tmp = Family();
+        var (code, err) = Merge(tmp, """
+            merge_method: task_arithmetic
+            base_model: base
+            models:
+              - model: a
+                parameters:
+                  weight: [0, 1]            # a gradient over the layers
+              - model: b
+                parameters:
+                  weight:
+                    - filter: self_attn
+                      value: 0.5
+                    - value: -0.25
+            parameters:
+              lambda: 0.8
+            dtype: float32
+            """);
+        Assert.True(code == 0, err);
+        foreach (var name in Floats2(tmp["base"]))
+        {
+            // t = layer/(layers − 1) in a layer; 0 for the embeddings and the final norm (and head).
+            double t = name.StartsWith("model.layers.") ? int.Parse(name.Split('.')[2]) / (double)(Layers - 1) : 0;
+            float wa = (float)t, wb = name.Contains("self_attn") ? 0.5f : -0.25f;
+            var (b, a, bb, o) = (Floats(tmp["base"], name), Floats(tmp["a"], name), Floats(tmp["b"], name), Floats(tmp["out"], name));
+            for (int i = 0; i < b.Length; i++)
+            {
+                float mixed = (a[i] - b[i]) * wa + (bb[i] - b[i]) * wb;
+                Assert.Equal(b[i] + mixed * 0.8f, o[i], 1e-6f);
+            }
+        }
+        Assert.Equal(File.ReadAllText(tmp["recipe.yml"]), File.ReadAllText(Path.Combine(tmp["out"], "mergekit_config.yml")));
+    }
+
+    static IEnumerable<string> Floats2(string dir)
+    {
+        using var c = Checkpoint.Open(dir);
+        return c.Weights.Names.ToList();
+    }
+
+    [Fact]
+    public void Slices_stack_layers_from_several_models_with_passthrough()
+    {
+        using var tmp = Family();
+        var (code, err) = Merge(tmp, """
+            slices:
+              - sources:
+                  - model: a
+                    layer_range: [0, 3]
+              - sources:
+                  - model: b
+                    layer_range: [2, 5]
+            merge_method: passthrough
+            """);
+        Assert.True(code == 0, err);
+        using var outModel = Checkpoint.Open(tmp["out"]);
+        Assert.Equal(6, outModel.Config.NumLayers);
+        Assert.Equal(Floats(tmp["a"], "model.layers.2.mlp.up_proj.weight"), Floats(tmp["out"], "model.layers.2.mlp.up_proj.weight"));
+        Assert.Equal(Floats(tmp["b"], "model.layers.2.mlp.up_proj.weight"), Floats(tmp["out"], "model.layers.3.mlp.up_proj.weight"));
+        Assert.Equal(Floats(tmp["b"], "model.layers.4.self_attn.q_proj.weight"), Floats(tmp["out"], "model.layers.5.self_attn.q_proj.weight"));
+        Assert.Equal(Floats(tmp["a"], "model.embed_tokens.weight"), Floats(tmp["out"], "model.embed_tokens.weight")); // the first slice's
+        Assert.Equal(Floats(tmp["b"], "model.norm.weight"), Floats(tmp["out"], "model.norm.weight")); // the last slice's
+    }
+
+    [Fact]
+    public void A_linear_recipe_over_three_models_weights_each_and_normalizes_by_default()
+    {
+        using var tmp = Family();
+        var (code, err) = Merge(tmp, """
+            models:
+              - model: base
+                parameters: {weight: 1.0}
+              - model: a
+                parameters: {weight: 0.3}
+              - model: b
+                parameters: {weight: 0.5}
+            merge_method: linear
+            dtype: float16
+            """);
+        Assert.True(code == 0, err);
+        using var c = Checkpoint.Open(tmp["out"]);
+        Assert.Equal(DType.F16, c.Weights.Entry("model.norm.weight").DType); // the compute dtype, when out_dtype is not given
+        const string name = "model.layers.1.mlp.down_proj.weight";
+        var (b, a, bb, o) = (Floats(tmp["base"], name), Floats(tmp["a"], name), Floats(tmp["b"], name), Floats(tmp["out"], name));
+        for (int i = 0; i < b.Length; i++)
+        {
+            float H(float x) => (float)(Half)x; // torch in float16: inputs cast, each operation rounded
+            float sum = H(H(H(1f) * H(b[i])) + H(H(0.3f) * H(a[i])) + H(H(0.5f) * H(bb[i])));
+            Assert.Equal(H(sum / H(1f + H(0.3f) + H(0.5f))), o[i]);
+        }
+    }
+
+    [Fact]
+    public void A_ties_recipe_in_mergekits_words_runs_and_a_parameter_it_ignores_is_a_warning()
+    {
+        using var tmp = Family();
+        var (code, err) = Merge(tmp, """
+            models:
+              - model: a
+                parameters:
+                  density: [1, 0.7, 0.1]
+                  weight: 1.0
+              - model: b
+                parameters:
+                  density: 0.5
+                  weight: [0, 0.3, 0.7, 1]
+            merge_method: ties
+            base_model: base
+            parameters:
+              normalize: true
+              int8_mask: true
+              t: 0.5
+            dtype: float32
+            out_dtype: bfloat16
+            """);
+        Assert.True(code == 0, err);
+        Assert.Contains("parameter t is not one ties uses", err);
+        using var c = Checkpoint.Open(tmp["out"]);
+        Assert.Equal(DType.BF16, c.Weights.Entry("model.layers.0.mlp.up_proj.weight").DType);
+    }
+
+    [Fact]
+    public void Bad_recipes_get_one_line_naming_the_field()
+    {
+        using var tmp = Family();
+        var (code, err) = Merge(tmp, "merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n    parameters: {density: 0.5}\nweights: 1\n");
+        Assert.Equal(2, code);
+        Assert.Contains("line 6: weights", err);
+        (code, err) = Merge(tmp, "merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n    parameters: {density: 0.5}\n");
+        Assert.Equal(2, code);
+        Assert.Contains("weight", err);
+        Assert.Contains("model.embed_tokens.weight", err); // the first tensor that needs it
+        (code, err) = Merge(tmp, "merge_method: frankenmerge\nmodels:\n  - model: a\n");
+        Assert.Equal(2, code);
+        Assert.Contains("is not one of", err);
+        (code, err) = Merge(tmp, "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\ntokenizer_source: union\n");
+        Assert.Equal(2, code);
+        Assert.Contains("union", err);
+        Assert.Single(err.Trim().Split('\n'));
+    }
+}
