@@ -12,7 +12,8 @@ public class MergekitTests
     // ---- The arithmetic, against numbers from mergekit's math -----------------------------------------------------------
     // mergekit-fixtures.json holds outputs computed once by a numpy re-implementation of mergekit's
     // merge_methods/generalized_task_arithmetic.py (get_task_vectors, sparsify, get_mask with "sum", the divisor rules),
-    // merge_methods/linear.py and sparsify.py (magnitude: int(density·n) largest, argsort; magnitude_outliers), in float32
+    // merge_methods/linear.py, slerp.py, nuslerp.py, multislerp.py, model_stock.py and sparsify.py (magnitude: int(density·n)
+    // largest, argsort; magnitude_outliers), in float32
     // op by op as torch computes, on the tensors below (integers over 1000, exact in both languages). Equal magnitudes are
     // ranked by index (a stable sort; torch's argsort leaves their order unspecified).
 
@@ -35,15 +36,21 @@ public class MergekitTests
     static float[] Run(string method, IReadOnlyList<double?> weights, IReadOnlyList<double>? densities = null, Dictionary<string, object?>? globals = null,
         bool withBase = true, double gamma = 0.01)
     {
-        var m = MergekitMethod.All[method];
         var (b, models) = Tensors();
-        var inputs = withBase ? models.Append(b).ToList() : models.ToList(); // mergekit appends an unlisted base after the models
+        // mergekit appends an unlisted base after the models.
+        return Run(method, withBase ? [.. models, b] : models, withBase ? 3 : -1, weights, densities, globals, gamma);
+    }
+
+    static float[] Run(string method, float[][] inputs, int baseIndex, IReadOnlyList<double?> weights, IReadOnlyList<double>? densities = null,
+        Dictionary<string, object?>? globals = null, double gamma = 0.01)
+    {
+        var m = MergekitMethod.All[method];
         var perModel = inputs.Select((_, k) => (IReadOnlyDictionary<string, object?>)new Dictionary<string, object?>
         {
             ["weight"] = weights[k], ["density"] = densities?[k] ?? 1.0, ["gamma"] = gamma, ["epsilon"] = 0.15,
         }).ToList();
         var g = m.Parameters.ToDictionary(p => p.Name, p => globals is not null && globals.TryGetValue(p.Name, out var v) ? v : p.Default);
-        return m.Merge(new TensorInputs("model.layers.0.mlp.up_proj.weight", [N], inputs, withBase ? 3 : -1, perModel, g, new ComputeDType(DType.F32), new Rng(1)));
+        return m.Merge(new TensorInputs("model.layers.0.mlp.up_proj.weight", [N], inputs, baseIndex, perModel, g, new ComputeDType(DType.F32), new Rng(1)));
     }
 
     public static TheoryData<string> Cases => new(JsonNode.Parse(File.ReadAllText(Fixtures))!.AsObject().Select(kv => kv.Key));
@@ -54,6 +61,7 @@ public class MergekitTests
     public void Each_method_computes_mergekits_numbers(string name)
     {
         var expected = JsonNode.Parse(File.ReadAllText(Fixtures))![name]!.AsArray().Select(v => (float)v!.GetValue<double>()).ToArray();
+        var (b, m) = Tensors();
         var actual = name switch
         {
             "linear" => Run("linear", [0.5, 0.3, -0.2, 0.4]),
@@ -64,6 +72,12 @@ public class MergekitTests
             "ties_unnormalized_lambda" => Run("ties", [1.0, 0.5, 0.5, null], [0.25, 0.6, 0.9, 1], new() { ["normalize"] = false, ["lambda"] = 0.6 }),
             "breadcrumbs" => Run("breadcrumbs", [0.6, 0.5, 0.4, null], [0.7, 0.8, 0.5, 1], gamma: 0.05),
             "breadcrumbs_ties" => Run("breadcrumbs_ties", [0.6, -0.5, 0.4, null], [0.7, 0.8, 0.5, 1], gamma: 0.05),
+            "model_stock" => Run("model_stock", [.. m, b], 3, [null, null, null, null]),
+            "nuslerp_base" => Run("nuslerp", [m[0], m[1], b], 2, [0.3, 0.9, null]),
+            "nuslerp" => Run("nuslerp", [m[0], m[1]], -1, [0.3, 0.9]),
+            "multislerp" => Run("multislerp", m, -1, [0.5, 0.3, 0.2]),
+            "multislerp_base" => Run("multislerp", [.. m, b], 3, [0.5, 0.3, 0.2, null]),
+            "slerp" => Run("slerp", [b, m[0]], 0, [null, null], globals: new() { ["t"] = 0.35 }),
             _ => throw new InvalidOperationException(name),
         };
         for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6f, $"{name}[{i}]: mergekit {expected[i]:R}, Attune {actual[i]:R}");

@@ -1,0 +1,165 @@
+namespace Attune.Merging.Mergekit;
+
+/// <summary>Vector helpers over flattened tensors; reductions in double (torch's f32 reductions differ in the last bits only).</summary>
+static class Vec
+{
+    public static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double s = 0;
+        for (int i = 0; i < a.Length; i++) s += (double)a[i] * b[i];
+        return s;
+    }
+
+    public static double Norm(ReadOnlySpan<float> a) => Math.Sqrt(Dot(a, a));
+
+    /// <summary>Rows of a tensor as mergekit's "dim = -1" reductions see them: a vector is one row.</summary>
+    public static (int Rows, int Cols) Rows(long[] shape, int length) => shape.Length >= 2 ? ((int)shape[0], length / (int)shape[0]) : (1, length);
+
+    public static float[] Minus(float[] a, float[] b) => a.Select((v, i) => v - b[i]).ToArray();
+}
+
+/// <summary>
+/// mergekit's model_stock (Jang et al. 2024): with the fine-tuned models' offsets from the base, cos θ is the mean of their
+/// pairwise cosines (over the whole tensor, or per row with <c>filter_wise</c>), t = N·cos θ / (1 + (N − 1)·cos θ), and
+/// the output t·mean(models) + (1 − t)·base. Needs the base and at least two other models.
+/// </summary>
+public sealed class ModelStockMerge : MergekitMethod
+{
+    public override string Name => "model_stock";
+    public override bool NeedsBase => true;
+    public override IReadOnlyList<ParameterDef> Parameters => [new("filter_wise", false, false)];
+
+    public override float[] Merge(TensorInputs x)
+    {
+        if (x.BaseIndex < 0) throw new AttuneException(null, x.Name, "model_stock needs base_model");
+        var w0 = x.Tensors[x.BaseIndex];
+        var ws = x.Tensors.Where((_, k) => k != x.BaseIndex).ToList();
+        if (ws.Count == 0) return w0;
+        if (ws.Count < 2) throw new AttuneException(null, x.Name, "model_stock needs at least three models: the base and two or more others");
+        var (rows, cols) = x.Flag("filter_wise") ? Vec.Rows(x.Shape, w0.Length) : (1, w0.Length);
+        var offsets = ws.Select(w => Vec.Minus(w, w0)).ToList();
+        int n = ws.Count;
+        var output = new float[w0.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            double cos = 0;
+            int pairs = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = i + 1; j < n; j++, pairs++)
+                {
+                    var a = offsets[i].AsSpan(r * cols, cols);
+                    var b = offsets[j].AsSpan(r * cols, cols);
+                    cos += Math.Clamp(Vec.Dot(a, b) / Math.Max(Vec.Norm(a) * Vec.Norm(b), 1e-6), -1, 1);
+                }
+            cos /= pairs;
+            float t = (float)(n * cos / (1 + (n - 1) * cos));
+            for (int e = r * cols; e < (r + 1) * cols; e++)
+            {
+                float sum = 0;
+                foreach (var w in ws) sum += w[e];
+                output[e] = x.Compute.Round(t * (sum / n) + (1 - t) * w0[e]);
+            }
+        }
+        return output;
+    }
+}
+
+/// <summary>
+/// mergekit's nuslerp: spherical interpolation of two models at t = w₂/(w₁ + w₂) (0.5 when the weights cancel) — of their
+/// task vectors when a base is given (then added back) — over the flattened tensor (<c>nuslerp_flatten</c>, the default),
+/// or per row, or per column with <c>nuslerp_row_wise</c>; nearly colinear rows are interpolated linearly.
+/// </summary>
+public sealed class NuSlerpMerge : MergekitMethod
+{
+    public override string Name => "nuslerp";
+    public override IReadOnlyList<ParameterDef> Parameters => [new("nuslerp_row_wise", false, false), new("nuslerp_flatten", false, true)];
+    public override IReadOnlyList<ParameterDef> TensorParameters => [new("weight", true, null)];
+
+    public override float[] Merge(TensorInputs x)
+    {
+        if (x.Tensors.Count == 1) return x.Tensors[0];
+        var others = Enumerable.Range(0, x.Tensors.Count).Where(k => k != x.BaseIndex).ToList();
+        if (others.Count != 2) throw new AttuneException(null, x.Name, "nuslerp merges exactly two models (and an optional base that is not one of them)");
+        double w0 = x.Number(others[0], "weight"), w1 = x.Number(others[1], "weight");
+        double t = Math.Abs(w0 + w1) < 1e-6 ? 0.5 : w1 / (w0 + w1);
+        float[]? b = x.BaseIndex >= 0 ? x.Tensors[x.BaseIndex] : null;
+        var v0 = b is null ? x.Tensors[others[0]] : Vec.Minus(x.Tensors[others[0]], b);
+        var v1 = b is null ? x.Tensors[others[1]] : Vec.Minus(x.Tensors[others[1]], b);
+        int len = v0.Length;
+        var (rows, cols) = x.Flag("nuslerp_flatten") ? (1, len) : Vec.Rows(x.Shape, len);
+        bool columns = !x.Flag("nuslerp_flatten") && x.Flag("nuslerp_row_wise") && x.Shape.Length >= 2;
+        // Each interpolated vector: a row (stride 1) or, row-wise, a column (stride cols).
+        int vectors = columns ? cols : rows, size = columns ? rows : cols, stride = columns ? cols : 1;
+        var output = new float[len];
+        for (int v = 0; v < vectors; v++)
+        {
+            int Index(int i) => columns ? v + i * stride : v * cols + i;
+            double d01 = 0, n0 = 0, n1 = 0;
+            for (int i = 0; i < size; i++) { double a = v0[Index(i)], c = v1[Index(i)]; d01 += a * c; n0 += a * a; n1 += c * c; }
+            double cos = d01 / (Math.Max(Math.Sqrt(n0), 1e-7) * Math.Max(Math.Sqrt(n1), 1e-7));
+            double theta = Math.Acos(Math.Clamp(cos, -1, 1)), sin = Math.Sin(theta);
+            bool colinear = Math.Abs(sin) < 1e-8;
+            double s0 = colinear ? 1 - t : Math.Sin((1 - t) * theta) / sin, s1 = colinear ? t : Math.Sin(t * theta) / sin;
+            for (int i = 0; i < size; i++)
+            {
+                int e = Index(i);
+                float r = (float)(s0 * v0[e] + s1 * v1[e]);
+                output[e] = x.Compute.Round(b is null ? r : b[e] + r);
+            }
+        }
+        return output;
+    }
+}
+
+/// <summary>
+/// mergekit's multislerp: barycentric interpolation on the hypersphere — the models (their task vectors when a base is
+/// given) are projected to the unit sphere, averaged with their weights (normalized to sum 1 by default), the weighted
+/// tangent vectors at that mean are mapped back with the exponential map, and the result is scaled to the weighted mean
+/// norm (then the base added back).
+/// </summary>
+public sealed class MultiSlerpMerge : MergekitMethod
+{
+    public override string Name => "multislerp";
+    public override IReadOnlyList<ParameterDef> Parameters => [new("normalize_weights", false, true), new("eps", false, 1e-8)];
+    public override IReadOnlyList<ParameterDef> TensorParameters => [new("weight", true, null)];
+
+    public override float[] Merge(TensorInputs x)
+    {
+        var idx = Enumerable.Range(0, x.Tensors.Count).Where(k => k != x.BaseIndex).ToList();
+        if (idx.Count == 1) return x.Tensors[idx[0]];
+        float[]? b = x.BaseIndex >= 0 ? x.Tensors[x.BaseIndex] : null;
+        var vs = idx.Select(k => b is null ? x.Tensors[k] : Vec.Minus(x.Tensors[k], b)).ToList();
+        var w = idx.Select(k => x.Number(k, "weight")).ToArray();
+        if (x.Flag("normalize_weights")) { double s = w.Sum(); w = w.Select(v => v / s).ToArray(); }
+        double eps = x.Number("eps");
+        int len = vs[0].Length, n = vs.Count;
+        var norms = vs.Select(v => Vec.Norm(v)).ToArray();
+        var mean = new double[len];
+        for (int k = 0; k < n; k++)
+            for (int e = 0; e < len; e++) mean[e] += vs[k][e] / (norms[k] + eps) * w[k];
+        double meanNorm = Math.Sqrt(mean.Sum(v => v * v));
+        var output = new float[len];
+        if (meanNorm < eps)
+        {
+            if (n != 2) throw new AttuneException(null, x.Name, "multislerp: the weighted unit vectors cancel out (antipodal models with balancing weights); use other weights");
+            for (int e = 0; e < len; e++) output[e] = x.Compute.Round((float)(vs[0][e] * w[0] + vs[1][e] * w[1] + (b?[e] ?? 0)));
+            return output;
+        }
+        for (int e = 0; e < len; e++) mean[e] /= meanNorm;
+        var tangent = new double[len];
+        for (int k = 0; k < n; k++)
+        {
+            double dot = 0;
+            for (int e = 0; e < len; e++) dot += vs[k][e] / (norms[k] + eps) * mean[e];
+            for (int e = 0; e < len; e++) tangent[e] += (vs[k][e] / (norms[k] + eps) - dot * mean[e]) * w[k];
+        }
+        double tangentNorm = Math.Sqrt(tangent.Sum(v => v * v)) + eps;
+        double averageNorm = norms.Select((v, k) => v * w[k]).Sum();
+        for (int e = 0; e < len; e++)
+        {
+            double r = (mean[e] * Math.Cos(tangentNorm) + tangent[e] * (Math.Sin(tangentNorm) / tangentNorm)) * averageNorm;
+            output[e] = x.Compute.Round((float)(r + (b?[e] ?? 0)));
+        }
+        return output;
+    }
+}
