@@ -35,19 +35,13 @@ public static class MergeCommand
             var io = CliIO.Get();
             if (parse.GetValue(recipe) is { } recipeFile)
             {
-                if (parse.GetValue(baseModel) is not null || parse.GetValue(instruct) is { Length: > 0 } || parse.GetValue(lambda) is not null || parse.GetValue(lambdas) is not null)
-                    throw new AttuneException(null, "--recipe", "give either a recipe or --base/--instruct/--lambda flags, not both");
+                if (parse.GetValue(baseModel) is not null || parse.GetValue(instruct) is { Length: > 0 })
+                    throw new AttuneException(null, "--recipe", "give either a recipe or --base/--instruct flags, not both");
                 if (!File.Exists(recipeFile)) throw new AttuneException(recipeFile, "not found");
                 if (Attune.Merging.Mergekit.MergekitRecipe.IsMergekit(recipeFile))
-                {
-                    // mergekit's own format (it names a merge_method), merged with mergekit's semantics.
-                    var mk = Attune.Merging.Mergekit.MergekitRecipe.Load(recipeFile);
-                    var mkOptions = new Attune.Merging.Mergekit.MergekitMerge.Options { Seed = parse.GetValue(seed) };
-                    if (parse.GetValue(maxShard) is { } size) mkOptions = mkOptions with { MaxShardBytes = ParseSize(size) };
-                    Attune.Merging.Mergekit.MergekitMerge.Run(mk, parse.GetValue(output)!, mkOptions, io.Error);
-                    io.Out.WriteLine($"wrote {parse.GetValue(output)} from {recipeFile} ({mk.Method}, mergekit's format)");
-                    return Program.Success;
-                }
+                    return MergekitRecipe(io, recipeFile, parse.GetValue(output)!, parse.GetValue(lambda), parse.GetValue(lambdas), parse.GetValue(seed), parse.GetValue(maxShard));
+                if (parse.GetValue(lambda) is not null || parse.GetValue(lambdas) is not null)
+                    throw new AttuneException(null, "--recipe", "an Attune recipe names its λ (lambda: or lambdas:); --lambda and --lambdas go with flags or a mergekit recipe");
                 var r = MergeRecipe.Load(recipeFile);
                 var recipeOptions = parse.GetValue(maxShard) is { } ms ? r.Options with { MaxShardBytes = ParseSize(ms) } : r.Options;
                 CliProgress.Run(io, "merge", p => PartialAdaptation.Merge(r.Base, r.Models, parse.GetValue(output)!, recipeOptions, p, io.Error));
@@ -91,6 +85,29 @@ public static class MergeCommand
             return Program.Success;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// A recipe in mergekit's format (it names a merge_method), merged with mergekit's semantics; with --lambda or --lambdas
+    /// the method's strength is set (MergekitMerge.StrengthParameters), one folder per λ (OUT/lambda-0.50, …) for several.
+    /// </summary>
+    static int MergekitRecipe(CliIO io, string file, string output, string? one, string? many, ulong seed, string? maxShard)
+    {
+        var recipe = Attune.Merging.Mergekit.MergekitRecipe.Load(file);
+        var options = new Attune.Merging.Mergekit.MergekitMerge.Options { Seed = seed };
+        if (maxShard is { } size) options = options with { MaxShardBytes = ParseSize(size) };
+        if (one is not null && many is not null) throw new AttuneException(null, "--lambda", "give either --lambda or --lambdas");
+        if (one is null && many is null)
+        {
+            Attune.Merging.Mergekit.MergekitMerge.Run(recipe, output, options, io.Error);
+            io.Out.WriteLine($"wrote {output} from {file} ({recipe.Method}, mergekit's format)");
+            return Program.Success;
+        }
+        var values = one is not null ? [Lambda.Parse(one)] : Lambda.ParseList(many!);
+        foreach (var l in values)
+            Attune.Merging.Mergekit.MergekitMerge.Run(recipe, one is not null ? output : Path.Combine(output, l.Name), options with { Strength = l.Value }, io.Error);
+        io.Out.WriteLine(one is not null ? $"wrote {output} from {file} ({recipe.Method}, λ = {values[0]})" : $"wrote {values.Count} checkpoints under {output} from {file} ({recipe.Method})");
+        return Program.Success;
     }
 
     /// <summary>"5GB", "500MB", "64KB" or a number of bytes (decimal units, as transformers reads them).</summary>

@@ -276,6 +276,36 @@ public class MergekitTests
     }
 
     [Fact]
+    public void Lambdas_set_the_strength_of_a_mergekit_recipe_one_folder_each()
+    {
+        using var tmp = Family();
+        File.WriteAllText(tmp["ties.yml"], """
+            merge_method: ties
+            base_model: base
+            models:
+              - model: a
+                parameters: {weight: 1.0, density: 0.6}
+            """);
+        var (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["ties.yml"], "--lambdas", "0,0.5,1", "--out", tmp["sweep"]);
+        Assert.True(code == 0, err);
+        const string name = "model.layers.3.self_attn.o_proj.weight";
+        var (b, half, full) = (Floats(tmp["base"], name), Floats(Path.Combine(tmp["sweep"], "lambda-0.50"), name), Floats(Path.Combine(tmp["sweep"], "lambda-1.00"), name));
+        Assert.Equal(b, Floats(Path.Combine(tmp["sweep"], "lambda-0.00"), name)); // λ scales the merged task vectors: 0 is the base
+        for (int i = 0; i < b.Length; i++) Assert.Equal(b[i] + (full[i] - b[i]) * 0.5f, half[i], 1e-6f);
+        // slerp's strength is t: 1 is the other model.
+        File.WriteAllText(tmp["slerp.yml"], "merge_method: slerp\nbase_model: base\nmodels:\n  - model: base\n  - model: a\nparameters:\n  t: 0.2\n");
+        (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["slerp.yml"], "--lambda", "1", "--out", tmp["slerp1"]);
+        Assert.True(code == 0, err);
+        var a = Floats(tmp["a"], name);
+        Assert.All(Floats(tmp["slerp1"], name).Zip(a), p => Assert.Equal(p.Second, p.First, 1e-5f));
+        // A method without a strength refuses.
+        File.WriteAllText(tmp["pass.yml"], "merge_method: passthrough\nmodels:\n  - model: a\n");
+        (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["pass.yml"], "--lambdas", "0,1", "--out", tmp["none"]);
+        Assert.Equal(2, code);
+        Assert.Contains("no strength", err);
+    }
+
+    [Fact]
     public void Bad_recipes_get_one_line_naming_the_field()
     {
         using var tmp = Family();

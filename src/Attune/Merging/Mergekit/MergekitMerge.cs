@@ -25,6 +25,32 @@ public static class MergekitMerge
         /// <summary>Seeds the random methods (DARE, DELLA): the same seed gives the same bytes.</summary>
         public ulong Seed { get; init; }
         public long MaxShardBytes { get; init; } = ShardedSafeTensorsWriter.DefaultMaxShardBytes;
+        /// <summary>The merge's strength set from outside the recipe (<c>attune merge --lambdas</c>): see <see cref="StrengthParameters"/>.</summary>
+        public double? Strength { get; init; }
+    }
+
+    /// <summary>
+    /// What a strength λ sets, per method, above every level of the recipe: the <c>lambda</c> that scales the summed task
+    /// vectors (task_arithmetic, ties, dare_*, breadcrumbs*, della*), slerp's <c>t</c>, and for linear (the base and one
+    /// model) and nuslerp without a base (two models) the weights 1 − λ and λ — so λ = 0 is the base (first model) and
+    /// λ = 1 the other. Methods without a strength (passthrough, model_stock, multislerp) refuse.
+    /// </summary>
+    public static (Dictionary<string, object?> Globals, Dictionary<string, double> Weights) StrengthParameters(MergekitRecipe recipe, double lambda)
+    {
+        var sources = recipe.Slices.SelectMany(s => s.Sources).Select(x => x.Model).Distinct().ToList();
+        switch (recipe.Method)
+        {
+            case "slerp":
+                return (new() { ["t"] = lambda }, []);
+            case "linear" when recipe.BaseModel is { } b && sources.Count == 2 && sources.Contains(b):
+                return ([], new() { [b] = 1 - lambda, [sources.Single(x => x != b)] = lambda });
+            case "nuslerp" when recipe.BaseModel is null && sources.Count == 2:
+                return ([], new() { [sources[0]] = 1 - lambda, [sources[1]] = lambda });
+            case var m when MergekitMethod.All.TryGetValue(m, out var method) && method is TaskArithmeticFamily:
+                return (new() { ["lambda"] = lambda }, []);
+            default:
+                throw new AttuneException(recipe.Path, "--lambdas", $"{recipe.Method} has no strength λ sets (task-vector methods take lambda, slerp t; linear needs the base and one model, nuslerp two models without a base)");
+        }
     }
 
     /// <summary>One output tensor: where its inputs come from and at what depth.</summary>
@@ -37,6 +63,7 @@ public static class MergekitMerge
         DType? compute = recipe.DType is { } d ? DTypes.ParseFloat(d, "dtype", recipe.Path) : null;
         DType? output = recipe.OutDType is { } o ? DTypes.ParseFloat(o, "out_dtype", recipe.Path) : null;
         WarnUnused(recipe, method, log);
+        if (options.Strength is { } strength) StrengthParameters(recipe, strength); // refuses a method without one before anything is read
 
         // Every model the recipe names, opened once.
         var names = recipe.Slices.SelectMany(s => s.Sources.Select(x => x.Model).Append(s.BaseModel)).Append(recipe.BaseModel)
@@ -60,10 +87,12 @@ public static class MergekitMerge
                 folder.CopyFrom(reference, [Checkpoint.GenerationConfigFileName]);
                 Tokenizer(recipe, names, checkpoints, reference, folder);
                 File.WriteAllText(Path.Combine(folder.Directory, "mergekit_config.yml"), recipe.Text);
-                using var writer = folder.Weights(specs, options.MaxShardBytes, new Dictionary<string, string> { ["attune.mergekit"] = recipe.Method });
+                var metadata = new Dictionary<string, string> { ["attune.mergekit"] = recipe.Method };
+                if (options.Strength is { } lambda) metadata["attune.lambda"] = lambda.ToString("R", CultureInfo.InvariantCulture);
+                using var writer = folder.Weights(specs, options.MaxShardBytes, metadata);
                 foreach (var (p, spec) in plan.Zip(specs))
                 {
-                    var merged = MergeTensor(recipe, method, p, checkpoints, spec.Shape, compute, options.Seed);
+                    var merged = MergeTensor(recipe, method, p, checkpoints, spec.Shape, compute, options);
                     writer.Write(p.Name, DTypes.FromSingle(spec.DType, merged));
                 }
                 writer.Commit();
@@ -75,7 +104,7 @@ public static class MergekitMerge
         }
     }
 
-    static float[] MergeTensor(MergekitRecipe recipe, MergekitMethod method, Planned p, List<Checkpoint> checkpoints, long[] shape, DType? compute, ulong seed)
+    static float[] MergeTensor(MergekitRecipe recipe, MergekitMethod method, Planned p, List<Checkpoint> checkpoints, long[] shape, DType? compute, Options options)
     {
         var dtype = new ComputeDType(compute ?? checkpoints[p.Inputs[p.BaseIndex >= 0 ? p.BaseIndex : 0].Model].Weights.Entry(p.Inputs[p.BaseIndex >= 0 ? p.BaseIndex : 0].Tensor).DType);
         var tensors = p.Inputs.Select(i =>
@@ -88,11 +117,12 @@ public static class MergekitMerge
             dtype.Round(values);
             return values;
         }).ToList();
-        var globals = method.Parameters.ToDictionary(d => d.Name, d => Parameter(recipe, p, d, source: null));
+        var (strength, weights) = options.Strength is { } lambda ? StrengthParameters(recipe, lambda) : ([], []);
+        var globals = method.Parameters.ToDictionary(d => d.Name, d => strength.TryGetValue(d.Name, out var v) ? v : Parameter(recipe, p, d, source: null));
         var perModel = p.Sources.Select((s, k) => (IReadOnlyDictionary<string, object?>)method.TensorParameters.ToDictionary(d => d.Name,
-            d => Parameter(recipe, p, d with { Required = d.Required && k != p.BaseIndex }, s))).ToList();
+            d => d.Name == "weight" && weights.TryGetValue(s.Model, out var w) ? w : Parameter(recipe, p, d with { Required = d.Required && k != p.BaseIndex }, s))).ToList();
         // Each tensor's random draws depend on the seed and its name only, not on the order tensors are merged in.
-        var rng = new Rng(seed ^ BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(p.Name))));
+        var rng = new Rng(options.Seed ^ BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(p.Name))));
         return method.Merge(new TensorInputs(p.Name, shape, tensors, p.BaseIndex, perModel, globals, dtype, rng));
     }
 
