@@ -19,10 +19,10 @@ public static class MergeCommand
         var lambda = new Option<string?>("--lambda") { Description = "Interpolation weight λ: 0 = base, 1 = instruct (outside [0, 1] extrapolates)" };
         var lambdas = new Option<string?>("--lambdas") { Description = "Several λ in one pass: 0,0.5,1 or start:end:step; outputs go to OUT/lambda-0.50/…" };
         var method = new Option<string>("--method") { Description = "linear (partial adaptation) | task_arithmetic | slerp | ties | dare; λ is each method's strength", DefaultValueFactory = _ => "linear" };
-        var density = new Option<double>("--density") { Description = "ties: fraction of each task vector kept", DefaultValueFactory = _ => 0.5 };
+        var density = new Option<double?>("--density") { Description = "ties: fraction of each task vector kept, int(density·n) largest (default 1, as mergekit)" };
         var dropRate = new Option<double>("--drop-rate") { Description = "dare: probability of dropping each task-vector element", DefaultValueFactory = _ => 0.5 };
         var noRescale = new Option<bool>("--no-rescale") { Description = "dare: do not rescale the kept elements by 1/(1 − drop rate)" };
-        var normalize = new Option<bool>("--normalize") { Description = "ties: divide by the total weight of the agreeing models" };
+        var normalize = new Option<bool?>("--normalize") { Description = "ties, task_arithmetic: divide by the total weight (of the agreeing models, for ties); default true for ties, false for task_arithmetic (as mergekit)" };
         var seed = new Option<ulong>("--seed") { Description = "dare: seed of the drop masks", DefaultValueFactory = _ => 0 };
         var dtype = new Option<string?>("--dtype") { Description = "Output dtype f32|f16|bf16 (default: the instruct model's)" };
         var tokenizerFrom = new Option<string>("--tokenizer-from") { Description = "Tokenizer files and chat template from: instruct|base", DefaultValueFactory = _ => "instruct" };

@@ -102,10 +102,10 @@ public sealed record MergeRecipe(string Base, IReadOnlyList<string> Models, Merg
         var (mergeMethod, recorded) = MergeMethods.Create(method, new MergeMethods.Parameters
         {
             Weights = weights,
-            Density = Get(root, "density") is { } dn ? Number(dn, "density") : 0.5,
+            Density = Get(root, "density") is { } dn ? Number(dn, "density") : null,
             DropRate = Get(root, "drop_rate") is { } dr ? Number(dr, "drop_rate") : 0.5,
             Rescale = Flag("rescale", true),
-            Normalize = Flag("normalize", false),
+            Normalize = Get(root, "normalize") is not null ? Flag("normalize", false) : null,
             Seed = Get(root, "seed") is { } sn && ulong.TryParse(Scalar(sn, "seed"), out var seedValue) ? seedValue : 0,
         });
         return new MergeRecipe(PathField("base"), models, options with { Method = mergeMethod, MethodParameters = recorded });

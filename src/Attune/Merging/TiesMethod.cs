@@ -1,12 +1,13 @@
 namespace Attune.Merging;
 
 /// <summary>
-/// TIES merging (Yadav et al. 2023): each task vector (model − base) keeps only its largest-magnitude
-/// <c>density</c> fraction (per tensor); each element's sign is elected by the weighted sum; only the
-/// kept values that agree with it are summed (divided by their weights' total when normalizing); then
-/// base + λ·merged. The magnitude threshold is found exactly in two histogram passes over the chunks
-/// (on the high, then the low 16 bits of |δ|'s float pattern), so memory stays bounded; ties at the
-/// threshold are all kept.
+/// TIES merging (Yadav et al. 2023) as mergekit computes it: each task vector δ = model − base keeps exactly
+/// int(density·n) of its elements, the largest magnitudes (among equal magnitudes at the threshold, the earlier
+/// elements; mergekit's argsort leaves their order unspecified); each value is weighted; an element's sign is elected
+/// by the sum of the weighted values (a sum of 0 elects +), and only the weighted values of that sign are summed (a
+/// zero value agrees with neither), divided by their weights' total when normalizing (a total of 0 divides by 1); then
+/// base + λ·merged. The magnitude threshold is found exactly in two histogram passes over the chunks (on the high, then
+/// the low 16 bits of |δ|'s float pattern), so memory stays bounded.
 /// </summary>
 public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bool normalize) : IMergeMethod
 {
@@ -15,20 +16,28 @@ public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bo
     uint[] _highBucket = [];
     float[] _threshold = [];
     long[] _aboveHigh = [];
+    long[] _above = [];
     long _elements;
+    /// <summary>Elements kept at the threshold so far, per λ computed (each λ streams the tensor in order).</summary>
+    readonly Dictionary<double, long[]> _atThreshold = [];
 
     public string Name => "ties";
+    string _name = "";
     public int StatisticsPasses => 2;
 
     public void BeginTensor(string name, long elements)
     {
+        _name = name;
         int n = weights.Count;
         _elements = elements;
         _high = Enumerable.Range(0, n).Select(_ => new long[65536]).ToArray();
         _low = Enumerable.Range(0, n).Select(_ => new long[65536]).ToArray();
         _highBucket = new uint[n];
         _aboveHigh = new long[n];
+        _above = new long[n];
         _threshold = new float[n];
+        _atThreshold.Clear();
+        if (density < 1 && Keep <= 0) throw new AttuneException(null, _name, $"density {density} keeps no element of a tensor of {elements} (int(density·n) = 0)");
     }
 
     static uint Bits(float delta) => BitConverter.SingleToUInt32Bits(MathF.Abs(delta));
@@ -49,7 +58,7 @@ public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bo
         if (pass == 1 && offset + length >= _elements) ChooseThresholds();
     }
 
-    long Keep => (long)Math.Ceiling(density * _elements);
+    long Keep => (long)(density * _elements);
 
     void ChooseHighBuckets()
     {
@@ -72,8 +81,13 @@ public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bo
             _threshold[k] = 0;
             for (int low = 65535; low >= 0; low--)
             {
+                if (seen + _low[k][low] >= Keep)
+                {
+                    _threshold[k] = BitConverter.UInt32BitsToSingle((_highBucket[k] << 16) | (uint)low);
+                    _above[k] = seen;
+                    break;
+                }
                 seen += _low[k][low];
-                if (seen >= Keep) { _threshold[k] = BitConverter.UInt32BitsToSingle((_highBucket[k] << 16) | (uint)low); break; }
             }
         }
     }
@@ -84,25 +98,29 @@ public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bo
     public void Compute(ReadOnlySpan<float> b, IReadOnlyList<float[]> models, int length, long offset, double lambda, Span<float> output)
     {
         int n = models.Count;
-        Span<double> kept = stackalloc double[n];
+        Span<double> weighted = stackalloc double[n];
+        if (!_atThreshold.TryGetValue(lambda, out var taken)) _atThreshold[lambda] = taken = new long[n];
         for (int e = 0; e < length; e++)
         {
             if (e >= b.Length) { output[e] = models[0][e]; continue; }
-            double elected = 0;
+            double vote = 0;
             for (int k = 0; k < n; k++)
             {
-                float delta = models[k][e] - b[e];
-                kept[k] = density >= 1 || MathF.Abs(delta) >= _threshold[k] ? delta : 0;
-                elected += weights[k] * kept[k];
+                float delta = models[k][e] - b[e], magnitude = MathF.Abs(delta);
+                bool keep = density >= 1 || magnitude > _threshold[k]
+                    || (magnitude == _threshold[k] && taken[k] < Keep - _above[k] && ++taken[k] > 0);
+                weighted[k] = keep ? weights[k] * delta : 0;
+                vote += weighted[k];
             }
+            int elected = vote >= 0 ? 1 : -1;
             double sum = 0, total = 0;
             for (int k = 0; k < n; k++)
-                if (kept[k] != 0 && Math.Sign(kept[k]) == Math.Sign(elected))
+                if (Math.Sign(weighted[k]) == elected)
                 {
-                    sum += weights[k] * kept[k];
+                    sum += weighted[k];
                     total += weights[k];
                 }
-            double merged = normalize && total > 0 ? sum / total : sum;
+            double merged = normalize && total != 0 ? sum / total : sum;
             output[e] = (float)(b[e] + lambda * merged);
         }
     }

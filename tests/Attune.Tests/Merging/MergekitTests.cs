@@ -53,6 +53,42 @@ public class MergekitTests
         return m.Merge(new TensorInputs("model.layers.0.mlp.up_proj.weight", [N], inputs, baseIndex, perModel, g, new ComputeDType(DType.F32), new Rng(1)));
     }
 
+    /// <summary>Multiples of 1/8: task vectors with many equal magnitudes at the density threshold.</summary>
+    static (float[] Base, float[][] Models) Quantized()
+    {
+        var b = Synthetic(0, 1).Select(v => MathF.Round(v * 8) / 8).ToArray();
+        return (b, Enumerable.Range(0, 3).Select(k => { var d = Synthetic(k + 1, 2); return b.Select((x, i) => x + MathF.Round(d[i] * 4) / 8).ToArray(); }).ToArray());
+    }
+
+    [Theory]
+    [InlineData("ties_uniform_density", false, 96)]
+    [InlineData("ties_equal_magnitudes", true, 96)]
+    [InlineData("ties_equal_magnitudes", true, 7)] // streamed in chunks of 7 elements
+    [InlineData("task_arithmetic_normalized", false, 13)]
+    public void The_streamed_flag_methods_compute_mergekits_numbers(string name, bool quantized, int chunk)
+    {
+        // attune merge --method ties|task_arithmetic (and Attune's own recipe) stream tensors in chunks; same numbers as mergekit.
+        var expected = JsonNode.Parse(File.ReadAllText(Fixtures))![name]!.AsArray().Select(v => (float)v!.GetValue<double>()).ToArray();
+        var (b, m) = quantized ? Quantized() : Tensors();
+        Attune.Merging.IMergeMethod method = name.StartsWith("ties")
+            ? new Attune.Merging.TiesMethod([0.7, -0.4, 0.3], 0.4, normalize: true)
+            : new Attune.Merging.TaskArithmeticMethod([0.7, 0.4, 0.3], normalize: true);
+        method.BeginTensor("t", N);
+        for (int pass = 0; pass < method.StatisticsPasses; pass++)
+            for (int at = 0; at < N; at += chunk)
+            {
+                int len = Math.Min(chunk, N - at);
+                method.Observe(pass, b.AsSpan(at, len), m.Select(x => x[at..(at + len)]).ToList(), len, at);
+            }
+        var output = new float[N];
+        for (int at = 0; at < N; at += chunk)
+        {
+            int len = Math.Min(chunk, N - at);
+            method.Compute(b.AsSpan(at, len), m.Select(x => x[at..(at + len)]).ToList(), len, at, 1, output.AsSpan(at, len));
+        }
+        for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - output[i]) <= 1e-6f, $"{name}[{i}]: mergekit {expected[i]:R}, Attune {output[i]:R}");
+    }
+
     public static TheoryData<string> Cases => new(JsonNode.Parse(File.ReadAllText(Fixtures))!.AsObject().Select(kv => kv.Key));
     static string Fixtures => Path.Combine(Repo.Root, "tests", "Attune.Tests", "Merging", "mergekit-fixtures.json");
 
@@ -78,6 +114,8 @@ public class MergekitTests
             "multislerp" => Run("multislerp", m, -1, [0.5, 0.3, 0.2]),
             "multislerp_base" => Run("multislerp", [.. m, b], 3, [0.5, 0.3, 0.2, null]),
             "slerp" => Run("slerp", [b, m[0]], 0, [null, null], globals: new() { ["t"] = 0.35 }),
+            "ties_uniform_density" => Run("ties", [0.7, -0.4, 0.3, null], [0.4, 0.4, 0.4, 1]),
+            "ties_equal_magnitudes" => Run("ties", [.. Quantized().Models, Quantized().Base], 3, [0.7, -0.4, 0.3, null], [0.4, 0.4, 0.4, 1]),
             _ => throw new InvalidOperationException(name),
         };
         for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6f, $"{name}[{i}]: mergekit {expected[i]:R}, Attune {actual[i]:R}");
