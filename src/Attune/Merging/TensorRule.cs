@@ -6,9 +6,10 @@ namespace Attune.Merging;
 /// <summary>
 /// λ for the tensors whose name matches <see cref="Pattern"/> (a regular expression, searched in the
 /// Hugging Face name): one value, or a list spread across the layers — layer ℓ of L takes the list
-/// linearly interpolated at ℓ/(L−1), as mergekit's gradients do. Tensors outside the layers take the
-/// list's first value (embeddings) or last value (final norm, lm_head). The first matching rule wins;
-/// tensors no rule matches take the run's λ.
+/// linearly interpolated at ℓ/(L−1) (1 for a model of one layer), as mergekit's gradients do; tensors outside
+/// the layers (embeddings, final norm, lm_head) take the list's first value, as mergekit evaluates them at t = 0.
+/// The pattern <c>*</c> matches every tensor, as in mergekit's filters. The first matching rule wins; tensors no
+/// rule matches take the run's λ.
 /// </summary>
 public sealed record TensorRule(string Pattern, IReadOnlyList<double> Values)
 {
@@ -16,6 +17,7 @@ public sealed record TensorRule(string Pattern, IReadOnlyList<double> Values)
 
     static Regex Build(string pattern)
     {
+        if (pattern == "*") return new Regex("", RegexOptions.CultureInvariant);
         try { return new Regex(pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)); }
         catch (ArgumentException e) { throw new AttuneException(null, "rule", $"\"{pattern}\" is not a valid regular expression: {e.Message}"); }
     }
@@ -26,9 +28,8 @@ public sealed record TensorRule(string Pattern, IReadOnlyList<double> Values)
     public double ValueFor(int layer, int layers)
     {
         if (Values.Count == 1) return Values[0];
-        if (layer < 0) return Values[0];
-        if (layer >= layers) return Values[^1];
-        double x = layers == 1 ? 0 : (double)layer / (layers - 1) * (Values.Count - 1);
+        if (layer < 0 || layer >= layers) return Values[0];
+        double x = (layers == 1 ? 1 : (double)layer / (layers - 1)) * (Values.Count - 1);
         int i = Math.Min((int)Math.Floor(x), Values.Count - 2);
         return Values[i] + (x - i) * (Values[i + 1] - Values[i]);
     }

@@ -40,9 +40,11 @@ public class RecipeTests
         Assert.True(SameBytes(m, b, "model.layers.0.mlp.up_proj.weight"));
         Assert.True(SameBytes(m, i, "model.layers.1.mlp.up_proj.weight"));
         Assert.True(SameBytes(m, b, TensorLayout.Embedding)); // before the layers: first value
-        Assert.True(SameBytes(m, i, TensorLayout.FinalNorm)); // after: last value
+        Assert.True(SameBytes(m, b, TensorLayout.FinalNorm)); // after the layers too: the first value (mergekit evaluates both at t = 0)
         var rule = new TensorRule("x", [0, 1, 0.5]);
         Assert.Equal([0, 0.5, 1, 0.75, 0.5], Enumerable.Range(0, 5).Select(l => rule.ValueFor(l, 5)));
+        Assert.Equal(0.5, rule.ValueFor(0, 1)); // one layer: t = 1, as mergekit
+        Assert.True(new TensorRule("*", [0.3]).Matches("lm_head.weight")); // mergekit's filter for every tensor
     }
 
     [Fact]
