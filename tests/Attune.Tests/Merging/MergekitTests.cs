@@ -363,3 +363,33 @@ public class MergekitTests
         Assert.Single(err.Trim().Split('\n'));
     }
 }
+
+public class MergekitChatTemplateTests
+{
+    static string Render(string name, bool generation = true) =>
+        new Attune.Text.Templates.ChatTemplate(NamedChatTemplates.All[name], new Dictionary<string, string> { ["bos_token"] = "<s>", ["eos_token"] = "</s>" })
+            .Render([new JsonObject { ["role"] = "system", ["content"] = "Be brief." }, new JsonObject { ["role"] = "user", ["content"] = "Hi" },
+                new JsonObject { ["role"] = "assistant", ["content"] = "Hello." }, new JsonObject { ["role"] = "user", ["content"] = "Bye" }], generation).Text;
+
+    [Fact]
+    public void The_named_chat_formats_render_their_standard_layouts()
+    {
+        Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n", Render("chatml"));
+        Assert.Equal("<s><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            + "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", Render("llama3"));
+        Assert.Equal("Be brief.\n\n### Instruction:\nHi\n\n### Response:\nHello.</s>\n\n### Instruction:\nBye\n\n### Response:\n", Render("alpaca"));
+        Assert.Equal("<s>[INST] Be brief.\n\nHi [/INST]Hello.</s>[INST] Bye [/INST]", Render("mistral"));
+        Assert.Equal("[|system|]Be brief.[|endofturn|]\n[|user|]Hi\n[|assistant|]Hello.[|endofturn|]\n[|user|]Bye\n[|assistant|]", Render("exaone"));
+    }
+
+    [Fact]
+    public void A_recipe_naming_a_chat_format_writes_it_into_the_merged_tokenizer_config()
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp["a"], TinyModels.LlamaConfig, DType.F32, seed: 1);
+        File.WriteAllText(tmp["r.yml"], "merge_method: passthrough\nmodels:\n  - model: a\nchat_template: chatml\n");
+        var (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["r.yml"], "--out", tmp["out"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(NamedChatTemplates.All["chatml"], JsonNode.Parse(File.ReadAllText(tmp["out/tokenizer_config.json"]))!["chat_template"]!.GetValue<string>());
+    }
+}

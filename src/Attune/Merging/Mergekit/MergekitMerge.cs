@@ -224,8 +224,9 @@ public static class MergekitMerge
             "auto" => checkpoints.Select(c => c.TokenizerConfigPath is { } tc ? JsonNode.Parse(File.ReadAllText(tc))?["chat_template"]?.ToJsonString() : null)
                 .Where(t => t is not null).GroupBy(t => t).OrderByDescending(g => g.Count()).FirstOrDefault()?.Key is { } json ? JsonNode.Parse(json)
                 : throw new AttuneException(recipe.Path, "chat_template", "auto: none of the models has a chat template"),
+            _ when NamedChatTemplates.All.TryGetValue(template, out var named) => named,
             _ when template.Contains("{%", StringComparison.Ordinal) || template.Contains("{{", StringComparison.Ordinal) => template,
-            _ => throw new AttuneException(recipe.Path, "chat_template", $"\"{template}\": give the template's Jinja text or auto (the named templates of mergekit are not built in)"),
+            _ => throw new AttuneException(recipe.Path, "chat_template", $"\"{template}\" is not auto, one of {string.Join(", ", NamedChatTemplates.All.Keys)}, or a Jinja template"),
         };
         folder.Json(Checkpoint.TokenizerConfigFileName, config);
         File.Delete(Path.Combine(folder.Directory, "chat_template.jinja"));
