@@ -47,7 +47,7 @@ public static class Program
                 MergeBench.Table(Root, RunSelf);
                 return 0;
             case "merge-one":
-                MergeBench.One(args[1], args[2], args[3]);
+                MergeBench.One(args[1], args[2], args[3], args.ElementAtOrDefault(4) ?? "linear");
                 return 0;
             case "train":
                 // train PEAK_GFLOPS [STEPS]: the peak from bench/fma-peak.c on this machine
