@@ -116,6 +116,7 @@ public class MergekitTests
             "slerp" => Run("slerp", [b, m[0]], 0, [null, null], globals: new() { ["t"] = 0.35 }),
             "ties_uniform_density" => Run("ties", [0.7, -0.4, 0.3, null], [0.4, 0.4, 0.4, 1]),
             "ties_equal_magnitudes" => Run("ties", [.. Quantized().Models, Quantized().Base], 3, [0.7, -0.4, 0.3, null], [0.4, 0.4, 0.4, 1]),
+            "breadcrumbs_equal_magnitudes" => Run("breadcrumbs", [.. Quantized().Models, Quantized().Base], 3, [0.6, -0.5, 0.4, null], [0.7, 0.5, 0.6, 1], gamma: 0.1),
             _ => throw new InvalidOperationException(name),
         };
         for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6f, $"{name}[{i}]: mergekit {expected[i]:R}, Attune {actual[i]:R}");
@@ -130,7 +131,8 @@ public class MergekitTests
         foreach (var method in new[] { "dare_linear", "della_linear" })
         {
             var m = MergekitMethod.All[method];
-            float[] Once(ulong seed, bool rescale) => m.Merge(new TensorInputs("t", [big.Length], [big, zero], 1,
+            // Copies: a method may overwrite its inputs' arrays.
+            float[] Once(ulong seed, bool rescale) => m.Merge(new TensorInputs("t", [big.Length], [big.ToArray(), zero.ToArray()], 1,
                 [new Dictionary<string, object?> { ["weight"] = 1.0, ["density"] = 0.3, ["epsilon"] = 0.1 }, new Dictionary<string, object?> { ["weight"] = null, ["density"] = 1.0, ["epsilon"] = 0.1 }],
                 m.Parameters.ToDictionary(p => p.Name, p => p.Name == "rescale" ? rescale : p.Default), new ComputeDType(DType.F32), new Rng(seed)));
             var kept = Once(7, rescale: false);
@@ -143,7 +145,7 @@ public class MergekitTests
             Assert.Equal(big.Sum(v => Math.Abs((double)v)), rescaled.Sum(v => Math.Abs((double)v)), 1e-2);
         }
         // DELLA keeps large magnitudes more often than small ones.
-        var della = MergekitMethod.All["della_linear"].Merge(new TensorInputs("t", [big.Length], [big, zero], 1,
+        var della = MergekitMethod.All["della_linear"].Merge(new TensorInputs("t", [big.Length], [big.ToArray(), zero], 1,
             [new Dictionary<string, object?> { ["weight"] = 1.0, ["density"] = 0.5, ["epsilon"] = 0.4 }, new Dictionary<string, object?> { ["weight"] = null, ["density"] = 1.0, ["epsilon"] = 0.4 }],
             MergekitMethod.All["della_linear"].Parameters.ToDictionary(p => p.Name, p => p.Name == "rescale" ? false : p.Default), new ComputeDType(DType.F32), new Rng(3)));
         var bySize = big.Select((v, i) => (Math.Abs(v), della[i] != 0)).OrderBy(x => x.Item1).ToList();

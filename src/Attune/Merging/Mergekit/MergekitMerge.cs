@@ -15,7 +15,7 @@ namespace Attune.Merging.Mergekit;
 /// one-layer slice). Every parameter is looked up as mergekit does — the model's own in its source, then the slice's,
 /// then the recipe's — and evaluated for the tensor's name and t. Inputs are cast to the compute <c>dtype</c> before
 /// merging; the output is written in <c>out_dtype</c> (else the compute dtype, else the inputs'), one tensor at a time
-/// (memory bounded by the largest tensor times the inputs), into a folder that appears only when complete, with the
+/// (memory bounded by the largest tensor's inputs and output in f32), into a folder that appears only when complete, with the
 /// recipe as given (<c>mergekit_config.yml</c>).
 /// </summary>
 public static class MergekitMerge
@@ -94,6 +94,9 @@ public static class MergekitMerge
                 {
                     var merged = MergeTensor(recipe, method, p, checkpoints, spec.Shape, compute, options);
                     writer.Write(p.Name, DTypes.FromSingle(spec.DType, merged));
+                    // A whole tensor per input lives on the large-object heap; give it back before the next one (embeddings
+                    // and the head are the largest), so that memory stays near the largest tensor's inputs and output.
+                    if (merged.Length >= 1 << 22) GC.Collect();
                 }
                 writer.Commit();
             });

@@ -8,7 +8,8 @@ public sealed record ParameterDef(string Name, bool Required, object? Default);
 /// <summary>
 /// What a method merges for one output tensor: the inputs' values (already in the compute dtype), which of them is the
 /// base (−1: none), each input's parameters and the method's global ones (evaluated for this tensor and depth), and a
-/// random source seeded for this tensor.
+/// random source seeded for this tensor. The arrays are the method's: it may overwrite the inputs it does not return
+/// (task vectors replace their model's values), so that a whole tensor is not copied once more per model.
 /// </summary>
 public sealed record TensorInputs(
     string Name, long[] Shape, IReadOnlyList<float[]> Tensors, int BaseIndex,

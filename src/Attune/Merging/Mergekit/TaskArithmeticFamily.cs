@@ -37,10 +37,10 @@ public sealed class TaskArithmeticFamily(string name, bool consensus, Sparsifica
         var weights = new List<float>();
         foreach (int k in models)
         {
-            var delta = new float[len];
-            for (int e = 0; e < len; e++) delta[e] = r.Round(x.Tensors[k][e] - b[e]);
-            if (sparsification != Sparsification.None)
-                delta = Sparsify(delta, x.Number(k, "density"), x, k);
+            // The task vector replaces the model's values in its own array (no copy of a whole tensor per model).
+            var delta = x.Tensors[k];
+            for (int e = 0; e < len; e++) delta[e] = r.Round(delta[e] - b[e]);
+            if (sparsification != Sparsification.None) Sparsify(delta, x.Number(k, "density"), x, k);
             deltas.Add(delta);
             weights.Add(r.Round((float)x.Number(k, "weight")));
         }
@@ -79,67 +79,70 @@ public sealed class TaskArithmeticFamily(string name, bool consensus, Sparsifica
         return output;
     }
 
-    float[] Sparsify(float[] delta, double density, TensorInputs x, int input)
+    /// <summary>Thins a task vector in place to the elements kept (the rest set to 0), rescaled to its L1 norm when asked.</summary>
+    void Sparsify(float[] delta, double density, TensorInputs x, int input)
     {
-        if (density >= 1) return delta;
+        if (density >= 1) return;
         int len = delta.Length;
-        var mask = new bool[len];
+        var keep = new bool[len];
         switch (sparsification)
         {
             case Sparsification.Magnitude:
             {
-                // k = int(density·n) largest magnitudes; among equal magnitudes the earlier element first.
+                // The int(density·n) largest magnitudes; among equal magnitudes at the threshold, the earlier elements.
                 long k = (long)(density * len);
                 if (k <= 0) throw new AttuneException(null, x.Name, $"density {density} keeps no element of a tensor of {len} (it would zero the tensor)");
-                foreach (var i in ByMagnitude(delta, descending: true).Take((int)k)) mask[i] = true;
+                var (threshold, below) = MagnitudeRank.At(delta, len - k);
+                long equal = 0;
+                foreach (var v in delta) if (MagnitudeRank.Bits(v) == threshold) equal++;
+                long above = len - below - equal, taken = 0;
+                for (int i = 0; i < len; i++)
+                {
+                    uint bits = MagnitudeRank.Bits(delta[i]);
+                    keep[i] = bits > threshold || (bits == threshold && taken++ < k - above);
+                }
                 break;
             }
             case Sparsification.MagnitudeOutliers:
             {
-                // Drop the gamma fraction of largest magnitudes, then the smallest, to keep int(density·n). mergekit keeps
-                // sorted[n_bot:-n_top], which is empty when n_top is 0 (tensors of fewer than 1/gamma elements): so here.
+                // Ascending by magnitude (equal ones by index), keep positions [n_bot, n − n_top): the gamma fraction of
+                // largest and then the smallest go, to keep int(density·n). mergekit keeps sorted[n_bot:-n_top], which is
+                // empty when n_top is 0 (tensors of fewer than 1/gamma elements): so it is here.
                 double gamma = x.Number(input, "gamma");
                 long target = (long)(density * len), top = (long)(gamma * len), bottom = len - target - top;
                 if (bottom < 0) { top += bottom; bottom = 0; }
-                var order = ByMagnitude(delta, descending: false);
-                for (long i = bottom; i < len - top && top > 0; i++) mask[order[i]] = true;
+                if (top <= 0 || bottom >= len - top) break;
+                var (low, belowLow) = MagnitudeRank.At(delta, bottom);
+                var (high, belowHigh) = MagnitudeRank.At(delta, len - top - 1);
+                long seenLow = 0, seenHigh = 0;
+                for (int i = 0; i < len; i++)
+                {
+                    uint bits = MagnitudeRank.Bits(delta[i]);
+                    long position = bits == low ? belowLow + seenLow++ : bits == high ? belowHigh + seenHigh++ : -1;
+                    keep[i] = position >= 0 ? position >= bottom && position < len - top : bits > low && bits < high;
+                }
                 break;
             }
             case Sparsification.Random:
-                for (int i = 0; i < len; i++) mask[i] = x.Random.NextDouble() < density;
+                for (int i = 0; i < len; i++) keep[i] = x.Random.NextDouble() < density;
                 break;
             case Sparsification.DellaMagprune:
-                DellaMask(delta, density, x.Number(input, "epsilon"), x, mask);
+                DellaMask(delta, density, x.Number(input, "epsilon"), x, keep);
                 break;
         }
-        var masked = new float[len];
         double before = 0, after = 0;
         for (int i = 0; i < len; i++)
         {
-            masked[i] = mask[i] ? delta[i] : 0;
             before += Math.Abs(delta[i]);
-            after += Math.Abs(masked[i]);
+            if (!keep[i]) delta[i] = 0;
+            after += Math.Abs(delta[i]);
         }
         // Rescale to the L1 norm the task vector had (mergekit's rescale), unless either norm is ~0.
         var r = x.Compute;
         float beforeScale = r.Round((float)before), afterScale = r.Round((float)after);
-        if (!x.Flag("rescale") || beforeScale < 1e-7f || afterScale < 1e-7f) return masked;
+        if (!x.Flag("rescale") || beforeScale < 1e-7f || afterScale < 1e-7f) return;
         float scale = r.Round(beforeScale / afterScale);
-        for (int i = 0; i < len; i++) masked[i] = r.Round(masked[i] * scale);
-        return masked;
-    }
-
-    /// <summary>Element indices ordered by magnitude (ties: the earlier index first).</summary>
-    static int[] ByMagnitude(float[] values, bool descending)
-    {
-        var order = Enumerable.Range(0, values.Length).ToArray();
-        var keys = values.Select(MathF.Abs).ToArray();
-        Array.Sort(order, (a, c) =>
-        {
-            int cmp = keys[a].CompareTo(keys[c]);
-            return cmp != 0 ? (descending ? -cmp : cmp) : a.CompareTo(c);
-        });
-        return order;
+        for (int i = 0; i < len; i++) delta[i] = r.Round(delta[i] * scale);
     }
 
     /// <summary>
@@ -151,16 +154,54 @@ public sealed class TaskArithmeticFamily(string name, bool consensus, Sparsifica
         if (density + epsilon >= 1 || density - epsilon <= 0)
             throw new AttuneException(null, x.Name, $"epsilon {epsilon} must keep density ± epsilon inside (0, 1) (density {density})");
         int rows = x.Shape.Length >= 2 ? (int)x.Shape[0] : 1, cols = delta.Length / rows;
+        var keys = new long[cols];
         for (int row = 0; row < rows; row++)
         {
-            var slice = delta.AsSpan(row * cols, cols).ToArray();
-            var order = ByMagnitude(slice, descending: false);
+            // Ascending magnitude, equal ones by index: one sort of (|δ| bits, index) keys per row.
+            for (int c = 0; c < cols; c++) keys[c] = ((long)MagnitudeRank.Bits(delta[row * cols + c]) << 32) | (uint)c;
+            Array.Sort(keys);
             for (int rank = 0; rank < cols; rank++)
             {
                 double norm = cols > 1 ? (double)rank / (cols - 1) : 0;
                 double p = density - epsilon + norm * 2 * epsilon;
-                mask[row * cols + order[rank]] = x.Random.NextDouble() < p;
+                mask[row * cols + (int)(keys[rank] & 0xFFFFFFFF)] = x.Random.NextDouble() < p;
             }
         }
+    }
+}
+
+/// <summary>
+/// Order statistics of magnitudes without sorting: non-negative floats order as their bit patterns, so the magnitude at
+/// an ascending position is found with two 65536-bucket histogram passes (high, then low 16 bits) — linear time and no
+/// copy of the tensor.
+/// </summary>
+static class MagnitudeRank
+{
+    public static uint Bits(float x) => BitConverter.SingleToUInt32Bits(x) & 0x7FFFFFFF;
+
+    /// <summary>The bit pattern of the magnitude at ascending position <paramref name="position"/>, and how many magnitudes are smaller.</summary>
+    public static (uint Bits, long Below) At(float[] values, long position)
+    {
+        var high = new long[65536];
+        foreach (var v in values) high[Bits(v) >> 16]++;
+        long below = 0;
+        uint bucket = 0;
+        for (; bucket < 65536; bucket++)
+        {
+            if (below + high[bucket] > position) break;
+            below += high[bucket];
+        }
+        var low = new long[65536];
+        foreach (var v in values)
+        {
+            uint bits = Bits(v);
+            if (bits >> 16 == bucket) low[bits & 0xFFFF]++;
+        }
+        for (uint l = 0; l < 65536; l++)
+        {
+            if (below + low[l] > position) return ((bucket << 16) | l, below);
+            below += low[l];
+        }
+        throw new ArgumentOutOfRangeException(nameof(position));
     }
 }
