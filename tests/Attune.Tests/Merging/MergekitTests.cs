@@ -12,9 +12,9 @@ public class MergekitTests
     // ---- The arithmetic, against numbers from mergekit's math -----------------------------------------------------------
     // mergekit-fixtures.json holds outputs computed once by a numpy re-implementation of mergekit's
     // merge_methods/generalized_task_arithmetic.py (get_task_vectors, sparsify, get_mask with "sum", the divisor rules),
-    // merge_methods/linear.py, slerp.py, nuslerp.py, multislerp.py, model_stock.py and sparsify.py (magnitude: int(density·n)
+    // merge_methods/linear.py, slerp.py, nuslerp.py, multislerp.py, model_stock.py, karcher.py, nearswap.py, sce.py and sparsify.py (magnitude: int(density·n)
     // largest, argsort; magnitude_outliers), in float32
-    // op by op as torch computes, on the tensors below (integers over 1000, exact in both languages). Equal magnitudes are
+    // op by op as torch computes (sce's variance across models in double, as torch's CPU var accumulates), on the tensors below (integers over 1000, exact in both languages). Equal magnitudes are
     // ranked by index (a stable sort; torch's argsort leaves their order unspecified).
 
     const int N = 96;
@@ -116,6 +116,10 @@ public class MergekitTests
             "slerp" => Run("slerp", [b, m[0]], 0, [null, null], globals: new() { ["t"] = 0.35 }),
             "ties_uniform_density" => Run("ties", [0.7, -0.4, 0.3, null], [0.4, 0.4, 0.4, 1]),
             "ties_equal_magnitudes" => Run("ties", [.. Quantized().Models, Quantized().Base], 3, [0.7, -0.4, 0.3, null], [0.4, 0.4, 0.4, 1]),
+            "karcher" => Run("karcher", [.. m, b], -1, [null, null, null, null]),
+            "nearswap" => Run("nearswap", [b, m[0]], 0, [null, null], globals: new() { ["t"] = 0.05 }),
+            "sce" => Run("sce", [.. m, b], 3, [null, null, null, null]),
+            "sce_topk" => Run("sce", [.. m, b], 3, [null, null, null, null], globals: new() { ["select_topk"] = 0.4 }),
             "breadcrumbs_equal_magnitudes" => Run("breadcrumbs", [.. Quantized().Models, Quantized().Base], 3, [0.6, -0.5, 0.4, null], [0.7, 0.5, 0.6, 1], gamma: 0.1),
             _ => throw new InvalidOperationException(name),
         };

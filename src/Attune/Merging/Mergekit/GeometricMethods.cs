@@ -163,3 +163,145 @@ public sealed class MultiSlerpMerge : MergekitMethod
         return output;
     }
 }
+
+/// <summary>
+/// mergekit's karcher: the Riemannian (Karcher) mean of the inputs on the unit sphere, equal weights, found by at most
+/// <c>max_iter</c> fixed-point steps (stopping under <c>tol</c>), scaled by the mean of the inputs' norms.
+/// </summary>
+public sealed class KarcherMerge : MergekitMethod
+{
+    public override string Name => "karcher";
+    public override IReadOnlyList<ParameterDef> Parameters => [new("max_iter", false, 10.0), new("tol", false, 1e-5)];
+
+    public override float[] Merge(TensorInputs x)
+    {
+        int n = x.Tensors.Count, len = x.Tensors[0].Length;
+        if (n == 1) return x.Tensors[0];
+        double tol = x.Number("tol");
+        int maxIter = (int)x.Number("max_iter");
+        var norms = x.Tensors.Select(t => Vec.Norm(t)).ToArray();
+        var valid = Enumerable.Range(0, n).Where(i => norms[i] > tol).ToList();
+        var output = new float[len];
+        if (valid.Count == 0) return output;
+        var units = valid.Select(i => x.Tensors[i].Select(v => (float)(v / norms[i])).ToArray()).ToList();
+        double alpha = 1.0 / valid.Count; // the valid inputs' equal weights, renormalised
+        var u = new double[len];
+        foreach (var unit in units) for (int e = 0; e < len; e++) u[e] += alpha * unit[e];
+        double normU = Math.Sqrt(u.Sum(v => v * v));
+        if (normU < tol) u = units[0].Select(v => (double)v).ToArray();
+        else for (int e = 0; e < len; e++) u[e] /= normU;
+        var step = new double[len];
+        for (int iter = 0; iter < maxIter; iter++)
+        {
+            Array.Clear(step);
+            foreach (var unit in units)
+            {
+                double dot = 0;
+                for (int e = 0; e < len; e++) dot += u[e] * unit[e];
+                dot = Math.Clamp(dot, -1, 1);
+                double theta = Math.Acos(dot);
+                if (theta < tol) continue;
+                double scale = alpha * theta / Math.Sin(theta);
+                for (int e = 0; e < len; e++) step[e] += scale * (unit[e] - dot * u[e]);
+            }
+            double normT = Math.Sqrt(step.Sum(v => v * v));
+            if (normT < tol) break;
+            double c = Math.Cos(normT), s = Math.Sin(normT);
+            for (int e = 0; e < len; e++) u[e] = c * u[e] + s * (step[e] / normT);
+            double un = Math.Sqrt(u.Sum(v => v * v));
+            if (un > tol) for (int e = 0; e < len; e++) u[e] /= un;
+        }
+        double scaleAll = norms.Sum() / n; // every input's norm, zero ones included, with weight 1/n
+        for (int e = 0; e < len; e++) output[e] = x.Compute.Round((float)(scaleAll * u[e]));
+        return output;
+    }
+}
+
+/// <summary>mergekit's nearswap: where base and model differ by less than t, take the model; elsewhere move toward it by t/|a − b|.</summary>
+public sealed class NearSwapMerge : MergekitMethod
+{
+    public override string Name => "nearswap";
+    public override bool NeedsBase => true;
+    public override IReadOnlyList<ParameterDef> Parameters => [new("t", true, null)];
+
+    public override float[] Merge(TensorInputs x)
+    {
+        var others = Enumerable.Range(0, x.Tensors.Count).Where(k => k != x.BaseIndex).ToList();
+        if (x.BaseIndex < 0) throw new AttuneException(null, x.Name, "nearswap needs base_model");
+        if (others.Count == 0) return x.Tensors[x.BaseIndex];
+        if (others.Count != 1) throw new AttuneException(null, x.Name, "nearswap merges the base with exactly one other model");
+        var (a, b) = (x.Tensors[x.BaseIndex], x.Tensors[others[0]]);
+        float t = (float)x.Number("t");
+        var output = new float[a.Length];
+        for (int e = 0; e < a.Length; e++)
+        {
+            float w = Math.Clamp(t / Math.Max(Math.Abs(a[e] - b[e]), 1e-6f), 0f, 1f);
+            output[e] = x.Compute.Round(w * b[e] + (1 - w) * a[e]);
+        }
+        return output;
+    }
+}
+
+/// <summary>
+/// mergekit's sce (Wan et al. 2024): task vectors; with <c>select_topk</c> &lt; 1, only the elements whose variance across
+/// the models is among the top fraction (of the elements with any variance) are kept; signs are elected as TIES does (on the
+/// unweighted values); each model is weighted by its mean squared task vector (normalised to sum 1), and the kept values'
+/// weighted sum is divided by their weights.
+/// </summary>
+public sealed class SceMerge : MergekitMethod
+{
+    public override string Name => "sce";
+    public override bool NeedsBase => true;
+    public override IReadOnlyList<ParameterDef> Parameters => [new("int8_mask", false, false), new("select_topk", false, 1.0)];
+
+    public override float[] Merge(TensorInputs x)
+    {
+        if (x.BaseIndex < 0) throw new AttuneException(null, x.Name, "sce needs base_model");
+        var b = x.Tensors[x.BaseIndex];
+        var tvs = Enumerable.Range(0, x.Tensors.Count).Where(k => k != x.BaseIndex).Select(k => Vec.Minus(x.Tensors[k], b)).ToList();
+        if (tvs.Count == 0) return b;
+        int n = tvs.Count, len = b.Length;
+        double topk = x.Number("select_topk");
+        if (topk < 1)
+        {
+            var variance = new float[len];
+            for (int e = 0; e < len; e++)
+            {
+                double mean = 0, sq = 0;
+                foreach (var tv in tvs) mean += tv[e];
+                mean /= n;
+                foreach (var tv in tvs) sq += (tv[e] - mean) * (tv[e] - mean);
+                variance[e] = (float)(sq / n);
+            }
+            long nonzero = variance.LongCount(v => v != 0), k = (long)(nonzero * Math.Max(topk, 0));
+            var keep = new bool[len];
+            if (k > 0)
+            {
+                // The k largest variances (equal ones by index), by the same order statistics as the magnitude methods.
+                var (threshold, below) = MagnitudeRank.At(variance, len - k);
+                long equal = variance.LongCount(v => MagnitudeRank.Bits(v) == threshold), above = len - below - equal, taken = 0;
+                for (int e = 0; e < len; e++)
+                {
+                    uint bits = MagnitudeRank.Bits(variance[e]);
+                    keep[e] = bits > threshold || (bits == threshold && taken++ < k - above);
+                }
+            }
+            foreach (var tv in tvs) for (int e = 0; e < len; e++) if (!keep[e]) tv[e] = 0;
+        }
+        var weights = tvs.Select(tv => tv.Sum(v => (double)v * v) / len).ToArray();
+        double total = weights.Sum();
+        weights = Math.Abs(total) < 1e-6 ? weights.Select(_ => 1.0 / n).ToArray() : weights.Select(w => w / total).ToArray();
+        var output = new float[len];
+        for (int e = 0; e < len; e++)
+        {
+            double vote = 0;
+            foreach (var tv in tvs) vote += tv[e];
+            int elected = vote >= 0 ? 1 : -1;
+            double sum = 0, kept = 0;
+            for (int k = 0; k < n; k++)
+                if (Math.Sign(tvs[k][e]) == elected) { sum += tvs[k][e] * weights[k]; kept += weights[k]; }
+            output[e] = x.Compute.Round((float)(b[e] + sum / Math.Max(kept, 1e-6)));
+        }
+        return output;
+    }
+}
