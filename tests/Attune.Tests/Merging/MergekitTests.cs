@@ -12,7 +12,7 @@ public class MergekitTests
     // ---- The arithmetic, against numbers from mergekit's math -----------------------------------------------------------
     // mergekit-fixtures.json holds outputs computed once by a numpy re-implementation of mergekit's
     // merge_methods/generalized_task_arithmetic.py (get_task_vectors, sparsify, get_mask with "sum", the divisor rules),
-    // merge_methods/linear.py, slerp.py, nuslerp.py, multislerp.py, model_stock.py, karcher.py, nearswap.py, sce.py and sparsify.py (magnitude: int(density·n)
+    // merge_methods/linear.py, slerp.py, nuslerp.py, multislerp.py, model_stock.py, karcher.py, nearswap.py, sce.py, arcee_fusion.py, ram.py and sparsify.py (magnitude: int(density·n)
     // largest, argsort; magnitude_outliers), in float32
     // op by op as torch computes (sce's variance across models in double, as torch's CPU var accumulates), on the tensors below (integers over 1000, exact in both languages). Equal magnitudes are
     // ranked by index (a stable sort; torch's argsort leaves their order unspecified).
@@ -42,7 +42,7 @@ public class MergekitTests
     }
 
     static float[] Run(string method, float[][] inputs, int baseIndex, IReadOnlyList<double?> weights, IReadOnlyList<double>? densities = null,
-        Dictionary<string, object?>? globals = null, double gamma = 0.01)
+        Dictionary<string, object?>? globals = null, double gamma = 0.01, long[]? shape = null)
     {
         var m = MergekitMethod.All[method];
         var perModel = inputs.Select((_, k) => (IReadOnlyDictionary<string, object?>)new Dictionary<string, object?>
@@ -50,7 +50,14 @@ public class MergekitTests
             ["weight"] = weights[k], ["density"] = densities?[k] ?? 1.0, ["gamma"] = gamma, ["epsilon"] = 0.15,
         }).ToList();
         var g = m.Parameters.ToDictionary(p => p.Name, p => globals is not null && globals.TryGetValue(p.Name, out var v) ? v : p.Default);
-        return m.Merge(new TensorInputs("model.layers.0.mlp.up_proj.weight", [N], inputs, baseIndex, perModel, g, new ComputeDType(DType.F32), new Rng(1)));
+        return m.Merge(new TensorInputs("model.layers.0.mlp.up_proj.weight", shape ?? [N], inputs, baseIndex, perModel, g, new ComputeDType(DType.F32), new Rng(1)));
+    }
+
+    /// <summary>Models that change about half of the base's values each (RAM counts which models changed an element).</summary>
+    static float[][] Sparse()
+    {
+        var (b, m) = Tensors();
+        return Enumerable.Range(0, 3).Select(k => { var gate = Synthetic(k + 5, 3); return b.Select((v, i) => gate[i] > 0 ? m[k][i] : v).ToArray(); }).ToArray();
     }
 
     /// <summary>Multiples of 1/8: task vectors with many equal magnitudes at the density threshold.</summary>
@@ -120,6 +127,9 @@ public class MergekitTests
             "nearswap" => Run("nearswap", [b, m[0]], 0, [null, null], globals: new() { ["t"] = 0.05 }),
             "sce" => Run("sce", [.. m, b], 3, [null, null, null, null]),
             "sce_topk" => Run("sce", [.. m, b], 3, [null, null, null, null], globals: new() { ["select_topk"] = 0.4 }),
+            "arcee_fusion" => Run("arcee_fusion", [b, m[0]], 0, [null, null], shape: [8, 12]),
+            "ram" => Run("ram", [.. Sparse(), b], 3, [null, null, null, null]),
+            "ramplus_tl" => Run("ramplus_tl", [.. Sparse(), b], 3, [null, null, null, null]),
             "breadcrumbs_equal_magnitudes" => Run("breadcrumbs", [.. Quantized().Models, Quantized().Base], 3, [0.6, -0.5, 0.4, null], [0.7, 0.5, 0.6, 1], gamma: 0.1),
             _ => throw new InvalidOperationException(name),
         };

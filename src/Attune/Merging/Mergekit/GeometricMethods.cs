@@ -305,3 +305,106 @@ public sealed class SceMerge : MergekitMethod
         return output;
     }
 }
+
+/// <summary>
+/// mergekit's arcee_fusion: the model's changes to the base are kept only where they matter — an element's importance is
+/// |model − base| times its row's KL divergence between the softmax of the model's and the base's row; changes with an
+/// importance at least median + 1.5·IQR (quantiles taken at ⌊q·(n − 1)⌋ of the sorted importances; tensors of more than
+/// a million elements sampled down to a million, as mergekit does — here with the seeded generator) are added to the base.
+/// </summary>
+public sealed class ArceeFusionMerge : MergekitMethod
+{
+    public override string Name => "arcee_fusion";
+    public override bool NeedsBase => true;
+
+    public override float[] Merge(TensorInputs x)
+    {
+        if (x.Tensors.Count == 1) return x.Tensors[0];
+        if (x.Tensors.Count != 2 || x.BaseIndex < 0) throw new AttuneException(null, x.Name, "arcee_fusion merges the base with exactly one model");
+        var (b, m) = (x.Tensors[x.BaseIndex], x.Tensors[1 - x.BaseIndex]);
+        int len = b.Length;
+        var (rows, cols) = Vec.Rows(x.Shape, len);
+        var importance = new float[len];
+        for (int r = 0; r < rows; r++)
+        {
+            var (p, q) = (Softmax(m.AsSpan(r * cols, cols)), Softmax(b.AsSpan(r * cols, cols)));
+            double kl = 0;
+            for (int c = 0; c < cols; c++) kl += (p[c] + 1e-8) * Math.Log((p[c] + 1e-8) / (q[c] + 1e-8));
+            for (int c = 0; c < cols; c++) importance[r * cols + c] = (float)(Math.Abs(m[r * cols + c] - b[r * cols + c]) * kl);
+        }
+        var sample = importance;
+        if (len > 1_000_000)
+        {
+            // A random million, as mergekit's randperm does (its draws are torch's; these are the seeded generator's).
+            var pick = (float[])importance.Clone();
+            for (int i = 0; i < 1_000_000; i++) { int j = i + (int)(x.Random.NextDouble() * (len - i)); (pick[i], pick[j]) = (pick[j], pick[i]); }
+            sample = pick[..1_000_000];
+        }
+        var sorted = (float[])sample.Clone();
+        Array.Sort(sorted);
+        float At(float quantile) => sorted[(long)(quantile * (float)(sorted.Length - 1))];
+        float threshold = At(0.5f) + 1.5f * (At(0.75f) - At(0.25f));
+        var output = new float[len];
+        for (int e = 0; e < len; e++) output[e] = x.Compute.Round(importance[e] >= threshold ? b[e] + (m[e] - b[e]) : b[e]);
+        return output;
+    }
+
+    static double[] Softmax(ReadOnlySpan<float> row)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var v in row) max = Math.Max(max, v);
+        var e = new double[row.Length];
+        double sum = 0;
+        for (int i = 0; i < row.Length; i++) sum += e[i] = Math.Exp(row[i] - max);
+        for (int i = 0; i < row.Length; i++) e[i] /= sum;
+        return e;
+    }
+}
+
+/// <summary>
+/// mergekit's ram (Reinforced Agent Merging) and ramplus_tl: per element, the task vectors larger than ε in magnitude
+/// contribute — alone, in full (scaled for ramplus_tl by 1 + r·clamp(ρ, 0, α), ρ being the model's shared-to-unique count
+/// ratio in the tensor), or shared by several, divided by their count.
+/// </summary>
+public sealed class RamMerge(bool plus) : MergekitMethod
+{
+    public override string Name => plus ? "ramplus_tl" : "ram";
+    public override bool NeedsBase => true;
+    public override IReadOnlyList<ParameterDef> Parameters => plus
+        ? [new("r", false, 0.1), new("alpha", false, 0.2), new("epsilon", false, 1e-5)]
+        : [new("epsilon", false, 1e-5)];
+
+    public override float[] Merge(TensorInputs x)
+    {
+        if (x.BaseIndex < 0) throw new AttuneException(null, x.Name, $"{Name} needs base_model");
+        var b = x.Tensors[x.BaseIndex];
+        var tvs = Enumerable.Range(0, x.Tensors.Count).Where(k => k != x.BaseIndex).Select(k => Vec.Minus(x.Tensors[k], b)).ToList();
+        if (tvs.Count == 0) return b;
+        int n = tvs.Count, len = b.Length;
+        double eps = x.Number("epsilon");
+        var counts = new int[len];
+        for (int e = 0; e < len; e++) foreach (var tv in tvs) if (Math.Abs(tv[e]) > eps) counts[e]++;
+        var scale = new float[n];
+        for (int k = 0; k < n; k++)
+        {
+            if (!plus) { scale[k] = 1; continue; }
+            long shared = 0, unique = 0;
+            for (int e = 0; e < len; e++)
+                if (Math.Abs(tvs[k][e]) > eps) { if (counts[e] > 1) shared++; else if (counts[e] == 1) unique++; }
+            float rho = shared / (float)Math.Max(unique, eps);
+            scale[k] = 1 + (float)x.Number("r") * Math.Clamp(rho, 0f, (float)x.Number("alpha"));
+        }
+        var output = new float[len];
+        for (int e = 0; e < len; e++)
+        {
+            float sum = 0;
+            for (int k = 0; k < n; k++)
+            {
+                float v = Math.Abs(tvs[k][e]) > eps ? tvs[k][e] : 0;
+                sum += counts[e] == 1 ? v * scale[k] : counts[e] > 1 ? v / counts[e] : 0;
+            }
+            output[e] = x.Compute.Round(b[e] + sum);
+        }
+        return output;
+    }
+}

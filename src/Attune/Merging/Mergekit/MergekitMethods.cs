@@ -64,7 +64,7 @@ public abstract class MergekitMethod
     public static readonly IReadOnlyDictionary<string, MergekitMethod> All = new MergekitMethod[]
     {
         new LinearMerge(), new SlerpMerge(), new PassthroughMerge(), new ModelStockMerge(), new NuSlerpMerge(), new MultiSlerpMerge(),
-        new KarcherMerge(), new NearSwapMerge(), new SceMerge(),
+        new KarcherMerge(), new NearSwapMerge(), new SceMerge(), new ArceeFusionMerge(), new RamMerge(plus: false), new RamMerge(plus: true),
         new TaskArithmeticFamily("task_arithmetic", consensus: false, Sparsification.None, normalize: false, rescale: false),
         new TaskArithmeticFamily("ties", consensus: true, Sparsification.Magnitude, normalize: true, rescale: false),
         new TaskArithmeticFamily("dare_ties", consensus: true, Sparsification.Random, normalize: false, rescale: true),
