@@ -359,6 +359,57 @@ public class MergekitTests
         Assert.Contains("no strength", err);
     }
 
+    /// <summary>
+    /// A base with the Llama 2 tokenizer (32000 tokens) and a sibling that adds one special token (and its embedding and
+    /// head rows): tokenizer_source union gives 32001 tokens, the new token's rows come from the one model that has it.
+    /// </summary>
+    [Fact]
+    public void A_union_tokenizer_adds_the_other_models_tokens_with_mergekits_embedding_fallbacks()
+    {
+        using var tmp = new TempDir();
+        var config = TinyModels.LlamaConfig.Replace("\"vocab_size\": 32", "\"vocab_size\": 32000");
+        TinyModels.Write(tmp["base"], config, DType.F32, seed: 1);
+        var npm = Repo.NpmTokenizer("llama2");
+        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(npm, f), Path.Combine(tmp["base"], f));
+        using (var b = Checkpoint.Open(tmp["base"]))
+            CheckpointWriter.Write(tmp["extra"], folder =>
+            {
+                var json = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp["base"], "config.json")))!.AsObject();
+                json["vocab_size"] = 32001;
+                folder.Config(json, null);
+                var tokenizer = JsonNode.Parse(File.ReadAllText(Path.Combine(npm, "tokenizer.json")))!.AsObject();
+                tokenizer["added_tokens"]!.AsArray().Add(new JsonObject { ["id"] = 32000, ["content"] = "<|extra|>", ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = false, ["special"] = true });
+                folder.Json("tokenizer.json", tokenizer, indented: false);
+                var specs = b.Weights.Names.Select(n => new TensorSpec(n, DType.F32, b.Weights.Entry(n).Shape.Select((d, i) => i == 0 && MergekitTokenizer.IsVocabularyTensor(n) ? d + 1 : d).ToArray())).ToList();
+                using var w = folder.Weights(specs);
+                foreach (var spec in specs)
+                {
+                    var values = Floats(tmp["base"], spec.Name).Select(v => v + 0.01f).ToList();
+                    if (MergekitTokenizer.IsVocabularyTensor(spec.Name)) values.AddRange(Enumerable.Repeat(7f, (int)spec.Shape[1]));
+                    w.Write(spec.Name, DTypes.FromSingle(DType.F32, values.ToArray()));
+                }
+                w.Commit();
+            });
+        File.WriteAllText(tmp["union.yml"], "merge_method: linear\nbase_model: base\nmodels:\n  - model: base\n    parameters: {weight: 0.5}\n  - model: extra\n    parameters: {weight: 0.5}\ntokenizer_source: union\n");
+        var (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["union.yml"], "--out", tmp["out"]);
+        Assert.True(code == 0, err);
+        using var merged = Checkpoint.Open(tmp["out"]);
+        Assert.Equal(32001, merged.Config.VocabSize);
+        var embed = Floats(tmp["out"], "model.embed_tokens.weight");
+        Assert.Equal(32001 * 16, embed.Length);
+        Assert.All(embed[(32000 * 16)..], v => Assert.Equal(7f, v)); // only the sibling has the token: its row stands in for the base's
+        var (b0, e0) = (Floats(tmp["base"], "model.embed_tokens.weight"), Floats(tmp["extra"], "model.embed_tokens.weight"));
+        for (int i = 0; i < 32000 * 16; i += 997) Assert.Equal(0.5f * b0[i] + 0.5f * e0[i], embed[i], 1e-6f); // shared tokens: the method's mix
+        var tok = Attune.Text.Tokenizer.Load(Path.Combine(tmp["out"], "tokenizer.json"));
+        Assert.Equal([32000], tok.Encode("<|extra|>", addSpecialTokens: false));
+        Assert.NotNull(JsonNode.Parse(File.ReadAllText(Path.Combine(tmp["out"], "tokenizer_config.json")))!["added_tokens_decoder"]!["32000"]);
+        // tokenizer_source: base keeps the base's 32000 tokens, each model's rows taken by token.
+        File.WriteAllText(tmp["base.yml"], File.ReadAllText(tmp["union.yml"]).Replace("union", "base"));
+        (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["base.yml"], "--out", tmp["out-base"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(embed[..(32000 * 16)], Floats(tmp["out-base"], "model.embed_tokens.weight"));
+    }
+
     [Fact]
     public void Bad_recipes_get_one_line_naming_the_field()
     {
@@ -373,9 +424,9 @@ public class MergekitTests
         (code, err) = Merge(tmp, "merge_method: frankenmerge\nmodels:\n  - model: a\n");
         Assert.Equal(2, code);
         Assert.Contains("is not one of", err);
-        (code, err) = Merge(tmp, "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\ntokenizer_source: union\n");
+        (code, err) = Merge(tmp, "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\ntokenizer:\n  source: union\n  tokens:\n    <x>:\n      source: a\n");
         Assert.Equal(2, code);
-        Assert.Contains("union", err);
+        Assert.Contains("tokenizer.tokens", err);
         Assert.Single(err.Trim().Split('\n'));
     }
 }

@@ -75,24 +75,33 @@ public static class MergekitMerge
             int Index(string name) => names.IndexOf(name);
             var reference = checkpoints[Index(recipe.BaseModel ?? recipe.Slices[0].Sources[0].Model)];
             var plan = Plan(recipe, names, checkpoints, reference, method);
+            // With a tokenizer source, the embeddings and head are laid out in the output vocabulary (mergekit's permutations).
+            var tokenizer = recipe.TokenizerSource is { } source
+                ? MergekitTokenizer.Build(source, names, checkpoints, Index(recipe.BaseModel ?? recipe.Slices[0].Sources[0].Model)) : null;
 
             CheckpointWriter.Write(outDir, folder =>
             {
-                var specs = plan.Select(p => new TensorSpec(p.Name, output ?? compute ?? checkpoints[p.Inputs[0].Model].Weights.Entry(p.Inputs[0].Tensor).DType,
-                    checkpoints[p.Inputs[0].Model].Weights.Entry(p.Inputs[0].Tensor).Shape.ToArray())).ToList();
+                var specs = plan.Select(p =>
+                {
+                    var entry = checkpoints[p.Inputs[0].Model].Weights.Entry(p.Inputs[0].Tensor);
+                    var shape = entry.Shape.ToArray();
+                    if (tokenizer is not null && MergekitTokenizer.IsVocabularyTensor(p.Name)) shape[0] = tokenizer.Size;
+                    return new TensorSpec(p.Name, output ?? compute ?? entry.DType, shape);
+                }).ToList();
                 var config = JsonNode.Parse(Utf8Input.ReadAllText(Path.Combine(reference.Directory, Checkpoint.ConfigFileName)))!.AsObject();
+                if (tokenizer is not null) config["vocab_size"] = tokenizer.Size;
                 config["num_hidden_layers"] = plan.Where(p => p.Name.StartsWith("model.layers.", StringComparison.Ordinal)).Select(p => LayerOf(p.Name)).Distinct().Count();
                 var dtypes = specs.Select(s => s.DType).Distinct().ToList();
                 folder.Config(config, dtypes.Count == 1 ? dtypes[0] : null);
                 folder.CopyFrom(reference, [Checkpoint.GenerationConfigFileName]);
-                Tokenizer(recipe, names, checkpoints, reference, folder);
+                Tokenizer(recipe, names, checkpoints, reference, folder, tokenizer);
                 File.WriteAllText(Path.Combine(folder.Directory, "mergekit_config.yml"), recipe.Text);
                 var metadata = new Dictionary<string, string> { ["attune.mergekit"] = recipe.Method };
                 if (options.Strength is { } lambda) metadata["attune.lambda"] = lambda.ToString("R", CultureInfo.InvariantCulture);
                 using var writer = folder.Weights(specs, options.MaxShardBytes, metadata);
                 foreach (var (p, spec) in plan.Zip(specs))
                 {
-                    var merged = MergeTensor(recipe, method, p, checkpoints, spec.Shape, compute, options);
+                    var merged = MergeTensor(recipe, method, p, checkpoints, spec.Shape, compute, options, tokenizer);
                     writer.Write(p.Name, DTypes.FromSingle(spec.DType, merged));
                     // A whole tensor per input lives on the large-object heap; give it back before the next one (embeddings
                     // and the head are the largest), so that memory stays near the largest tensor's inputs and output.
@@ -107,13 +116,15 @@ public static class MergekitMerge
         }
     }
 
-    static float[] MergeTensor(MergekitRecipe recipe, MergekitMethod method, Planned p, List<Checkpoint> checkpoints, long[] shape, DType? compute, Options options)
+    static float[] MergeTensor(MergekitRecipe recipe, MergekitMethod method, Planned p, List<Checkpoint> checkpoints, long[] shape, DType? compute, Options options,
+        MergekitTokenizer? tokenizer)
     {
+        bool relaid = tokenizer is not null && MergekitTokenizer.IsVocabularyTensor(p.Name);
         var dtype = new ComputeDType(compute ?? checkpoints[p.Inputs[p.BaseIndex >= 0 ? p.BaseIndex : 0].Model].Weights.Entry(p.Inputs[p.BaseIndex >= 0 ? p.BaseIndex : 0].Tensor).DType);
         var tensors = p.Inputs.Select(i =>
         {
             var view = checkpoints[i.Model].Weights.GetView(i.Tensor);
-            if (!view.Shape.SequenceEqual(shape))
+            if (relaid ? view.Shape[^1] != shape[^1] : !view.Shape.SequenceEqual(shape))
                 throw new AttuneException(checkpoints[i.Model].Directory, $"tensor {i.Tensor}", $"shape [{string.Join(", ", view.Shape)}] differs from [{string.Join(", ", shape)}] in the first input");
             var values = new float[view.Shape.Aggregate(1L, (a, b) => a * b)];
             DTypes.ToSingle(view.DType, view.Bytes, values);
@@ -121,6 +132,7 @@ public static class MergekitMerge
             return values;
         }).ToList();
         var (strength, weights) = options.Strength is { } lambda ? StrengthParameters(recipe, lambda) : ([], []);
+        if (relaid) tensors = tokenizer!.Permute(tensors, (int)shape[^1], p.Inputs.Select(i => i.Model).ToList());
         var globals = method.Parameters.ToDictionary(d => d.Name, d => strength.TryGetValue(d.Name, out var v) ? v : Parameter(recipe, p, d, source: null));
         var perModel = p.Sources.Select((s, k) => (IReadOnlyDictionary<string, object?>)method.TensorParameters.ToDictionary(d => d.Name,
             d => d.Name == "weight" && weights.TryGetValue(s.Model, out var w) ? w : Parameter(recipe, p, d with { Required = d.Required && k != p.BaseIndex }, s))).ToList();
@@ -209,16 +221,32 @@ public static class MergekitMerge
     }
 
     /// <summary>The output's tokenizer files: those of tokenizer_source (base, or a model), else of the base (else the first model), and the chat template asked for.</summary>
-    static void Tokenizer(MergekitRecipe recipe, List<string> names, List<Checkpoint> checkpoints, Checkpoint reference, CheckpointWriter folder)
+    static void Tokenizer(MergekitRecipe recipe, List<string> names, List<Checkpoint> checkpoints, Checkpoint reference, CheckpointWriter folder, MergekitTokenizer? built)
     {
         var donor = recipe.TokenizerSource switch
         {
-            null or "base" => recipe.BaseModel is { } b ? checkpoints[names.IndexOf(b)] : reference,
-            "union" => throw new AttuneException(recipe.Path, "tokenizer_source", "union (a vocabulary merged from several tokenizers, with new embedding rows) is not supported yet: name base or one model"),
+            null or "base" or "union" => recipe.BaseModel is { } b ? checkpoints[names.IndexOf(b)] : reference,
             var model => names.IndexOf(model) is var i and >= 0 ? checkpoints[i]
                 : throw new AttuneException(recipe.Path, "tokenizer_source", $"\"{model}\" is not one of the recipe's models"),
         };
         donor.CopyTokenizerFilesTo(folder);
+        if (built?.TokenizerJson is { } union)
+        {
+            // The union: the base's tokenizer with the new tokens added, listed in tokenizer_config.json as transformers saves them.
+            folder.Json(Checkpoint.TokenizerFileName, union, indented: false);
+            var configPath = Path.Combine(folder.Directory, Checkpoint.TokenizerConfigFileName);
+            if (File.Exists(configPath) && JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject tokenizerConfig)
+            {
+                var decoder = tokenizerConfig["added_tokens_decoder"] as JsonObject ?? (JsonObject)(tokenizerConfig["added_tokens_decoder"] = new JsonObject());
+                foreach (var entry in built.NewAddedTokens)
+                {
+                    var copy = (JsonObject)entry.DeepClone();
+                    copy.Remove("id");
+                    decoder[entry["id"]!.ToJsonString()] = copy;
+                }
+                folder.Json(Checkpoint.TokenizerConfigFileName, tokenizerConfig);
+            }
+        }
         if (recipe.ChatTemplate is not { } template) return;
         var path = Path.Combine(folder.Directory, Checkpoint.TokenizerConfigFileName);
         var config = File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path))!.AsObject() : new JsonObject();
