@@ -410,6 +410,32 @@ public class MergekitTests
         Assert.Equal(embed[..(32000 * 16)], Floats(tmp["out-base"], "model.embed_tokens.weight"));
     }
 
+    /// <summary>One recipe per method, written as mergekit's documentation describes each (models, base, the parameters it takes).</summary>
+    public static TheoryData<string> MethodRecipes => new(MergekitMethod.All.Keys.Order());
+
+    [Theory]
+    [MemberData(nameof(MethodRecipes))]
+    public void Every_method_runs_from_a_recipe_in_mergekits_format(string method)
+    {
+        using var tmp = Family();
+        string models(string parameters) => $"models:\n  - model: a\n    parameters: {{{parameters}}}\n  - model: b\n    parameters: {{{parameters}}}\n";
+        var body = method switch
+        {
+            "linear" or "multislerp" or "nuslerp" => models("weight: 0.5"),
+            "passthrough" => "models:\n  - model: a\n",
+            "slerp" or "nearswap" => "models:\n  - model: base\n  - model: a\nbase_model: base\nparameters:\n  t: 0.3\n",
+            "arcee_fusion" => "models:\n  - model: base\n  - model: a\nbase_model: base\n",
+            "karcher" => "models:\n  - model: a\n  - model: b\n  - model: base\n",
+            "model_stock" or "sce" or "ram" or "ramplus_tl" => "models:\n  - model: a\n  - model: b\nbase_model: base\n",
+            _ => models("weight: 0.5, density: 0.5") + "base_model: base\n",
+        };
+        var (code, err) = Merge(tmp, $"merge_method: {method}\n{body}dtype: float32\n");
+        Assert.True(code == 0, $"{method}: {err}");
+        Assert.DoesNotContain("warning", err);
+        using var merged = Checkpoint.Open(tmp["out"]);
+        foreach (var name in merged.Weights.Names) Assert.All(Floats(tmp["out"], name), v => Assert.True(float.IsFinite(v), $"{method}: {name}"));
+    }
+
     [Fact]
     public void Bad_recipes_get_one_line_naming_the_field()
     {
