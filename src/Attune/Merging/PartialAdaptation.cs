@@ -197,6 +197,8 @@ public static class PartialAdaptation
                     PatchHeader(file, [(baseHash, realBase), (instructHash, realInstruct)]);
                 File.WriteAllText(Path.Combine(temps[k], "attune_merge.yml"),
                     Recipe(basePath, modelPaths, realBase, realInstruct, outputs[k].Item1, options, extraRows));
+                if (Mergekit.MergekitEquivalent.Write(basePath, modelPaths, outputs[k].Item1, options) is { } mergekit)
+                    File.WriteAllText(Path.Combine(temps[k], "mergekit_config.yml"), mergekit);
             }
             for (int k = 0; k < outputs.Count; k++)
             {
@@ -351,7 +353,7 @@ public static class PartialAdaptation
     }
 
     /// <summary>SHA-256 over the checkpoint's weight files, in name order (each file hashed in full).</summary>
-    static string WeightsSha256(Checkpoint c)
+    internal static string WeightsSha256(Checkpoint c)
     {
         using var all = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 20];

@@ -240,6 +240,7 @@ public class MergekitTests
             }
         }
         Assert.Equal(File.ReadAllText(tmp["recipe.yml"]), File.ReadAllText(Path.Combine(tmp["out"], "mergekit_config.yml")));
+        Assert.Equal(3, System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(Path.Combine(tmp["out"], "attune_merge.yml")), "sha256: [0-9a-f]{64}").Count);
     }
 
     static IEnumerable<string> Floats2(string dir)
@@ -434,6 +435,29 @@ public class MergekitTests
         Assert.DoesNotContain("warning", err);
         using var merged = Checkpoint.Open(tmp["out"]);
         foreach (var name in merged.Weights.Names) Assert.All(Floats(tmp["out"], name), v => Assert.True(float.IsFinite(v), $"{method}: {name}"));
+    }
+
+    [Theory]
+    [InlineData("linear")]
+    [InlineData("ties")]
+    [InlineData("task_arithmetic")]
+    public void A_flag_merge_writes_the_mergekit_recipe_that_reproduces_it(string method)
+    {
+        using var tmp = Family();
+        string[] models = method == "linear" ? ["--instruct", tmp["a"]] : ["--instruct", tmp["a"] + "=0.7", "--instruct", tmp["b"] + "=0.4"];
+        string[] extra = method == "ties" ? ["--density", "0.5"] : [];
+        var (code, _, err) = CliRunner.Run("", ["merge", "--base", tmp["base"], .. models, "--method", method, .. extra, "--lambda", "0.6",
+            "--rule", "self_attn=0.2,0.8", "--out", tmp["flags"]]);
+        Assert.True(code == 0, err);
+        var recipe = Path.Combine(tmp["flags"], "mergekit_config.yml");
+        Assert.True(File.Exists(recipe));
+        (code, _, err) = CliRunner.Run("", "merge", "--recipe", recipe, "--out", tmp["again"]);
+        Assert.True(code == 0, err);
+        foreach (var name in Floats2(tmp["base"]))
+        {
+            var (a, b) = (Floats(tmp["flags"], name), Floats(tmp["again"], name));
+            for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-6f * Math.Max(1, Math.Abs(a[i])), $"{method} {name}[{i}]: {a[i]} vs {b[i]}");
+        }
     }
 
     [Fact]

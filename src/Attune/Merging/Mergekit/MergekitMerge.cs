@@ -108,6 +108,14 @@ public static class MergekitMerge
                     if (merged.Length >= 1 << 22) GC.Collect();
                 }
                 writer.Commit();
+                // Attune's own record beside mergekit's: which files went in (SHA-256 of their weights) and what was set from outside.
+                var record = new StringBuilder("# Written by attune merge from a mergekit recipe: how this checkpoint was made.\n");
+                record.Append($"recipe: {System.Text.Json.JsonSerializer.Serialize(recipe.Path)}\nmerge_method: {recipe.Method}\nseed: {options.Seed}\n");
+                if (options.Strength is { } strength) record.Append($"lambda: {strength.ToString("R", CultureInfo.InvariantCulture)}\n");
+                record.Append("models:\n");
+                foreach (var (name, checkpoint) in names.Zip(checkpoints))
+                    record.Append($"  - path: {System.Text.Json.JsonSerializer.Serialize(checkpoint.Directory)}\n    sha256: {PartialAdaptation.WeightsSha256(checkpoint)}\n");
+                File.WriteAllText(Path.Combine(folder.Directory, "attune_merge.yml"), record.ToString());
             });
         }
         finally
