@@ -409,6 +409,33 @@ public class MergekitTests
         (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["base.yml"], "--out", tmp["out-base"]);
         Assert.True(code == 0, err);
         Assert.Equal(embed[..(32000 * 16)], Floats(tmp["out-base"], "model.embed_tokens.weight"));
+        // tokenizer.tokens: a new token from another token's row, a token forced from one model; pad_to_multiple_of.
+        File.WriteAllText(tmp["tokens.yml"], File.ReadAllText(tmp["union.yml"]).Replace("tokenizer_source: union\n", """
+            tokenizer:
+              source: base
+              tokens:
+                <|new|>:
+                  source:
+                    kind: model_token
+                    model: extra
+                    token: <|extra|>
+                <s>:
+                  source: extra
+                  force: true
+              pad_to_multiple_of: 64
+
+            """));
+        (code, _, err) = CliRunner.Run("", "merge", "--recipe", tmp["tokens.yml"], "--out", tmp["out-tokens"]);
+        Assert.True(code == 0, err);
+        using (var padded = Checkpoint.Open(tmp["out-tokens"])) Assert.Equal(32064, padded.Config.VocabSize);
+        var rows = Floats(tmp["out-tokens"], "model.embed_tokens.weight");
+        Assert.Equal(32064 * 16, rows.Length);
+        Assert.All(rows[(32000 * 16)..(32001 * 16)], v => Assert.Equal(7f, v)); // <|new|> from extra's <|extra|> row, in both models
+        Assert.Equal(e0[16..32], rows[16..32]); // <s> (id 1) forced from extra in both: the mix of one row with itself
+        // A plain added token (normalized, as add_tokens adds one): Llama 2's normalizer still prefixes "▁" before it.
+        Assert.Equal(32000, Attune.Text.Tokenizer.Load(Path.Combine(tmp["out-tokens"], "tokenizer.json")).Encode("<|new|>", addSpecialTokens: false)[^1]);
+        var meanFirst = Enumerable.Range(0, 32001).Average(r => (double)rows[r * 16]);
+        Assert.Equal(meanFirst, rows[32063 * 16], 1e-5); // a padding row: the mean of the real rows
     }
 
     /// <summary>One recipe per method, written as mergekit's documentation describes each (models, base, the parameters it takes).</summary>
@@ -474,9 +501,10 @@ public class MergekitTests
         (code, err) = Merge(tmp, "merge_method: frankenmerge\nmodels:\n  - model: a\n");
         Assert.Equal(2, code);
         Assert.Contains("is not one of", err);
-        (code, err) = Merge(tmp, "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\ntokenizer:\n  source: union\n  tokens:\n    <x>:\n      source: a\n");
+        (code, err) = Merge(tmp, "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\ntokenizer:\n  source: union\n  tokens:\n    <x>:\n      source: {kind: rainbow}\n");
         Assert.Equal(2, code);
-        Assert.Contains("tokenizer.tokens", err);
+        Assert.Contains("line 9: kind", err);
+        Assert.Contains("not zero or model_token", err);
         Assert.Single(err.Trim().Split('\n'));
     }
 }

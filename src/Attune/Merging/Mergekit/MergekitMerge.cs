@@ -77,7 +77,7 @@ public static class MergekitMerge
             var plan = Plan(recipe, names, checkpoints, reference, method);
             // With a tokenizer source, the embeddings and head are laid out in the output vocabulary (mergekit's permutations).
             var tokenizer = recipe.TokenizerSource is { } source
-                ? MergekitTokenizer.Build(source, names, checkpoints, Index(recipe.BaseModel ?? recipe.Slices[0].Sources[0].Model)) : null;
+                ? MergekitTokenizer.Build(source, names, checkpoints, Index(recipe.BaseModel ?? recipe.Slices[0].Sources[0].Model), recipe.Tokens, recipe.PadToMultipleOf) : null;
 
             CheckpointWriter.Write(outDir, folder =>
             {
@@ -85,11 +85,11 @@ public static class MergekitMerge
                 {
                     var entry = checkpoints[p.Inputs[0].Model].Weights.Entry(p.Inputs[0].Tensor);
                     var shape = entry.Shape.ToArray();
-                    if (tokenizer is not null && MergekitTokenizer.IsVocabularyTensor(p.Name)) shape[0] = tokenizer.Size;
+                    if (tokenizer is not null && MergekitTokenizer.IsVocabularyTensor(p.Name)) shape[0] = tokenizer.Rows;
                     return new TensorSpec(p.Name, output ?? compute ?? entry.DType, shape);
                 }).ToList();
                 var config = JsonNode.Parse(Utf8Input.ReadAllText(Path.Combine(reference.Directory, Checkpoint.ConfigFileName)))!.AsObject();
-                if (tokenizer is not null) config["vocab_size"] = tokenizer.Size;
+                if (tokenizer is not null) config["vocab_size"] = tokenizer.Rows;
                 config["num_hidden_layers"] = plan.Where(p => p.Name.StartsWith("model.layers.", StringComparison.Ordinal)).Select(p => LayerOf(p.Name)).Distinct().Count();
                 var dtypes = specs.Select(s => s.DType).Distinct().ToList();
                 folder.Config(config, dtypes.Count == 1 ? dtypes[0] : null);

@@ -40,6 +40,12 @@ public abstract record Setting
     }
 }
 
+/// <summary>
+/// Where a token's embedding comes from (<c>tokenizer.tokens</c>): a model's row for the token, a model's row for another
+/// token (model_token, by text or id), or zeros; <c>force</c> puts it in every model's rows, not only those lacking the token.
+/// </summary>
+public sealed record TokenEmbedding(string Token, string? Model, string? FromToken, int? FromTokenId, bool Zero, bool Force);
+
 /// <summary>One input of a slice: a model's layers [Start, End), with parameters of its own.</summary>
 public sealed record SliceSource(string Model, int Start, int End, IReadOnlyDictionary<string, Setting> Parameters, long Line);
 
@@ -59,6 +65,11 @@ public sealed record MergekitRecipe(
     IReadOnlyDictionary<string, Setting> Parameters, string? DType, string? OutDType, string? TokenizerSource,
     string? ChatTemplate, string Text)
 {
+    /// <summary><c>tokenizer.tokens</c>: where chosen tokens' embeddings come from (tokens missing from the vocabulary are added).</summary>
+    public IReadOnlyList<TokenEmbedding> Tokens { get; init; } = [];
+    /// <summary><c>tokenizer.pad_to_multiple_of</c>: the embedding rows rounded up to a multiple (the extra rows are each model's mean row).</summary>
+    public int? PadToMultipleOf { get; init; }
+
     /// <summary>Whether a YAML file is written in mergekit's format (it names a <c>merge_method</c>).</summary>
     public static bool IsMergekit(string path)
     {
@@ -187,14 +198,44 @@ public sealed record MergekitRecipe(
             }
         }
         string? tokenizerSource = Get(root, "tokenizer_source") is { } ts ? Text(ts, "tokenizer_source") : null;
+        int? padTo = null;
+        var tokenEmbeddings = new List<TokenEmbedding>();
         if (Get(root, "tokenizer") is { } tok)
         {
             if (tokenizerSource is not null) throw Bad(tok, "tokenizer", "give tokenizer_source or tokenizer, not both");
             if (tok is not YamlMappingNode tm) throw Bad(tok, "tokenizer", "must be a mapping with source");
             Only(tm, "tokenizer", "source", "tokens", "pad_to_multiple_of");
-            foreach (var unsupported in new[] { "tokens", "pad_to_multiple_of" })
-                if (Get(tm, unsupported) is { } u) throw Bad(u, $"tokenizer.{unsupported}", "is not supported (the output's vocabulary is one model's)");
-            tokenizerSource = Get(tm, "source") is { } s ? Text(s, "tokenizer.source") : null;
+            // mergekit's tokenizer: block defaults to the union of the vocabularies.
+            tokenizerSource = Get(tm, "source") is { } s ? Text(s, "tokenizer.source") : "union";
+            if (Get(tm, "pad_to_multiple_of") is { } pad && Text(pad, "tokenizer.pad_to_multiple_of") != "null")
+                padTo = int.TryParse(Text(pad, "tokenizer.pad_to_multiple_of"), out var m) && m > 0 ? m : throw Bad(pad, "tokenizer.pad_to_multiple_of", "must be a positive whole number");
+            if (Get(tm, "tokens") is { } tokensNode)
+            {
+                if (tokensNode is not YamlMappingNode tokenMap) throw Bad(tokensNode, "tokenizer.tokens", "must map each token to {source, force}");
+                foreach (var (key, value) in tokenMap.Children)
+                {
+                    var token = Text(key, "tokenizer.tokens");
+                    if (value is not YamlMappingNode tv) throw Bad(value, $"tokenizer.tokens.{token}", "must be {source, force}");
+                    Only(tv, $"tokenizer.tokens.{token}", "source", "force");
+                    bool force = Get(tv, "force") is { } f && Text(f, "force") is "true" or "True";
+                    tokenEmbeddings.Add(Get(tv, "source") switch
+                    {
+                        null => throw Bad(value, $"tokenizer.tokens.{token}", "needs a source"),
+                        YamlScalarNode model => new TokenEmbedding(token, Model(model, "source"), null, null, false, force),
+                        YamlMappingNode kind => Get(kind, "kind") is { } k ? Text(k, "kind") switch
+                        {
+                            "zero" => new TokenEmbedding(token, null, null, null, true, force),
+                            "model_token" => new TokenEmbedding(token, Model(Get(kind, "model") ?? throw Bad(kind, "source", "model_token needs model"), "model"),
+                                Get(kind, "token") is { } st ? Text(st, "token") : null,
+                                Get(kind, "token_id") is { } sid ? int.TryParse(Text(sid, "token_id"), out var id) ? id : throw Bad(sid, "token_id", "must be a whole number") : null, false, force),
+                            var other => throw Bad(k, "kind", $"\"{other}\" is not zero or model_token"),
+                        } : throw Bad(kind, "source", "a source mapping needs kind (zero or model_token)"),
+                        var other => throw Bad(other, "source", "is a model, or {kind: zero} / {kind: model_token, model, token}"),
+                    });
+                    if (tokenEmbeddings[^1] is { Model: not null, FromToken: null, FromTokenId: null } && Get(tv, "source") is YamlMappingNode)
+                        throw Bad(value, $"tokenizer.tokens.{token}", "model_token needs token or token_id");
+                }
+            }
         }
         if (tokenizerSource is not null && tokenizerSource is not ("base" or "union"))
         {
@@ -203,6 +244,7 @@ public sealed record MergekitRecipe(
         }
         return new MergekitRecipe(System.IO.Path.GetFullPath(path), method, baseModel, slices, models is not null, Parameters(Get(root, "parameters"), "parameters"),
             Get(root, "dtype") is { } dt ? Text(dt, "dtype") : null, Get(root, "out_dtype") is { } od ? Text(od, "out_dtype") : null,
-            tokenizerSource, Get(root, "chat_template") is { } ct ? Text(ct, "chat_template") : null, File.ReadAllText(path));
+            tokenizerSource, Get(root, "chat_template") is { } ct ? Text(ct, "chat_template") : null, File.ReadAllText(path))
+        { Tokens = tokenEmbeddings, PadToMultipleOf = padTo };
     }
 }

@@ -53,33 +53,34 @@ public sealed class MergekitTokenizer
     }
 
     /// <summary>Builds the vocabulary for <paramref name="source"/> (base, union, or a model's name) over the recipe's models.</summary>
-    public static MergekitTokenizer Build(string source, IReadOnlyList<string> names, IReadOnlyList<Checkpoint> checkpoints, int baseIndex)
+    public static MergekitTokenizer Build(string source, IReadOnlyList<string> names, IReadOnlyList<Checkpoint> checkpoints, int baseIndex,
+        IReadOnlyList<TokenEmbedding>? tokens = null, int? padToMultipleOf = null)
     {
         var vocabs = checkpoints.Select(Read).ToList();
-        Dictionary<string, int> output;
+        int donor = source is "base" or "union" ? baseIndex : names.ToList().IndexOf(source);
+        var output = new Dictionary<string, int>(vocabs[donor].Tokens, StringComparer.Ordinal);
+        int next = output.Count == 0 ? 0 : output.Values.Max() + 1;
         JsonObject? json = null;
         var newAdded = new List<JsonObject>();
+        // A token joins the vocabulary as transformers' add_tokens adds one: the next id, an added token with its settings.
+        void Add(string content, JsonObject? settings)
+        {
+            if (output.ContainsKey(content)) return;
+            json ??= (JsonObject)vocabs[donor].Json.DeepClone();
+            var addedTokens = json["added_tokens"] as JsonArray ?? (JsonArray)(json["added_tokens"] = new JsonArray());
+            var entry = new JsonObject
+            {
+                ["id"] = next, ["content"] = content,
+                ["single_word"] = settings?["single_word"]?.GetValue<bool>() ?? false, ["lstrip"] = settings?["lstrip"]?.GetValue<bool>() ?? false,
+                ["rstrip"] = settings?["rstrip"]?.GetValue<bool>() ?? false, ["normalized"] = settings?["normalized"]?.GetValue<bool>() ?? true,
+                ["special"] = settings?["special"]?.GetValue<bool>() ?? false,
+            };
+            addedTokens.Add(entry);
+            newAdded.Add(entry);
+            output[content] = next++;
+        }
         if (source == "union")
         {
-            var b = vocabs[baseIndex];
-            output = new Dictionary<string, int>(b.Tokens, StringComparer.Ordinal);
-            int next = b.Tokens.Count == 0 ? 0 : b.Tokens.Values.Max() + 1;
-            json = (JsonObject)b.Json.DeepClone();
-            var addedTokens = json["added_tokens"] as JsonArray ?? (JsonArray)(json["added_tokens"] = new JsonArray());
-            void Add(string content, JsonObject? settings)
-            {
-                if (output.ContainsKey(content)) return;
-                var entry = new JsonObject
-                {
-                    ["id"] = next, ["content"] = content,
-                    ["single_word"] = settings?["single_word"]?.GetValue<bool>() ?? false, ["lstrip"] = settings?["lstrip"]?.GetValue<bool>() ?? false,
-                    ["rstrip"] = settings?["rstrip"]?.GetValue<bool>() ?? false, ["normalized"] = settings?["normalized"]?.GetValue<bool>() ?? true,
-                    ["special"] = settings?["special"]?.GetValue<bool>() ?? false,
-                };
-                addedTokens.Add(entry);
-                newAdded.Add(entry);
-                output[content] = next++;
-            }
             // The base first, then the other models in the recipe's order; each model's tokens by id.
             var order = new[] { baseIndex }.Concat(Enumerable.Range(0, vocabs.Count).Where(i => i != baseIndex)).ToList();
             var addedSettings = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
@@ -90,34 +91,60 @@ public sealed class MergekitTokenizer
                     if (!addedSettings.ContainsKey(token)) Add(token, null);
             foreach (var (content, settings) in addedSettings) Add(content, settings);
         }
-        else
-        {
-            int donor = source == "base" ? baseIndex : names.ToList().IndexOf(source);
-            output = vocabs[donor].Tokens;
-        }
+        foreach (var t in tokens ?? []) Add(t.Token, null); // tokens the recipe configures join the vocabulary when missing
         var permutations = vocabs.Select(v =>
         {
-            var p = new int[output.Count == 0 ? 0 : output.Values.Max() + 1];
+            var p = new int[next];
             Array.Fill(p, -1);
             foreach (var (token, id) in output) if (v.Tokens.TryGetValue(token, out var own)) p[id] = own;
             return p;
         }).ToArray();
-        return new MergekitTokenizer(output, json, newAdded, permutations, baseIndex);
+        return new MergekitTokenizer(output, json, newAdded, permutations, baseIndex)
+        {
+            _configs = (tokens ?? []).ToDictionary(t => output[t.Token]),
+            _names = names, _vocabs = vocabs.Select(v => v.Tokens).ToList(), _padTo = padToMultipleOf,
+        };
     }
+
+    Dictionary<int, TokenEmbedding> _configs = [];
+    IReadOnlyList<string> _names = [];
+    List<Dictionary<string, int>> _vocabs = [];
+    int? _padTo;
+
+    /// <summary>The rows of the output's embeddings and head: the vocabulary, rounded up to pad_to_multiple_of.</summary>
+    public int Rows => _padTo is int m && _permutations[0].Length % m != 0 ? (_permutations[0].Length / m + 1) * m : _permutations[0].Length;
 
     /// <summary>
     /// Each model's embedding (or head) rows laid out in the output vocabulary, with mergekit's fallbacks for the tokens a
-    /// model lacks. <paramref name="tensors"/> are the models' [rows × width] tensors, in the merge's numbering.
+    /// model lacks and the recipe's token sources. <paramref name="tensors"/> are the models' [rows × width] tensors, in the
+    /// merge's numbering (<paramref name="modelOf"/>: each one's model).
     /// </summary>
     public List<float[]> Permute(IReadOnlyList<float[]> tensors, int width, IReadOnlyList<int> modelOf)
     {
         int rows = _permutations[0].Length;
+        var tokenOf = Vocabulary.ToDictionary(kv => kv.Value, kv => kv.Key);
+        int Input(string model, string token) => Enumerable.Range(0, tensors.Count).FirstOrDefault(k => _names[modelOf[k]] == model, -1) is var k and >= 0 ? k
+            : throw new AttuneException(null, $"tokenizer.tokens.{token}", $"{model} is not one of this tensor's models");
         var fallback = new Dictionary<int, float[]>();
         for (int id = 0; id < rows; id++)
         {
+            var row = new float[width];
+            if (_configs.TryGetValue(id, out var cfg))
+            {
+                if (!cfg.Zero)
+                {
+                    int k = Input(cfg.Model!, cfg.Token);
+                    int source = cfg.FromTokenId ?? (cfg.FromToken is { } t ? (_vocabs[modelOf[k]].TryGetValue(t, out var own) ? own
+                        : throw new AttuneException(null, $"tokenizer.tokens.{cfg.Token}", $"{cfg.FromToken} is not a token of {cfg.Model}")) : _permutations[modelOf[k]][id]);
+                    if (source < 0 || (long)(source + 1) * width > tensors[k].Length)
+                        throw new AttuneException(null, $"tokenizer.tokens.{cfg.Token}", $"{cfg.Model} has no row for it");
+                    Row(tensors[k], source, width).CopyTo(row);
+                }
+                fallback[id] = row;
+                continue;
+            }
             var having = Enumerable.Range(0, tensors.Count).Where(k => _permutations[modelOf[k]][id] >= 0).ToList();
             if (having.Count == tensors.Count) continue;
-            var row = new float[width];
             int baseInput = Enumerable.Range(0, tensors.Count).FirstOrDefault(k => modelOf[k] == _base, -1);
             if (having.Count == 1) Row(tensors[having[0]], _permutations[modelOf[having[0]]][id], width).CopyTo(row);
             else if (baseInput >= 0 && having.Contains(baseInput)) Row(tensors[baseInput], _permutations[_base][id], width).CopyTo(row);
@@ -135,9 +162,19 @@ public sealed class MergekitTokenizer
         return tensors.Select((t, k) =>
         {
             var p = _permutations[modelOf[k]];
-            var laid = new float[(long)rows * width];
+            var laid = new float[(long)Rows * width];
             for (int id = 0; id < rows; id++)
-                (p[id] >= 0 ? Row(t, p[id], width) : fallback[id]).CopyTo(laid.AsSpan(id * width, width));
+            {
+                bool own = p[id] >= 0 && !(_configs.TryGetValue(id, out var cfg) && cfg.Force);
+                (own ? Row(t, p[id], width) : fallback[id]).CopyTo(laid.AsSpan(id * width, width));
+            }
+            // Padding rows: the mean of the model's real rows (as mergekit does).
+            if (Rows > rows)
+            {
+                var mean = new double[width];
+                for (int id = 0; id < rows; id++) for (int c = 0; c < width; c++) mean[c] += laid[id * width + c];
+                for (int id = rows; id < Rows; id++) for (int c = 0; c < width; c++) laid[id * width + c] = (float)(mean[c] / rows);
+            }
             return laid;
         }).ToList();
     }
