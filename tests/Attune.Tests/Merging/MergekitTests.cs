@@ -130,10 +130,31 @@ public class MergekitTests
             "arcee_fusion" => Run("arcee_fusion", [b, m[0]], 0, [null, null], shape: [8, 12]),
             "ram" => Run("ram", [.. Sparse(), b], 3, [null, null, null, null]),
             "ramplus_tl" => Run("ramplus_tl", [.. Sparse(), b], 3, [null, null, null, null]),
+            "ties_float16" => Run16("ties", [0.7, -0.4, 0.3, null], [0.5, 0.3, 0.7, 1]),
+            "task_arithmetic_float16" => Run16("task_arithmetic", [0.7, -0.4, 0.3, null], [1, 1, 1, 1], new() { ["lambda"] = 0.8 }),
             "breadcrumbs_equal_magnitudes" => Run("breadcrumbs", [.. Quantized().Models, Quantized().Base], 3, [0.6, -0.5, 0.4, null], [0.7, 0.5, 0.6, 1], gamma: 0.1),
             _ => throw new InvalidOperationException(name),
         };
-        for (int i = 0; i < N; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6f, $"{name}[{i}]: mergekit {expected[i]:R}, Attune {actual[i]:R}");
+        // f32: within 1e-6 of values of scale 1; float16: within one half-precision ulp.
+        for (int i = 0; i < N; i++)
+        {
+            float tolerance = name.EndsWith("float16") ? Ulp16(expected[i]) : 1e-6f;
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= tolerance, $"{name}[{i}]: mergekit {expected[i]:R}, Attune {actual[i]:R}");
+        }
+    }
+
+    static float Ulp16(float x) => (float)BitConverter.UInt16BitsToHalf((ushort)(BitConverter.HalfToUInt16Bits((Half)Math.Abs(x)) + 1)) - (float)(Half)Math.Abs(x);
+
+    /// <summary>A method in float16 compute (a recipe's dtype: float16): inputs cast to half, each step rounded to half.</summary>
+    static float[] Run16(string method, IReadOnlyList<double?> weights, IReadOnlyList<double> densities, Dictionary<string, object?>? globals = null)
+    {
+        var (b, models) = Tensors();
+        var half = new ComputeDType(DType.F16);
+        var inputs = models.Append(b).Select(t => { var c = t.ToArray(); half.Round(c); return c; }).ToArray();
+        var m = MergekitMethod.All[method];
+        var perModel = inputs.Select((_, k) => (IReadOnlyDictionary<string, object?>)new Dictionary<string, object?> { ["weight"] = weights[k], ["density"] = densities[k] }).ToList();
+        var g = m.Parameters.ToDictionary(p => p.Name, p => globals is not null && globals.TryGetValue(p.Name, out var v) ? v : p.Default);
+        return m.Merge(new TensorInputs("t", [N], inputs, 3, perModel, g, half, new Rng(1)));
     }
 
     [Fact]
