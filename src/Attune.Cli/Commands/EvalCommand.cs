@@ -34,6 +34,7 @@ public static class EvalCommand
         var langs = new Option<string>("--langs") { Description = "Languages to run (tasks that declare a lang)", DefaultValueFactory = _ => "en,fr,es" };
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per item (default: each task's num_fewshot)" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items of each task" };
+        var shotsPerTask = new Option<int?>("--shots-per-task") { Description = "K: fixed shot sets per task drawn by seed, every item scored under each and the sets averaged (one prompt prefix per set); default: each task's sampler" };
         var output = new Option<string?>("--out") { Description = "Write results (summary and every item) as JSON" };
         var outputPath = new Option<string?>("--output-path") { Description = "Write lm-evaluation-harness's results file: DIR/<model>/results_<date>.json, or FILE_<date>.json for a path ending in .json" };
         var chatTemplate = new Option<string?>("--apply-chat-template") { Description = "Put task prompts through the model's chat template (NAME: one of its named templates), as lm-evaluation-harness's --apply_chat_template", Arity = ArgumentArity.ZeroOrOne };
@@ -45,7 +46,7 @@ public static class EvalCommand
         var keyEnv = ModelCommands.ApiKeyEnvOption();
         var concurrency = new Option<int>("--concurrency") { Description = "For a served model: requests in flight", DefaultValueFactory = _ => 4 };
         var cmd = new Command("icl", "Few-shot tasks: log-likelihood of choices (acc, acc_norm), of a target (perplexity), of a whole text (word_perplexity, bits_per_byte) or generation (exact_match, f1, chrf), with bootstrap 95% intervals")
-            { model, tasks, includePath, dataDir, langs, shots, limit, chatTemplate, multiturn, systemInstruction, output, outputPath, logSamples, cachePath, noCache, keyEnv, concurrency };
+            { model, tasks, includePath, dataDir, langs, shots, limit, shotsPerTask, chatTemplate, multiturn, systemInstruction, output, outputPath, logSamples, cachePath, noCache, keyEnv, concurrency };
         cmd.SetAction(parse =>
         {
             var io = CliIO.Get();
@@ -64,7 +65,7 @@ public static class EvalCommand
             List<TaskResult> results = [];
             CliProgress.Run(io, "eval icl", progress =>
                 results = IclEvaluation.RunAsync(loaded, runner, parse.GetValue(shots), parse.GetValue(limit),
-                    (_, done, total) => progress.Report(total == 0 ? 1 : (double)done / total), prompting: prompting).GetAwaiter().GetResult());
+                    (_, done, total) => progress.Report(total == 0 ? 1 : (double)done / total), prompting: prompting, shotSets: parse.GetValue(shotsPerTask)).GetAwaiter().GetResult());
             if (parse.GetValue(output) is { } outPath)
                 AtomicFile.WriteAllText(outPath, IclEvaluation.ToJson(backend.Identity, results, runner).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (parse.GetValue(outputPath) is { } harnessPath)

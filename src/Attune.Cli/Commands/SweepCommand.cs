@@ -24,6 +24,7 @@ public static class SweepCommand
         var sft = new Option<string?>("--sft") { Description = "An SFT-tuned model to add as an arm" };
         var urialShots = new Option<int>("--urial-shots") { Description = "URIAL examples for the base arm", DefaultValueFactory = _ => Attune.Prompting.UrialPrompt.DefaultShots };
         var shots = new Option<int?>("--shots") { Description = "Few-shot examples per ICL item (default: each task's)" };
+        var shotsPerTask = new Option<int?>("--shots-per-task") { Description = "K: fixed shot sets per ICL task, drawn by seed; every item scored under each set and the sets averaged (one prompt prefix per set, computed once). Default: each task's sampler (per item)" };
         var iclLimit = new Option<int?>("--icl-limit") { Description = "Items per ICL task" };
         var iclChat = new Option<string>("--icl-chat") { Description = "Which arms' ICL prompts go through the chat template: none (all raw), chat (the arms prompted through chat for instructions; the URIAL base stays raw) or all", DefaultValueFactory = _ => "none" };
         iclChat.AcceptOnlyFromAmong("none", "chat", "all");
@@ -45,7 +46,7 @@ public static class SweepCommand
         var shiftLimit = new Option<int?>("--shift-limit") { Description = "Instructions per language for the token shift" };
         var shiftMaxTokens = new Option<int>("--shift-max-tokens") { Description = "Most tokens of each answer the shift reads", DefaultValueFactory = _ => 128 };
         var cmd = new Command("sweep", "The study: every λ of base→instruct, the base with URIAL, the instruct (and DPO/SFT) models, on the ICL and IF suites per language; resumable")
-            { baseModel, instruct, arm, lambdas, langs, icl, includePath, dataDir, ifSuite, dpo, sft, urialShots, shots, iclLimit, iclChat, iclMultiturn, iclSystem, ifLimit, maxTokens, store, shard, cachePath,
+            { baseModel, instruct, arm, lambdas, langs, icl, includePath, dataDir, ifSuite, dpo, sft, urialShots, shots, shotsPerTask, iclLimit, iclChat, iclMultiturn, iclSystem, ifLimit, maxTokens, store, shard, cachePath,
               judge, judgeSet, judgeLimit, judgeBothOrders, judgeKeyEnv, concurrency, shift, shiftLimit, shiftMaxTokens, lease };
         cmd.SetAction(parse =>
         {
@@ -61,7 +62,7 @@ public static class SweepCommand
                 Icl = None(parse.GetValue(icl)), IncludePaths = (parse.GetValue(includePath) ?? []).Select(Path.GetFullPath).ToList(),
                 DataDirs = EvalCommand.DataSourcesOf(parse.GetValue(dataDir)).DataDirs, If = None(parse.GetValue(ifSuite)),
                 Dpo = parse.GetValue(dpo) is { } d ? ModelReference.Parse(d, "--dpo") : null, Sft = parse.GetValue(sft) is { } s ? ModelReference.Parse(s, "--sft") : null,
-                UrialShots = parse.GetValue(urialShots), IclShots = parse.GetValue(shots), IclLimit = parse.GetValue(iclLimit), IfLimit = parse.GetValue(ifLimit),
+                UrialShots = parse.GetValue(urialShots), IclShots = parse.GetValue(shots), ShotsPerTask = parse.GetValue(shotsPerTask), IclLimit = parse.GetValue(iclLimit), IfLimit = parse.GetValue(ifLimit),
                 IclChat = parse.GetValue(iclChat)!, IclFewshotAsMultiturn = parse.GetValue(iclMultiturn), IclSystemInstruction = parse.GetValue(iclSystem),
                 IfMaxTokens = parse.GetValue(maxTokens),
                 Judge = parse.GetValue(judge) is { } jm ? ModelReference.Parse(jm, "--judge") : null, JudgeSet = parse.GetValue(judgeSet) is "builtin" or null ? "builtin" : Path.GetFullPath(parse.GetValue(judgeSet)!),

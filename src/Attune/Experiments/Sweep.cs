@@ -38,6 +38,11 @@ public sealed record SweepPlan
     public ModelReference? Sft { get; init; }
     public int UrialShots { get; init; } = UrialPrompt.DefaultShots;
     public int? IclShots { get; init; }
+    /// <summary>
+    /// ICL shots fixed per task: K shot sets drawn by seed, every item scored under each and the sets averaged (null: each
+    /// task's own sampler, per item by default). Items of a set share one prompt prefix, computed once.
+    /// </summary>
+    public int? ShotsPerTask { get; init; }
     /// <summary>Items per ICL task and prompts per IF language (null: all).</summary>
     public int? IclLimit { get; init; }
     /// <summary>
@@ -71,7 +76,7 @@ public sealed record SweepPlan
         ["lambdas"] = new JsonArray(Lambdas.Select(l => (JsonNode)l.Value).ToArray()),
         ["langs"] = new JsonArray(Languages.Select(l => (JsonNode)l).ToArray()),
         ["icl"] = Icl, ["include_path"] = IncludePaths.Count == 0 ? null : new JsonArray(IncludePaths.Select(p => (JsonNode)p).ToArray()), ["if"] = If, ["dpo"] = Dpo?.Spec, ["sft"] = Sft?.Spec, ["urial_shots"] = UrialShots,
-        ["icl_shots"] = IclShots, ["icl_limit"] = IclLimit, ["icl_chat"] = IclChat, ["icl_fewshot_as_multiturn"] = IclFewshotAsMultiturn, ["icl_system_instruction"] = IclSystemInstruction,
+        ["icl_shots"] = IclShots, ["shots_per_task"] = ShotsPerTask, ["icl_limit"] = IclLimit, ["icl_chat"] = IclChat, ["icl_fewshot_as_multiturn"] = IclFewshotAsMultiturn, ["icl_system_instruction"] = IclSystemInstruction,
         ["if_limit"] = IfLimit, ["if_max_tokens"] = IfMaxTokens,
         ["judge"] = Judge?.Spec, ["judge_set"] = JudgeSet, ["judge_limit"] = JudgeLimit, ["judge_both_orders"] = JudgeBothOrders,
         ["shift"] = Shift, ["shift_limit"] = ShiftLimit, ["shift_max_tokens"] = ShiftMaxTokens,
@@ -169,6 +174,7 @@ public sealed class Sweep(SweepPlan plan)
                     if (suite == "icl" && plan.IncludePaths.Count > 0) settings["include_path"] = new JsonArray(plan.IncludePaths.Select(p => (JsonNode)p).ToArray());
                     if (suite == "icl" && IclChat(arm)) settings["chat_template"] = new JsonObject { ["fewshot_as_multiturn"] = plan.IclFewshotAsMultiturn ?? true };
                     if (suite == "icl" && plan.IclSystemInstruction is { } system) settings["system_instruction"] = system;
+                    if (suite == "icl" && plan.ShotsPerTask is { } sets) settings["shots_per_task"] = sets; // only when set, so older keys stay
                     var keyText = string.Join("\n", arm.Name, suite, lang, identity, settings.ToJsonString());
                     var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(keyText)))[..24];
                     settings["model_spec"] = arm.Model.Spec;
@@ -387,7 +393,7 @@ public sealed class Sweep(SweepPlan plan)
         var tasks = IclTasks().Where(t => t.Config.Language is null || t.Config.Language == cell.Language).ToList();
         var chat = IclChat(cell.Arm);
         var prompting = TaskPrompting.For(runner.Backend, chat ? "" : null, chat ? plan.IclFewshotAsMultiturn : null, plan.IclSystemInstruction);
-        var results = await IclEvaluation.RunAsync(tasks, runner, plan.IclShots, plan.IclLimit, cancel: cancel, prompting: prompting);
+        var results = await IclEvaluation.RunAsync(tasks, runner, plan.IclShots, plan.IclLimit, cancel: cancel, prompting: prompting, shotSets: plan.ShotsPerTask);
         var aggregates = new List<Aggregate>();
         var primary = new List<List<double>>();
         foreach (var r in results)
@@ -446,7 +452,7 @@ public sealed class Sweep(SweepPlan plan)
     /// <summary>Checks the plan (limits, at least one suite) and reads the judge's instruction set for every language now, so a bad input stops the sweep before its first cell.</summary>
     public void CheckInputs()
     {
-        foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit), ("--shift-limit", plan.ShiftLimit) })
+        foreach (var (name, value) in new[] { ("--icl-limit", plan.IclLimit), ("--if-limit", plan.IfLimit), ("--judge-limit", plan.JudgeLimit), ("--shift-limit", plan.ShiftLimit), ("--shots-per-task", plan.ShotsPerTask) })
             if (value is < 1) throw new AttuneException(null, name, "must be ≥ 1");
         if (plan.ShiftMaxTokens < 1) throw new AttuneException(null, "--shift-max-tokens", "must be ≥ 1");
         if (Suites.Count == 0) throw new AttuneException(null, "--icl", "nothing to measure: --icl and --if are none and there is no --judge or --shift");

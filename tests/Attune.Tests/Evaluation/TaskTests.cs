@@ -203,6 +203,52 @@ public class TaskTests
     }
 
     [Fact]
+    public void A_fixed_shot_set_gives_every_item_the_same_shots_and_another_set_others()
+    {
+        var task = BuiltinSuite.Load("sentiment", "en");
+        string Shots(TaskItem i) => i.Context[..i.Context.LastIndexOf(task.Config.FewshotDelimiter, StringComparison.Ordinal)];
+        var first = task.Items(limit: 20, shotSet: 0);
+        var second = task.Items(limit: 20, shotSet: 1);
+        Assert.Single(first.Select(Shots).Distinct()); // one prompt prefix for the whole set
+        Assert.Single(second.Select(Shots).Distinct());
+        Assert.NotEqual(Shots(first[0]), Shots(second[0]));
+        Assert.Equal(first.Select(i => i.Context), task.Items(limit: 20, shotSet: 0).Select(i => i.Context)); // drawn by seed
+        Assert.Equal(task.Items(limit: 20).Select(i => i.Doc), first.Select(i => i.Doc)); // the same items
+    }
+
+    [Fact]
+    public void A_fixed_shot_set_from_the_evaluated_split_never_shows_a_document_its_own_answer()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllLines(tmp["d.jsonl"], Enumerable.Range(0, 12).Select(i => new JsonObject { ["q"] = $"item {i}", ["a"] = $"answer {i}" }.ToJsonString()));
+        File.WriteAllText(tmp["t.yaml"], "task: own\ndataset_path: d.jsonl\ndoc_to_text: \"{{q}}\"\ndoc_to_target: \"{{a}}\"\nnum_fewshot: 3\n");
+        var task = new IclTask(TaskConfig.Load(tmp["t.yaml"]).Single());
+        var items = task.Items(shotSet: 0);
+        Assert.All(items, i => Assert.Equal(1, System.Text.RegularExpressions.Regex.Matches(i.Context, $"{task.EvalDocs[i.Doc]["q"]}\\b").Count)); // only as the query
+        Assert.All(items, i => Assert.Equal(3, System.Text.RegularExpressions.Regex.Matches(i.Context, "answer").Count));
+        Assert.True(items.Select(i => i.Context[..i.Context.LastIndexOf("\n\n", StringComparison.Ordinal)]).Distinct().Count() <= 4); // the set, or the set with the next shot
+    }
+
+    [Fact]
+    public async Task Shot_sets_are_averaged_over_the_same_items()
+    {
+        var task = BuiltinSuite.Load("sentiment", "en");
+        // A model that is right exactly when the prompt's first shot is positive: its accuracy depends on the shot set.
+        var backend = new ScriptedBackend((ctx, cont) => (ctx.IndexOf("positive", StringComparison.Ordinal) is var p && p >= 0 && p < ctx.IndexOf('\n', ctx.IndexOf('\n') + 1)) == (cont == " positive") ? -1 : -2);
+        var sets = new List<double>();
+        for (int set = 0; set < 3; set++)
+        {
+            var items = task.Items(limit: 30, shotSet: set);
+            sets.Add(task.ScoreChoices(items, await new RequestRunner(backend).LoglikelihoodAsync(task.LoglikelihoodRequests(items).ToList()), task.Config.NumFewshot).Metrics["acc"].Value);
+        }
+        var averaged = (await IclEvaluation.RunAsync([task], new RequestRunner(backend), limit: 30, shotSets: 3)).Single();
+        Assert.Equal(sets.Average(), averaged.Metrics["acc"].Value, 1e-12);
+        Assert.Equal(30, averaged.Items.Count); // items, not items × sets: the interval resamples documents
+        Assert.InRange(averaged.Metrics["acc"].Low, 0, averaged.Metrics["acc"].Value);
+        Assert.Contains("--shots-per-task", (await Assert.ThrowsAsync<AttuneException>(() => IclEvaluation.RunAsync([task], new RequestRunner(backend), shotSets: 0))).Message);
+    }
+
+    [Fact]
     public void Choices_can_come_from_a_template_that_renders_a_list()
     {
         using var tmp = new TempDir();

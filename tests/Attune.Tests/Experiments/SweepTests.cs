@@ -228,6 +228,21 @@ public class SweepTests
     }
 
     [Fact]
+    public async Task Fixed_shot_sets_per_task_are_part_of_the_cell_and_score_every_item_under_each()
+    {
+        using var m = new Models();
+        var plan = Plan(m) with { Lambdas = [0], Languages = ["fr"], Icl = "builtin:nli", If = null, IclLimit = 4, ShotsPerTask = 2 };
+        var sweep = new Sweep(plan);
+        var cells = sweep.Cells();
+        Assert.NotEqual(new Sweep(plan with { ShotsPerTask = null }).Cells()[0].Key, cells[0].Key); // another measurement, another cell
+        Assert.Equal(2, cells[0].Settings["shots_per_task"]!.GetValue<int>());
+        Assert.False(new Sweep(plan with { ShotsPerTask = null }).Cells()[0].Settings.ContainsKey("shots_per_task")); // older keys unchanged
+        using var store = new ResultsStore(m["sets.db"]);
+        await sweep.RunAsync(store, "run", cells);
+        Assert.Equal(4, store.Cells(withItems: true).First(c => c.Suite == "icl").Items.Count); // one record per item, its scores averaged over the sets
+    }
+
+    [Fact]
     public async Task Requests_one_arm_shares_with_another_are_answered_once()
     {
         // λ = 0 is the base itself: its raw few-shot ICL requests are the URIAL arm's, answered once within the run.

@@ -9,20 +9,29 @@ namespace Attune.Evaluation.Tasks;
 /// </summary>
 public static class IclEvaluation
 {
+    /// <summary>
+    /// Scores every task. With <paramref name="shotSets"/> K, each task's items are scored under K fixed shot sets (one per
+    /// set, shared by all its items, so every item of a set reuses one prompt prefix) and the sets are averaged
+    /// (<see cref="IclTask.CombineShotSets"/>); without it, shots are drawn as each task says (per item by default).
+    /// </summary>
     public static async Task<List<TaskResult>> RunAsync(IReadOnlyList<IclTask> tasks, RequestRunner runner, int? shots = null, int? limit = null,
-        Action<string, int, int>? progress = null, CancellationToken cancel = default, TaskPrompting? prompting = null)
+        Action<string, int, int>? progress = null, CancellationToken cancel = default, TaskPrompting? prompting = null, int? shotSets = null)
     {
-        var items = tasks.Select(t => t.Items(shots, limit, prompting)).ToList();
+        if (shotSets is < 1) throw new AttuneException(null, "--shots-per-task", "must be at least 1");
+        // One run per task, or per task and shot set; all runs' requests go to the runner together.
+        var runs = tasks.SelectMany((task, t) => shotSets is int k
+            ? Enumerable.Range(0, k).Select(set => (Task: t, Items: task.Items(shots, limit, prompting, set)))
+            : [(Task: t, Items: task.Items(shots, limit, prompting))]).ToList();
         var scoreRequests = new List<LoglikelihoodRequest>();
         var rollingRequests = new List<RollingRequest>();
         var generateRequests = new List<GenerateRequest>();
-        for (int t = 0; t < tasks.Count; t++)
+        foreach (var (t, items) in runs)
             switch (tasks[t].Config.OutputType)
             {
-                case OutputType.MultipleChoice or OutputType.Loglikelihood: scoreRequests.AddRange(tasks[t].LoglikelihoodRequests(items[t])); break;
-                case OutputType.LoglikelihoodRolling: rollingRequests.AddRange(items[t].Select(tasks[t].RollingRequestFor)); break;
+                case OutputType.MultipleChoice or OutputType.Loglikelihood: scoreRequests.AddRange(tasks[t].LoglikelihoodRequests(items)); break;
+                case OutputType.LoglikelihoodRolling: rollingRequests.AddRange(items.Select(tasks[t].RollingRequestFor)); break;
                 default:
-                    foreach (var item in items[t])
+                    foreach (var item in items)
                         for (int r = 0; r < tasks[t].Config.Repeats; r++) generateRequests.Add(tasks[t].GenerateRequestFor(item));
                     break;
             }
@@ -33,35 +42,36 @@ public static class IclEvaluation
         var generations = generateRequests.Count > 0
             ? await runner.GenerateAsync(generateRequests, (done, total) => progress?.Invoke("generate", done, total), cancel) : [];
 
-        var results = new List<TaskResult>(tasks.Count);
+        var perRun = new List<TaskResult>(runs.Count);
         int scoreAt = 0, rollingAt = 0, generationAt = 0;
-        for (int t = 0; t < tasks.Count; t++)
+        foreach (var (t, items) in runs)
         {
             var task = tasks[t];
             int k = shots ?? task.Config.NumFewshot;
             switch (task.Config.OutputType)
             {
                 case OutputType.MultipleChoice:
-                    int count = items[t].Sum(i => i.Choices!.Count);
-                    results.Add(task.ScoreChoices(items[t], scores[scoreAt..(scoreAt + count)], k));
+                    int count = items.Sum(i => i.Choices!.Count);
+                    perRun.Add(task.ScoreChoices(items, scores[scoreAt..(scoreAt + count)], k));
                     scoreAt += count;
                     break;
                 case OutputType.Loglikelihood:
-                    results.Add(task.ScoreLoglikelihoods(items[t], scores[scoreAt..(scoreAt + items[t].Count)], k));
-                    scoreAt += items[t].Count;
+                    perRun.Add(task.ScoreLoglikelihoods(items, scores[scoreAt..(scoreAt + items.Count)], k));
+                    scoreAt += items.Count;
                     break;
                 case OutputType.LoglikelihoodRolling:
-                    results.Add(task.ScoreRolling(items[t], rolling[rollingAt..(rollingAt + items[t].Count)], k));
-                    rollingAt += items[t].Count;
+                    perRun.Add(task.ScoreRolling(items, rolling[rollingAt..(rollingAt + items.Count)], k));
+                    rollingAt += items.Count;
                     break;
                 default:
-                    int n = items[t].Count * task.Config.Repeats;
-                    results.Add(task.ScoreGenerations(items[t], generations[generationAt..(generationAt + n)], k));
+                    int n = items.Count * task.Config.Repeats;
+                    perRun.Add(task.ScoreGenerations(items, generations[generationAt..(generationAt + n)], k));
                     generationAt += n;
                     break;
             }
         }
-        return results;
+        return tasks.Select((task, t) => task.CombineShotSets(runs.Select((r, i) => (r.Task, Result: perRun[i])).Where(x => x.Task == t).Select(x => x.Result).ToList(),
+            shots ?? task.Config.NumFewshot)).ToList();
     }
 
     /// <summary>Results as JSON: the summary per task and metric, and every item with its prompt, choices, log-probabilities and prediction.</summary>

@@ -243,8 +243,13 @@ public sealed class IclTask
     string Description(JsonObject doc, int index) =>
         IsTemplate(Config.Description) ? AsText(Resolve(new TaskField(JsonValue.Create(Config.Description)), doc, index, "description")) : Config.Description;
 
-    /// <summary>The items, each with its few-shot prompt, in document order (the harness's sampler draws in that order).</summary>
-    public List<TaskItem> Items(int? shots = null, int? limit = null, TaskPrompting? prompting = null)
+    /// <summary>
+    /// The items, each with its few-shot prompt, in document order (the harness's sampler draws in that order). With
+    /// <paramref name="shotSet"/>, every item takes the task's fixed shot set number <paramref name="shotSet"/> (drawn once
+    /// by the task's seed and the set's number; a document that is itself among the shots gets the next one instead), so
+    /// all items share one prompt prefix.
+    /// </summary>
+    public List<TaskItem> Items(int? shots = null, int? limit = null, TaskPrompting? prompting = null, int? shotSet = null)
     {
         int k = shots ?? Config.NumFewshot;
         int pool = FewshotDocs.Count - (FewshotIsEvalSplit ? 1 : 0);
@@ -266,12 +271,16 @@ public sealed class IclTask
                 : Text(doc, i);
             return shotTurns[i] = new FewShotTurn(text, Target(doc, i, choices).Text, GenPrefix(doc, i));
         }
-        var harnessRandom = Config.Sampler == FewshotSampler.Harness ? new PythonRandom(Config.Seed) : null;
+        var harnessRandom = Config.Sampler == FewshotSampler.Harness && shotSet is null ? new PythonRandom(Config.Seed) : null;
+        // A fixed set draws one more when shots come from the evaluated split, for the documents that are among them.
+        int[]? fixedSet = shotSet is int set && k > 0
+            ? FewShotPrompt.SampleShots(FewshotDocs.Count, Math.Min(k + (FewshotIsEvalSplit ? 1 : 0), FewshotDocs.Count), Config.Seed + (ulong)(set + 1) * 0xD1B54A32D192ED03UL)
+            : null;
         var items = new List<TaskItem>(count);
         for (int d = 0; d < count; d++)
         {
             var doc = EvalDocs[d];
-            var picked = (k == 0 ? [] : PickShots(d, k, harnessRandom)).Select(Shot).ToList();
+            var picked = (k == 0 ? [] : fixedSet is not null ? FromFixedSet(fixedSet, d, k) : PickShots(d, k, harnessRandom)).Select(Shot).ToList();
             var docFormat = format with { Description = Description(doc, d) };
             var choices = Choices(doc, d);
             var prefix = GenPrefix(doc, d);
@@ -282,6 +291,10 @@ public sealed class IclTask
         }
         return items;
     }
+
+    /// <summary>The first k shots of a fixed set, without the document itself (or an example equal to it) when shots come from its split.</summary>
+    int[] FromFixedSet(int[] set, int d, int k) =>
+        set.Where(i => !FewshotIsEvalSplit || !JsonNode.DeepEquals(FewshotDocs[i], EvalDocs[d])).Take(k).ToArray();
 
     /// <summary>gen_prefix for a document: a document key's value, or the text rendered over the document.</summary>
     string? GenPrefix(JsonObject doc, int index) =>
@@ -532,6 +545,40 @@ public sealed class IclTask
     }
 
     /// <summary>Each metric over the items: a mean, or its corpus-level aggregation, with a bootstrap interval and the harness's standard error.</summary>
+    /// <summary>
+    /// One result from the same items scored under several fixed shot sets: each item's scores are its mean over the sets,
+    /// a metric's value is the mean of the sets' values, and its interval resamples documents (each drawn with all its sets),
+    /// so that the result does not hang on one draw of shots. Item records keep the first set's prompt and prediction.
+    /// </summary>
+    public TaskResult CombineShotSets(IReadOnlyList<TaskResult> sets, int shots)
+    {
+        if (sets.Count == 1) return sets[0];
+        int n = sets[0].Items.Count;
+        var items = Enumerable.Range(0, n).Select(d => sets[0].Items[d] with
+        {
+            Scores = sets[0].Items[d].Scores.Keys.ToDictionary(key => key, key => sets.Average(r => r.Items[d].Scores[key])),
+        }).ToList();
+        var metrics = new Dictionary<string, Estimate>();
+        var errors = new Dictionary<string, double>();
+        foreach (var (key, m, _) in MetricKeys())
+        {
+            var aggregation = m.Aggregation ?? TaskMetrics.DefaultAggregation(m.Name, n > 0 && sets[0].Items[0].Stats.ContainsKey(key));
+            if (aggregation == "mean")
+            {
+                var values = items.Select(r => r.Scores[key]).ToList();
+                metrics[key] = Bootstrap.Mean(values, Config.Seed);
+                errors[key] = TaskMetrics.MeanStandardError(values);
+                continue;
+            }
+            var stats = sets.Select(r => r.Items.Select(i => i.Stats.TryGetValue(key, out var st) ? st : [i.Scores[key]]).ToList()).ToList();
+            Func<IReadOnlyList<double[]>, double> corpus = TaskMetrics.Aggregate(aggregation, m.Name);
+            var (estimate, error) = Bootstrap.IntervalAndError(n, sample => stats.Average(set => corpus(sample.Select(i => set[i]).ToList())), Config.Seed);
+            metrics[key] = estimate;
+            errors[key] = error;
+        }
+        return new TaskResult(Config.Name, Config.Language, shots, items, metrics) { StandardErrors = errors };
+    }
+
     TaskResult Summarize(List<ItemResult> results, int shots)
     {
         var metrics = new Dictionary<string, Estimate>();
