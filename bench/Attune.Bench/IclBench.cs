@@ -15,6 +15,47 @@ static class IclBench
 {
     public static void Table(string root, int items, int subset)
     {
+        var (model, taskDir) = Prepare(root, items);
+        var machinery = Stopwatch.StartNew();
+        var task = new IclTask(TaskConfig.Load(Path.Combine(taskDir, "task.yaml")).Single());
+        TableRows(task, model, items, subset, machinery);
+    }
+
+    /// <summary>
+    /// Per-item shots (the harness's default) against fixed shot sets per task (<c>--shots-per-task</c>), on the same
+    /// first items, both with prefix reuse: a set's items share their whole 5-shot prefix.
+    /// </summary>
+    public static void ShotSets(string root, int subset)
+    {
+        var (model, taskDir) = Prepare(root, 500);
+        var task = new IclTask(TaskConfig.Load(Path.Combine(taskDir, "task.yaml")).Single());
+        using var lm = LanguageModel.Load(model);
+        var perItem = task.LoglikelihoodRequests(task.Items(limit: subset)).ToList();
+        using var warm = new LocalBackend(lm) { ReusePrefixes = true }; // a backend disposes its model: this one, after every row
+        warm.LoglikelihoodManyAsync(perItem.Take(8).ToList()).GetAwaiter().GetResult(); // JIT
+        double Seconds(List<LoglikelihoodRequest> rs)
+        {
+            var backend = new LocalBackend(lm) { ReusePrefixes = true };
+            var clock = Stopwatch.StartNew();
+            backend.LoglikelihoodManyAsync(rs).GetAwaiter().GetResult();
+            return clock.Elapsed.TotalSeconds;
+        }
+        Console.WriteLine($"Task: the first {subset} items × 4 choices of the bench task above, 5 shots; SmolLM2-135M shape, BF16, random weights; {Environment.ProcessorCount} threads; prefix reuse in every row.");
+        Console.WriteLine();
+        Console.WriteLine("| shots | requests | seconds | items/s | speed-up per item scored |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        double baseline = Seconds(perItem);
+        Console.WriteLine($"| per item (harness default) | {perItem.Count} | {baseline:F1} | {subset / baseline:F1} | 1.00× |");
+        foreach (int sets in new[] { 1, 3 })
+        {
+            var rs = Enumerable.Range(0, sets).SelectMany(set => task.LoglikelihoodRequests(task.Items(limit: subset, shotSet: set))).ToList();
+            double seconds = Seconds(rs);
+            Console.WriteLine($"| --shots-per-task {sets} | {rs.Count} | {seconds:F1} | {subset / seconds:F1} | {baseline / seconds:F2}× |");
+        }
+    }
+
+    static (string Model, string TaskDir) Prepare(string root, int items)
+    {
         var outDir = Path.Combine(root, "bench", "out");
         var model = Path.Combine(outDir, "smollm2-135m");
         if (!Directory.Exists(model))
@@ -47,8 +88,11 @@ static class IclBench
             doc_to_choice: "{{choices}}"
             num_fewshot: 5
             """);
-        var machinery = Stopwatch.StartNew();
-        var task = new IclTask(TaskConfig.Load(Path.Combine(taskDir, "task.yaml")).Single());
+        return (model, taskDir);
+    }
+
+    static void TableRows(IclTask task, string model, int items, int subset, Stopwatch machinery)
+    {
         var all = task.Items();
         var built = machinery.Elapsed.TotalSeconds;
         var requests = task.LoglikelihoodRequests(all).ToList();

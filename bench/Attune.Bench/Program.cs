@@ -64,6 +64,10 @@ public static class Program
                 // icl [ITEMS] [SUBSET]: 5-shot 4-choice scoring with and without prefix reuse
                 IclBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "500"), int.Parse(args.ElementAtOrDefault(2) ?? "100"));
                 return 0;
+            case "icl-shots":
+                // icl-shots [SUBSET]: per-item shots against fixed shot sets per task, with prefix reuse
+                IclBench.ShotSets(Root, int.Parse(args.ElementAtOrDefault(1) ?? "100"));
+                return 0;
             case "harness-coverage":
                 // harness-coverage TASKS_DIR FOLDER[:lang]...: which en/fr/es harness task files Attune reads, and why it refuses the rest
                 HarnessCoverage.Run(args[1], args[2..]);
