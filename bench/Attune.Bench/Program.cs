@@ -64,6 +64,10 @@ public static class Program
                 // icl [ITEMS] [SUBSET]: 5-shot 4-choice scoring with and without prefix reuse
                 IclBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "500"), int.Parse(args.ElementAtOrDefault(2) ?? "100"));
                 return 0;
+            case "gen-width":
+                // gen-width [PROMPTS] [TOKENS]: IF generations through the batch engine at widths 8/16/32/64
+                GenerationWidthBench.Table(Root, int.Parse(args.ElementAtOrDefault(1) ?? "64"), int.Parse(args.ElementAtOrDefault(2) ?? "128"));
+                return 0;
             case "icl-shots":
                 // icl-shots [SUBSET]: per-item shots against fixed shot sets per task, with prefix reuse
                 IclBench.ShotSets(Root, int.Parse(args.ElementAtOrDefault(1) ?? "100"));
