@@ -141,6 +141,6 @@ public static class SweepCommand
     {
         var location = StoreLocation.Parse(text, "store");
         if (location is StoreLocation.SqliteFile f && !File.Exists(f.Path)) throw new AttuneException(f.Path, "not found");
-        return new ResultsStore(location);
+        return new ResultsStore(location, create: false);
     }
 }

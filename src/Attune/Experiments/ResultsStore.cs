@@ -40,7 +40,8 @@ public sealed class ResultsStore : IDisposable
 
     public ResultsStore(string location) : this(StoreLocation.Parse(location)) { }
 
-    public ResultsStore(StoreLocation location)
+    /// <param name="create">Create the tables when missing (a sweep, a merge target); false for a store that is only read.</param>
+    public ResultsStore(StoreLocation location, bool create = true)
     {
         Location = location;
         try
@@ -50,7 +51,12 @@ public sealed class ResultsStore : IDisposable
         catch (SqliteException e) { throw new AttuneException(Path, $"not a results store (SQLite: {e.Message})"); }
         try
         {
-            CreateSchema();
+            // A database that already holds the tables is not asked to create anything (a role may read and write rows
+            // without the right to create tables in its schema).
+            bool present = IsPostgres ? Scalar("SELECT to_regclass('meta') IS NOT NULL") == "True"
+                : Scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'") is not null;
+            if (!present && !create) throw new AttuneException(Path, "not a results store (no Attune tables in it)");
+            if (!present || !IsPostgres) CreateSchema();
             var version = Scalar("SELECT value FROM meta WHERE name = 'schema'");
             if (version != SchemaVersion.ToString())
                 throw new AttuneException(Path, int.TryParse(version, out var v) && v > SchemaVersion
@@ -355,9 +361,11 @@ public sealed class ResultsStore : IDisposable
     /// </summary>
     public int Merge(ResultsStore other)
     {
+        // Cells first, then which run committed each: a cell another worker commits between the two reads is simply not copied yet.
         var runs = other.Runs();
-        var cellRuns = other.CellRuns();
         var cells = other.Cells(withItems: true);
+        var cellRuns = other.CellRuns();
+        cells = cells.Where(c => cellRuns.ContainsKey(c.Key)).ToList();
         return Writing(() =>
         {
             int added = 0;
@@ -378,7 +386,7 @@ public sealed class ResultsStore : IDisposable
 /// <summary>A worker's hold on a cell of a shared store: renewed every third of the lease (a heartbeat) until disposed, then given up.</summary>
 public sealed class CellLease : IDisposable
 {
-    readonly DbConnection _db;
+    DbConnection _db;
     readonly Timer _renew;
     readonly object _gate = new();
     readonly string _key, _worker;
@@ -388,10 +396,12 @@ public sealed class CellLease : IDisposable
 
     internal CellLease(StoreLocation location, string key, string worker, TimeSpan lease)
     {
-        (_key, _worker, _lease, _postgres) = (key, worker, lease, location is StoreLocation.Postgres);
+        (_key, _worker, _lease, _postgres, _location) = (key, worker, lease, location is StoreLocation.Postgres, location);
         _db = location.Open("attune-lease");
         _renew = new Timer(_ => Renew(), null, lease / 3, lease / 3);
     }
+
+    readonly StoreLocation _location;
 
     /// <summary>Heartbeats so far (for tests).</summary>
     public int Renewals { get; private set; }
@@ -401,13 +411,20 @@ public sealed class CellLease : IDisposable
         lock (_gate)
         {
             if (_disposed) return;
+            // A timer callback must not throw (it would end the process): any failure — busy past the timeout, a dropped
+            // connection — waits for the next heartbeat, well before the lease ends, on a connection opened again if needed.
             try
             {
+                if (_db.State != System.Data.ConnectionState.Open)
+                {
+                    _db.Dispose();
+                    _db = _location.Open("attune-lease");
+                }
                 Run(_postgres ? "UPDATE claims SET expires = now() + make_interval(secs => @secs) WHERE key = @key AND worker = @worker"
                     : "UPDATE claims SET expires = @expires WHERE key = @key AND worker = @worker", renew: true);
                 Renewals++;
             }
-            catch (DbException) { } // busy past the timeout, or the connection dropped: the next heartbeat tries again, well before the lease ends
+            catch (Exception e) when (e is DbException or InvalidOperationException or AttuneException or IOException) { }
         }
     }
 
@@ -439,7 +456,7 @@ public sealed class CellLease : IDisposable
         }
         _renew.Dispose();
         try { Run("DELETE FROM claims WHERE key = @key AND worker = @worker"); }
-        catch (DbException) { } // the claim expires by itself
+        catch (Exception e) when (e is DbException or InvalidOperationException) { } // the claim expires by itself
         _db.Dispose();
     }
 }

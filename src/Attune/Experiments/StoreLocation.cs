@@ -38,6 +38,8 @@ public abstract record StoreLocation
                 Host = Host, Port = Port, Database = Database, ApplicationName = application,
                 // A worker holds one connection for the store and one per lease heartbeat.
                 MaxPoolSize = 8, Timeout = 15, CommandTimeout = 120,
+                // A connection idles for as long as a cell runs: keepalives stop proxies and load balancers dropping it.
+                KeepAlive = 30,
             };
             if ((User ?? Environment.GetEnvironmentVariable("PGUSER")) is { } user) builder.Username = user;
             if (Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } password) builder.Password = password;

@@ -18,8 +18,11 @@ public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bo
     long[] _aboveHigh = [];
     long[] _above = [];
     long _elements;
-    /// <summary>Elements kept at the threshold so far, per λ computed (each λ streams the tensor in order).</summary>
-    readonly Dictionary<double, long[]> _atThreshold = [];
+    /// <summary>Elements kept at the threshold so far (the chunks stream in order).</summary>
+    long[] _taken = [];
+    /// <summary>Which elements of the current chunk each task vector keeps: decided once per chunk, whatever λ each output uses.</summary>
+    bool[][] _keep = [];
+    long _keepOffset = -1;
 
     public string Name => "ties";
     string _name = "";
@@ -36,7 +39,8 @@ public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bo
         _aboveHigh = new long[n];
         _above = new long[n];
         _threshold = new float[n];
-        _atThreshold.Clear();
+        _taken = new long[n];
+        _keepOffset = -1;
         if (density < 1 && Keep <= 0) throw new AttuneException(null, _name, $"density {density} keeps no element of a tensor of {elements} (int(density·n) = 0)");
     }
 
@@ -98,18 +102,27 @@ public sealed class TiesMethod(IReadOnlyList<double> weights, double density, bo
     public void Compute(ReadOnlySpan<float> b, IReadOnlyList<float[]> models, int length, long offset, double lambda, Span<float> output)
     {
         int n = models.Count;
+        // Outputs for several λ see the same chunk one after another: the kept elements (and the count of those kept at the
+        // threshold) advance once per chunk, not once per output.
+        if (offset != _keepOffset)
+        {
+            _keepOffset = offset;
+            if (_keep.Length != n || _keep[0].Length < length) _keep = Enumerable.Range(0, n).Select(_ => new bool[length]).ToArray();
+            for (int k = 0; k < n; k++)
+                for (int e = 0; e < length && e < b.Length; e++)
+                {
+                    float magnitude = MathF.Abs(models[k][e] - b[e]);
+                    _keep[k][e] = density >= 1 || magnitude > _threshold[k] || (magnitude == _threshold[k] && _taken[k] < Keep - _above[k] && ++_taken[k] > 0);
+                }
+        }
         Span<double> weighted = stackalloc double[n];
-        if (!_atThreshold.TryGetValue(lambda, out var taken)) _atThreshold[lambda] = taken = new long[n];
         for (int e = 0; e < length; e++)
         {
             if (e >= b.Length) { output[e] = models[0][e]; continue; }
             double vote = 0;
             for (int k = 0; k < n; k++)
             {
-                float delta = models[k][e] - b[e], magnitude = MathF.Abs(delta);
-                bool keep = density >= 1 || magnitude > _threshold[k]
-                    || (magnitude == _threshold[k] && taken[k] < Keep - _above[k] && ++taken[k] > 0);
-                weighted[k] = keep ? weights[k] * delta : 0;
+                weighted[k] = _keep[k][e] ? weights[k] * (models[k][e] - b[e]) : 0;
                 vote += weighted[k];
             }
             int elected = vote >= 0 ? 1 : -1;

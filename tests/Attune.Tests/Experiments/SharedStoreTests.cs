@@ -201,6 +201,10 @@ public class SharedStoreTests
         }
         var e = Assert.Throws<AttuneException>(() => new ResultsStore(url));
         Assert.Contains("newer Attune", e.Message);
+        // A database without Attune's tables is not a store to read (nothing is created in it).
+        var (code, _, err) = Cli.CliRunner.Run("", "report", TestPostgres.NewDatabase());
+        Assert.Equal(2, code);
+        Assert.Contains("not a results store", err);
         // A server that is not there: one line naming the store.
         var nowhere = Assert.Throws<AttuneException>(() => new ResultsStore($"postgresql://attune@127.0.0.1:1/{location.Database}"));
         Assert.Contains("cannot connect to PostgreSQL", nowhere.Message);
@@ -268,6 +272,18 @@ public class ServedArmTests
             serve.Kill();
             await serve.WaitForExitAsync();
         }
+    }
+
+    [Fact]
+    public void A_served_arm_with_the_token_shift_is_refused_before_any_cell()
+    {
+        using var tmp = new TempDir();
+        ModelInitializer.Write(tmp["base"], Presets.Find("tiny", "llama").Config, seed: 1, DType.F32);
+        var (code, _, err) = Cli.CliRunner.Run("", "sweep", "--base", tmp["base"], "--instruct", tmp["base"], "--lambdas", "0", "--arm", "served=http://127.0.0.1:9/v1#m",
+            "--langs", "en", "--icl", "none", "--if", "none", "--shift", "--store", tmp["s.db"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--shift", err);
+        Assert.Contains("served", err);
     }
 
     [Fact]

@@ -509,6 +509,41 @@ public class MergekitTests
     }
 
     [Fact]
+    public void A_rule_that_fixes_lambda_gives_the_same_ties_tensor_in_every_output_of_a_sweep()
+    {
+        // The elements kept at the density threshold are chosen once per chunk, not once per output: two outputs whose λ
+        // a rule makes equal for a tensor hold the same values there.
+        using var tmp = Family();
+        var (code, _, err) = CliRunner.Run("", "merge", "--base", tmp["base"], "--instruct", tmp["a"], "--instruct", tmp["b"], "--method", "ties", "--density", "0.5",
+            "--lambdas", "0.5,1", "--rule", "mlp=0.3", "--out", tmp["sweep"]);
+        Assert.True(code == 0, err);
+        const string name = "model.layers.2.mlp.up_proj.weight";
+        Assert.Equal(Floats(Path.Combine(tmp["sweep"], "lambda-0.50"), name), Floats(Path.Combine(tmp["sweep"], "lambda-1.00"), name));
+    }
+
+    [Fact]
+    public void A_models_own_parameters_are_evaluated_on_its_source_layers_names()
+    {
+        using var tmp = Family();
+        var (code, err) = Merge(tmp, """
+            slices:
+              - sources:
+                  - model: a
+                    layer_range: [3, 5]
+                    parameters:
+                      scale:
+                        - filter: layers.3.
+                          value: 2.0
+                        - value: 1.0
+            merge_method: passthrough
+            """);
+        Assert.True(code == 0, err);
+        const string suffix = "mlp.up_proj.weight";
+        Assert.Equal(Floats(tmp["a"], $"model.layers.3.{suffix}").Select(v => v * 2f), Floats(tmp["out"], $"model.layers.0.{suffix}")); // source layer 3
+        Assert.Equal(Floats(tmp["a"], $"model.layers.4.{suffix}"), Floats(tmp["out"], $"model.layers.1.{suffix}"));
+    }
+
+    [Fact]
     public void Bad_recipes_get_one_line_naming_the_field()
     {
         using var tmp = Family();
@@ -526,6 +561,15 @@ public class MergekitTests
         Assert.Equal(2, code);
         Assert.Contains("line 9: kind", err);
         Assert.Contains("not zero or model_token", err);
+        (code, err) = Merge(tmp, "merge_method: slerp\nmodels:\n  - model: a\n  - model: b\nparameters:\n  t: 0.5\n");
+        Assert.Equal(2, code);
+        Assert.Contains("base_model", err);
+        (code, err) = Merge(tmp, "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\ntokenizer_source: elsewhere\n");
+        Assert.Equal(2, code);
+        Assert.Contains("not one of the recipe's models", err);
+        (code, err) = Merge(tmp, "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: heavy}\n");
+        Assert.Equal(2, code);
+        Assert.Contains("not a number", err);
         Assert.Single(err.Trim().Split('\n'));
     }
 }

@@ -17,8 +17,8 @@ public static class MergekitEquivalent
     public static string? Write(string basePath, IReadOnlyList<string> modelPaths, double lambda, MergeOptions o)
     {
         if (o.Method is DareMethod) return null;
-        // A rule's pattern must read the same as a substring: letters, digits, _ and the dots of tensor names.
-        if (o.Rules.Any(r => r.Pattern != "*" && !System.Text.RegularExpressions.Regex.IsMatch(r.Pattern, @"^[A-Za-z0-9_.]+$"))) return null;
+        // A rule's pattern must mean the same as a substring: no regex syntax at all (a '.' matches any character in a rule).
+        if (o.Rules.Any(r => r.Pattern != "*" && System.Text.RegularExpressions.Regex.Escape(r.Pattern) != r.Pattern)) return null;
         string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
         string Q(string s) => JsonSerializer.Serialize(Path.GetFullPath(s));
         string Values(IReadOnlyList<double> v, Func<double, double> map) => v.Count == 1 ? F(map(v[0])) : "[" + string.Join(", ", v.Select(x => F(map(x)))) + "]";

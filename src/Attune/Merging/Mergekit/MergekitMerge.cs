@@ -142,21 +142,24 @@ public static class MergekitMerge
         var (strength, weights) = options.Strength is { } lambda ? StrengthParameters(recipe, lambda) : ([], []);
         if (relaid) tensors = tokenizer!.Permute(tensors, (int)shape[^1], p.Inputs.Select(i => i.Model).ToList());
         var globals = method.Parameters.ToDictionary(d => d.Name, d => strength.TryGetValue(d.Name, out var v) ? v : Parameter(recipe, p, d, source: null));
+        // A model's own parameters are evaluated on its input tensor's name (a slice's source layer), as mergekit does; the
+        // method's global ones on the output tensor's.
         var perModel = p.Sources.Select((s, k) => (IReadOnlyDictionary<string, object?>)method.TensorParameters.ToDictionary(d => d.Name,
-            d => d.Name == "weight" && weights.TryGetValue(s.Model, out var w) ? w : Parameter(recipe, p, d with { Required = d.Required && k != p.BaseIndex }, s))).ToList();
+            d => d.Name == "weight" && weights.TryGetValue(s.Model, out var w) ? w : Parameter(recipe, p, d with { Required = d.Required && k != p.BaseIndex }, s, p.Inputs[k].Tensor))).ToList();
         // Each tensor's random draws depend on the seed and its name only, not on the order tensors are merged in.
         var rng = new Rng(options.Seed ^ BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(p.Name))));
         return method.Merge(new TensorInputs(p.Name, shape, tensors, p.BaseIndex, perModel, globals, dtype, rng));
     }
 
     /// <summary>A parameter for a tensor, looked up as mergekit does: the model's source, the slice, the recipe; else the default.</summary>
-    static object? Parameter(MergekitRecipe recipe, Planned p, ParameterDef def, SliceSource? source)
+    static object? Parameter(MergekitRecipe recipe, Planned p, ParameterDef def, SliceSource? source, string? tensor = null)
     {
+        tensor ??= p.Name;
         foreach (var level in new[] { source?.Parameters, p.Slice.Parameters, recipe.Parameters })
-            if (level is not null && level.TryGetValue(def.Name, out var setting) && setting.Evaluate(p.Name, p.T) is { } value)
+            if (level is not null && level.TryGetValue(def.Name, out var setting) && setting.Evaluate(tensor, p.T) is { } value)
                 return value;
         if (def.Required)
-            throw new AttuneException(recipe.Path, def.Name, $"missing for {(source is null ? "" : Path.GetFileName(source.Model.TrimEnd('/')) + " ")}tensor {p.Name} ({recipe.Method} needs it)");
+            throw new AttuneException(recipe.Path, def.Name, $"missing for {(source is null ? "" : Path.GetFileName(source.Model.TrimEnd('/')) + " ")}tensor {tensor} ({recipe.Method} needs it)");
         return def.Default;
     }
 

@@ -16,9 +16,25 @@ public sealed record TensorInputs(
     IReadOnlyList<IReadOnlyDictionary<string, object?>> TensorParameters, IReadOnlyDictionary<string, object?> Parameters,
     ComputeDType Compute, Rng Random)
 {
-    public double Number(string name) => Parameters[name] is double d ? d : Convert.ToDouble(Parameters[name], System.Globalization.CultureInfo.InvariantCulture);
-    public bool Flag(string name) => Parameters[name] is true;
-    public double Number(int input, string name) => TensorParameters[input][name] is double d ? d : Convert.ToDouble(TensorParameters[input][name], System.Globalization.CultureInfo.InvariantCulture);
+    public double Number(string name) => AsNumber(Parameters[name], name);
+    /// <summary>A flag as Python reads one: true/false, or a number (non-zero is true).</summary>
+    public bool Flag(string name) => Parameters[name] switch
+    {
+        bool b => b,
+        double d => d != 0,
+        "true" or "True" => true,
+        "false" or "False" or null => false,
+        var other => throw new AttuneException(null, name, $"\"{other}\" is not true or false"),
+    };
+    public double Number(int input, string name) => AsNumber(TensorParameters[input][name], name);
+
+    double AsNumber(object? value, string name) => value switch
+    {
+        double d => d,
+        bool b => b ? 1 : 0,
+        string text when double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) => d,
+        _ => throw new AttuneException(null, name, $"\"{value}\" is not a number (tensor {Name})"),
+    };
 }
 
 /// <summary>
@@ -115,6 +131,7 @@ public sealed class SlerpMerge : MergekitMethod
     {
         if (x.Tensors.Count == 1) return x.Tensors[0];
         if (x.Tensors.Count != 2) throw new AttuneException(null, x.Name, $"slerp merges the base with exactly one model ({x.Tensors.Count} inputs)");
+        if (x.BaseIndex < 0) throw new AttuneException(null, x.Name, "slerp needs base_model among the models it merges");
         var b = x.Tensors[x.BaseIndex];
         var m = x.Tensors[1 - x.BaseIndex];
         var method = new SlerpMethod();

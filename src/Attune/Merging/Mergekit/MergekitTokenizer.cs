@@ -56,8 +56,9 @@ public sealed class MergekitTokenizer
     public static MergekitTokenizer Build(string source, IReadOnlyList<string> names, IReadOnlyList<Checkpoint> checkpoints, int baseIndex,
         IReadOnlyList<TokenEmbedding>? tokens = null, int? padToMultipleOf = null)
     {
+        int donor = source is "base" or "union" ? baseIndex : names.ToList().IndexOf(source) is var i and >= 0 ? i
+            : throw new AttuneException(null, "tokenizer_source", $"\"{source}\" is not one of the recipe's models");
         var vocabs = checkpoints.Select(Read).ToList();
-        int donor = source is "base" or "union" ? baseIndex : names.ToList().IndexOf(source);
         var output = new Dictionary<string, int>(vocabs[donor].Tokens, StringComparer.Ordinal);
         int next = output.Count == 0 ? 0 : output.Values.Max() + 1;
         JsonObject? json = null;
