@@ -32,7 +32,7 @@ public sealed record Aggregate(string Name, double Value, double? Low, double? H
 public sealed class ResultsStore : IDisposable
 {
     public const int SchemaVersion = 1;
-    readonly DbConnection _db;
+    DbConnection _db;
     public StoreLocation Location { get; }
     /// <summary>How messages name the store: the file's path, or the URL without a password.</summary>
     public string Path => Location.Display;
@@ -334,7 +334,7 @@ public sealed class ResultsStore : IDisposable
     /// </summary>
     T Reading<T>(Func<T> read)
     {
-        try { return read(); }
+        try { return Reconnecting(read); }
         catch (DbException e) { throw new AttuneException(Path, $"cannot read the results store ({Dialect}: {StoreLocation.Message(e)})"); }
         catch (Exception e) when (e is InvalidOperationException or InvalidCastException or OverflowException or FormatException)
         { throw new AttuneException(Path, $"a value in the results store is not as Attune writes it: {e.Message}"); }
@@ -343,9 +343,34 @@ public sealed class ResultsStore : IDisposable
     /// <summary>Runs a write; a database error (a lost connection, a full disk) is one line naming the store.</summary>
     T Writing<T>(Func<T> write)
     {
-        try { return write(); }
+        try { return Reconnecting(write); }
         catch (DbException e) { throw new AttuneException(Path, $"cannot write to the results store ({Dialect}: {StoreLocation.Message(e)})"); }
     }
+
+    /// <summary>
+    /// Runs a read or a write once more on a new connection when the PostgreSQL connection was lost (a server restart, a
+    /// proxy dropping it during a long cell). Every write here is one transaction that is idempotent or refused whole
+    /// (a cell committed twice is skipped), so repeating it is safe.
+    /// </summary>
+    T Reconnecting<T>(Func<T> action)
+    {
+        try { return action(); }
+        catch (Exception e) when (IsPostgres && ConnectionLost(e))
+        {
+            _db.Dispose();
+            _db = Location.Open("attune");
+            return action();
+        }
+    }
+
+    /// <summary>A lost connection: a transient network error, the server ending the session (SQLSTATE class 08, or 57P: shutdown or termination), or a connection no longer open.</summary>
+    bool ConnectionLost(Exception e) => e switch
+    {
+        Npgsql.PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState.StartsWith("57P", StringComparison.Ordinal),
+        Npgsql.NpgsqlException { IsTransient: true } => true,
+        DbException or InvalidOperationException => _db.State != System.Data.ConnectionState.Open,
+        _ => false,
+    };
 
     JsonObject ObjectColumn(string json, string where)
     {

@@ -187,6 +187,23 @@ public class SharedStoreTests
     }
 
     [Fact]
+    public void A_store_goes_on_after_the_server_drops_its_connection()
+    {
+        using var store = new ResultsStore(TestPostgres.NewDatabase());
+        var run = store.BeginRun("test", "test", []);
+        // The server ends the store's connection, as a restart or a proxy's idle timeout would.
+        using (var admin = new NpgsqlConnection(((StoreLocation.Postgres)store.Location).ConnectionString("admin")))
+        {
+            admin.Open();
+            using var cmd = admin.CreateCommand();
+            cmd.CommandText = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'attune' AND pid <> pg_backend_pid()";
+            Assert.Equal(1L, cmd.ExecuteScalar());
+        }
+        Assert.True(store.Commit(run, new CellResult("cell-1", "arm", 0.5, "icl", "en", "model", [], [new Aggregate("icl", 0.5, 0.4, 0.6, 10)], [], 1)));
+        Assert.Contains("cell-1", store.FinishedKeys());
+    }
+
+    [Fact]
     public void A_PostgreSQL_store_from_a_newer_Attune_is_refused_in_one_line()
     {
         var url = TestPostgres.NewDatabase();
