@@ -101,3 +101,28 @@ public static class TestModels
     /// <summary>A judge the sweep's plan names while the test hands it a scripted backend (nothing is served there).</summary>
     public static readonly Attune.Models.ModelReference ScriptedJudge = new Attune.Models.ModelReference.Remote(new Uri("http://judge.invalid/v1"), "scripted");
 }
+
+/// <summary>A checkpoint's tensors as f32 values, for tests that compare weights.</summary>
+public static class WeightValues
+{
+    public static float[] Of(Checkpoint c, string name)
+    {
+        var v = c.Weights.GetView(name);
+        var f = new float[v.ElementCount];
+        DTypes.ToSingle(v.DType, v.Bytes, f);
+        return f;
+    }
+
+    public static float[] Of(string dir, string name)
+    {
+        using var c = Checkpoint.Open(dir);
+        return Of(c, name);
+    }
+
+    /// <summary>The names of a checkpoint folder's tensors.</summary>
+    public static List<string> Names(string dir)
+    {
+        using var c = Checkpoint.Open(dir);
+        return c.Weights.Names.ToList();
+    }
+}

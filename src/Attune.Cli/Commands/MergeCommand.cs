@@ -103,10 +103,16 @@ public static class MergeCommand
             io.Out.WriteLine($"wrote {output} from {file} ({recipe.Method}, mergekit's format)");
             return Program.Success;
         }
-        var values = one is not null ? [Lambda.Parse(one)] : Lambda.ParseList(many!);
-        foreach (var l in values)
-            Attune.Merging.Mergekit.MergekitMerge.Run(recipe, one is not null ? output : Path.Combine(output, l.Name), options with { Strength = l.Value }, io.Error);
-        io.Out.WriteLine(one is not null ? $"wrote {output} from {file} ({recipe.Method}, λ = {values[0]})" : $"wrote {values.Count} checkpoints under {output} from {file} ({recipe.Method})");
+        if (one is not null)
+        {
+            var lambda = Lambda.Parse(one);
+            Attune.Merging.Mergekit.MergekitMerge.Run(recipe, output, options with { Strength = lambda.Value }, io.Error);
+            io.Out.WriteLine($"wrote {output} from {file} ({recipe.Method}, λ = {lambda})");
+            return Program.Success;
+        }
+        var values = Lambda.ParseList(many!);
+        Attune.Merging.Mergekit.MergekitMerge.Run(recipe, output, values, options, io.Error);
+        io.Out.WriteLine($"wrote {values.Count} checkpoints under {output} from {file} ({recipe.Method})");
         return Program.Success;
     }
 

@@ -112,14 +112,7 @@ public class SharedStoreTests
         Assert.Null(store.TryClaim(cells[0].Key, "w/2", TimeSpan.FromMinutes(1)));
     }
 
-    static Process StartSweep(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Attune.Cli.dll"));
-        psi.ArgumentList.Add("sweep");
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet");
-    }
+    static Process StartSweep(params string[] args) => Cli.CliProcess.Start(null, ["sweep", .. args]);
 
     [Fact]
     public async Task A_worker_killed_mid_cell_loses_only_that_cell_which_another_worker_runs()
@@ -232,15 +225,6 @@ public class SharedStoreTests
 [Collection("Simd")]
 public class ServedArmTests
 {
-    static Process StartServe(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Attune.Cli.dll"));
-        psi.ArgumentList.Add("serve");
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet");
-    }
-
     [Fact]
     public async Task A_sweep_over_served_lambda_arms_scores_as_the_in_memory_arms()
     {
@@ -249,18 +233,10 @@ public class ServedArmTests
         ModelInitializer.Write(tmp["instruct"], Presets.Find("tiny", "llama").Config, seed: 2, DType.F32);
         var (code, _, err) = Cli.CliRunner.Run("", "merge", "--base", tmp["base"], "--instruct", tmp["instruct"], "--lambdas", "0,1", "--out", tmp["merged"]);
         Assert.True(code == 0, err);
-        using var serve = StartServe("--model", $"lambda-0={Path.Combine(tmp["merged"], "lambda-0.00")}", "--model", $"lambda-1={Path.Combine(tmp["merged"], "lambda-1.00")}", "--port", "0");
+        using var serve = Cli.CliProcess.Start(null, "serve", "--model", $"lambda-0={Path.Combine(tmp["merged"], "lambda-0.00")}", "--model", $"lambda-1={Path.Combine(tmp["merged"], "lambda-1.00")}", "--port", "0");
         try
         {
-            string? address = null;
-            using var startup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            var log = new List<string>();
-            while (address is null && await serve.StandardError.ReadLineAsync(startup.Token) is { } line)
-            {
-                log.Add(line);
-                if (System.Text.RegularExpressions.Regex.Match(line, @"on (http://127\.0\.0\.1:\d+/v1)") is { Success: true } m) address = m.Groups[1].Value;
-            }
-            Assert.True(address is not null, string.Join(" | ", log));
+            var address = (await Cli.CliProcess.ServeAddress(serve)).ToString().TrimEnd('/');
             string[] common = ["--langs", "fr", "--icl", "builtin:nli,builtin:symbols", "--icl-limit", "4", "--if", "builtin", "--if-limit", "2", "--max-tokens", "10"];
             (code, _, err) = Cli.CliRunner.Run("", ["sweep", "--arm", $"lambda-0={address}#lambda-0", "--arm", $"lambda-1={address}#lambda-1", "--store", tmp["served.db"], .. common]);
             Assert.True(code == 0, err);

@@ -210,14 +210,7 @@ public class MergekitTests
         return tmp;
     }
 
-    static float[] Floats(string dir, string name)
-    {
-        using var c = Checkpoint.Open(dir);
-        var v = c.Weights.GetView(name);
-        var f = new float[v.ElementCount];
-        DTypes.ToSingle(v.DType, v.Bytes, f);
-        return f;
-    }
+    static float[] Floats(string dir, string name) => WeightValues.Of(dir, name);
 
     static (int Code, string Err) Merge(TempDir tmp, string recipe, string output = "out")
     {
@@ -248,7 +241,7 @@ public class MergekitTests
             dtype: float32
             """);
         Assert.True(code == 0, err);
-        foreach (var name in Floats2(tmp["base"]))
+        foreach (var name in WeightValues.Names(tmp["base"]))
         {
             // t = layer/(layers − 1) in a layer; 0 for the embeddings and the final norm (and head).
             double t = name.StartsWith("model.layers.") ? int.Parse(name.Split('.')[2]) / (double)(Layers - 1) : 0;
@@ -264,11 +257,6 @@ public class MergekitTests
         Assert.Equal(3, System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(Path.Combine(tmp["out"], "attune_merge.yml")), "sha256: [0-9a-f]{64}").Count);
     }
 
-    static IEnumerable<string> Floats2(string dir)
-    {
-        using var c = Checkpoint.Open(dir);
-        return c.Weights.Names.ToList();
-    }
 
     [Fact]
     public void Slices_stack_layers_from_several_models_with_passthrough()
@@ -501,7 +489,7 @@ public class MergekitTests
         Assert.True(File.Exists(recipe));
         (code, _, err) = CliRunner.Run("", "merge", "--recipe", recipe, "--out", tmp["again"]);
         Assert.True(code == 0, err);
-        foreach (var name in Floats2(tmp["base"]))
+        foreach (var name in WeightValues.Names(tmp["base"]))
         {
             var (a, b) = (Floats(tmp["flags"], name), Floats(tmp["again"], name));
             for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-6f * Math.Max(1, Math.Abs(a[i])), $"{method} {name}[{i}]: {a[i]} vs {b[i]}");

@@ -9,14 +9,7 @@ public class MethodTests
 {
     const string Up = "model.layers.0.mlp.up_proj.weight";
 
-    static float[] Floats(string dir, string name)
-    {
-        using var c = Checkpoint.Open(dir);
-        var v = c.Weights.GetView(name);
-        var f = new float[v.ElementCount];
-        DTypes.ToSingle(v.DType, v.Bytes, f);
-        return f;
-    }
+    static float[] Floats(string dir, string name) => WeightValues.Of(dir, name);
 
     static TempDir Three()
     {

@@ -13,13 +13,7 @@ public class PartialAdaptationTests
 {
     static MergeOptions At(params double[] lambdas) => new() { Lambdas = lambdas };
 
-    static float[] Floats(Checkpoint c, string name)
-    {
-        var v = c.Weights.GetView(name);
-        var f = new float[v.ElementCount];
-        DTypes.ToSingle(v.DType, v.Bytes, f);
-        return f;
-    }
+    static float[] Floats(Checkpoint c, string name) => WeightValues.Of(c, name);
 
     [Fact]
     public void Lambda_zero_and_one_reproduce_the_inputs_bit_for_bit_and_one_half_is_the_mean()

@@ -11,15 +11,8 @@ namespace Attune.Tests.Server;
 /// <summary><c>attune serve</c> as a user runs it: its own process, a free port, stopped with SIGTERM.</summary>
 public class ServeCommandTests
 {
-    static Process StartServe(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Attune.Cli.dll"));
-        psi.ArgumentList.Add("serve");
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["ATTUNE_TEST_SERVE_KEY"] = "serve-key-42";
-        return Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet");
-    }
+    static Process StartServe(params string[] args) =>
+        Attune.Tests.Cli.CliProcess.Start(new Dictionary<string, string> { ["ATTUNE_TEST_SERVE_KEY"] = "serve-key-42" }, ["serve", .. args]);
 
     [Fact]
     public async Task Serve_answers_the_OpenAI_client_and_stops_cleanly_on_SIGTERM()
@@ -27,15 +20,7 @@ public class ServeCommandTests
         using var tmp = new TempDir();
         ModelInitializer.Write(tmp["tiny"], Presets.Find("tiny", "qwen2").Config, seed: 3, DType.F32);
         using var serve = StartServe("--model", $"small={tmp["tiny"]}", "--port", "0", "--api-key-env", "ATTUNE_TEST_SERVE_KEY", "--shutdown-grace", "5");
-        var log = new List<string>();
-        Uri? address = null;
-        using var startup = new CancellationTokenSource(TimeSpan.FromSeconds(60)); // a silent server fails the test, not hangs it
-        while (address is null && await serve.StandardError.ReadLineAsync(startup.Token) is { } line)
-        {
-            log.Add(line);
-            if (Regex.Match(line, @"on (http://127\.0\.0\.1:\d+/v1)") is { Success: true } m) address = new Uri(m.Groups[1].Value);
-        }
-        Assert.True(address is not null, "no address in: " + string.Join(" | ", log));
+        var address = await Attune.Tests.Cli.CliProcess.ServeAddress(serve); // a silent server fails the test, not hangs it
         try
         {
             var client = new ChatClient("small", new ApiKeyCredential("serve-key-42"), new OpenAIClientOptions { Endpoint = address });

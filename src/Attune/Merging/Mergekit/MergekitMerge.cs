@@ -56,6 +56,16 @@ public static class MergekitMerge
     /// <summary>One output tensor: where its inputs come from and at what depth.</summary>
     sealed record Planned(string Name, IReadOnlyList<(int Model, string Tensor)> Inputs, int BaseIndex, double T, OutputSlice Slice, IReadOnlyList<SliceSource> Sources);
 
+    /// <summary>
+    /// One merge per λ of <paramref name="lambdas"/> (the method's strength, <see cref="StrengthParameters"/>), each in
+    /// <c>OUT/lambda-0.50</c>-style folders; a method without a strength is refused before anything is read.
+    /// </summary>
+    public static void Run(MergekitRecipe recipe, string outDir, IReadOnlyList<Lambda> lambdas, Options options, TextWriter? log = null)
+    {
+        foreach (var l in lambdas) StrengthParameters(recipe, l.Value);
+        foreach (var l in lambdas) Run(recipe, Path.Combine(outDir, l.Name), options with { Strength = l.Value }, log);
+    }
+
     public static void Run(MergekitRecipe recipe, string outDir, Options options, TextWriter? log = null)
     {
         var method = MergekitMethod.All.TryGetValue(recipe.Method, out var m) ? m
