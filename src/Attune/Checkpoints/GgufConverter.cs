@@ -25,8 +25,21 @@ public static class GgufConverter
     {
         Architecture.Llama or Architecture.Mistral => "llama",
         Architecture.Qwen2 => "qwen2",
-        _ => "qwen3",
+        Architecture.Qwen3 => "qwen3",
+        Architecture.Gemma2 => "gemma2",
+        Architecture.Gemma3 => "gemma3",
+        _ => "olmo2",
     };
+
+    /// <summary>llama.cpp's architecture names Attune reads, with the Hugging Face class each stands for.</summary>
+    static readonly (string Gguf, string Hf)[] Architectures =
+    [
+        ("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM"), ("qwen3", "Qwen3ForCausalLM"),
+        ("gemma2", "Gemma2ForCausalLM"), ("gemma3", "Gemma3ForCausalLM"), ("olmo2", "Olmo2ForCausalLM"),
+    ];
+
+    /// <summary>Whether q and k are stored for rotating adjacent pairs (llama.cpp's <c>llama</c>); the others rotate halves.</summary>
+    public static bool RopeInterleaved(string ggufArch) => ggufArch == "llama";
 
     /// <summary>HF per-layer suffix → GGUF per-layer name.</summary>
     static readonly (string Hf, string Gguf)[] LayerNames =
@@ -37,12 +50,25 @@ public static class GgufConverter
         ("self_attn.q_proj.bias", "attn_q.bias"), ("self_attn.k_proj.bias", "attn_k.bias"),
         ("self_attn.v_proj.bias", "attn_v.bias"), ("self_attn.o_proj.bias", "attn_output.bias"),
         ("self_attn.q_norm.weight", "attn_q_norm.weight"), ("self_attn.k_norm.weight", "attn_k_norm.weight"),
-        ("post_attention_layernorm.weight", "ffn_norm.weight"),
+        ("pre_feedforward_layernorm.weight", "ffn_norm.weight"), ("post_feedforward_layernorm.weight", "post_ffw_norm.weight"),
         ("mlp.gate_proj.weight", "ffn_gate.weight"), ("mlp.up_proj.weight", "ffn_up.weight"), ("mlp.down_proj.weight", "ffn_down.weight"),
         ("mlp.gate_proj.bias", "ffn_gate.bias"), ("mlp.up_proj.bias", "ffn_up.bias"), ("mlp.down_proj.bias", "ffn_down.bias"),
     ];
 
-    public static string GgufName(string hf)
+    /// <summary>
+    /// The GGUF name of a Hugging Face tensor of a model of config <paramref name="c"/>:
+    /// <c>post_attention_layernorm</c> is the MLP's input norm (<c>ffn_norm</c>) in pre-norm families and the
+    /// attention's output norm (<c>post_attention_norm</c>) in Gemma and OLMo 2.
+    /// </summary>
+    public static string GgufName(string hf, ModelConfig c)
+    {
+        if (hf.EndsWith(".post_attention_layernorm.weight", StringComparison.Ordinal))
+            return hf.Replace("model.layers.", "blk.").Replace("post_attention_layernorm.weight",
+                TensorLayout.Norms(c).MlpInput == "post_attention_layernorm.weight" ? "ffn_norm.weight" : "post_attention_norm.weight");
+        return GgufName(hf);
+    }
+
+    static string GgufName(string hf)
     {
         if (hf == TensorLayout.Embedding) return "token_embd.weight";
         if (hf == TensorLayout.FinalNorm) return "output_norm.weight";
@@ -92,6 +118,7 @@ public static class GgufConverter
             meta.Add(($"{arch}.rope.scaling.type", GgufValue.Str("linear")));
             meta.Add(($"{arch}.rope.scaling.factor", GgufValue.F32((float)lin.Factor)));
         }
+        meta.AddRange(FamilyMetadata(folder, c, arch));
         meta.AddRange(TokenizerMetadata(ckpt, c));
         meta.Add((ConfigKey, GgufValue.Str(Utf8Input.ReadAllText(Path.Combine(folder, Checkpoint.ConfigFileName)))));
 
@@ -101,10 +128,15 @@ public static class GgufConverter
             plan.Add((new GgufTensorSpec("rope_freqs.weight", GgmlType.F32, [c.HeadDim / 2]), null));
         foreach (var t in TensorLayout.Expected(c))
         {
-            if (t.Name == TensorLayout.LmHead && c.TieWordEmbeddings) continue; // llama.cpp reuses token_embd
+            string source = t.Name;
+            if (t.Name == TensorLayout.LmHead && c.TieWordEmbeddings)
+            {
+                if (arch != "olmo2") continue; // llama.cpp reuses token_embd
+                source = TensorLayout.Embedding; // its olmo2 requires output.weight: the tied head, written out
+            }
             bool vector = t.Shape.Length == 1;
             var target = vector ? GgmlType.F32 : type == GgmlType.Q8_0 && t.Shape[1] % WeightTypes.Q8BlockSize != 0 ? GgmlType.F16 : type;
-            plan.Add((new GgufTensorSpec(GgufName(t.Name), target, t.Shape.Reverse().ToArray()), t.Name));
+            plan.Add((new GgufTensorSpec(GgufName(t.Name, c), target, t.Shape.Reverse().ToArray()), source));
         }
 
         using var writer = new GgufWriter(outPath, meta, plan.Select(p => p.Spec).ToList());
@@ -112,6 +144,8 @@ public static class GgufConverter
         foreach (var (spec, source) in plan)
         {
             float[] values = source is null ? RopeFreqFactors(c) : ReadFloats(ckpt.Weights, source);
+            if (c.NormPlusOne && source is not null && IsNorm(source))
+                values = values.Select(w => 1 + w).ToArray(); // llama.cpp multiplies by the stored value
             if (arch == "llama" && source is not null && IsQueryOrKey(source, out bool isQuery))
                 values = PermuteRows(values, isQuery ? c.NumHeads : c.NumKvHeads, c.HeadDim, spec.Ne.Length == 1 ? 1 : (int)spec.Ne[0], inverse: false);
             writer.Write(spec.Name, Encode(values, spec));
@@ -119,6 +153,36 @@ public static class GgufConverter
             progress?.Report((double)done / total);
         }
         writer.Commit();
+    }
+
+    static bool IsNorm(string hf) => hf.EndsWith("norm.weight", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The keys of Gemma's extras. llama.cpp has no key for the query scale: it takes 1/√head_dim (1/√(hidden/heads)
+    /// for the 46-layer 27B), so a model whose <c>query_pre_attn_scalar</c> says otherwise would run differently
+    /// there and is refused. Its layer pattern is fixed too (every other layer local in Gemma 2, five of six in
+    /// Gemma 3), as is Gemma 3's local RoPE base (10000).
+    /// </summary>
+    static IEnumerable<(string, GgufValue)> FamilyMetadata(string folder, ModelConfig c, string arch)
+    {
+        if (!c.IsGemma) yield break;
+        if (arch == "gemma2" && !c.TieWordEmbeddings)
+            throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "tie_word_embeddings",
+                "is false, but llama.cpp's gemma2 reads no output.weight (its head is the embedding)");
+        double llamaCppScale = 1 / Math.Sqrt(c.NumLayers == 46 && arch == "gemma2" || c.NumLayers == 62 && arch == "gemma3" ? c.HiddenSize / c.NumHeads : c.HeadDim);
+        if (Math.Abs(llamaCppScale - c.AttentionScale) > 1e-9 * llamaCppScale)
+            throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "query_pre_attn_scalar",
+                $"{1 / (c.AttentionScale * c.AttentionScale):G} differs from what llama.cpp assumes for this shape ({1 / (llamaCppScale * llamaCppScale):G}); the GGUF would not run the same there");
+        int period = arch == "gemma2" ? 2 : 6;
+        for (int l = 0; l < c.NumLayers; l++)
+            if (c.WindowOf(l) is not null != (l % period < period - 1))
+                throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "layer_types",
+                    $"layer {l} is {(c.WindowOf(l) is null ? "global" : "local")}; llama.cpp's {arch} makes {(period == 2 ? "every other layer" : "five layers of six")} local, starting with layer 0");
+        if (c.RopeLocalTheta is double local && local != 10000)
+            throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "rope_local_base_freq", $"{local:G} is not the 10000 llama.cpp uses for local layers");
+        yield return ($"{arch}.attention.sliding_window", GgufValue.U32((uint)c.SlidingWindow!.Value));
+        if (c.AttnLogitSoftcap is double attnCap) yield return ($"{arch}.attn_logit_softcapping", GgufValue.F32((float)attnCap));
+        if (c.FinalLogitSoftcap is double finalCap) yield return ($"{arch}.final_logit_softcapping", GgufValue.F32((float)finalCap));
     }
 
     static bool IsQueryOrKey(string hf, out bool isQuery)
@@ -283,13 +347,9 @@ public static class GgufConverter
             catch (JsonException e) { throw new AttuneException(g.Path, ConfigKey, $"not valid JSON: {e.Message}"); }
         }
         var arch = g.String("general.architecture");
-        var hfArch = arch switch
-        {
-            "llama" => "LlamaForCausalLM",
-            "qwen2" => "Qwen2ForCausalLM",
-            "qwen3" => "Qwen3ForCausalLM",
-            _ => throw new AttuneException(g.Path, "general.architecture", $"\"{arch}\" is not supported (llama, qwen2, qwen3)"),
-        };
+        var hfArch = Architectures.FirstOrDefault(a => a.Gguf == arch).Hf
+            ?? throw new AttuneException(g.Path, "general.architecture",
+                $"\"{arch}\" is not run by Attune's engine ({string.Join(", ", Architectures.Select(a => a.Gguf))}); the llama.cpp backend (--model llamacpp:FILE) can evaluate it");
         int heads = (int)g.Integer($"{arch}.attention.head_count");
         int hidden = (int)g.Integer($"{arch}.embedding_length");
         var embd = g.Tensor("token_embd.weight");
@@ -313,6 +373,22 @@ public static class GgufConverter
         };
         if (g.OptionalString($"{arch}.rope.scaling.type") == "linear" && g.OptionalNumber($"{arch}.rope.scaling.factor") is double f)
             o["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = f };
+        if (arch is "gemma2" or "gemma3")
+        {
+            // llama.cpp's fixed choices for these families, written as the config fields that state them.
+            int layers = (int)g.Integer($"{arch}.block_count"), headDim = (int)o["head_dim"]!.GetValue<long>();
+            int period = arch == "gemma2" ? 2 : 6;
+            bool big = layers == (arch == "gemma2" ? 46 : 62);
+            o["model_type"] = arch == "gemma2" ? "gemma2" : "gemma3_text";
+            o["hidden_activation"] = "gelu_pytorch_tanh";
+            o["query_pre_attn_scalar"] = big ? hidden / heads : headDim;
+            o["sliding_window"] = g.OptionalInteger($"{arch}.attention.sliding_window") ?? (arch == "gemma2" ? 4096 : 512);
+            o["layer_types"] = new JsonArray(Enumerable.Range(0, layers)
+                .Select(l => (JsonNode)JsonValue.Create(l % period < period - 1 ? "sliding_attention" : "full_attention")!).ToArray());
+            o["attn_logit_softcapping"] = g.OptionalNumber($"{arch}.attn_logit_softcapping");
+            o["final_logit_softcapping"] = g.OptionalNumber($"{arch}.final_logit_softcapping");
+            if (arch == "gemma3") o["rope_local_base_freq"] = 10000.0;
+        }
         return o;
     }
 
@@ -412,14 +488,14 @@ public static class GgufConverter
         var configJson = ConfigJson(g);
         var c = ModelConfig.Parse(configJson, ggufPath);
         var (tokenizer, tokenizerConfig) = TokenizerJson(g);
-        bool permuted = g.String("general.architecture") == "llama";
+        bool permuted = RopeInterleaved(g.String("general.architecture"));
 
         CheckpointWriter.Write(outDir, folder =>
         {
             folder.Config(configJson, dtype);
             folder.Json(Checkpoint.TokenizerFileName, tokenizer, indented: false);
             folder.Json(Checkpoint.TokenizerConfigFileName, tokenizerConfig);
-            var expected = TensorLayout.Expected(c).Where(t => !t.Optional || g.Contains(GgufName(t.Name))).ToList();
+            var expected = TensorLayout.Expected(c).Where(t => !t.Optional || g.Contains(GgufName(t.Name, c))).ToList();
             var specs = expected.Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList(); // as transformers saves: one dtype throughout
             using (var writer = folder.Weights(specs))
             {
@@ -427,7 +503,8 @@ public static class GgufConverter
                 {
                     var t = expected[k];
                     long n = t.Shape.Aggregate(1L, (a, d) => a * d);
-                    var values = g.Floats(GgufName(t.Name), n);
+                    var values = g.Floats(GgufName(t.Name, c), n);
+                    if (c.NormPlusOne && IsNorm(t.Name)) values = values.Select(w => w - 1).ToArray(); // back to Gemma's stored w
                     if (permuted && IsQueryOrKey(t.Name, out bool isQuery))
                         values = PermuteRows(values, isQuery ? c.NumHeads : c.NumKvHeads, c.HeadDim, t.Shape.Length == 1 ? 1 : (int)t.Shape[1], inverse: true);
                     writer.Write(t.Name, EncodeDType(values, specs[k].DType));

@@ -10,6 +10,24 @@ public enum Architecture
     Mistral, // MistralForCausalLM
     Qwen2,   // Qwen2ForCausalLM: q/k/v projections carry a bias
     Qwen3,   // Qwen3ForCausalLM: RMSNorm on q and k per head
+    Gemma2,  // Gemma2ForCausalLM: scaled embeddings, (1 + w) norms before and after each block, GeGLU, soft-capping, local/global layers
+    Gemma3,  // Gemma3ForCausalLM (text): Gemma 2's block with per-head q/k norms instead of soft-capping, 5 local : 1 global, two RoPE bases
+    Olmo2,   // Olmo2ForCausalLM: norms after attention and MLP only, RMSNorm over the whole q and k projections
+}
+
+/// <summary>The MLP's gate activation (config.json's <c>hidden_act</c> / <c>hidden_activation</c>).</summary>
+public enum Activation
+{
+    Silu,     // SwiGLU: silu(gate) · up
+    GeluTanh, // GeGLU with the tanh approximation of GELU (gelu_pytorch_tanh)
+}
+
+/// <summary>Where q and k are RMS-normalised before RoPE.</summary>
+public enum QkNorm
+{
+    None,
+    PerHead, // each head's d values (Qwen3, Gemma 3)
+    Whole,   // the whole projection, all heads together (OLMo 2)
 }
 
 /// <summary><c>rope_scaling</c> from config.json. Only the <c>llama3</c> type changes the frequencies here.</summary>
@@ -33,7 +51,13 @@ public sealed record ModelConfig
             ["MistralForCausalLM"] = Architecture.Mistral,
             ["Qwen2ForCausalLM"] = Architecture.Qwen2,
             ["Qwen3ForCausalLM"] = Architecture.Qwen3,
+            ["Gemma2ForCausalLM"] = Architecture.Gemma2,
+            ["Gemma3ForCausalLM"] = Architecture.Gemma3,
+            ["Olmo2ForCausalLM"] = Architecture.Olmo2,
         };
+
+    /// <summary>The architectures whose blocks are Gemma's: scaled embeddings, (1 + w) norms, GeGLU.</summary>
+    public bool IsGemma => Architecture is Architecture.Gemma2 or Architecture.Gemma3;
 
     public required Architecture Architecture { get; init; }
     public required string ArchitectureName { get; init; }
@@ -55,10 +79,32 @@ public sealed record ModelConfig
     public required bool OutputBias { get; init; }
     public required bool MlpBias { get; init; }
     public required int MaxPositionEmbeddings { get; init; }
+    /// <summary>The window of the layers that attend locally (all layers, unless <see cref="SlidingLayers"/> says which).</summary>
     public int? SlidingWindow { get; init; }
+    /// <summary>Per layer, whether it attends within <see cref="SlidingWindow"/> (config.json's <c>layer_types</c>); null: every layer does.</summary>
+    public IReadOnlyList<bool>? SlidingLayers { get; init; }
+    /// <summary>RoPE base of the sliding-window layers when it differs from the global one (Gemma 3's <c>rope_local_base_freq</c>).</summary>
+    public double? RopeLocalTheta { get; init; }
+    public Activation Activation { get; init; } = Activation.Silu;
+    public QkNorm QkNorm { get; init; } = QkNorm.None;
+    /// <summary>Multiplies the q·k products: 1/√head_dim, or 1/√query_pre_attn_scalar (Gemma).</summary>
+    public double AttentionScale { get; init; }
+    /// <summary>Attention scores become cap·tanh(s/cap) before the softmax (Gemma 2).</summary>
+    public double? AttnLogitSoftcap { get; init; }
+    /// <summary>Output logits become cap·tanh(z/cap) (Gemma 2).</summary>
+    public double? FinalLogitSoftcap { get; init; }
     public int? BosTokenId { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     public string? TorchDtype { get; init; }
+
+    /// <summary>The sliding window of <paramref name="layer"/>, or null when it attends to every earlier position.</summary>
+    public int? WindowOf(int layer) => SlidingLayers is null || SlidingLayers[layer] ? SlidingWindow : null;
+
+    /// <summary>The embedding rows are multiplied by √hidden_size, in f32 (Gemma).</summary>
+    public float? EmbeddingScale => IsGemma ? MathF.Sqrt(HiddenSize) : null;
+
+    /// <summary>RMSNorm weights are stored as w and applied as 1 + w (Gemma).</summary>
+    public bool NormPlusOne => IsGemma;
 
     /// <summary>Reads and checks a config.json.</summary>
     public static ModelConfig Load(string path)
@@ -82,18 +128,43 @@ public sealed record ModelConfig
         int kvHeads = reader.OptionalInt("num_key_value_heads", min: 1) ?? heads;
         if (heads % kvHeads != 0)
             throw new AttuneException(source, "num_key_value_heads", $"{kvHeads} does not divide num_attention_heads {heads}");
+        bool gemma = arch is Architecture.Gemma2 or Architecture.Gemma3;
         int? headDimField = reader.OptionalInt("head_dim", min: 1);
-        if (headDimField is null && hidden % heads != 0)
+        if (headDimField is null && !gemma && hidden % heads != 0)
             throw new AttuneException(source, "hidden_size", $"{hidden} is not a multiple of num_attention_heads {heads} and head_dim is not given");
-        int headDim = headDimField ?? hidden / heads;
+        // Gemma's configurations default head_dim (and the query scale) to 256, not hidden / heads.
+        int headDim = headDimField ?? (gemma ? 256 : hidden / heads);
         bool attentionBias = reader.OptionalBool("attention_bias") ?? false;
         string defaultType = arch switch
         {
             Architecture.Llama => "llama",
             Architecture.Mistral => "mistral",
             Architecture.Qwen2 => "qwen2",
-            _ => "qwen3",
+            Architecture.Qwen3 => "qwen3",
+            Architecture.Gemma2 => "gemma2",
+            Architecture.Gemma3 => "gemma3_text",
+            _ => "olmo2",
         };
+        var activationName = reader.OptionalString("hidden_activation") ?? reader.OptionalString("hidden_act") ?? (gemma ? "gelu_pytorch_tanh" : "silu");
+        var activation = activationName switch
+        {
+            "silu" or "swish" => Activation.Silu,
+            "gelu_pytorch_tanh" or "gelu_new" or "gelu_fast" => Activation.GeluTanh,
+            _ => throw new AttuneException(source, reader.Has("hidden_activation") ? "hidden_activation" : "hidden_act",
+                $"\"{activationName}\" is not supported (silu, gelu_pytorch_tanh)"),
+        };
+        int layerCount = layers;
+        int? window = arch switch
+        {
+            Architecture.Gemma2 or Architecture.Gemma3 => reader.OptionalInt("sliding_window", min: 1) ?? 4096,
+            Architecture.Mistral or Architecture.Qwen2 or Architecture.Qwen3
+                when reader.OptionalBool("use_sliding_window") ?? arch == Architecture.Mistral => reader.OptionalInt("sliding_window", min: 1),
+            _ => null,
+        };
+        IReadOnlyList<bool>? slidingLayers = gemma
+            ? reader.LayerTypes(layerCount) ?? Enumerable.Range(0, layerCount)
+                .Select(i => (i + 1) % (arch == Architecture.Gemma2 ? 2 : reader.OptionalInt("sliding_window_pattern", min: 1) ?? 6) != 0).ToList()
+            : window is null ? null : reader.LayerTypes(layerCount);
         return new ModelConfig
         {
             Architecture = arch,
@@ -107,16 +178,28 @@ public sealed record ModelConfig
             IntermediateSize = reader.RequiredInt("intermediate_size", min: 1),
             VocabSize = reader.RequiredInt("vocab_size", min: 1),
             RmsNormEps = reader.OptionalDouble("rms_norm_eps", positive: true) ?? 1e-6,
-            RopeTheta = reader.OptionalDouble("rope_theta", positive: true) ?? 10000.0,
+            RopeTheta = reader.OptionalDouble("rope_theta", positive: true) ?? (arch == Architecture.Gemma3 ? 1_000_000.0 : 10000.0),
+            RopeLocalTheta = arch == Architecture.Gemma3 ? reader.OptionalDouble("rope_local_base_freq", positive: true) ?? 10000.0 : null,
             RopeScaling = reader.RopeScaling(),
-            TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
+            TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? gemma,
             QkvBias = arch == Architecture.Qwen2 || attentionBias,
-            OutputBias = arch is Architecture.Llama or Architecture.Mistral && attentionBias,
+            OutputBias = arch is Architecture.Llama or Architecture.Mistral or Architecture.Gemma2 or Architecture.Gemma3 or Architecture.Olmo2 && attentionBias,
             MlpBias = reader.OptionalBool("mlp_bias") ?? false,
             MaxPositionEmbeddings = reader.OptionalInt("max_position_embeddings", min: 1) ?? 2048,
-            SlidingWindow = arch is Architecture.Mistral or Architecture.Qwen2 or Architecture.Qwen3
-                && (reader.OptionalBool("use_sliding_window") ?? arch == Architecture.Mistral)
-                ? reader.OptionalInt("sliding_window", min: 1) : null,
+            SlidingWindow = window,
+            SlidingLayers = slidingLayers,
+            Activation = activation,
+            QkNorm = arch switch
+            {
+                Architecture.Qwen3 or Architecture.Gemma3 => QkNorm.PerHead,
+                Architecture.Olmo2 => QkNorm.Whole,
+                _ => QkNorm.None,
+            },
+            AttentionScale = 1 / Math.Sqrt(gemma ? reader.OptionalDouble("query_pre_attn_scalar", positive: true) ?? 256 : headDim),
+            AttnLogitSoftcap = arch == Architecture.Gemma2 ? reader.OptionalDoubleOrNull("attn_logit_softcapping", 50.0)
+                : arch == Architecture.Gemma3 ? reader.OptionalDoubleOrNull("attn_logit_softcapping", null) : null,
+            FinalLogitSoftcap = arch == Architecture.Gemma2 ? reader.OptionalDoubleOrNull("final_logit_softcapping", 30.0)
+                : arch == Architecture.Gemma3 ? reader.OptionalDoubleOrNull("final_logit_softcapping", null) : null,
             BosTokenId = reader.OptionalInt("bos_token_id", min: 0),
             EosTokenIds = reader.IntOrIntList("eos_token_id"),
             TorchDtype = reader.OptionalString("torch_dtype") ?? reader.OptionalString("dtype"),
@@ -138,6 +221,27 @@ public sealed record ModelConfig
         }
 
         JsonNode? Get(string name) => o.TryGetPropertyValue(name, out var n) ? n : null;
+
+        public bool Has(string name) => o.ContainsKey(name);
+
+        /// <summary>A positive number that may be absent (the default) or JSON null (none).</summary>
+        public double? OptionalDoubleOrNull(string name, double? absent) =>
+            !o.TryGetPropertyValue(name, out var n) ? absent : n is null ? null : OptionalDouble(name, positive: true);
+
+        /// <summary><c>layer_types</c>: one "sliding_attention" or "full_attention" per layer, or null when absent.</summary>
+        public IReadOnlyList<bool>? LayerTypes(int layers)
+        {
+            var n = Get("layer_types");
+            if (n is null) return null;
+            if (n is not JsonArray arr || arr.Count != layers)
+                throw new AttuneException(source, "layer_types", $"must be a list of {layers} layer types (one per layer)");
+            return arr.Select((x, i) => (x as JsonValue)?.TryGetValue<string>(out var s) == true ? s switch
+            {
+                "sliding_attention" => true,
+                "full_attention" => false,
+                _ => throw new AttuneException(source, $"layer_types[{i}]", $"\"{s}\" is not sliding_attention or full_attention"),
+            } : throw new AttuneException(source, $"layer_types[{i}]", "must be a string")).ToList();
+        }
 
         public int RequiredInt(string name, int min) =>
             OptionalInt(name, min) ?? throw new AttuneException(source, name, "missing (an integer is required)");

@@ -6,7 +6,8 @@ using Attune.Tensors;
 namespace Attune.Modeling;
 
 /// <summary>
-/// Causal grouped-query attention, softmax(q·Kᵀ/√d)·V, for blocks of up to four consecutive query
+/// Causal grouped-query attention, softmax(scale·q·Kᵀ)·V (scale 1/√d, or the family's; Gemma 2's scores
+/// soft-capped), for blocks of up to four consecutive query
 /// rows of one sequence and one head at a time. Keys are read transposed (see <see cref="KvCache"/>),
 /// so scores for 16 positions accumulate in a vector; every key and value load serves all rows of
 /// the block. Rows past a query's position (and, with a sliding window, before its window) are
@@ -82,12 +83,14 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
     {
         var c = model.Config;
         int hd = c.HeadDim, heads = c.NumHeads, group = heads / c.NumKvHeads, qStride = heads * hd;
+        int? window = c.WindowOf(_layer);
+        float scale = (float)c.AttentionScale, cap = (float)(c.AttnLogitSoftcap ?? 0);
         var cache = _caches[0];
         for (int r0 = 0; r0 < rows; r0 += PromptChunk)
         {
             int count = Math.Min(PromptChunk, rows - r0);
             int p0 = _pos[r0], last = p0 + count - 1;
-            int first = c.SlidingWindow is int win && p0 >= win ? p0 - win + 1 : 0;
+            int first = window is int win && p0 >= win ? p0 - win + 1 : 0;
             int n = last - first + 1;
             if (_promptScores.Length < count * n) _promptScores = GC.AllocateUninitializedArray<float>(count * n, pinned: true);
             fixed (float* s = _promptScores)
@@ -96,7 +99,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                     int kvh = h / group;
                     float* q = _q + (long)r0 * qStride + h * hd;
                     Gemm.Multiply(pool, count, n, hd, StridedMatrix.RowMajor(q, qStride), new StridedMatrix(cache.Keys(_layer, kvh) + first, cache.Capacity, 1), s, n, false);
-                    _softmax.Run(pool, s, count, n, p0, first, c.SlidingWindow, 1f / MathF.Sqrt(hd));
+                    _softmax.Run(pool, s, count, n, p0, first, window, scale, cap);
                     Gemm.Multiply(pool, count, hd, n, StridedMatrix.RowMajor(s, n), StridedMatrix.RowMajor(cache.Values(_layer, kvh) + (long)first * hd, hd),
                         _out + (long)r0 * qStride + h * hd, qStride, false);
                 }
@@ -105,10 +108,10 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
 
     /// <summary>
     /// The scores of the query at position <paramref name="p"/> over positions first…first+n−1, turned into
-    /// probabilities: those it may see (up to its own, within the window) scaled and normalised, the rest
-    /// zero. Returns the visible range [lo, hi).
+    /// probabilities: those it may see (up to its own, within the window) scaled, soft-capped when
+    /// <paramref name="cap"/> is positive, and normalised; the rest zero. Returns the visible range [lo, hi).
     /// </summary>
-    static (int Lo, int Hi) MaskedSoftmax(float* row, int n, int p, int first, int? window, float scale)
+    static (int Lo, int Hi) MaskedSoftmax(float* row, int n, int p, int first, int? window, float scale, float cap)
     {
         int lo = window is int w && p >= w ? p - w + 1 - first : 0;
         int hi = p - first + 1;
@@ -116,6 +119,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
         new Span<float>(row + hi, n - hi).Clear();
         var live = new Span<float>(row + lo, hi - lo);
         if (scale != 1f) TensorPrimitives.Multiply(live, scale, live);
+        if (cap > 0) Ops.SoftCap(live, cap);
         Ops.Softmax(live);
         return (lo, hi);
     }
@@ -126,17 +130,17 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
         float* _s;
         int _n, _p0, _first;
         int? _window;
-        float _scale;
+        float _scale, _cap;
 
-        public void Run(WorkerPool pool, float* s, int rows, int n, int p0, int first, int? window, float scale)
+        public void Run(WorkerPool pool, float* s, int rows, int n, int p0, int first, int? window, float scale, float cap)
         {
-            _s = s; _n = n; _p0 = p0; _first = first; _window = window; _scale = scale;
+            _s = s; _n = n; _p0 = p0; _first = first; _window = window; _scale = scale; _cap = cap;
             pool.Run(this, rows);
         }
 
         public void Execute(int start, int end)
         {
-            for (int r = start; r < end; r++) MaskedSoftmax(_s + (long)r * _n, _n, _p0 + r, _first, _window, _scale);
+            for (int r = start; r < end; r++) MaskedSoftmax(_s + (long)r * _n, _n, _p0 + r, _first, _window, _scale, _cap);
         }
     }
 
@@ -145,14 +149,15 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
     {
         var c = model.Config;
         int hd = c.HeadDim, heads = c.NumHeads, group = heads / c.NumKvHeads;
-        float scale = 1f / MathF.Sqrt(hd);
+        float scale = (float)c.AttentionScale, cap = (float)(c.AttnLogitSoftcap ?? 0);
+        int? window = c.WindowOf(_layer);
         for (int item = start; item < end; item++)
         {
             var (row0, count) = _blocks[item / heads];
             int h = item % heads, kvh = h / group;
             var cache = _caches[row0];
             int p0 = _pos[row0], last = p0 + count - 1;
-            int first = c.SlidingWindow is int win && p0 >= win ? p0 - win + 1 : 0;
+            int first = window is int win && p0 >= win ? p0 - win + 1 : 0;
             int n = last - first + 1;
             var scores = t_scores is { } sc && sc.Length >= MaxRows * n ? sc : (t_scores = new float[Math.Max(MaxRows * n, 1024)]);
             fixed (float* s = scores)
@@ -162,7 +167,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 int minLo = n, maxHi = 0;
                 for (int r = 0; r < count; r++)
                 {
-                    var (lo, hi) = MaskedSoftmax(s + r * n, n, p0 + r, first, c.SlidingWindow, 1f);
+                    var (lo, hi) = MaskedSoftmax(s + r * n, n, p0 + r, first, window, 1f, cap);
                     minLo = Math.Min(minLo, lo);
                     maxHi = Math.Max(maxHi, hi);
                 }

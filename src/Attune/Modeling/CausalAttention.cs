@@ -7,15 +7,17 @@ namespace Attune.Modeling;
 /// Causal grouped-query attention for training, forward and backward side by side, over a batch of
 /// sequences laid end to end: q [T, heads·d], k and v [T, kvHeads·d], query head h reads KV head
 /// h / (heads / kvHeads), and no position sees another sequence.
-/// Forward: S = Q·Kᵀ/√d (j ≤ i, and within the sliding window when given), P = softmax_j(S), O = P·V;
-/// the probabilities are kept for the backward: dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)),
-/// dQ = dS·K/√d, dK = dSᵀ·Q/√d, dV = Pᵀ·dO. Each product is a <see cref="Gemm"/>; (sequence, head)
+/// Forward: S = c·Q·Kᵀ (c = 1/√d unless given; j ≤ i, and within the sliding window when given),
+/// soft-capped to cap·tanh(S/cap) when a cap is given, P = softmax_j(S), O = P·V; the probabilities are
+/// kept for the backward: dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)) (times 1 − tanh² through the cap,
+/// whose scores are recomputed), dQ = c·dS·K, dK = c·dSᵀ·Q, dV = Pᵀ·dO. Each product is a <see cref="Gemm"/>; (sequence, head)
 /// pairs are split over the pool, and the heads of a group add their dK and dV in head order, so the
 /// result does not depend on the thread count.
 /// </summary>
-public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, int? slidingWindow = null) : IRangeJob
+public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, int? slidingWindow = null, double? scale = null, double? softcap = null) : IRangeJob
 {
-    readonly float _scale = 1f / MathF.Sqrt(headDim);
+    readonly float _scale = (float)(scale ?? 1 / Math.Sqrt(headDim));
+    readonly float _cap = (float)(softcap ?? 0);
     int Group => heads / kvHeads;
     int QWidth => heads * headDim;
     int KWidth => kvHeads * headDim;
@@ -26,7 +28,7 @@ public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, 
     long[] _probOffsets = [];
     float* _q, _k, _v, _out, _probs, _dOut, _dq, _dkHeads, _dvHeads;
 
-    [ThreadStatic] static float[]? t_scores;
+    [ThreadStatic] static float[]? t_scores, t_capped;
 
     int First(int i) => slidingWindow is int w && i >= w ? i - w + 1 : 0;
 
@@ -128,6 +130,7 @@ public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, 
             row[(i + 1)..].Clear();
             var live = row[first..(i + 1)];
             TensorPrimitives.Multiply(live, _scale, live);
+            if (_cap > 0) Ops.SoftCap(live, _cap);
             Ops.Softmax(live);
         }
         Gemm.Multiply(null, len, d, len, StridedMatrix.RowMajor(p, len), new StridedMatrix(v, kw, 1), _out + (long)off * qw + h * d, qw, false);
@@ -140,9 +143,18 @@ public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, 
         float* q = _q + (long)off * qw + h * d, k = _k + (long)off * kw + g * d, v = _v + (long)off * kw + g * d;
         float* dO = _dOut + (long)off * qw + h * d;
         var scores = t_scores is { } buf && buf.Length >= len * len ? buf : t_scores = GC.AllocateUninitializedArray<float>(len * len, pinned: true);
-        fixed (float* ds = scores)
+        var capped = _cap > 0 ? t_capped is { } cb && cb.Length >= len * len ? cb : t_capped = GC.AllocateUninitializedArray<float>(len * len, pinned: true) : null;
+        fixed (float* ds = scores, cs = capped)
         {
-            // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P·dP) / √d in place.
+            // Through the cap: the scores again, as tanh(c·q·k / cap), whose derivative is 1 − tanh².
+            if (cs != null)
+            {
+                Gemm.Multiply(null, len, len, d, StridedMatrix.RowMajor(q, qw), new StridedMatrix(k, 1, kw), cs, len, false);
+                var all = new Span<float>(cs, len * len);
+                TensorPrimitives.Multiply(all, _scale / _cap, all);
+                TensorPrimitives.Tanh(all, all);
+            }
+            // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P·dP) · c in place.
             Gemm.Multiply(null, len, len, d, StridedMatrix.RowMajor(dO, qw), new StridedMatrix(v, 1, kw), ds, len, false);
             for (int i = 0; i < len; i++)
             {
@@ -151,7 +163,12 @@ public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, 
                 int first = First(i);
                 double weighted = 0;
                 for (int j = first; j <= i; j++) weighted += (double)pr[j] * dr[j];
-                for (int j = 0; j < len; j++) dr[j] = j < first || j > i ? 0 : (float)(pr[j] * (dr[j] - weighted)) * _scale;
+                for (int j = 0; j < len; j++)
+                {
+                    if (j < first || j > i) { dr[j] = 0; continue; }
+                    float through = cs == null ? 1f : 1f - cs[(long)i * len + j] * cs[(long)i * len + j];
+                    dr[j] = (float)(pr[j] * (dr[j] - weighted)) * through * _scale;
+                }
             }
             Gemm.Multiply(null, len, d, len, StridedMatrix.RowMajor(ds, len), new StridedMatrix(k, kw, 1), _dq + (long)off * qw + h * d, qw, false);
             Gemm.Multiply(null, len, d, len, StridedMatrix.Transposed(ds, len), StridedMatrix.RowMajor(q, qw), _dkHeads + (long)off * qw + h * d, qw, false);

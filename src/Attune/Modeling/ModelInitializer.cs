@@ -9,7 +9,7 @@ namespace Attune.Modeling;
 
 /// <summary>
 /// Writes a randomly initialised model as a complete checkpoint folder, the way transformers
-/// initialises one: matrices and embeddings from N(0, initializer_range²), norms at 1, biases at 0;
+/// initialises one: matrices and embeddings from N(0, initializer_range²), norms at the identity, biases at 0;
 /// plus a byte-level BPE tokenizer trained on Attune's seed text, so the folder works everywhere a
 /// downloaded checkpoint does. The folder appears under its name only when complete.
 /// </summary>
@@ -60,7 +60,8 @@ public static class ModelInitializer
         {
             long n = spec.Shape.Aggregate(1L, (a, d) => a * d);
             var bytes = new byte[spec.ByteLength];
-            Func<float> value = spec.Name.EndsWith("norm.weight", StringComparison.Ordinal) ? () => 1f
+            // Norms start as the identity: weight 1, or 0 where the family applies 1 + w (Gemma).
+            Func<float> value = spec.Name.EndsWith("norm.weight", StringComparison.Ordinal) ? () => config.NormPlusOne ? 0f : 1f
                 : spec.Name.EndsWith(".bias", StringComparison.Ordinal) ? () => 0f
                 : () => (float)(rng.NextGaussian() * std);
             switch (dtype)

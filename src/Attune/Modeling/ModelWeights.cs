@@ -4,10 +4,17 @@ using Attune.Tensors;
 
 namespace Attune.Modeling;
 
-/// <summary>The weights of one decoder layer: matrices read in place, small vectors as f32.</summary>
+/// <summary>
+/// The weights of one decoder layer: matrices read in place, small vectors as f32. Norm weights are the
+/// multipliers the engine applies (Gemma's stored w already turned into 1 + w); a family without a norm
+/// at some place has null there.
+/// </summary>
 public sealed class LayerWeights
 {
-    public required float[] AttnNorm { get; init; }
+    /// <summary>RMSNorm of the attention's input (none in OLMo 2).</summary>
+    public float[]? AttnNorm { get; init; }
+    /// <summary>RMSNorm of the attention's output, before the residual add (Gemma, OLMo 2).</summary>
+    public float[]? AttnPostNorm { get; init; }
     public required WeightMatrix Q { get; init; }
     public required WeightMatrix K { get; init; }
     public required WeightMatrix V { get; init; }
@@ -16,10 +23,13 @@ public sealed class LayerWeights
     public float[]? KBias { get; init; }
     public float[]? VBias { get; init; }
     public float[]? OBias { get; init; }
-    /// <summary>Qwen3's per-head RMSNorm weights for q and k.</summary>
+    /// <summary>RMSNorm weights for q and k: one head's width (Qwen3, Gemma 3) or the whole projection's (OLMo 2).</summary>
     public float[]? QNorm { get; init; }
     public float[]? KNorm { get; init; }
-    public required float[] FfnNorm { get; init; }
+    /// <summary>RMSNorm of the MLP's input (none in OLMo 2).</summary>
+    public float[]? FfnNorm { get; init; }
+    /// <summary>RMSNorm of the MLP's output, before the residual add (Gemma, OLMo 2).</summary>
+    public float[]? FfnPostNorm { get; init; }
     public required WeightMatrix Gate { get; init; }
     public required WeightMatrix Up { get; init; }
     public required WeightMatrix Down { get; init; }
@@ -87,14 +97,19 @@ public sealed unsafe class ModelWeights : IDisposable
             DTypes.ToSingle(t.DType, new ReadOnlySpan<byte>((void*)t.Data, (int)t.ByteLength), a);
             return a;
         }
-        float[]? OptF(string name) => contains(name) ? F(name) : null;
+        // Gemma stores w and multiplies by 1 + w.
+        float[] Norm(string name) => c.NormPlusOne ? F(name).Select(w => 1 + w).ToArray() : F(name);
+        float[]? OptNorm(string? suffix, int i) => suffix is null ? null : Norm(L(i, suffix));
         string L(int i, string s) => TensorLayout.Layer(i, s);
+        var norms = TensorLayout.Norms(c);
+        bool qkNorm = c.QkNorm != QkNorm.None;
 
         var layers = new LayerWeights[c.NumLayers];
         for (int i = 0; i < c.NumLayers; i++)
             layers[i] = new LayerWeights
             {
-                AttnNorm = F(L(i, "input_layernorm.weight")),
+                AttnNorm = OptNorm(norms.AttnInput, i),
+                AttnPostNorm = OptNorm(norms.AttnOutput, i),
                 Q = M(L(i, "self_attn.q_proj.weight")),
                 K = M(L(i, "self_attn.k_proj.weight")),
                 V = M(L(i, "self_attn.v_proj.weight")),
@@ -103,9 +118,10 @@ public sealed unsafe class ModelWeights : IDisposable
                 KBias = c.QkvBias ? F(L(i, "self_attn.k_proj.bias")) : null,
                 VBias = c.QkvBias ? F(L(i, "self_attn.v_proj.bias")) : null,
                 OBias = c.OutputBias ? F(L(i, "self_attn.o_proj.bias")) : null,
-                QNorm = OptF(L(i, "self_attn.q_norm.weight")),
-                KNorm = OptF(L(i, "self_attn.k_norm.weight")),
-                FfnNorm = F(L(i, "post_attention_layernorm.weight")),
+                QNorm = qkNorm ? Norm(L(i, "self_attn.q_norm.weight")) : null,
+                KNorm = qkNorm ? Norm(L(i, "self_attn.k_norm.weight")) : null,
+                FfnNorm = OptNorm(norms.MlpInput, i),
+                FfnPostNorm = OptNorm(norms.MlpOutput, i),
                 Gate = M(L(i, "mlp.gate_proj.weight")),
                 Up = M(L(i, "mlp.up_proj.weight")),
                 Down = M(L(i, "mlp.down_proj.weight")),
@@ -119,7 +135,7 @@ public sealed unsafe class ModelWeights : IDisposable
             Embedding = embedding,
             // Tied models use the embedding even when a copy of it is stored as lm_head.
             LmHead = c.TieWordEmbeddings ? embedding : M(TensorLayout.LmHead),
-            FinalNorm = F(TensorLayout.FinalNorm),
+            FinalNorm = Norm(TensorLayout.FinalNorm),
             Layers = layers,
         };
     }
@@ -130,23 +146,27 @@ public sealed unsafe class ModelWeights : IDisposable
         var problems = new List<string>();
         WeightMatrix M(string hf, long rows, long cols)
         {
-            try { return g.Matrix(GgufConverter.GgufName(hf), rows, cols); }
-            catch (AttuneException e) { problems.Add(e.Problem.Length > 0 ? $"{GgufConverter.GgufName(hf)}: {e.Problem}" : e.Message); return default; }
+            try { return g.Matrix(GgufConverter.GgufName(hf, c), rows, cols); }
+            catch (AttuneException e) { problems.Add(e.Problem.Length > 0 ? $"{GgufConverter.GgufName(hf, c)}: {e.Problem}" : e.Message); return default; }
         }
         float[] F(string hf, long n)
         {
-            try { return g.Floats(GgufConverter.GgufName(hf), n); }
-            catch (AttuneException e) { problems.Add($"{GgufConverter.GgufName(hf)}: {e.Problem}"); return []; }
+            try { return g.Floats(GgufConverter.GgufName(hf, c), n); }
+            catch (AttuneException e) { problems.Add($"{GgufConverter.GgufName(hf, c)}: {e.Problem}"); return []; }
         }
+        // llama.cpp's files hold Gemma's norms as 1 + w already (its converter adds the one).
         float[]? OptF(string hf, long n, bool present) => present ? F(hf, n) : null;
+        float[]? OptNorm(string? suffix, int i) => suffix is null ? null : F(L(i, suffix), c.HiddenSize);
         string L(int i, string s) => TensorLayout.Layer(i, s);
         int h = c.HiddenSize, q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim, ff = c.IntermediateSize;
-        bool qwen3 = c.Architecture == Architecture.Qwen3;
+        var norms = TensorLayout.Norms(c);
+        var qk = TensorLayout.QkNormLengths(c);
         var layers = new LayerWeights[c.NumLayers];
         for (int i = 0; i < c.NumLayers; i++)
             layers[i] = new LayerWeights
             {
-                AttnNorm = F(L(i, "input_layernorm.weight"), h),
+                AttnNorm = OptNorm(norms.AttnInput, i),
+                AttnPostNorm = OptNorm(norms.AttnOutput, i),
                 Q = M(L(i, "self_attn.q_proj.weight"), q, h),
                 K = M(L(i, "self_attn.k_proj.weight"), kv, h),
                 V = M(L(i, "self_attn.v_proj.weight"), kv, h),
@@ -155,9 +175,10 @@ public sealed unsafe class ModelWeights : IDisposable
                 KBias = OptF(L(i, "self_attn.k_proj.bias"), kv, c.QkvBias),
                 VBias = OptF(L(i, "self_attn.v_proj.bias"), kv, c.QkvBias),
                 OBias = OptF(L(i, "self_attn.o_proj.bias"), h, c.OutputBias),
-                QNorm = OptF(L(i, "self_attn.q_norm.weight"), c.HeadDim, qwen3),
-                KNorm = OptF(L(i, "self_attn.k_norm.weight"), c.HeadDim, qwen3),
-                FfnNorm = F(L(i, "post_attention_layernorm.weight"), h),
+                QNorm = qk is { } qn ? F(L(i, "self_attn.q_norm.weight"), qn.Q) : null,
+                KNorm = qk is { } kn ? F(L(i, "self_attn.k_norm.weight"), kn.K) : null,
+                FfnNorm = OptNorm(norms.MlpInput, i),
+                FfnPostNorm = OptNorm(norms.MlpOutput, i),
                 Gate = M(L(i, "mlp.gate_proj.weight"), ff, h),
                 Up = M(L(i, "mlp.up_proj.weight"), ff, h),
                 Down = M(L(i, "mlp.down_proj.weight"), h, ff),
@@ -177,7 +198,7 @@ public sealed unsafe class ModelWeights : IDisposable
             LmHead = lmHead,
             FinalNorm = finalNorm,
             Layers = layers,
-            RopeInterleaved = g.String("general.architecture") == "llama",
+            RopeInterleaved = GgufConverter.RopeInterleaved(g.String("general.architecture")),
             RopeFactors = factors,
         };
     }

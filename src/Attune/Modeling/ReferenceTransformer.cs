@@ -17,7 +17,7 @@ public sealed class ReferenceTransformer(ModelWeights weights)
     {
         var c = _c;
         int hd = c.HeadDim, group = c.NumHeads / c.NumKvHeads;
-        var invFreq = Rope.InverseFrequencies(c, weights.RopeFactors);
+        var invFreq = Enumerable.Range(0, c.NumLayers).Select(l => Rope.LayerFrequencies(c, l, weights.RopeFactors)).ToArray();
         bool interleaved = weights.RopeInterleaved;
         var keys = Enumerable.Range(0, c.NumLayers).Select(_ => new List<double[]>()).ToArray();
         var values = Enumerable.Range(0, c.NumLayers).Select(_ => new List<double[]>()).ToArray();
@@ -25,6 +25,7 @@ public sealed class ReferenceTransformer(ModelWeights weights)
         for (int p = 0; p < tokens.Count; p++)
         {
             var x = Row(weights.Embedding, tokens[p]);
+            if (c.EmbeddingScale is float embedScale) x = x.Select(v => v * embedScale).ToArray();
             for (int l = 0; l < c.NumLayers; l++)
             {
                 var w = weights.Layers[l];
@@ -32,20 +33,25 @@ public sealed class ReferenceTransformer(ModelWeights weights)
                 var q = Linear(w.Q, h, w.QBias);
                 var k = Linear(w.K, h, w.KBias);
                 var v = Linear(w.V, h, w.VBias);
+                if (c.QkNorm == QkNorm.Whole)
+                {
+                    q = RmsNorm(q, w.QNorm);
+                    k = RmsNorm(k, w.KNorm);
+                }
                 for (int head = 0; head < c.NumHeads; head++)
                 {
-                    if (w.QNorm is not null) NormalizeSlice(q, head * hd, hd, w.QNorm);
-                    Rotate(q, head * hd, hd, p, invFreq, interleaved);
+                    if (c.QkNorm == QkNorm.PerHead) NormalizeSlice(q, head * hd, hd, w.QNorm!);
+                    Rotate(q, head * hd, hd, p, invFreq[l], interleaved);
                 }
                 for (int head = 0; head < c.NumKvHeads; head++)
                 {
-                    if (w.KNorm is not null) NormalizeSlice(k, head * hd, hd, w.KNorm);
-                    Rotate(k, head * hd, hd, p, invFreq, interleaved);
+                    if (c.QkNorm == QkNorm.PerHead) NormalizeSlice(k, head * hd, hd, w.KNorm!);
+                    Rotate(k, head * hd, hd, p, invFreq[l], interleaved);
                 }
                 keys[l].Add(k);
                 values[l].Add(v);
                 var att = new double[c.NumHeads * hd];
-                int first = c.SlidingWindow is int win && p >= win ? p - win + 1 : 0;
+                int first = c.WindowOf(l) is int win && p >= win ? p - win + 1 : 0;
                 for (int head = 0; head < c.NumHeads; head++)
                 {
                     int kvh = head / group;
@@ -54,7 +60,7 @@ public sealed class ReferenceTransformer(ModelWeights weights)
                     {
                         double s = 0;
                         for (int i = 0; i < hd; i++) s += q[head * hd + i] * keys[l][j][kvh * hd + i];
-                        scores[j - first] = s / Math.Sqrt(hd);
+                        scores[j - first] = SoftCap(s * c.AttentionScale, c.AttnLogitSoftcap);
                     }
                     double max = scores.Max(), sum = 0;
                     for (int j = 0; j < scores.Length; j++) sum += scores[j] = Math.Exp(scores[j] - max);
@@ -62,17 +68,25 @@ public sealed class ReferenceTransformer(ModelWeights weights)
                         for (int i = 0; i < hd; i++)
                             att[head * hd + i] += scores[j - first] / sum * values[l][j][kvh * hd + i];
                 }
-                Accumulate(x, Linear(w.O, att, w.OBias));
+                Accumulate(x, RmsNorm(Linear(w.O, att, w.OBias), w.AttnPostNorm));
                 h = RmsNorm(x, w.FfnNorm);
                 var gate = Linear(w.Gate, h, w.GateBias);
                 var up = Linear(w.Up, h, w.UpBias);
-                for (int i = 0; i < gate.Length; i++) gate[i] = gate[i] / (1 + Math.Exp(-gate[i])) * up[i];
-                Accumulate(x, Linear(w.Down, gate, w.DownBias));
+                for (int i = 0; i < gate.Length; i++) gate[i] = Activate(gate[i]) * up[i];
+                Accumulate(x, RmsNorm(Linear(w.Down, gate, w.DownBias), w.FfnPostNorm));
             }
-            result[p] = Linear(weights.LmHead, RmsNorm(x, weights.FinalNorm), null);
+            result[p] = Linear(weights.LmHead, RmsNorm(x, weights.FinalNorm), null).Select(z => SoftCap(z, c.FinalLogitSoftcap)).ToArray();
         }
         return result;
     }
+
+    double Activate(double g) => _c.Activation switch
+    {
+        Activation.GeluTanh => 0.5 * g * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g))),
+        _ => g / (1 + Math.Exp(-g)),
+    };
+
+    static double SoftCap(double s, double? cap) => cap is double k ? k * Math.Tanh(s / k) : s;
 
     static double[] Row(WeightMatrix m, int r)
     {
@@ -106,8 +120,10 @@ public sealed class ReferenceTransformer(ModelWeights weights)
         return q.Select((v, i) => (double)(v * d[i / WeightTypes.Q8BlockSize])).ToArray();
     }
 
-    double[] RmsNorm(double[] x, float[] weight)
+    /// <summary>RMSNorm with the engine's multipliers; a missing norm (null) passes x through.</summary>
+    double[] RmsNorm(double[] x, float[]? weight)
     {
+        if (weight is null) return x;
         double ms = x.Sum(v => v * v) / x.Length;
         double scale = 1 / Math.Sqrt(ms + _c.RmsNormEps);
         return x.Select((v, i) => v * scale * weight[i]).ToArray();

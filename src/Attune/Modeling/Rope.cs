@@ -30,6 +30,21 @@ public sealed class Rope
         _invFreq = InverseFrequencies(c, freqFactors);
     }
 
+    /// <summary>
+    /// The rotary table of the sliding-window layers when the family gives them their own base (Gemma 3's
+    /// <c>rope_local_base_freq</c>, unscaled); null when every layer uses the global one.
+    /// </summary>
+    public static Rope? Local(ModelConfig c, bool interleaved = false) =>
+        LocalConfig(c) is { } local ? new Rope(local, interleaved) : null;
+
+    /// <summary>The configuration whose RoPE fields are the local layers' (null: same as the global).</summary>
+    public static ModelConfig? LocalConfig(ModelConfig c) =>
+        c.RopeLocalTheta is double theta ? c with { RopeTheta = theta, RopeScaling = null } : null;
+
+    /// <summary>The inverse frequencies <paramref name="layer"/> rotates by.</summary>
+    public static double[] LayerFrequencies(ModelConfig c, int layer, float[]? freqFactors = null) =>
+        c.WindowOf(layer) is not null && LocalConfig(c) is { } local ? InverseFrequencies(local) : InverseFrequencies(c, freqFactors);
+
     public static double[] InverseFrequencies(ModelConfig c, float[]? freqFactors = null)
     {
         int half = c.HeadDim / 2;

@@ -15,15 +15,20 @@ public readonly struct Logits(float[] buffer, int rows, int vocab)
 }
 
 /// <summary>
-/// The decoder-only transformer of the Llama family, forward pass, reading top to bottom like
-/// the equations: embed → per layer [RMSNorm → q,k,v (+bias) → (q/k norm) → RoPE → causal GQA
-/// attention over the KV cache → o → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm →
-/// lm_head. Rows of one call may belong to different sequences (each with its own cache), so the
-/// same code runs a prompt's prefill and a batch of decode steps. One call at a time per instance.
+/// The decoder-only transformer forward pass, reading top to bottom like the equations:
+/// embed (× √hidden for Gemma) → per layer [(RMSNorm) → q,k,v (+bias) → (q/k norm) → RoPE → causal
+/// GQA attention over the KV cache (soft-capped scores, a sliding window on local layers) → o →
+/// (RMSNorm) → residual → (RMSNorm) → SwiGLU or GeGLU MLP → (RMSNorm) → residual] → RMSNorm →
+/// lm_head (→ soft-cap). Which norms exist is the family's (pre-norms in Llama and Qwen, both in
+/// Gemma, post-norms in OLMo 2). Rows of one call may belong to different sequences (each with its
+/// own cache), so the same code runs a prompt's prefill and a batch of decode steps. One call at a
+/// time per instance.
 /// </summary>
 public sealed unsafe class Transformer
 {
     readonly Rope _rope;
+    /// <summary>The sliding-window layers' rotary table when their base differs (Gemma 3); else <see cref="_rope"/>.</summary>
+    readonly Rope _localRope;
     readonly WorkerPool _pool;
     readonly MatMul _mm = new();
     readonly Attention _attention;
@@ -48,6 +53,7 @@ public sealed unsafe class Transformer
         Config = weights.Config;
         _pool = pool ?? WorkerPool.Shared;
         _rope = new Rope(Config, weights.RopeInterleaved, weights.RopeFactors);
+        _localRope = Rope.Local(Config, weights.RopeInterleaved) ?? _rope;
         _s = new RunState(Config);
         _attention = new Attention(this);
         _rows = new RowJob(this);
@@ -108,6 +114,7 @@ public sealed unsafe class Transformer
             cache.Reserve(end);
         }
         _rope.Reserve(next.Values.Max());
+        _localRope.Reserve(next.Values.Max());
         _s.Reserve(t, logitRows?.Length ?? t);
 
         int hidden = c.HiddenSize, qDim = c.NumHeads * c.HeadDim, kvDim = c.NumKvHeads * c.HeadDim, inter = c.IntermediateSize;
@@ -117,12 +124,14 @@ public sealed unsafe class Transformer
         {
             for (int r = 0; r < t; r++)
                 Weights.Embedding.RowToSingle(tokens[r], new Span<float>(x + r * hidden, hidden));
+            if (c.EmbeddingScale is float embedScale)
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(x, t * hidden), embedScale, new Span<float>(x, t * hidden));
 
             for (int l = 0; l < c.NumLayers; l++)
             {
                 var w = Weights.Layers[l];
                 // Attention block.
-                _rows.Run(_pool, RowJob.Kind.Norm, t, x, xb, w.AttnNorm);
+                _rows.Run(_pool, RowJob.Kind.Norm, t, x, xb, null, w.AttnNorm);
                 prof?.Mark(ForwardProfile.Elementwise);
                 fixed (float* qb = w.QBias, kb = w.KBias, vb = w.VBias)
                 {
@@ -136,19 +145,19 @@ public sealed unsafe class Transformer
                 fixed (float* ob = w.OBias) _mm.Run(_pool, w.O, att, t, xb, ob);
                 prof?.Mark(ForwardProfile.Linear);
 
-                // MLP block: down(silu(gate(x)) · up(x)); the residual add is fused into the norm's job.
-                _rows.Run(_pool, RowJob.Kind.AddNorm, t, x, xb, w.FfnNorm);
+                // MLP block: down(act(gate(x)) · up(x)); the residual add is fused into the norms' job.
+                _rows.Run(_pool, RowJob.Kind.Residual, t, x, xb, w.AttnPostNorm, w.FfnNorm);
                 prof?.Mark(ForwardProfile.Elementwise);
                 fixed (float* gb = w.GateBias, ub = w.UpBias, db = w.DownBias)
                 {
                     _mm.Run(_pool, xb, t, new Linear(w.Gate, hb, gb), new Linear(w.Up, hb2, ub));
                     prof?.Mark(ForwardProfile.Linear);
-                    _rows.Run(_pool, RowJob.Kind.SiluMul, t, hb, hb2, null);
+                    _rows.Run(_pool, c.Activation == Activation.GeluTanh ? RowJob.Kind.GeluMul : RowJob.Kind.SiluMul, t, hb, hb2, null, null);
                     prof?.Mark(ForwardProfile.Elementwise);
                     _mm.Run(_pool, w.Down, hb, t, xb, db);
                     prof?.Mark(ForwardProfile.Linear);
                 }
-                _rows.Run(_pool, RowJob.Kind.Add, t, x, xb, null);
+                _rows.Run(_pool, RowJob.Kind.Add, t, x, xb, w.FfnPostNorm, null);
             }
 
             foreach (var (cache, end) in next) cache.Length = end;
@@ -164,6 +173,8 @@ public sealed unsafe class Transformer
                 }
                 prof?.Mark(ForwardProfile.Elementwise);
                 _mm.Run(_pool, Weights.LmHead, xb, rows, logits);
+                if (c.FinalLogitSoftcap is double cap)
+                    Ops.SoftCap(new Span<float>(logits, rows * Weights.LmHead.Rows), (float)cap);
                 prof?.Mark(ForwardProfile.Output);
             }
             return new Logits(_s.Logits, rows, Weights.LmHead.Rows);
@@ -173,25 +184,28 @@ public sealed unsafe class Transformer
     /// <summary>Per-row element-wise steps of a layer, split over the pool by rows.</summary>
     sealed class RowJob(Transformer model) : IRangeJob
     {
-        public enum Kind { Norm, AddNorm, Add, SiluMul, Rope }
+        public enum Kind { Norm, Residual, Add, SiluMul, GeluMul, Rope }
 
         Kind _kind;
         float* _a, _b, _c;
-        float[]? _weight;
+        float[]? _post, _pre;
         LayerWeights? _layer;
         int _layerIndex;
         KvCache[] _caches = [];
         int[] _pos = [];
         [ThreadStatic] static float[]? t_scratch;
 
-        /// <summary>Norm: b = norm(a). AddNorm: a += b, then b = norm(a). Add: a += b. SiluMul: a = silu(a) · b.</summary>
-        public void Run(WorkerPool pool, Kind kind, int rows, float* a, float* b, float[]? weight)
+        /// <summary>
+        /// Norm: b = pre(a). Residual: b = post(b), a += b, then b = pre(a). Add: b = post(b), a += b.
+        /// SiluMul / GeluMul: a = act(a) · b. A missing norm (null) passes its input through.
+        /// </summary>
+        public void Run(WorkerPool pool, Kind kind, int rows, float* a, float* b, float[]? post, float[]? pre)
         {
-            _kind = kind; _a = a; _b = b; _weight = weight;
+            _kind = kind; _a = a; _b = b; _post = post; _pre = pre;
             pool.Run(this, rows);
         }
 
-        /// <summary>q/k norms (Qwen3), RoPE, and the new keys and values into each row's cache.</summary>
+        /// <summary>q/k norms, RoPE, and the new keys and values into each row's cache.</summary>
         public void RunRope(WorkerPool pool, int rows, float* q, float* k, float* v, LayerWeights layer, int layerIndex, KvCache[] caches, int[] pos)
         {
             _kind = Kind.Rope; _a = q; _b = k; _c = v; _layer = layer; _layerIndex = layerIndex; _caches = caches; _pos = pos;
@@ -207,40 +221,54 @@ public sealed unsafe class Transformer
             switch (_kind)
             {
                 case Kind.Norm:
-                case Kind.AddNorm:
-                    fixed (float* w = _weight)
+                case Kind.Residual:
+                case Kind.Add:
+                    fixed (float* post = _post, pre = _pre)
                         for (int r = start; r < end; r++)
                         {
                             float* x = _a + (long)r * hidden, y = _b + (long)r * hidden;
-                            if (_kind == Kind.AddNorm) Ops.Add(x, y, hidden);
-                            Ops.RmsNorm(x, w, y, hidden, eps);
+                            if (_kind != Kind.Norm)
+                            {
+                                if (post != null) Ops.RmsNorm(y, post, y, hidden, eps);
+                                Ops.Add(x, y, hidden);
+                            }
+                            if (_kind == Kind.Add) continue;
+                            if (pre != null) Ops.RmsNorm(x, pre, y, hidden, eps);
+                            else new ReadOnlySpan<float>(x, hidden).CopyTo(new Span<float>(y, hidden));
                         }
                     break;
-                case Kind.Add:
-                    Ops.Add(_a + (long)start * hidden, _b + (long)start * hidden, (end - start) * hidden);
-                    break;
                 case Kind.SiluMul:
+                case Kind.GeluMul:
                 {
                     int n = (end - start) * inter;
                     var scratch = t_scratch is { } sc && sc.Length >= n ? sc : (t_scratch = new float[n]);
-                    Ops.SiluMul(new Span<float>(_a + (long)start * inter, n), new ReadOnlySpan<float>(_b + (long)start * inter, n), scratch.AsSpan(0, n));
+                    var gate = new Span<float>(_a + (long)start * inter, n);
+                    var up = new ReadOnlySpan<float>(_b + (long)start * inter, n);
+                    if (_kind == Kind.SiluMul) Ops.SiluMul(gate, up, scratch.AsSpan(0, n));
+                    else Ops.GeluTanhMul(gate, up, scratch.AsSpan(0, n));
                     break;
                 }
                 case Kind.Rope:
                 {
                     int qDim = c.NumHeads * hd, kvDim = c.NumKvHeads * hd;
                     var layer = _layer!;
+                    var rope = c.WindowOf(_layerIndex) is null ? model._rope : model._localRope;
                     fixed (float* qn = layer.QNorm, kn = layer.KNorm)
                         for (int r = start; r < end; r++)
                         {
                             float* q = _a + (long)r * qDim, k = _b + (long)r * kvDim;
-                            if (qn != null)
+                            if (c.QkNorm == QkNorm.PerHead)
                             {
                                 for (int h = 0; h < c.NumHeads; h++) Ops.RmsNorm(q + h * hd, qn, q + h * hd, hd, eps);
                                 for (int h = 0; h < c.NumKvHeads; h++) Ops.RmsNorm(k + h * hd, kn, k + h * hd, hd, eps);
                             }
-                            model._rope.Apply(q, c.NumHeads, _pos[r]);
-                            model._rope.Apply(k, c.NumKvHeads, _pos[r]);
+                            else if (c.QkNorm == QkNorm.Whole)
+                            {
+                                Ops.RmsNorm(q, qn, q, qDim, eps);
+                                Ops.RmsNorm(k, kn, k, kvDim, eps);
+                            }
+                            rope.Apply(q, c.NumHeads, _pos[r]);
+                            rope.Apply(k, c.NumKvHeads, _pos[r]);
                             _caches[r].Write(_layerIndex, _pos[r], k, _c + (long)r * kvDim);
                         }
                     break;

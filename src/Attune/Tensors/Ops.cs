@@ -68,10 +68,10 @@ public static unsafe class Ops
         return ss;
     }
 
-    /// <summary>Softmax in place, shifted by the maximum for stability.</summary>
     /// <summary>σ(x) = 1 / (1 + e^−x), in the form that does not overflow for large |x|.</summary>
     public static double Sigmoid(double x) => x >= 0 ? 1 / (1 + Math.Exp(-x)) : Math.Exp(x) / (1 + Math.Exp(x));
 
+    /// <summary>Softmax in place, shifted by the maximum for stability.</summary>
     public static void Softmax(Span<float> x)
     {
         if (x.IsEmpty) return;
@@ -90,6 +90,54 @@ public static unsafe class Ops
         TensorPrimitives.Add(scratch, 1f, scratch);
         TensorPrimitives.Divide(gate, scratch, gate);
         TensorPrimitives.Multiply(gate, up, gate);
+    }
+
+    /// <summary>√(2/π) and the cubic coefficient of GELU's tanh approximation.</summary>
+    const float GeluC = 0.7978845608028654f, GeluA = 0.044715f;
+
+    /// <summary>
+    /// GeGLU's gate: gate ← gelu(gate) · up, with GELU's tanh form gelu(g) = ½·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))
+    /// (PyTorch's gelu(approximate="tanh"), llama.cpp's ggml_gelu).
+    /// </summary>
+    public static void GeluTanhMul(Span<float> gate, ReadOnlySpan<float> up, Span<float> scratch)
+    {
+        int n = gate.Length;
+        var s = scratch[..n];
+        TensorPrimitives.Multiply(gate, gate, s);                   // g²
+        TensorPrimitives.Multiply(s, GeluA, s);
+        TensorPrimitives.Add(s, 1f, s);                             // 1 + a·g²
+        TensorPrimitives.Multiply(s, gate, s);                      // g + a·g³
+        TensorPrimitives.Multiply(s, GeluC, s);
+        TensorPrimitives.Tanh(s, s);
+        TensorPrimitives.Add(s, 1f, s);
+        TensorPrimitives.Multiply(s, gate, s);
+        TensorPrimitives.Multiply(s, 0.5f, s);
+        TensorPrimitives.Multiply(s, up, gate);
+    }
+
+    /// <summary>
+    /// GeGLU backward: with t = tanh(u), u = √(2/π)·(g + a·g³): gelu'(g) = ½·(1 + t) + ½·g·(1 − t²)·√(2/π)·(1 + 3a·g²);
+    /// dg = dh·up·gelu'(g), du = dh·gelu(g).
+    /// </summary>
+    public static void GeluTanhMulBackward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dh, Span<float> dGate, Span<float> dUp)
+    {
+        for (int i = 0; i < gate.Length; i++)
+        {
+            double g = gate[i];
+            double t = Math.Tanh(GeluC * (g + GeluA * g * g * g));
+            double gelu = 0.5 * g * (1 + t);
+            double derivative = 0.5 * (1 + t) + 0.5 * g * (1 - t * t) * GeluC * (1 + 3 * GeluA * g * g);
+            dUp[i] = (float)(dh[i] * gelu);
+            dGate[i] = (float)(dh[i] * up[i] * derivative);
+        }
+    }
+
+    /// <summary>Soft-capping in place: x ← cap·tanh(x / cap) (Gemma 2's attention scores and logits).</summary>
+    public static void SoftCap(Span<float> x, float cap)
+    {
+        TensorPrimitives.Multiply(x, 1f / cap, x);
+        TensorPrimitives.Tanh(x, x);
+        TensorPrimitives.Multiply(x, cap, x);
     }
 
     // e^x = 2^n · e^r with n = round(x·log₂e) and r = x − n·ln 2 (ln 2 in two parts, so r is exact

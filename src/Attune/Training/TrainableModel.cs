@@ -6,7 +6,7 @@ using Attune.Tensors;
 namespace Attune.Training;
 
 /// <summary>
-/// A Llama-family model held as f32 master weights for training, with a forward that keeps each layer's
+/// A decoder (every family the engine runs) held as f32 master weights for training, with a forward that keeps each layer's
 /// activations and the backward that walks them in reverse, op by op (the backward of every op sits beside
 /// its forward). A micro-batch of sequences is laid end to end, so every linear layer is one matrix product
 /// over all its tokens (<see cref="Gemm"/>, split over the pool); attention keeps sequences apart.
@@ -25,8 +25,9 @@ public sealed class TrainableModel
     /// <summary>The pool the products run on (null: the calling thread only).</summary>
     public WorkerPool? Pool { get; set; } = WorkerPool.Shared;
 
-    readonly Rope _rope;
-    readonly CausalAttention _attention;
+    readonly Rope _rope, _localRope;
+    readonly CausalAttention _attention, _localAttention;
+    readonly TensorLayout.LayerNorms _norms;
     readonly Dictionary<string, LoraAdapter> _adapters = new(StringComparer.Ordinal);
 
     TrainableModel(ModelConfig c, Dictionary<string, float[]> parameters)
@@ -35,7 +36,10 @@ public sealed class TrainableModel
         Parameters = parameters;
         Gradients = parameters.ToDictionary(p => p.Key, p => new float[p.Value.Length], StringComparer.Ordinal);
         _rope = new Rope(c);
-        _attention = new CausalAttention(c.NumHeads, c.NumKvHeads, c.HeadDim, c.SlidingWindow);
+        _localRope = Rope.Local(c) ?? _rope;
+        _attention = new CausalAttention(c.NumHeads, c.NumKvHeads, c.HeadDim, null, c.AttentionScale, c.AttnLogitSoftcap);
+        _localAttention = new CausalAttention(c.NumHeads, c.NumKvHeads, c.HeadDim, c.SlidingWindow, c.AttentionScale, c.AttnLogitSoftcap);
+        _norms = TensorLayout.Norms(c);
     }
 
     /// <summary>Every tensor of a checkpoint, converted to f32 (the checkpoint may be f32, f16 or bf16).</summary>
@@ -188,12 +192,14 @@ public sealed class TrainableModel
     string Head => Config.TieWordEmbeddings ? TensorLayout.Embedding : TensorLayout.LmHead;
     float Eps => (float)Config.RmsNormEps;
 
+    CausalAttention AttentionOf(int layer) => Config.WindowOf(layer) is null ? _attention : _localAttention;
+
     sealed record LoraAdapter(float[] A, float[] B, int Rank, float Scale);
 
     /// <summary>What one layer's forward keeps for its backward.</summary>
     sealed class LayerState
     {
-        public float[] X = [], A = [], QPre = [], KPre = [], Q = [], K = [], V = [], Probs = [], Att = [], XMid = [], B = [], Gate = [], Up = [], H = [];
+        public float[] X = [], A = [], QPre = [], KPre = [], Q = [], K = [], V = [], Probs = [], Att = [], O = [], XMid = [], B = [], Gate = [], Up = [], H = [], D = [];
         /// <summary>scale·(x·Aᵀ) of each adapted module, for the adapter's backward.</summary>
         public readonly Dictionary<string, float[]> LoraHidden = new(StringComparer.Ordinal);
     }
@@ -251,8 +257,12 @@ public sealed class TrainableModel
         else Pool.For(count, body);
     }
 
-    unsafe void Norm(float[] input, float[] weight, float[] output, int rows, int n)
+    /// <summary>The multiplier a norm applies: its weight, or 1 + weight where the family stores w (Gemma).</summary>
+    float[] NormWeight(string name) => Config.NormPlusOne ? P(name).Select(w => 1 + w).ToArray() : P(name);
+
+    unsafe void Norm(float[] input, string weightName, float[] output, int rows, int n)
     {
+        var weight = NormWeight(weightName);
         float eps = Eps;
         ForRanges(rows, (r0, r1) =>
         {
@@ -262,8 +272,9 @@ public sealed class TrainableModel
     }
 
     /// <summary>RoPE on every token's query and key heads (or its inverse, for their gradients).</summary>
-    unsafe void RotateAll(float[] q, float[] k, int[] positions, bool backward)
+    unsafe void RotateAll(int layer, float[] q, float[] k, int[] positions, bool backward)
     {
+        var rope = Config.WindowOf(layer) is null ? _rope : _localRope;
         int heads = Config.NumHeads, kvHeads = Config.NumKvHeads, qw = heads * Config.HeadDim, kw = kvHeads * Config.HeadDim;
         ForRanges(positions.Length, (t0, t1) =>
         {
@@ -271,13 +282,13 @@ public sealed class TrainableModel
                 for (int i = t0; i < t1; i++)
                     if (backward)
                     {
-                        _rope.ApplyBackward(qp + (long)i * qw, heads, positions[i]);
-                        _rope.ApplyBackward(kp + (long)i * kw, kvHeads, positions[i]);
+                        rope.ApplyBackward(qp + (long)i * qw, heads, positions[i]);
+                        rope.ApplyBackward(kp + (long)i * kw, kvHeads, positions[i]);
                     }
                     else
                     {
-                        _rope.Apply(qp + (long)i * qw, heads, positions[i]);
-                        _rope.Apply(kp + (long)i * kw, kvHeads, positions[i]);
+                        rope.Apply(qp + (long)i * qw, heads, positions[i]);
+                        rope.Apply(kp + (long)i * kw, kvHeads, positions[i]);
                     }
         });
     }
@@ -288,7 +299,7 @@ public sealed class TrainableModel
 
     void NormBackward(float[] input, string weight, float[] dy, float[] dx, int rows, int n)
     {
-        var w = P(weight);
+        var w = NormWeight(weight);
         var dw = Gradients.GetValueOrDefault(weight);
         int parts = Math.Min(NormParts, rows);
         var partial = new float[parts * n];
@@ -333,53 +344,60 @@ public sealed class TrainableModel
         st.Sequence = batch.SelectMany((e, s) => Enumerable.Repeat(s, e.Tokens.Length)).ToArray();
         int t = st.Tokens.Length;
         _rope.Reserve(st.Lengths.DefaultIfEmpty(0).Max());
+        _localRope.Reserve(st.Lengths.DefaultIfEmpty(0).Max());
         st.Positions = batch.SelectMany(e => Enumerable.Range(0, e.Tokens.Length)).ToArray();
 
         var x = new float[t * h];
         var embed = P(TensorLayout.Embedding);
         for (int i = 0; i < t; i++) embed.AsSpan(st.Tokens[i] * h, h).CopyTo(x.AsSpan(i * h, h));
+        if (c.EmbeddingScale is float embedScale) TensorPrimitives.Multiply(x, embedScale, x);
         st.Layers = new LayerState[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
             var s = st.Layers[l] = new LayerState { X = x };
-            s.A = new float[t * h];
-            Norm(x, P(L(l, "input_layernorm.weight")), s.A, t, h);
+            s.A = x;
+            if (_norms.AttnInput is { } attnInput) Norm(x, L(l, attnInput), s.A = new float[t * h], t, h);
             s.QPre = new float[t * qw]; s.KPre = new float[t * kw]; s.V = new float[t * kw];
             Linear(L(l, "self_attn.q_proj"), s.A, t, h, qw, s.QPre, s);
             Linear(L(l, "self_attn.k_proj"), s.A, t, h, kw, s.KPre, s);
             Linear(L(l, "self_attn.v_proj"), s.A, t, h, kw, s.V, s);
             s.Q = (float[])s.QPre.Clone();
             s.K = (float[])s.KPre.Clone();
-            if (OptP(L(l, "self_attn.q_norm.weight")) is { } qn)
+            if (c.QkNorm != QkNorm.None)
             {
-                Norm(s.QPre, qn, s.Q, t * c.NumHeads, hd);
-                Norm(s.KPre, P(L(l, "self_attn.k_norm.weight")), s.K, t * c.NumKvHeads, hd);
+                bool perHead = c.QkNorm == QkNorm.PerHead;
+                Norm(s.QPre, L(l, "self_attn.q_norm.weight"), s.Q, perHead ? t * c.NumHeads : t, perHead ? hd : qw);
+                Norm(s.KPre, L(l, "self_attn.k_norm.weight"), s.K, perHead ? t * c.NumKvHeads : t, perHead ? hd : kw);
             }
-            RotateAll(s.Q, s.K, st.Positions, backward: false);
+            RotateAll(l, s.Q, s.K, st.Positions, backward: false);
             s.Att = new float[t * qw];
-            s.Probs = new float[_attention.ProbabilityLength(st.Lengths)];
-            _attention.Forward(Pool, st.Lengths, s.Q, s.K, s.V, s.Att, s.Probs);
-            var o = new float[t * h];
+            s.Probs = new float[AttentionOf(l).ProbabilityLength(st.Lengths)];
+            AttentionOf(l).Forward(Pool, st.Lengths, s.Q, s.K, s.V, s.Att, s.Probs);
+            var o = s.O = new float[t * h];
             Linear(L(l, "self_attn.o_proj"), s.Att, t, qw, h, o, s);
+            if (_norms.AttnOutput is { } attnOutput) Norm(s.O, L(l, attnOutput), o = new float[t * h], t, h);
             s.XMid = new float[t * h];
             TensorPrimitives.Add(x, o, s.XMid);
-            s.B = new float[t * h];
-            Norm(s.XMid, P(L(l, "post_attention_layernorm.weight")), s.B, t, h);
+            s.B = s.XMid;
+            if (_norms.MlpInput is { } mlpInput) Norm(s.XMid, L(l, mlpInput), s.B = new float[t * h], t, h);
             s.Gate = new float[t * ff]; s.Up = new float[t * ff];
             Linear(L(l, "mlp.gate_proj"), s.B, t, h, ff, s.Gate, s);
             Linear(L(l, "mlp.up_proj"), s.B, t, h, ff, s.Up, s);
             s.H = (float[])s.Gate.Clone();
-            Ops.SiluMul(s.H, s.Up, new float[t * ff]);
-            var d = new float[t * h];
+            if (c.Activation == Activation.GeluTanh) Ops.GeluTanhMul(s.H, s.Up, new float[t * ff]);
+            else Ops.SiluMul(s.H, s.Up, new float[t * ff]);
+            var d = s.D = new float[t * h];
             Linear(L(l, "mlp.down_proj"), s.H, t, ff, h, d, s);
+            if (_norms.MlpOutput is { } mlpOutput) Norm(s.D, L(l, mlpOutput), d = new float[t * h], t, h);
             x = new float[t * h];
             TensorPrimitives.Add(s.XMid, d, x);
         }
         st.XFinal = x;
         st.F = new float[t * h];
-        Norm(x, P(TensorLayout.FinalNorm), st.F, t, h);
+        Norm(x, TensorLayout.FinalNorm, st.F, t, h);
         st.Logits = new float[(long)t * vocab];
         MatMul.Forward(Pool, P(Head), vocab, h, st.F, t, st.Logits);
+        if (c.FinalLogitSoftcap is double cap) Ops.SoftCap(st.Logits, (float)cap);
         var rowLoss = new double[t];
         ForRanges(t, (r0, r1) =>
         {
@@ -413,17 +431,27 @@ public sealed class TrainableModel
         int h = c.HiddenSize, hd = c.HeadDim, qw = c.NumHeads * hd, kw = c.NumKvHeads * hd, ff = c.IntermediateSize, vocab = c.VocabSize;
         int t = st.Tokens.Length;
 
-        // The logits become their gradient in place: scale · (softmax − onehot) on target rows, 0 elsewhere.
+        // The logits become their gradient in place: scale · (softmax − onehot) on target rows, 0 elsewhere
+        // (through a soft-cap, times 1 − (z/cap)², from the capped logits before they are overwritten).
         var dLogits = st.Logits;
         var rowScale = new float[t];
         for (int i = 0; i < t; i++) rowScale[i] = sequenceScales[st.Sequence[i]];
+        float finalCap = (float)(c.FinalLogitSoftcap ?? 0);
         ForRanges(t, (r0, r1) =>
         {
+            var through = finalCap > 0 ? new float[vocab] : null;
             for (int i = r0; i < r1; i++)
             {
                 var row = dLogits.AsSpan(i * vocab, vocab);
-                if (st.Targets[i] == CrossEntropy.Ignore) row.Clear();
-                else CrossEntropy.Backward(row, vocab, [st.Targets[i]], rowScale[i], row);
+                if (st.Targets[i] == CrossEntropy.Ignore) { row.Clear(); continue; }
+                if (through is not null)
+                {
+                    TensorPrimitives.Multiply(row, 1f / finalCap, through);
+                    TensorPrimitives.Multiply(through, through, through);
+                    TensorPrimitives.Subtract(1f, through, through);
+                }
+                CrossEntropy.Backward(row, vocab, [st.Targets[i]], rowScale[i], row);
+                if (through is not null) TensorPrimitives.Multiply(row, through, row);
             }
         });
         var df = new float[t * h];
@@ -434,40 +462,47 @@ public sealed class TrainableModel
         for (int l = c.NumLayers - 1; l >= 0; l--)
         {
             var s = st.Layers[l];
-            // MLP: x = xMid + down(silu(gate(b)) · up(b)), b = norm(xMid).
+            // MLP: x = xMid + post(down(act(gate(b)) · up(b))), b = pre(xMid); a missing norm passes through.
+            var dD = dx;
+            if (_norms.MlpOutput is { } mlpOutput) NormBackward(s.D, L(l, mlpOutput), dx, dD = new float[t * h], t, h);
             var dH = new float[t * ff];
-            LinearBackward(L(l, "mlp.down_proj"), s.H, dx, t, ff, h, dH, false, s);
+            LinearBackward(L(l, "mlp.down_proj"), s.H, dD, t, ff, h, dH, false, s);
             var dGate = new float[t * ff]; var dUp = new float[t * ff];
-            Ops.SiluMulBackward(s.Gate, s.Up, dH, dGate, dUp);
+            if (c.Activation == Activation.GeluTanh) Ops.GeluTanhMulBackward(s.Gate, s.Up, dH, dGate, dUp);
+            else Ops.SiluMulBackward(s.Gate, s.Up, dH, dGate, dUp);
             var dB = new float[t * h];
             LinearBackward(L(l, "mlp.gate_proj"), s.B, dGate, t, h, ff, dB, false, s);
             LinearBackward(L(l, "mlp.up_proj"), s.B, dUp, t, h, ff, dB, true, s);
-            var dXMid = new float[t * h];
-            NormBackward(s.XMid, L(l, "post_attention_layernorm.weight"), dB, dXMid, t, h);
+            var dXMid = dB;
+            if (_norms.MlpInput is { } mlpInput) NormBackward(s.XMid, L(l, mlpInput), dB, dXMid = new float[t * h], t, h);
             TensorPrimitives.Add(dXMid, dx, dXMid); // the residual path
-            // Attention: xMid = x + o(attention(rope(q(a)), rope(k(a)), v(a))), a = norm(x).
+            // Attention: xMid = x + post(o(attention(rope(qn(q(a))), rope(kn(k(a))), v(a)))), a = pre(x).
+            var dO = dXMid;
+            if (_norms.AttnOutput is { } attnOutput) NormBackward(s.O, L(l, attnOutput), dXMid, dO = new float[t * h], t, h);
             var dAtt = new float[t * qw];
-            LinearBackward(L(l, "self_attn.o_proj"), s.Att, dXMid, t, qw, h, dAtt, false, s);
+            LinearBackward(L(l, "self_attn.o_proj"), s.Att, dO, t, qw, h, dAtt, false, s);
             var dQ = new float[t * qw]; var dK = new float[t * kw]; var dV = new float[t * kw];
-            _attention.Backward(Pool, st.Lengths, s.Q, s.K, s.V, s.Probs, dAtt, dQ, dK, dV);
-            RotateAll(dQ, dK, st.Positions, backward: true);
-            if (OptP(L(l, "self_attn.q_norm.weight")) is not null)
+            AttentionOf(l).Backward(Pool, st.Lengths, s.Q, s.K, s.V, s.Probs, dAtt, dQ, dK, dV);
+            RotateAll(l, dQ, dK, st.Positions, backward: true);
+            if (c.QkNorm != QkNorm.None)
             {
+                bool perHead = c.QkNorm == QkNorm.PerHead;
                 var dQPre = new float[t * qw]; var dKPre = new float[t * kw];
-                NormBackward(s.QPre, L(l, "self_attn.q_norm.weight"), dQ, dQPre, t * c.NumHeads, hd);
-                NormBackward(s.KPre, L(l, "self_attn.k_norm.weight"), dK, dKPre, t * c.NumKvHeads, hd);
+                NormBackward(s.QPre, L(l, "self_attn.q_norm.weight"), dQ, dQPre, perHead ? t * c.NumHeads : t, perHead ? hd : qw);
+                NormBackward(s.KPre, L(l, "self_attn.k_norm.weight"), dK, dKPre, perHead ? t * c.NumKvHeads : t, perHead ? hd : kw);
                 (dQ, dK) = (dQPre, dKPre);
             }
             var dA = new float[t * h];
             LinearBackward(L(l, "self_attn.q_proj"), s.A, dQ, t, h, qw, dA, false, s);
             LinearBackward(L(l, "self_attn.k_proj"), s.A, dK, t, h, kw, dA, true, s);
             LinearBackward(L(l, "self_attn.v_proj"), s.A, dV, t, h, kw, dA, true, s);
-            var dX = new float[t * h];
-            NormBackward(s.X, L(l, "input_layernorm.weight"), dA, dX, t, h);
+            var dX = dA;
+            if (_norms.AttnInput is { } attnInput) NormBackward(s.X, L(l, attnInput), dA, dX = new float[t * h], t, h);
             TensorPrimitives.Add(dX, dXMid, dX);
             dx = dX;
             st.Layers[l] = null!; // release the layer's activations as soon as they are used
         }
+        if (c.EmbeddingScale is float embedScale) TensorPrimitives.Multiply(dx, embedScale, dx);
         // Embedding rows get the gradient of their positions (scatter-add; with tied heads this adds to the head's).
         if (Gradients.TryGetValue(TensorLayout.Embedding, out var dEmbed))
             for (int i = 0; i < t; i++)

@@ -35,8 +35,32 @@ public class TransformerTests : IDisposable
      "attention_bias": true, "mlp_bias": true, "tie_word_embeddings": true}
     """;
 
+    /// <summary>Soft-caps small enough to bite on random weights; a query scale other than 1/√head_dim.</summary>
+    public const string Gemma2 = """
+    {"architectures": ["Gemma2ForCausalLM"], "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 40, "query_pre_attn_scalar": 12,
+     "sliding_window": 3, "attn_logit_softcapping": 5.0, "final_logit_softcapping": 3.0, "max_position_embeddings": 512}
+    """;
+
+    /// <summary>Local and global layers named by layer_types, each with its own RoPE base.</summary>
+    public const string Gemma3 = """
+    {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 32, "intermediate_size": 48,
+     "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16, "vocab_size": 40,
+     "query_pre_attn_scalar": 16, "sliding_window": 4, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+     "layer_types": ["sliding_attention", "full_attention", "sliding_attention"], "max_position_embeddings": 512}
+    """;
+
+    public const string Olmo2 = """
+    {"architectures": ["Olmo2ForCausalLM"], "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+     "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 40, "rope_theta": 500000.0,
+     "max_position_embeddings": 512, "tie_word_embeddings": false}
+    """;
+
     public static TheoryData<string, string, DType> Models() => new()
     {
+        { "gemma2-softcap-window", Gemma2, DType.F32 },
+        { "gemma3-local-global", Gemma3, DType.BF16 },
+        { "olmo2-post-norms", Olmo2, DType.F32 },
         { "llama-gqa-tied", TinyModels.LlamaConfig, DType.F32 },
         { "llama-gqa-tied", TinyModels.LlamaConfig, DType.BF16 },
         { "llama-gqa-tied", TinyModels.LlamaConfig, DType.F16 },

@@ -61,6 +61,27 @@ public class GradientCheckTests
     }
 
     [Fact]
+    public void GeGLU_gate_backward_matches_finite_differences()
+    {
+        int n = 10;
+        var g = R(n, 3); var u = R(n); var c = R(n);
+        static double Gelu(double x) => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+        double Loss(double[] gs, double[] us) => Enumerable.Range(0, n).Sum(i => c[i] * Gelu(gs[i]) * us[i]);
+        var dg = new float[n]; var du = new float[n];
+        Ops.GeluTanhMulBackward(g, u, c, dg, du);
+        var gd = g.Select(v => (double)v).ToArray(); var ud = u.Select(v => (double)v).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            Close(Numeric(v => Loss(v, ud), gd, i), dg[i], $"dgate[{i}]");
+            Close(Numeric(v => Loss(gd, v), ud, i), du[i], $"dup[{i}]");
+        }
+        // The forward agrees with the same formula.
+        var h = (float[])g.Clone();
+        Ops.GeluTanhMul(h, u, new float[n]);
+        for (int i = 0; i < n; i++) Assert.True(Math.Abs(h[i] - Gelu(g[i]) * u[i]) < 1e-5, $"gelu[{i}]");
+    }
+
+    [Fact]
     public void Linear_backward_gives_input_weight_and_bias_gradients()
     {
         int t = 3, rows = 4, cols = 5;
@@ -134,15 +155,16 @@ public class GradientCheckTests
 public class AttentionGradientTests
 {
     [Theory]
-    [InlineData(null)]
-    [InlineData(2)]
-    public void Causal_gqa_attention_backward_matches_finite_differences(int? window)
+    [InlineData(null, null, null)]
+    [InlineData(2, null, null)]
+    [InlineData(2, 0.8, 0.7)] // Gemma 2: its own query scale and soft-capped scores
+    public void Causal_gqa_attention_backward_matches_finite_differences(int? window, double? scale, double? cap)
     {
         int t = 4, heads = 2, kvHeads = 1, d = 3;
         var rng = new Random(5);
         float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var q = R(t * heads * d); var k = R(t * kvHeads * d); var v = R(t * kvHeads * d); var c = R(t * heads * d);
-        var attention = new CausalAttention(heads, kvHeads, d, window);
+        var attention = new CausalAttention(heads, kvHeads, d, window, scale, cap);
 
         // The loss Σ c ⊙ attention(q, k, v), computed independently in double.
         double Loss(double[] qs, double[] ks, double[] vs)
@@ -154,7 +176,9 @@ public class AttentionGradientTests
                     int first = window is int w && i >= w ? i - w + 1 : 0;
                     var s = new double[i + 1];
                     for (int j = first; j <= i; j++)
-                        for (int e = 0; e < d; e++) s[j] += qs[i * heads * d + h * d + e] * ks[j * d + e] / Math.Sqrt(d);
+                        for (int e = 0; e < d; e++) s[j] += qs[i * heads * d + h * d + e] * ks[j * d + e] * (scale ?? 1 / Math.Sqrt(d));
+                    if (cap is double k)
+                        for (int j = first; j <= i; j++) s[j] = k * Math.Tanh(s[j] / k);
                     double max = s.Skip(first).Max(), z = 0;
                     for (int j = first; j <= i; j++) z += Math.Exp(s[j] - max);
                     for (int j = first; j <= i; j++)

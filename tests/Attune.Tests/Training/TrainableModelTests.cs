@@ -21,6 +21,9 @@ public class TrainableModelTests
     [Theory]
     [InlineData(TransformerTests.Qwen3)]
     [InlineData(TransformerTests.Qwen2Untied)]
+    [InlineData(TransformerTests.Gemma2)]
+    [InlineData(TransformerTests.Gemma3)]
+    [InlineData(TransformerTests.Olmo2)]
     public void The_training_forward_gives_the_engines_loss(string config)
     {
         var (model, ckpt, tmp) = Make(config);
@@ -39,6 +42,9 @@ public class TrainableModelTests
     [Theory]
     [InlineData(TransformerTests.Qwen3)]
     [InlineData(TransformerTests.Qwen2Untied)]
+    [InlineData(TransformerTests.Gemma2)]
+    [InlineData(TransformerTests.Gemma3)]
+    [InlineData(TransformerTests.Olmo2)]
     public void Model_gradients_match_finite_differences(string config)
     {
         var (model, ckpt, tmp) = Make(config);
