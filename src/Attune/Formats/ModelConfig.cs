@@ -262,7 +262,9 @@ public sealed record ModelConfig
         {
             var n = Get(name);
             if (n is null) return null;
-            if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var d))
+            // A number built in memory may hold an int, which TryGetValue<double> refuses; its JSON text always parses.
+            if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number
+                && double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d))
             {
                 if (positive && !(d > 0)) throw new AttuneException(source, name, $"must be positive, got {d}");
                 return d;
