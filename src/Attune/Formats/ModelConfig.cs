@@ -217,7 +217,8 @@ public sealed record ModelConfig
             var names = arr.Select(a => a is JsonValue v && v.TryGetValue<string>(out var s) ? s : null).ToList();
             var known = names.FirstOrDefault(n => n is not null && SupportedArchitectures.ContainsKey(n));
             return known ?? throw new AttuneException(source, "architectures",
-                $"unsupported [{string.Join(", ", names.Select(n => n ?? "?"))}]; Attune supports {supported}");
+                $"unsupported [{string.Join(", ", names.Select(n => n ?? "?"))}]; Attune's engine runs {supported}; "
+                + "for evaluation, llama.cpp runs the others from a GGUF file (--model llamacpp:FILE.gguf)");
         }
 
         JsonNode? Get(string name) => o.TryGetPropertyValue(name, out var n) ? n : null;

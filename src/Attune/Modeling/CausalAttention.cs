@@ -152,7 +152,7 @@ public sealed unsafe class CausalAttention(int heads, int kvHeads, int headDim, 
                 Gemm.Multiply(null, len, len, d, StridedMatrix.RowMajor(q, qw), new StridedMatrix(k, 1, kw), cs, len, false);
                 var all = new Span<float>(cs, len * len);
                 TensorPrimitives.Multiply(all, _scale / _cap, all);
-                TensorPrimitives.Tanh(all, all);
+                Ops.Tanh(all, all);
             }
             // dP = dO·Vᵀ, then dS = P ⊙ (dP − Σ_j P·dP) · c in place.
             Gemm.Multiply(null, len, len, d, StridedMatrix.RowMajor(dO, qw), new StridedMatrix(v, 1, kw), ds, len, false);

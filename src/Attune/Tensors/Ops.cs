@@ -108,7 +108,7 @@ public static unsafe class Ops
         TensorPrimitives.Add(s, 1f, s);                             // 1 + a·g²
         TensorPrimitives.Multiply(s, gate, s);                      // g + a·g³
         TensorPrimitives.Multiply(s, GeluC, s);
-        TensorPrimitives.Tanh(s, s);
+        Tanh(s, s);
         TensorPrimitives.Add(s, 1f, s);
         TensorPrimitives.Multiply(s, gate, s);
         TensorPrimitives.Multiply(s, 0.5f, s);
@@ -136,8 +136,78 @@ public static unsafe class Ops
     public static void SoftCap(Span<float> x, float cap)
     {
         TensorPrimitives.Multiply(x, 1f / cap, x);
-        TensorPrimitives.Tanh(x, x);
+        Tanh(x, x);
         TensorPrimitives.Multiply(x, cap, x);
+    }
+
+    // tanh's odd Taylor series to x¹³ below |x| = 0.3 (next term < 1e-10 relative there), and 1 − 2/(e^{2|x|} + 1)
+    // with x's sign above it (cancellation costs at most 2 bits at 0.3).
+    const float TanhSmall = 0.3f;
+    const float T3 = -1f / 3, T5 = 2f / 15, T7 = -17f / 315, T9 = 62f / 2835, T11 = -1382f / 155925, T13 = 21844f / 6081075;
+
+    /// <summary>
+    /// y = tanh(x) element-wise to a few ulps at every magnitude, the same sequence of operations on every SIMD level.
+    /// System.Numerics.Tensors' Tanh loses relative accuracy near zero (measured: 3e-4 at 1e-4, 5% at 1e-6), which
+    /// soft-capping small attention scores (cap·tanh(s/cap)) turns straight into error.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Tanh(ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (y.Length < x.Length) throw new ArgumentException("output shorter than input", nameof(y));
+        int n = x.Length, i = 0;
+        fixed (float* xp = x, yp = y)
+        {
+            if (Simd.Level == SimdLevel.V512)
+                for (; i + 16 <= n; i += 16)
+                {
+                    var v = Vector512.Load(xp + i);
+                    var a = Vector512.Abs(v);
+                    var x2 = v * v;
+                    var p = Vector512.FusedMultiplyAdd(Vector512.Create(T13), x2, Vector512.Create(T11));
+                    p = Vector512.FusedMultiplyAdd(p, x2, Vector512.Create(T9));
+                    p = Vector512.FusedMultiplyAdd(p, x2, Vector512.Create(T7));
+                    p = Vector512.FusedMultiplyAdd(p, x2, Vector512.Create(T5));
+                    p = Vector512.FusedMultiplyAdd(p, x2, Vector512.Create(T3));
+                    var small = Vector512.FusedMultiplyAdd(v * x2, p, v);
+                    var large = Vector512<float>.One - Vector512.Create(2f) / (Exp512(a + a) + Vector512<float>.One);
+                    large = Vector512.CopySign(large, v);
+                    Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(TanhSmall)), small, large).Store(yp + i);
+                }
+            else if (Simd.Level == SimdLevel.V256)
+                for (; i + 8 <= n; i += 8)
+                {
+                    var v = Vector256.Load(xp + i);
+                    var a = Vector256.Abs(v);
+                    var x2 = v * v;
+                    var p = Vector256.FusedMultiplyAdd(Vector256.Create(T13), x2, Vector256.Create(T11));
+                    p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(T9));
+                    p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(T7));
+                    p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(T5));
+                    p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(T3));
+                    var small = Vector256.FusedMultiplyAdd(v * x2, p, v);
+                    var large = Vector256<float>.One - Vector256.Create(2f) / (Exp256(a + a) + Vector256<float>.One);
+                    large = Vector256.CopySign(large, v);
+                    Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(TanhSmall)), small, large).Store(yp + i);
+                }
+            for (; i < n; i++) yp[i] = Tanh(xp[i]);
+        }
+    }
+
+    /// <summary>tanh for one float, the scalar twin of the vector paths.</summary>
+    public static float Tanh(float v)
+    {
+        float a = MathF.Abs(v);
+        if (a < TanhSmall)
+        {
+            float x2 = v * v;
+            float p = MathF.FusedMultiplyAdd(T13, x2, T11);
+            p = MathF.FusedMultiplyAdd(p, x2, T9);
+            p = MathF.FusedMultiplyAdd(p, x2, T7);
+            p = MathF.FusedMultiplyAdd(p, x2, T5);
+            p = MathF.FusedMultiplyAdd(p, x2, T3);
+            return MathF.FusedMultiplyAdd(v * x2, p, v);
+        }
+        return MathF.CopySign(1f - 2f / (Exp(a + a) + 1f), v);
     }
 
     // e^x = 2^n · e^r with n = round(x·log₂e) and r = x − n·ln 2 (ln 2 in two parts, so r is exact

@@ -27,7 +27,7 @@ public class GgufTests
 
     static double MaxRelative(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max() / b.Max(Math.Abs);
 
-    public static TheoryData<string> Archs() => ["llama", "qwen2", "qwen3"];
+    public static TheoryData<string> Archs() => ["llama", "qwen2", "qwen3", "gemma2", "gemma3", "olmo2"];
 
     [Theory]
     [MemberData(nameof(Archs))]
@@ -74,9 +74,10 @@ public class GgufTests
         var ids = q.Tokenizer.Encode("Una buena pregunta");
         var expected = new ReferenceTransformer(q.Transformer.Weights).Logits(ids)[^1];
         var got = LastLogits(q, ids);
-        Assert.True(got.Zip(expected, (a, b) => Math.Abs(a - b)).Max() / expected.Max(Math.Abs) < 1e-4);
+        double refErr = got.Zip(expected, (a, b) => Math.Abs(a - b)).Max() / expected.Max(Math.Abs);
+        Assert.True(refErr < 1e-4, $"engine against its reference: {refErr:E2}");
         using var f = LanguageModel.Load(dir);
-        Assert.True(MaxRelative(got, LastLogits(f, ids)) < 0.05, "quantized logits stay near the f32 ones");
+        Assert.True(MaxRelative(got, LastLogits(f, ids)) < 0.05, $"quantized logits stay near the f32 ones: {MaxRelative(got, LastLogits(f, ids)):E2}");
     }
 
     [Fact]
@@ -96,6 +97,75 @@ public class GgufTests
         var tb = Tokenizer.Load(tmp["back"]);
         foreach (var line in new[] { "Hello world!", "¿Qué tal? 2024", "<|im_start|>user\nhi<|im_end|>", "   spaces\t\ttabs\n\n" })
             Assert.Equal(ta.Encode(line), tb.Encode(line));
+    }
+
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    [InlineData("olmo2")]
+    public void Gemma_and_olmo2_round_trip_with_their_names_keys_and_norm_convention(string arch)
+    {
+        using var tmp = new TempDir();
+        var dir = Init(tmp, arch, DType.BF16);
+        GgufConverter.ToGguf(dir, tmp["m.gguf"], GgmlType.BF16);
+        using (var g = GgufFile.Open(tmp["m.gguf"]))
+        {
+            Assert.Equal(arch, g.String("general.architecture"));
+            Assert.True(g.Contains("blk.0.post_attention_norm.weight"));
+            Assert.True(g.Contains("blk.0.post_ffw_norm.weight"));
+            Assert.Equal(arch != "olmo2", g.Contains("blk.0.attn_norm.weight"));
+            Assert.Equal(arch != "olmo2", g.Contains("blk.0.ffn_norm.weight"));
+            Assert.Equal(arch != "gemma2", g.Contains("blk.0.attn_q_norm.weight"));
+            Assert.Equal(arch == "olmo2", g.Contains("output.weight")); // llama.cpp's olmo2 requires it even when tied
+            // Gemma's norms start at w = 0 and llama.cpp multiplies by the stored value: the file holds 1 + w.
+            var norm = g.Floats("blk.0.post_attention_norm.weight", 64);
+            Assert.All(norm, v => Assert.Equal(1f, v));
+            if (arch.StartsWith("gemma", StringComparison.Ordinal))
+            {
+                Assert.Equal(8u, (uint)g.Integer($"{arch}.attention.sliding_window"));
+                Assert.Equal(arch == "gemma2", g.Has($"{arch}.attn_logit_softcapping"));
+            }
+        }
+        GgufConverter.ToCheckpoint(tmp["m.gguf"], tmp["back"], DType.BF16);
+        using var a = Checkpoint.Open(dir);
+        using var b = Checkpoint.Open(tmp["back"]);
+        foreach (var name in a.Weights.Names)
+            Assert.True(a.Weights.GetView(name).Bytes.SequenceEqual(b.Weights.GetView(name).Bytes), name);
+        using var folder = LanguageModel.Load(dir);
+        using var gguf = LanguageModel.Load(tmp["m.gguf"]);
+        var ids = folder.Tokenizer.Encode("Le musée ouvre à neuf heures, et ferme à six heures du soir.");
+        Assert.True(MaxRelative(LastLogits(gguf, ids), LastLogits(folder, ids)) < 1e-5);
+    }
+
+    [Fact]
+    public void Gguf_files_llama_cpp_would_run_differently_are_refused_with_the_field()
+    {
+        using var tmp = new TempDir();
+        var scale = Init(tmp, "gemma2", edit: new JsonObject { ["query_pre_attn_scalar"] = 12 });
+        var e = Assert.Throws<AttuneException>(() => GgufConverter.ToGguf(scale, tmp["a.gguf"], GgmlType.F32));
+        Assert.Contains("query_pre_attn_scalar", e.Message);
+        Assert.False(File.Exists(tmp["a.gguf"]));
+        var untied = Init(tmp, "gemma3", edit: new JsonObject { ["tie_word_embeddings"] = false });
+        var pattern = tmp["gemma2-pattern"];
+        ModelInitializer.Write(pattern, Edit(Presets.Find("tiny", "gemma2").Config, new JsonObject
+        {
+            ["layer_types"] = new JsonArray("full_attention", "sliding_attention"),
+        }), seed: 1, DType.F32);
+        Assert.Contains("layer_types", Assert.Throws<AttuneException>(() => GgufConverter.ToGguf(pattern, tmp["b.gguf"], GgmlType.F32)).Message);
+        var untiedGemma2 = tmp["gemma2-untied"];
+        ModelInitializer.Write(untiedGemma2, Edit(Presets.Find("tiny", "gemma2").Config, new JsonObject { ["tie_word_embeddings"] = false }), seed: 1, DType.F32);
+        Assert.Contains("tie_word_embeddings", Assert.Throws<AttuneException>(() => GgufConverter.ToGguf(untiedGemma2, tmp["c.gguf"], GgmlType.F32)).Message);
+        // Gemma 3 may carry its own head: llama.cpp reads output.weight when present.
+        GgufConverter.ToGguf(untied, tmp["d.gguf"], GgmlType.F32);
+        using var g = GgufFile.Open(tmp["d.gguf"]);
+        Assert.True(g.Contains("output.weight"));
+    }
+
+    static JsonObject Edit(JsonObject config, JsonObject edit)
+    {
+        var c = (JsonObject)config.DeepClone();
+        foreach (var (k, v) in edit) c[k] = v?.DeepClone();
+        return c;
     }
 
     [Fact]

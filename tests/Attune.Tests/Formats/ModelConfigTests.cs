@@ -72,6 +72,74 @@ public class ModelConfigTests
         Assert.False(q3.TieWordEmbeddings);
     }
 
+    // Hyper-parameters of the published Gemma 2 2B, Gemma 3 1B and OLMo 2 1B configs (as transformers writes them).
+    const string Gemma2 = """
+    {"architectures": ["Gemma2ForCausalLM"], "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "head_dim": 256,
+     "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 2304, "intermediate_size": 9216,
+     "max_position_embeddings": 8192, "model_type": "gemma2", "num_attention_heads": 8, "num_hidden_layers": 26,
+     "num_key_value_heads": 4, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "sliding_window": 4096,
+     "vocab_size": 256000, "bos_token_id": 2, "eos_token_id": [1, 107]}
+    """;
+
+    const string Gemma3 = """
+    {"architectures": ["Gemma3ForCausalLM"], "attn_logit_softcapping": null, "final_logit_softcapping": null, "head_dim": 256,
+     "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 1152, "intermediate_size": 6912, "max_position_embeddings": 32768,
+     "model_type": "gemma3_text", "num_attention_heads": 4, "num_hidden_layers": 26, "num_key_value_heads": 1,
+     "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000, "rope_scaling": null,
+     "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6, "vocab_size": 262144}
+    """;
+
+    const string Olmo2 = """
+    {"architectures": ["Olmo2ForCausalLM"], "attention_bias": false, "hidden_act": "silu", "hidden_size": 2048,
+     "intermediate_size": 8192, "max_position_embeddings": 4096, "model_type": "olmo2", "num_attention_heads": 16,
+     "num_hidden_layers": 16, "num_key_value_heads": 16, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 500000,
+     "tie_word_embeddings": false, "vocab_size": 100352}
+    """;
+
+    [Fact]
+    public void Gemma2_gemma3_and_olmo2_configs_read_their_family_fields()
+    {
+        var g2 = Parse(Gemma2);
+        Assert.Equal(Architecture.Gemma2, g2.Architecture);
+        Assert.Equal(Activation.GeluTanh, g2.Activation);
+        Assert.True(g2.TieWordEmbeddings); // Gemma's default
+        Assert.Equal((50.0, 30.0), (g2.AttnLogitSoftcap!.Value, g2.FinalLogitSoftcap!.Value));
+        Assert.Equal(1 / 16.0, g2.AttentionScale, 12);
+        Assert.Equal(48f, g2.EmbeddingScale!.Value, 4);
+        Assert.True(g2.NormPlusOne);
+        Assert.Equal(QkNorm.None, g2.QkNorm);
+        // Layer 0 local, then alternating.
+        Assert.Equal([4096, null, 4096, null], Enumerable.Range(0, 4).Select(g2.WindowOf));
+
+        var g3 = Parse(Gemma3);
+        Assert.Equal(Architecture.Gemma3, g3.Architecture);
+        Assert.Null(g3.AttnLogitSoftcap);
+        Assert.Null(g3.FinalLogitSoftcap);
+        Assert.Equal(QkNorm.PerHead, g3.QkNorm);
+        Assert.Equal((1_000_000.0, 10_000.0), (g3.RopeTheta, g3.RopeLocalTheta!.Value));
+        // Five local layers, then one global.
+        Assert.Equal([5, 11, 17, 23], Enumerable.Range(0, 26).Where(l => g3.WindowOf(l) is null));
+        Assert.Equal(256, Parse(Gemma3.Replace("\"head_dim\": 256,", "")).HeadDim); // Gemma's default is 256, not hidden/heads
+
+        var o2 = Parse(Olmo2);
+        Assert.Equal(Architecture.Olmo2, o2.Architecture);
+        Assert.Equal(QkNorm.Whole, o2.QkNorm);
+        Assert.Equal(128, o2.HeadDim);
+        Assert.False(o2.NormPlusOne);
+        Assert.Null(o2.EmbeddingScale);
+        Assert.Null(o2.WindowOf(0));
+        Assert.Equal(TensorLayout.Norms(o2), new TensorLayout.LayerNorms(null, "post_attention_layernorm.weight", null, "post_feedforward_layernorm.weight"));
+        Assert.Equal([2048L], TensorLayout.Expected(o2).Single(t => t.Name == "model.layers.0.self_attn.q_norm.weight").Shape);
+
+        // layer_types, when given, decides; a wrong one is named.
+        var typed = Parse(Gemma2.Replace("\"num_hidden_layers\": 26", "\"num_hidden_layers\": 2, \"layer_types\": [\"full_attention\", \"sliding_attention\"]"));
+        Assert.Equal([null, 4096], Enumerable.Range(0, 2).Select(typed.WindowOf));
+        Assert.Contains("layer_types[1]", Assert.Throws<AttuneException>(() =>
+            Parse(Gemma2.Replace("\"num_hidden_layers\": 26", "\"num_hidden_layers\": 2, \"layer_types\": [\"full_attention\", \"local\"]"))).Message);
+        Assert.Contains("hidden_activation", Assert.Throws<AttuneException>(() =>
+            Parse(Gemma2.Replace("\"hidden_activation\": \"gelu_pytorch_tanh\"", "\"hidden_activation\": \"relu\""))).Message);
+    }
+
     [Fact]
     public void Mistral_sliding_window_is_kept()
     {
@@ -89,6 +157,7 @@ public class ModelConfigTests
         Assert.Contains("architectures", e.Message);
         Assert.Contains("GPTNeoXForCausalLM", e.Message);
         foreach (var a in ModelConfig.SupportedArchitectures.Keys) Assert.Contains(a, e.Message);
+        Assert.Contains("llamacpp:", e.Message);
     }
 
     [Theory]

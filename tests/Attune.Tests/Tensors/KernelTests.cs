@@ -217,6 +217,25 @@ public class KernelTests : IDisposable
     }
 
     [Fact]
+    public void Tanh_is_accurate_near_zero_and_far_from_it_and_the_same_on_every_simd_level()
+    {
+        var rng = new Random(13);
+        // Magnitudes from 1e-9 to 1e2 on a log scale, both signs, plus the threshold between the two formulas.
+        var x = Enumerable.Range(0, 4000).Select(_ => (float)((rng.Next(2) * 2 - 1) * Math.Pow(10, rng.NextDouble() * 11 - 9))).Concat(
+            [0f, -0f, 0.3f, -0.3f, 0.29999998f, 0.30000001f, 9f, 44f, 45f, 1000f, float.PositiveInfinity, float.NegativeInfinity, float.NaN]).ToArray();
+        float[] Run(SimdLevel level) { Simd.Level = level; var y = new float[x.Length]; Ops.Tanh(x, y); return y; }
+        var scalar = Run(SimdLevel.Scalar);
+        Assert.Equal(scalar, Run(SimdLevel.V256));
+        Assert.Equal(scalar, Run(SimdLevel.V512));
+        for (int i = 0; i < x.Length; i++)
+        {
+            double t = Math.Tanh(x[i]);
+            if (float.IsNaN(x[i])) Assert.True(float.IsNaN(scalar[i]));
+            else Assert.True(Math.Abs(scalar[i] - t) <= 4.8e-7 * Math.Abs(t) + 1e-45, $"tanh {x[i]:R}: {scalar[i]:R} vs {t:R}");
+        }
+    }
+
+    [Fact]
     public unsafe void Results_do_not_depend_on_the_thread_count()
     {
         var rng = new Random(9);
