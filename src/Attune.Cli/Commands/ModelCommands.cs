@@ -87,9 +87,9 @@ public static class ModelCommands
                 }.Validate(),
             };
             var reference = ModelReference.Parse(parse.GetValue(model)!);
-            if (reference is ModelReference.Remote served)
+            if (reference is ModelReference.Remote or ModelReference.LlamaCpp)
             {
-                using var remote = RemoteBackend.Open(served, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
+                using var remote = ModelBackends.Open(reference, new RemoteOptions { ApiKeyEnv = parse.GetValue(keyEnv) });
                 io.Out.WriteLine(ModelBackends.ReplyAsync(remote, m, urial, parse.GetValue(prompt)!, parse.GetValue(shots), options).GetAwaiter().GetResult());
                 return Program.Success;
             }

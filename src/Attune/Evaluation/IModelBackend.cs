@@ -80,10 +80,11 @@ public interface IModelBackend : IDisposable
 
 public static class ModelBackends
 {
-    /// <summary>A backend for a model reference: in this process for a local model, through the OpenAI-compatible API for a served one.</summary>
+    /// <summary>A backend for a model reference: Attune's engine for a local model, llama.cpp for a <c>llamacpp:</c> file, the OpenAI-compatible API for a served one.</summary>
     public static IModelBackend Open(ModelReference model, RemoteOptions? remote = null) => model switch
     {
         ModelReference.Remote r => RemoteBackend.Open(r, remote ?? new RemoteOptions()),
+        ModelReference.LlamaCpp l => LlamaCpp.LlamaCppBackend.Open(l.Path, model.LocalIdentity()),
         _ => new LocalBackend(Merging.ModelLoader.Load(model), model.LocalIdentity()),
     };
 

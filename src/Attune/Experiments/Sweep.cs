@@ -462,8 +462,8 @@ public sealed class Sweep(SweepPlan plan)
         if (arms.GroupBy(a => a.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
             throw new AttuneException(null, "--arm", $"two arms are named {twice.Key} (the sweep names its own arms lambda-X, base-urial, instruct, dpo and sft)");
         if (plan.Shift && plan.Base is null) throw new AttuneException(null, "--shift", "needs --base: the base model ranks each arm's answers");
-        if (plan.Shift && arms.FirstOrDefault(a => !a.Model.IsLocal) is { } served)
-            throw new AttuneException(null, "--shift", $"arm {served.Name} is served: the token shift reads a model's logits in this process (drop --shift, or give the arm as a folder)");
+        if (plan.Shift && arms.FirstOrDefault(a => !a.Model.IsLocal || a.Model is ModelReference.LlamaCpp) is { } served)
+            throw new AttuneException(null, "--shift", $"arm {served.Name} is {(served.Model is ModelReference.LlamaCpp ? "run by llama.cpp" : "served")}: the token shift reads a model's logits in Attune's engine (drop --shift, or give the arm as a folder)");
         if (plan.Shift)
             foreach (var lang in plan.Languages)
                 if (!(_shiftItems ??= Judge.Resolve(plan.JudgeSet)).Any(i => i.Language == lang)) throw new AttuneException(plan.JudgeSet, $"has no instruction in {lang} for the token shift");

@@ -194,8 +194,20 @@ public sealed class LanguageModel : IDisposable
     {
         var whole = Tokenizer.Encode(context + continuation, addSpecialTokens: false);
         var ctx = Tokenizer.Encode(context, addSpecialTokens: false);
+        var (c, cont) = Split(ctx, whole);
+        // lm-evaluation-harness puts BOS before every scored context of the Gemma family (they underperform without it).
+        if (ScoresAfterBos && Tokenizer.BosId is int bos && (c.Length == 0 || c[0] != bos)) c = [bos, .. c];
+        return (c, cont);
+    }
+
+    /// <summary>Whether scored contexts start with BOS: the Gemma family's models, as lm-evaluation-harness runs them.</summary>
+    public bool ScoresAfterBos => Config.ModelType.Contains("gemma", StringComparison.Ordinal);
+
+    /// <summary>The context's tokens and the continuation's, from the context alone and the two encoded together.</summary>
+    public static (int[] Context, int[] Continuation) Split(int[] context, int[] whole)
+    {
         int shared = 0;
-        while (shared < ctx.Length && shared < whole.Length && ctx[shared] == whole[shared]) shared++;
+        while (shared < context.Length && shared < whole.Length && context[shared] == whole[shared]) shared++;
         return (whole[..shared], whole[shared..]);
     }
 

@@ -12,7 +12,7 @@ namespace Attune.Modeling;
 /// </summary>
 public sealed class SequenceDecoder
 {
-    readonly Tokenizer _tokenizer;
+    readonly Func<IReadOnlyList<int>, string> _decode;
     readonly GenerationOptions _options;
     readonly Sampler _sampler;
     readonly HashSet<int> _stopIds;
@@ -29,12 +29,18 @@ public sealed class SequenceDecoder
     public FinishReason? Finish { get; private set; }
 
     public SequenceDecoder(Tokenizer tokenizer, IEnumerable<int> endOfSequenceIds, IReadOnlyList<int> promptIds, GenerationOptions options, int contextWindow)
+        : this(ids => tokenizer.Decode(ids, skipSpecialTokens: false, cleanUpTokenizationSpaces: false), endOfSequenceIds, promptIds, options, contextWindow)
+    {
+    }
+
+    /// <summary>A decoder whose tokens become text through <paramref name="decode"/> (another engine's tokenizer).</summary>
+    public SequenceDecoder(Func<IReadOnlyList<int>, string> decode, IEnumerable<int> endOfSequenceIds, IReadOnlyList<int> promptIds, GenerationOptions options, int contextWindow)
     {
         if (options.MaxNewTokens < 0) throw new AttuneException(null, "--max-tokens", $"{options.MaxNewTokens} must be ≥ 0");
         if (promptIds.Count == 0) throw new AttuneException(null, "the prompt is empty");
         if (promptIds.Count > contextWindow)
             throw new AttuneException(null, $"the prompt of {promptIds.Count} tokens exceeds the model's context window of {contextWindow}");
-        _tokenizer = tokenizer;
+        _decode = decode;
         _options = options;
         _sampler = new Sampler(options.Sampling);
         _stopIds = [.. options.IgnoreEos ? [] : endOfSequenceIds, .. options.StopTokenIds];
@@ -53,7 +59,7 @@ public sealed class SequenceDecoder
         if (_stopIds.Contains(token)) { Finish = FinishReason.Stop; return Flush(); }
         _generated.Add(token);
         _history.Add(token);
-        Text = _tokenizer.Decode(_generated, skipSpecialTokens: false, cleanUpTokenizationSpaces: false);
+        Text = _decode(_generated);
         int cut = FirstStop(Text, _options.StopStrings);
         if (cut >= 0)
         {

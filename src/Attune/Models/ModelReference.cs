@@ -36,6 +36,14 @@ public abstract record ModelReference
         public override string DisplayName => System.IO.Path.GetFileNameWithoutExtension(Path);
     }
 
+    /// <summary>A GGUF file run by llama.cpp in this process (<c>llamacpp:FILE.gguf</c>), for evaluation of architectures the engine does not run.</summary>
+    public sealed record LlamaCpp(string Path) : ModelReference
+    {
+        public const string Scheme = "llamacpp:";
+        public override string Spec => Scheme + Path;
+        public override string DisplayName => System.IO.Path.GetFileNameWithoutExtension(Path);
+    }
+
     /// <summary>A Hub id (<c>ORG/NAME</c>, optionally <c>@revision</c>) resolved to its snapshot folder in the local Hugging Face cache.</summary>
     public sealed record Hub(string RepoId, string? Revision, string Snapshot) : ModelReference
     {
@@ -62,6 +70,7 @@ public abstract record ModelReference
     {
         Folder f => f.Path,
         Gguf g => g.Path,
+        LlamaCpp l => l.Path,
         Hub h => h.Snapshot,
         _ => null,
     };
@@ -72,6 +81,7 @@ public abstract record ModelReference
         Folder f => f.Path,
         Hub h => h.Snapshot,
         Gguf g => throw new AttuneException(g.Path, field, "is a GGUF file; this reads a checkpoint folder (attune convert turns one into the other)"),
+        LlamaCpp l => throw new AttuneException(l.Path, field, "runs through llama.cpp, for evaluation only; this reads a checkpoint folder"),
         _ => throw new AttuneException(null, field, $"\"{Spec}\" is not a checkpoint folder"),
     };
 
@@ -112,7 +122,7 @@ public abstract record ModelReference
         : throw new InvalidOperationException("a served model's identity comes from its backend");
 
     /// <summary>
-    /// Parses a model argument: <c>http(s)://host:port/v1#NAME</c>; an existing folder or <c>.gguf</c> file;
+    /// Parses a model argument: <c>http(s)://host:port/v1#NAME</c>; <c>llamacpp:FILE.gguf</c>; an existing folder or <c>.gguf</c> file;
     /// <c>BASE+INSTRUCT@λ</c>; a Hub id <c>ORG/NAME[@revision]</c> in the local cache. <paramref name="field"/>
     /// names the option in errors.
     /// </summary>
@@ -121,6 +131,13 @@ public abstract record ModelReference
         if (string.IsNullOrWhiteSpace(text)) throw new AttuneException(null, field, "is empty");
         if (text.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || text.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
             return ParseRemote(text, field);
+        if (text.StartsWith(LlamaCpp.Scheme, StringComparison.Ordinal))
+        {
+            var path = text[LlamaCpp.Scheme.Length..];
+            if (!File.Exists(path)) throw new AttuneException(path, field, "file not found (llamacpp: takes a .gguf file)");
+            if (!path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) throw new AttuneException(path, field, "is not a .gguf file (llamacpp: takes one)");
+            return new LlamaCpp(System.IO.Path.GetFullPath(path));
+        }
         if (Directory.Exists(text)) return new Folder(System.IO.Path.GetFullPath(text));
         if (File.Exists(text))
             return text.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? new Gguf(System.IO.Path.GetFullPath(text))
@@ -133,12 +150,13 @@ public abstract record ModelReference
             var i = Parse(text[(plus + 1)..at], field, cache);
             var lambda = Lambda.TryParse(text[(at + 1)..], out var l) ? l : throw new AttuneException(null, field, $"\"{text[(at + 1)..]}\" after @ is not a number (expected BASE+INSTRUCT@λ)");
             if (!b.IsLocal || !i.IsLocal) throw new AttuneException(null, field, "BASE+INSTRUCT@λ interpolates local models; a served model cannot be one side");
+            if (b is LlamaCpp || i is LlamaCpp) throw new AttuneException(null, field, "BASE+INSTRUCT@λ interpolates models Attune's engine runs; a llamacpp: model cannot be one side");
             if (b is Interpolation || i is Interpolation) throw new AttuneException(null, field, $"\"{text}\": each side of BASE+INSTRUCT@λ is one model");
             return new Interpolation(b, i, lambda);
         }
         if (HubCache.IsRepoId(text)) return (cache ?? HubCache.Default()).Resolve(text, field);
         throw new AttuneException(text, field, (text.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? "file not found" : "folder not found")
-            + " (a model is a checkpoint folder, a .gguf file, BASE+INSTRUCT@λ, a Hub id ORG/NAME in the local Hugging Face cache, or http://host:port/v1#NAME)");
+            + " (a model is a checkpoint folder, a .gguf file, llamacpp:FILE.gguf, BASE+INSTRUCT@λ, a Hub id ORG/NAME in the local Hugging Face cache, or http://host:port/v1#NAME)");
     }
 
     static Remote ParseRemote(string text, string field)

@@ -41,8 +41,15 @@ public sealed class LlamaCppModel : IDisposable
         BeginOfText = weights.NativeHandle.Vocab.BOS is { } bos ? (int)bos : null;
     }
 
-    /// <summary>Loads <paramref name="path"/>; a file llama.cpp cannot load is one line naming it.</summary>
-    public static LlamaCppModel Load(string path, int contextSize = 4096, int sequences = 1, int? threads = null)
+    /// <summary>The context length the model was trained with (its GGUF's context_length).</summary>
+    public int TrainedContext { get; private init; }
+
+    /// <summary>
+    /// Loads <paramref name="path"/> with a KV cache of <paramref name="contextSize"/> positions shared by
+    /// <paramref name="sequences"/> sequences (f32 for exact comparisons, else llama.cpp's default f16); a file
+    /// llama.cpp cannot load is one line naming it.
+    /// </summary>
+    public static LlamaCppModel Load(string path, int contextSize = 4096, int sequences = 1, int? threads = null, bool f32Cache = true)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         lock (LoadLock)
@@ -64,9 +71,13 @@ public sealed class LlamaCppModel : IDisposable
             BatchSize = 512,
             UBatchSize = 512,
             SeqMax = (uint)sequences,
-            TypeK = GGMLType.GGML_TYPE_F32,
-            TypeV = GGMLType.GGML_TYPE_F32,
+            TypeK = f32Cache ? GGMLType.GGML_TYPE_F32 : GGMLType.GGML_TYPE_F16,
+            TypeV = f32Cache ? GGMLType.GGML_TYPE_F32 : GGMLType.GGML_TYPE_F16,
             FlashAttention = false,
+            // One pool of positions for all sequences (a copied prefix is shared, not duplicated), and sliding-window
+            // layers that keep every position, so sequences can be cut back and copied.
+            KVUnified = true,
+            SwaFull = true,
         };
         LLamaWeights weights;
         try { weights = LLamaWeights.LoadFromFile(p); }
@@ -74,7 +85,7 @@ public sealed class LlamaCppModel : IDisposable
         {
             throw new AttuneException(path, $"llama.cpp could not load it ({e.Message.Trim()})");
         }
-        try { return new LlamaCppModel(path, weights, weights.CreateContext(p), contextSize, sequences); }
+        try { return new LlamaCppModel(path, weights, weights.CreateContext(p), contextSize, sequences) { TrainedContext = weights.ContextSize }; }
         catch
         {
             weights.Dispose();
@@ -89,6 +100,14 @@ public sealed class LlamaCppModel : IDisposable
     /// <summary>The text of some tokens (special tokens as text).</summary>
     public string Detokenize(IReadOnlyList<int> tokens) =>
         _context.DeTokenize(tokens.Select(t => (LLamaToken)t).ToList());
+
+    /// <summary>Every token llama.cpp ends a generation at (end of text, end of turn, …).</summary>
+    public IEnumerable<int> EndOfGenerationIds()
+    {
+        var vocab = _weights.NativeHandle.Vocab;
+        for (int t = 0; t < VocabSize; t++)
+            if (((LLamaToken)t).IsEndOfGeneration(vocab)) yield return t;
+    }
 
     /// <summary>Forgets every sequence.</summary>
     public void Clear() => _context.NativeHandle.MemoryClear(true);
