@@ -40,6 +40,17 @@ public static class Program
                 Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r));
                 return 0;
             }
+            case "llamacpp-one":
+            {
+                // llamacpp-one MODEL PROMPT GEN THREADS: llama.cpp in process on one GGUF, in a fresh process
+                var r = FamilyBench.LlamaCppOne(args[1], int.Parse(args[2]), int.Parse(args[3]), int.Parse(args[4]));
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r));
+                return 0;
+            }
+            case "families":
+                // families [REPS] [PRESET…]: Gemma 2, Gemma 3 and OLMo 2 shapes, Attune against llama.cpp in process
+                FamilyBench.Table(Root, args.Length > 1 ? int.Parse(args[1]) : 2, args.Skip(2).ToArray(), RunSelf);
+                return 0;
             case "engine":
                 EngineTable(args.Length > 1 ? int.Parse(args[1]) : 3, args.Skip(2).ToArray());
                 return 0;

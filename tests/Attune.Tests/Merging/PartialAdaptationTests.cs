@@ -15,12 +15,17 @@ public class PartialAdaptationTests
 
     static float[] Floats(Checkpoint c, string name) => WeightValues.Of(c, name);
 
-    [Fact]
-    public void Lambda_zero_and_one_reproduce_the_inputs_bit_for_bit_and_one_half_is_the_mean()
+    /// <summary>Every family; Gemma's norms interpolate as stored (w, not the 1 + w the engine applies).</summary>
+    [Theory]
+    [InlineData(TinyModels.LlamaConfig)]
+    [InlineData(Modeling.TransformerTests.Gemma2)]
+    [InlineData(Modeling.TransformerTests.Gemma3)]
+    [InlineData(Modeling.TransformerTests.Olmo2)]
+    public void Lambda_zero_and_one_reproduce_the_inputs_bit_for_bit_and_one_half_is_the_mean(string config)
     {
         using var tmp = new TempDir();
-        TinyModels.Write(tmp["base"], TinyModels.LlamaConfig, DType.BF16, seed: 1);
-        TinyModels.Write(tmp["inst"], TinyModels.LlamaConfig, DType.BF16, seed: 2);
+        TinyModels.Write(tmp["base"], config, DType.BF16, seed: 1);
+        TinyModels.Write(tmp["inst"], config, DType.BF16, seed: 2);
         PartialAdaptation.Merge(tmp["base"], tmp["inst"], tmp["out"], At(0, 0.5, 1));
         using var b = Checkpoint.Open(tmp["base"]);
         using var i = Checkpoint.Open(tmp["inst"]);
@@ -42,6 +47,9 @@ public class PartialAdaptationTests
         Assert.Contains($"base_sha256: {baseSha}", m5.Weights.Metadata["attune.merge"]);
         Assert.DoesNotContain("????", m5.Weights.Metadata["attune.merge"]);
         Assert.DoesNotContain("!!!!", m0.Weights.Metadata["attune.merge"]);
+        using var merged = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp["out/lambda-0.50"]), ownCheckpoint: true);
+        var t = new Transformer(merged);
+        Assert.True(float.IsFinite(t.Forward(t.NewCache(4), [1, 2, 3]).Row(0)[0]));
     }
 
     [Fact]
