@@ -107,6 +107,26 @@ public class LlamaCppBackendTests
     }
 
     [Fact]
+    public void A_sweep_arm_run_by_llama_cpp_answers_as_the_same_model_in_the_engine()
+    {
+        using var tmp = new TempDir();
+        var (folder, other) = Make(tmp);
+        var (code, _, err) = CliRunner.Run("", "sweep", "--arm", $"engine={folder}", "--arm", $"llamacpp=llamacpp:{other}", "--langs", "es",
+            "--icl", "builtin:nli,builtin:symbols", "--icl-limit", "4", "--if", "builtin", "--if-limit", "2", "--max-tokens", "10", "--store", tmp["s.db"]);
+        Assert.True(code == 0, err);
+        using var store = new Attune.Experiments.ResultsStore(tmp["s.db"]);
+        var cells = store.Cells(withItems: true);
+        Assert.Equal(["icl", "if"], cells.Where(c => c.Arm == "llamacpp").Select(c => c.Suite).Order());
+        foreach (var cell in cells.Where(c => c.Arm == "llamacpp"))
+        {
+            Assert.Contains("llamacpp:", cell.ModelIdentity);
+            var twin = cells.Single(c => c.Arm == "engine" && c.Suite == cell.Suite && c.Language == cell.Language);
+            Assert.Equal(twin.Items.Select(i => i["prediction"]?.ToJsonString() ?? i["response"]?.ToJsonString()),
+                cell.Items.Select(i => i["prediction"]?.ToJsonString() ?? i["response"]?.ToJsonString()));
+        }
+    }
+
+    [Fact]
     public void Commands_that_need_the_engine_refuse_a_llamacpp_model_and_score_runs_on_it()
     {
         using var tmp = new TempDir();

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -97,9 +98,27 @@ public sealed class LlamaCppModel : IDisposable
     public int[] Tokenize(string text, bool addSpecial, bool parseSpecial) =>
         _context.Tokenize(text, addSpecial, parseSpecial).Select(t => (int)t).ToArray();
 
-    /// <summary>The text of some tokens (special tokens as text).</summary>
-    public string Detokenize(IReadOnlyList<int> tokens) =>
-        _context.DeTokenize(tokens.Select(t => (LLamaToken)t).ToList());
+    /// <summary>
+    /// The text of some tokens (special tokens as text): their bytes end to end, decoded as UTF-8 with a replacement
+    /// character for each ill-formed sequence, as Hugging Face tokenizers and Attune's do.
+    /// </summary>
+    public string Detokenize(IReadOnlyList<int> tokens)
+    {
+        var bytes = new List<byte>();
+        Span<byte> buffer = stackalloc byte[256];
+        foreach (var t in tokens)
+        {
+            int n = (int)_weights.NativeHandle.TokenToSpan(t, buffer, 0, special: true);
+            if (n > buffer.Length)
+            {
+                var big = new byte[n];
+                _weights.NativeHandle.TokenToSpan(t, big, 0, special: true);
+                bytes.AddRange(big);
+            }
+            else bytes.AddRange(buffer[..n]);
+        }
+        return System.Text.Encoding.UTF8.GetString(CollectionsMarshal.AsSpan(bytes));
+    }
 
     /// <summary>Every token llama.cpp ends a generation at (end of text, end of turn, …).</summary>
     public IEnumerable<int> EndOfGenerationIds()
