@@ -169,20 +169,35 @@ public static class GgufConverter
         if (arch == "gemma2" && !c.TieWordEmbeddings)
             throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "tie_word_embeddings",
                 "is false, but llama.cpp's gemma2 reads no output.weight (its head is the embedding)");
-        double llamaCppScale = 1 / Math.Sqrt(c.NumLayers == 46 && arch == "gemma2" || c.NumLayers == 62 && arch == "gemma3" ? c.HiddenSize / c.NumHeads : c.HeadDim);
+        int scalar = LlamaCppGemma.QueryScalar(arch, c.NumLayers, c.HiddenSize, c.NumHeads, c.HeadDim);
+        double llamaCppScale = 1 / Math.Sqrt(scalar);
         if (Math.Abs(llamaCppScale - c.AttentionScale) > 1e-9 * llamaCppScale)
             throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "query_pre_attn_scalar",
-                $"{1 / (c.AttentionScale * c.AttentionScale):G} differs from what llama.cpp assumes for this shape ({1 / (llamaCppScale * llamaCppScale):G}); the GGUF would not run the same there");
-        int period = arch == "gemma2" ? 2 : 6;
+                $"{1 / (c.AttentionScale * c.AttentionScale):G} differs from what llama.cpp assumes for this shape ({scalar}); the GGUF would not run the same there");
         for (int l = 0; l < c.NumLayers; l++)
-            if (c.WindowOf(l) is not null != (l % period < period - 1))
+            if (c.WindowOf(l) is not null != LlamaCppGemma.IsLocal(arch, l))
                 throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "layer_types",
-                    $"layer {l} is {(c.WindowOf(l) is null ? "global" : "local")}; llama.cpp's {arch} makes {(period == 2 ? "every other layer" : "five layers of six")} local, starting with layer 0");
+                    $"layer {l} is {(c.WindowOf(l) is null ? "global" : "local")}; llama.cpp's {arch} makes {(arch == "gemma2" ? "every other layer" : "five layers of six")} local, starting with layer 0");
         if (c.RopeLocalTheta is double local && local != 10000)
             throw new AttuneException(Path.Combine(folder, Checkpoint.ConfigFileName), "rope_local_base_freq", $"{local:G} is not the 10000 llama.cpp uses for local layers");
         yield return ($"{arch}.attention.sliding_window", GgufValue.U32((uint)c.SlidingWindow!.Value));
         if (c.AttnLogitSoftcap is double attnCap) yield return ($"{arch}.attn_logit_softcapping", GgufValue.F32((float)attnCap));
         if (c.FinalLogitSoftcap is double finalCap) yield return ($"{arch}.final_logit_softcapping", GgufValue.F32((float)finalCap));
+    }
+
+    /// <summary>What llama.cpp fixes for Gemma rather than reading from the file.</summary>
+    static class LlamaCppGemma
+    {
+        /// <summary>The query scale's divisor squared: head_dim, or hidden/heads for the 27B (46 layers in Gemma 2, 62 in Gemma 3).</summary>
+        public static int QueryScalar(string arch, int layers, int hidden, int heads, int headDim) =>
+            layers == (arch == "gemma2" ? 46 : 62) ? hidden / heads : headDim;
+
+        /// <summary>Local layers: every other one from layer 0 (Gemma 2), five of each six (Gemma 3).</summary>
+        public static bool IsLocal(string arch, int layer)
+        {
+            int period = arch == "gemma2" ? 2 : 6;
+            return layer % period < period - 1;
+        }
     }
 
     static bool IsQueryOrKey(string hf, out bool isQuery)
@@ -377,16 +392,15 @@ public static class GgufConverter
         {
             // llama.cpp's fixed choices for these families, written as the config fields that state them.
             int layers = (int)g.Integer($"{arch}.block_count"), headDim = (int)o["head_dim"]!.GetValue<long>();
-            int period = arch == "gemma2" ? 2 : 6;
-            bool big = layers == (arch == "gemma2" ? 46 : 62);
             o["model_type"] = arch == "gemma2" ? "gemma2" : "gemma3_text";
             o["hidden_activation"] = "gelu_pytorch_tanh";
-            o["query_pre_attn_scalar"] = big ? hidden / heads : headDim;
+            o["query_pre_attn_scalar"] = LlamaCppGemma.QueryScalar(arch, layers, hidden, heads, headDim);
             o["sliding_window"] = g.OptionalInteger($"{arch}.attention.sliding_window") ?? (arch == "gemma2" ? 4096 : 512);
             o["layer_types"] = new JsonArray(Enumerable.Range(0, layers)
-                .Select(l => (JsonNode)JsonValue.Create(l % period < period - 1 ? "sliding_attention" : "full_attention")!).ToArray());
-            o["attn_logit_softcapping"] = g.OptionalNumber($"{arch}.attn_logit_softcapping");
-            o["final_logit_softcapping"] = g.OptionalNumber($"{arch}.final_logit_softcapping");
+                .Select(l => (JsonNode)JsonValue.Create(LlamaCppGemma.IsLocal(arch, l) ? "sliding_attention" : "full_attention")!).ToArray());
+            // Absent keys mean llama.cpp's defaults: 50 and 30 for Gemma 2, none for Gemma 3.
+            o["attn_logit_softcapping"] = g.OptionalNumber($"{arch}.attn_logit_softcapping") ?? (arch == "gemma2" ? 50.0 : null);
+            o["final_logit_softcapping"] = g.OptionalNumber($"{arch}.final_logit_softcapping") ?? (arch == "gemma2" ? 30.0 : null);
             if (arch == "gemma3") o["rope_local_base_freq"] = 10000.0;
         }
         return o;

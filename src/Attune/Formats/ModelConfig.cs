@@ -88,7 +88,7 @@ public sealed record ModelConfig
     public Activation Activation { get; init; } = Activation.Silu;
     public QkNorm QkNorm { get; init; } = QkNorm.None;
     /// <summary>Multiplies the q·k products: 1/√head_dim, or 1/√query_pre_attn_scalar (Gemma).</summary>
-    public double AttentionScale { get; init; }
+    public required double AttentionScale { get; init; }
     /// <summary>Attention scores become cap·tanh(s/cap) before the softmax (Gemma 2).</summary>
     public double? AttnLogitSoftcap { get; init; }
     /// <summary>Output logits become cap·tanh(z/cap) (Gemma 2).</summary>

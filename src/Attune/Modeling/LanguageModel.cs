@@ -158,7 +158,7 @@ public sealed class LanguageModel : IDisposable
     {
         if (continuationIds.Count == 0) throw new AttuneException(null, "the continuation is empty");
         var context = contextIds.Count > 0 ? contextIds
-            : [Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault()]; // an empty context is scored after BOS, as the harness does
+            : [PrefixToken]; // an empty context is scored after BOS, as the harness does
         var all = context.Concat(continuationIds).ToArray();
         CheckContext(all.Length, "context and continuation");
         var cache = Transformer.NewCache(all.Length);
@@ -167,13 +167,19 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>Σ log p of the continuation from its logit rows (row i predicts token i), and whether each was the argmax.</summary>
-    static ScoreResult ContinuationScore(Logits logits, IReadOnlyList<int> continuation)
+    static ScoreResult ContinuationScore(Logits logits, IReadOnlyList<int> continuation) => ContinuationScore(i => logits.Row(i), continuation);
+
+    /// <summary>A row of logits by index (row i predicts token i of a continuation).</summary>
+    public delegate ReadOnlySpan<float> LogitRow(int i);
+
+    /// <summary>Σ log p of the continuation from its logit rows, and whether each token was the argmax (any engine's rows).</summary>
+    public static ScoreResult ContinuationScore(LogitRow rows, IReadOnlyList<int> continuation)
     {
         double total = 0;
         bool greedy = true;
         for (int i = 0; i < continuation.Count; i++)
         {
-            var row = logits.Row(i);
+            var row = rows(i);
             total += LogProb(row, continuation[i]);
             greedy &= TensorPrimitives.IndexOfMax(row) == continuation[i];
         }
@@ -195,13 +201,23 @@ public sealed class LanguageModel : IDisposable
         var whole = Tokenizer.Encode(context + continuation, addSpecialTokens: false);
         var ctx = Tokenizer.Encode(context, addSpecialTokens: false);
         var (c, cont) = Split(ctx, whole);
-        // lm-evaluation-harness puts BOS before every scored context of the Gemma family (they underperform without it).
-        if (ScoresAfterBos && Tokenizer.BosId is int bos && (c.Length == 0 || c[0] != bos)) c = [bos, .. c];
-        return (c, cont);
+        return (PrefixContext(c, Tokenizer.BosId, PrefixToken, ScoresAfterBos(Config.ModelType)), cont);
     }
 
-    /// <summary>Whether scored contexts start with BOS: the Gemma family's models, as lm-evaluation-harness runs them.</summary>
-    public bool ScoresAfterBos => Config.ModelType.Contains("gemma", StringComparison.Ordinal);
+    /// <summary>The token an empty context is scored after: BOS, else the first end-of-sequence token.</summary>
+    int PrefixToken => Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault();
+
+    /// <summary>
+    /// Whether scored contexts start with BOS: lm-evaluation-harness adds it for the Gemma family (whose models
+    /// underperform without it), named by config.json's model_type or llama.cpp's architecture.
+    /// </summary>
+    public static bool ScoresAfterBos(string modelType) => modelType.Contains("gemma", StringComparison.Ordinal);
+
+    /// <summary>A scored context as the harness runs it: an empty one is the prefix token; with <paramref name="bosAlways"/>, BOS leads.</summary>
+    public static int[] PrefixContext(int[] context, int? bos, int prefix, bool bosAlways) =>
+        context.Length == 0 ? [bos ?? prefix]
+        : bosAlways && bos is int b && context[0] != b ? [b, .. context]
+        : context;
 
     /// <summary>The context's tokens and the continuation's, from the context alone and the two encoded together.</summary>
     public static (int[] Context, int[] Continuation) Split(int[] context, int[] whole)
@@ -233,7 +249,7 @@ public sealed class LanguageModel : IDisposable
         {
             var (ctx, cont) = pairs[i];
             if (cont.Length == 0) throw new AttuneException(null, "the continuation is empty");
-            if (ctx.Length == 0) ctx = [Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault()];
+            if (ctx.Length == 0) ctx = [PrefixToken];
             runs[i] = [.. ctx, .. cont.AsSpan(0, cont.Length - 1)];
             contexts[i] = ctx.Length;
             CheckContext(runs[i].Length + 1, "context and continuation");
@@ -277,7 +293,7 @@ public sealed class LanguageModel : IDisposable
     public (int Rank, int Top)[] Ranks(IReadOnlyList<int> contextIds, IReadOnlyList<int> continuationIds)
     {
         if (continuationIds.Count == 0) return [];
-        var context = contextIds.Count > 0 ? contextIds : [Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault()];
+        var context = contextIds.Count > 0 ? contextIds : [PrefixToken];
         var all = context.Concat(continuationIds).ToArray();
         CheckContext(all.Length, "context and continuation");
         var logits = Transformer.Forward(Transformer.NewCache(all.Length), all.AsSpan(0, all.Length - 1), firstLogitRow: context.Count - 1);
@@ -311,24 +327,33 @@ public sealed class LanguageModel : IDisposable
         var ids = Tokenizer.Encode(text, addSpecialTokens: false);
         if (ids.Length == 0) throw new AttuneException(null, "the text to score has no tokens");
         int max = maxLength > 0 ? maxLength : Config.MaxPositionEmbeddings;
-        int prefix = Tokenizer.BosId ?? EndOfSequenceIds.FirstOrDefault();
         double total = 0;
         bool greedy = true;
-        for (int predicted = 0; predicted < ids.Length;)
+        foreach (var (context, continuation) in RollingWindows(ids, PrefixToken, max))
         {
-            // Each window runs at most max tokens: the first, the prefix and ids[0..count − 1); later ones, the max − count + 1
-            // tokens before the window and all but its last token.
-            int count = Math.Min(ids.Length - predicted, max);
-            int[] context = predicted == 0 ? [prefix] : ids[Math.Max(0, predicted + count - max - 1)..predicted];
-            var continuation = ids[predicted..(predicted + count)];
             var run = context.Concat(continuation[..^1]).ToArray();
             var cache = Transformer.NewCache(run.Length);
             var score = ContinuationScore(Transformer.Forward(cache, run, firstLogitRow: context.Length - 1), continuation);
             total += score.LogProb;
             greedy &= score.IsGreedy;
-            predicted += count;
         }
         return new ScoreResult(total, greedy, ids.Length);
+    }
+
+    /// <summary>
+    /// loglikelihood_rolling's windows over a text's tokens, each at most <paramref name="max"/> tokens run: the first
+    /// predicts ids[0..count) after the prefix token; later ones predict the next tokens after the max − count + 1
+    /// tokens before them. Every token is predicted once.
+    /// </summary>
+    public static IEnumerable<(int[] Context, int[] Continuation)> RollingWindows(int[] ids, int prefix, int max)
+    {
+        for (int predicted = 0; predicted < ids.Length;)
+        {
+            int count = Math.Min(ids.Length - predicted, max);
+            int[] context = predicted == 0 ? [prefix] : ids[Math.Max(0, predicted + count - max - 1)..predicted];
+            yield return (context, ids[predicted..(predicted + count)]);
+            predicted += count;
+        }
     }
 
     /// <summary>Perplexity of a text over windows of <paramref name="window"/> tokens that overlap by half.</summary>

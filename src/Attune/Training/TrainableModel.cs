@@ -373,9 +373,9 @@ public sealed class TrainableModel
             s.Att = new float[t * qw];
             s.Probs = new float[AttentionOf(l).ProbabilityLength(st.Lengths)];
             AttentionOf(l).Forward(Pool, st.Lengths, s.Q, s.K, s.V, s.Att, s.Probs);
-            var o = s.O = new float[t * h];
+            var o = new float[t * h];
             Linear(L(l, "self_attn.o_proj"), s.Att, t, qw, h, o, s);
-            if (_norms.AttnOutput is { } attnOutput) Norm(s.O, L(l, attnOutput), o = new float[t * h], t, h);
+            if (_norms.AttnOutput is { } attnOutput) Norm(s.O = o, L(l, attnOutput), o = new float[t * h], t, h); // kept only for the norm's backward
             s.XMid = new float[t * h];
             TensorPrimitives.Add(x, o, s.XMid);
             s.B = s.XMid;
@@ -386,9 +386,9 @@ public sealed class TrainableModel
             s.H = (float[])s.Gate.Clone();
             if (c.Activation == Activation.GeluTanh) Ops.GeluTanhMul(s.H, s.Up, new float[t * ff]);
             else Ops.SiluMul(s.H, s.Up, new float[t * ff]);
-            var d = s.D = new float[t * h];
+            var d = new float[t * h];
             Linear(L(l, "mlp.down_proj"), s.H, t, ff, h, d, s);
-            if (_norms.MlpOutput is { } mlpOutput) Norm(s.D, L(l, mlpOutput), d = new float[t * h], t, h);
+            if (_norms.MlpOutput is { } mlpOutput) Norm(s.D = d, L(l, mlpOutput), d = new float[t * h], t, h);
             x = new float[t * h];
             TensorPrimitives.Add(s.XMid, d, x);
         }

@@ -107,6 +107,23 @@ public class LlamaCppBackendTests
     }
 
     [Fact]
+    public async Task Whole_texts_are_scored_in_rolling_windows_as_the_engine_scores_them()
+    {
+        using var tmp = new TempDir();
+        var (folder, other) = Make(tmp);
+        using var backend = LlamaCppBackend.Open(other, "test", width: 2, window: 24);
+        using var lm = LanguageModel.Load(folder);
+        const string text = "Le musée ouvre à neuf heures et ferme à dix-huit heures, sauf le lundi, quand il reste fermé toute la journée pour l'entretien des salles.";
+        Assert.True(lm.Tokenizer.Encode(text, addSpecialTokens: false).Length > 48, "the text spans several windows");
+        var theirs = (await backend.LoglikelihoodRollingManyAsync([new RollingRequest(text), new RollingRequest("Bonjour")]))[0];
+        var ours = lm.ScoreRolling(text, maxLength: 24);
+        Assert.Equal(ours.Tokens, theirs.Tokens);
+        Assert.True(Math.Abs(ours.LogProb - theirs.LogProb) <= 5e-3 * ours.Tokens, $"{ours.LogProb} vs {theirs.LogProb}");
+        Assert.Throws<ArgumentOutOfRangeException>(() => LlamaCppBackend.Open(other, "test", width: 1));
+        Assert.Contains("--apply-chat-template", Assert.Throws<AttuneException>(() => backend.RenderChat([ChatMessage.User("hi")], "tool_use", false)).Message);
+    }
+
+    [Fact]
     public void A_sweep_arm_run_by_llama_cpp_answers_as_the_same_model_in_the_engine()
     {
         using var tmp = new TempDir();

@@ -283,6 +283,24 @@ public class MergekitTests
     }
 
     [Fact]
+    public void A_slice_of_a_gemma3_keeps_each_layers_local_or_global_attention()
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp["g"], Modeling.TransformerTests.Gemma3, DType.F32, seed: 4); // layers: local, global, local
+        var (code, err) = Merge(tmp, """
+            slices:
+              - sources:
+                  - model: g
+                    layer_range: [1, 3]
+            merge_method: passthrough
+            """);
+        Assert.True(code == 0, err);
+        using var outModel = Checkpoint.Open(tmp["out"]);
+        Assert.Equal(2, outModel.Config.NumLayers);
+        Assert.Equal([null, 4], Enumerable.Range(0, 2).Select(outModel.Config.WindowOf));
+    }
+
+    [Fact]
     public void A_linear_recipe_over_three_models_weights_each_and_normalizes_by_default()
     {
         using var tmp = Family();

@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using Attune.Formats;
 using Attune.Modeling;
 using Attune.Prompting;
@@ -36,7 +35,7 @@ public sealed class LlamaCppBackend : IModelBackend
         _template = template;
         _endOfSequence = endOfSequence;
         _bos = model.BeginOfText;
-        _bosBeforeContexts = model.Architecture.StartsWith("gemma", StringComparison.Ordinal);
+        _bosBeforeContexts = LanguageModel.ScoresAfterBos(model.Architecture);
         SequenceWindow = sequenceWindow;
     }
 
@@ -46,6 +45,8 @@ public sealed class LlamaCppBackend : IModelBackend
     /// </summary>
     public static LlamaCppBackend Open(string path, string identity, int width = 4, int window = 4096)
     {
+        // Scoring keeps a context on sequence 0 and its continuations on the others.
+        if (width < 2) throw new ArgumentOutOfRangeException(nameof(width), "at least two sequences");
         // The chat template and the special tokens' text come from the file's metadata, read here.
         string? templateSource;
         string[] tokens;
@@ -84,23 +85,48 @@ public sealed class LlamaCppBackend : IModelBackend
     {
         var (ctx, cont) = LanguageModel.Split(Encode(context), Encode(context + continuation));
         if (cont.Length == 0) throw new AttuneException(null, "the continuation is empty");
-        int prefix = _bos ?? _endOfSequence.FirstOrDefault();
-        if (ctx.Length == 0 || _bosBeforeContexts && _bos is int bos && ctx[0] != bos) ctx = [prefix, .. ctx];
+        ctx = LanguageModel.PrefixContext(ctx, _bos, PrefixToken, _bosBeforeContexts);
         if (ctx.Length + cont.Length > SequenceWindow)
             throw new AttuneException(_model.Path, $"context and continuation of {ctx.Length + cont.Length} tokens exceed the window of {SequenceWindow}");
         return (ctx, cont);
     }
 
+    int PrefixToken => _bos ?? _endOfSequence.FirstOrDefault();
+
     public async Task<ScoreResult> LoglikelihoodAsync(string context, string continuation, CancellationToken cancel = default) =>
         (await LoglikelihoodManyAsync([new LoglikelihoodRequest(context, continuation)], null, cancel))[0];
+
+    /// <summary>Whole texts in loglikelihood_rolling's windows of at most <see cref="SequenceWindow"/> tokens, all scored together.</summary>
+    public async Task<IReadOnlyList<ScoreResult>> LoglikelihoodRollingManyAsync(IReadOnlyList<RollingRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
+    {
+        var windows = requests.Select(r =>
+        {
+            var ids = Encode(r.Text);
+            if (ids.Length == 0) throw new AttuneException(null, "the text to score has no tokens");
+            return LanguageModel.RollingWindows(ids, PrefixToken, SequenceWindow).ToList();
+        }).ToList();
+        var scores = await Score(windows.SelectMany(w => w).ToList(), null, cancel);
+        var results = new ScoreResult[requests.Count];
+        int next = 0;
+        for (int i = 0; i < requests.Count; i++)
+        {
+            var parts = scores.Skip(next).Take(windows[i].Count).ToList();
+            next += parts.Count;
+            results[i] = new ScoreResult(parts.Sum(p => p.LogProb), parts.All(p => p.IsGreedy), parts.Sum(p => p.Tokens));
+            progress?.Invoke(i + 1);
+        }
+        return results;
+    }
 
     /// <summary>
     /// Contexts in sorted order on sequence 0, each keeping the prefix it shares with the one before; a context's
     /// continuations then run together, each on its own sequence holding a copy of the context (no recomputation).
     /// </summary>
-    public async Task<IReadOnlyList<ScoreResult>> LoglikelihoodManyAsync(IReadOnlyList<LoglikelihoodRequest> requests, Action<int>? progress = null, CancellationToken cancel = default)
+    public Task<IReadOnlyList<ScoreResult>> LoglikelihoodManyAsync(IReadOnlyList<LoglikelihoodRequest> requests, Action<int>? progress = null, CancellationToken cancel = default) =>
+        Score(requests.Select(r => Split(r.Context, r.Continuation)).ToList(), progress, cancel);
+
+    async Task<IReadOnlyList<ScoreResult>> Score(IReadOnlyList<(int[] Context, int[] Continuation)> pairs, Action<int>? progress, CancellationToken cancel)
     {
-        var pairs = requests.Select(r => Split(r.Context, r.Continuation)).ToList();
         await _gate.WaitAsync(cancel);
         try
         {
@@ -135,16 +161,9 @@ public sealed class LlamaCppBackend : IModelBackend
                     int row = 0;
                     foreach (var i in chunk)
                     {
-                        var cont = pairs[i].Continuation;
-                        double total = 0;
-                        bool greedy = true;
-                        for (int k = 0; k < cont.Length; k++)
-                        {
-                            var logits = k == 0 ? last : rows[row++];
-                            total += LanguageModel.LogProb(logits, cont[k]);
-                            greedy &= TensorPrimitives.IndexOfMax(logits) == cont[k];
-                        }
-                        results[i] = new ScoreResult(total, greedy, cont.Length);
+                        int first = row; // this continuation's rows after the context's last
+                        results[i] = LanguageModel.ContinuationScore(k => k == 0 ? last : rows[first + k - 1], pairs[i].Continuation);
+                        row += pairs[i].Continuation.Length - 1;
                         progress?.Invoke(++done);
                     }
                     for (int j = 0; j < chunk.Count; j++) _model.Truncate(j + 1, 0);
@@ -166,9 +185,13 @@ public sealed class LlamaCppBackend : IModelBackend
     ChatTemplate Template => _template ?? throw new AttuneException(_model.Path, "tokenizer.chat_template", "the GGUF carries no chat template; use a raw or URIAL prompt");
 
     public string RenderChat(IReadOnlyList<ChatMessage> conversation, string? templateName, bool continueFinalMessage) =>
-        ChatPrompt.RenderTaskChat(Template, conversation, continueFinalMessage, _model.Path);
+        ChatPrompt.RenderTaskChat(NamedTemplate(templateName), conversation, continueFinalMessage, _model.Path);
 
-    public string? ChatTemplateSource(string? templateName) => _template?.Resolve().Source;
+    public string? ChatTemplateSource(string? templateName) => NamedTemplate(templateName).Resolve().Source;
+
+    /// <summary>A GGUF carries one template (tokenizer.chat_template); a name asks for one it does not have.</summary>
+    ChatTemplate NamedTemplate(string? templateName) => templateName is null ? Template
+        : throw new AttuneException(_model.Path, "--apply-chat-template", $"a GGUF carries one chat template, not one named \"{templateName}\"");
 
     /// <summary>The request's prompt tokens: a conversation through the template, a raw prompt with the model's own special tokens.</summary>
     int[] PromptTokens(GenerateRequest r) => r.Messages is { } m
@@ -248,8 +271,10 @@ public sealed class LlamaCppBackend : IModelBackend
         finally { _gate.Release(); }
     }
 
+    /// <summary>Waits for a call in flight (its native state is in use), then frees the model.</summary>
     public void Dispose()
     {
+        _gate.Wait();
         _model.Dispose();
         _gate.Dispose();
     }

@@ -82,17 +82,29 @@ public sealed class LlamaCppModel : IDisposable
         };
         LLamaWeights weights;
         try { weights = LLamaWeights.LoadFromFile(p); }
-        catch (Exception e) when (e is LLama.Exceptions.LoadWeightsFailedException or LLama.Exceptions.RuntimeError)
+        catch (Exception e) when (IsLlamaCppFailure(e))
         {
             throw new AttuneException(path, $"llama.cpp could not load it ({e.Message.Trim()})");
         }
-        try { return new LlamaCppModel(path, weights, weights.CreateContext(p), contextSize, sequences) { TrainedContext = weights.ContextSize }; }
-        catch
+        LLamaContext? context = null;
+        try
         {
+            context = weights.CreateContext(p);
+            return new LlamaCppModel(path, weights, context, contextSize, sequences) { TrainedContext = weights.ContextSize };
+        }
+        catch (Exception e)
+        {
+            context?.Dispose();
             weights.Dispose();
+            if (IsLlamaCppFailure(e)) throw new AttuneException(path, $"llama.cpp could not make a context of {contextSize} positions for it ({e.Message.Trim()})");
             throw;
         }
     }
+
+    /// <summary>What llama.cpp's loading throws: its own errors, and a native library that is missing or cannot load here.</summary>
+    static bool IsLlamaCppFailure(Exception e) =>
+        e is LLama.Exceptions.LoadWeightsFailedException or LLama.Exceptions.RuntimeError
+            or DllNotFoundException or TypeInitializationException or BadImageFormatException or EntryPointNotFoundException;
 
     /// <summary>Token ids of <paramref name="text"/>; special tokens written in the text are parsed as such when <paramref name="parseSpecial"/>.</summary>
     public int[] Tokenize(string text, bool addSpecial, bool parseSpecial) =>

@@ -100,7 +100,12 @@ public static class MergekitMerge
                 }).ToList();
                 var config = JsonNode.Parse(Utf8Input.ReadAllText(Path.Combine(reference.Directory, Checkpoint.ConfigFileName)))!.AsObject();
                 if (tokenizer is not null) config["vocab_size"] = tokenizer.Rows;
-                config["num_hidden_layers"] = plan.Where(p => p.Name.StartsWith("model.layers.", StringComparison.Ordinal)).Select(p => LayerOf(p.Name)).Distinct().Count();
+                var layerPlan = plan.Where(p => p.Name.StartsWith("model.layers.", StringComparison.Ordinal)).ToList();
+                config["num_hidden_layers"] = layerPlan.Select(p => LayerOf(p.Name)).Distinct().Count();
+                // Each output layer attends as its source layer did (a slice may drop or reorder local and global layers).
+                if (reference.Config.SlidingLayers is { } sliding)
+                    config["layer_types"] = new JsonArray(layerPlan.GroupBy(p => LayerOf(p.Name)).OrderBy(g => g.Key)
+                        .Select(g => (JsonNode)JsonValue.Create(sliding[LayerOf(g.First().Inputs[0].Tensor)] ? "sliding_attention" : "full_attention")!).ToArray());
                 var dtypes = specs.Select(s => s.DType).Distinct().ToList();
                 folder.Config(config, dtypes.Count == 1 ? dtypes[0] : null);
                 folder.CopyFrom(reference, [Checkpoint.GenerationConfigFileName]);
