@@ -84,7 +84,14 @@ public static class SweepCommand
         sweep.CheckInputs();
         var cells = shard is null ? sweep.Cells() : Sweep.Shard(sweep.Cells(), shard);
         using var results = new ResultsStore(storePath);
-        using var cache = cachePath is { } cp ? new ResponseCache(cp) : null;
+        // Without --cache, a cache for this run alone: arms that answer alike (λ = 1 and the instruct model; M(0)'s and the
+        // base's log-likelihoods) then compute each answer once.
+        using var cache = cachePath is { } cp ? new ResponseCache(cp) : ResponseCache.Temporary();
+        return RunPlan(io, plan, sweep, cells, results, cache, shard, judgeOptions);
+    }
+
+    static int RunPlan(CliIO io, SweepPlan plan, Sweep sweep, List<Cell> cells, ResultsStore results, ResponseCache cache, string? shard, RemoteOptions judgeOptions)
+    {
         var already = results.FinishedKeys();
         int skipped = cells.Count(c => already.Contains(c.Key));
         using var judgeBackend = plan.Judge is { } j && cells.Any(c => c.Suite == "judge" && !already.Contains(c.Key)) ? ModelBackends.Open(j, judgeOptions) : null;
@@ -92,7 +99,7 @@ public static class SweepCommand
         var version = typeof(Sweep).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
         var run = results.BeginRun(string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), version, plan.ToJson());
         int ran = SweepDisplay.Run(io, cells, already, report => sweep.RunAsync(results, run, cells, report, cache, judgeBackend).GetAwaiter().GetResult());
-        io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store{(sweep.ElsewhereCount > 0 ? $", {sweep.ElsewhereCount} run by other workers sharing it" : "")}, {cells.Count} in all");
+        io.Error.WriteLine($"sweep: {ran} cells run, {skipped} resumed from the store{(sweep.ElsewhereCount > 0 ? $", {sweep.ElsewhereCount} run by other workers sharing it" : "")}, {cells.Count} in all; {sweep.AnswersReused} answers reused");
         return Program.Success;
     }
 

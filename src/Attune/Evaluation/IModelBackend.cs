@@ -25,6 +25,9 @@ public interface IModelBackend : IDisposable
     /// <summary>What identifies the model's answers (for caches): a path, or a server address and model name.</summary>
     string Identity { get; }
 
+    /// <summary>What identifies its log-likelihoods, when another model scores exactly as it does (M(0) and the base); else <see cref="Identity"/>.</summary>
+    string ScoringIdentity => Identity;
+
     /// <summary>Σ log p(continuation | context) and whether greedy decoding would produce it.</summary>
     Task<ScoreResult> LoglikelihoodAsync(string context, string continuation, CancellationToken cancel = default);
 
@@ -85,8 +88,22 @@ public static class ModelBackends
     {
         ModelReference.Remote r => RemoteBackend.Open(r, remote ?? new RemoteOptions()),
         ModelReference.LlamaCpp l => LlamaCpp.LlamaCppBackend.Open(l.Path, model.LocalIdentity()),
-        _ => new LocalBackend(Merging.ModelLoader.Load(model), model.LocalIdentity()),
+        _ => OpenLocal(model),
     };
+
+    /// <summary>
+    /// A local model in the engine; an interpolation that answers as one of its sides loads that side and carries its
+    /// identity (so the arms' caches meet), and M(0) shares the base's log-likelihoods when they are the same.
+    /// </summary>
+    static LocalBackend OpenLocal(ModelReference model)
+    {
+        var equivalent = Merging.ModelLoader.Equivalent(model);
+        var identity = equivalent.LocalIdentity();
+        return new LocalBackend(Merging.ModelLoader.Load(equivalent), identity)
+        {
+            ScoringIdentity = Merging.ModelLoader.ScoringEquivalent(equivalent)?.LocalIdentity() ?? identity,
+        };
+    }
 
     /// <summary>
     /// One reply to one user message in a prompt mode, through the backend's requests: chat through its chat

@@ -14,6 +14,9 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
 
     public LanguageModel Model => model;
     public string Identity { get; } = identity ?? "local:" + Path.GetFullPath(model.Source);
+    /// <summary>The identity its log-likelihoods are cached under (another model's when they score alike; see ModelBackends).</summary>
+    public string ScoringIdentity { get => _scoringIdentity ?? Identity; init => _scoringIdentity = value; }
+    readonly string? _scoringIdentity;
     /// <summary>Score shared prefixes once (on by default; the benchmark turns it off to compare).</summary>
     public bool ReusePrefixes { get; init; } = true;
     /// <summary>Sequences generated together by <see cref="GenerateManyAsync"/>.</summary>

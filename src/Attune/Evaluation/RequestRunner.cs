@@ -54,7 +54,8 @@ public sealed class RequestRunner(IModelBackend backend, ResponseCache? cache = 
         Func<TAnswer, JsonObject> save, Func<JsonNode, TAnswer> load, Func<TRequest, string> sortKey, Action<int, int>? progress)
         where TRequest : EvalRequest
     {
-        var keys = requests.Select(r => ResponseCache.Key(backend.Identity, r)).ToArray();
+        // Log-likelihoods are keyed by the scoring identity: a model that scores exactly as another shares its answers.
+        var keys = requests.Select(r => ResponseCache.Key(r is LoglikelihoodRequest or RollingRequest ? backend.ScoringIdentity : backend.Identity, r)).ToArray();
         var unique = new Dictionary<string, int>(); // key → index of its first request
         for (int i = 0; i < requests.Count; i++) unique.TryAdd(keys[i], i);
         Duplicates += requests.Count - unique.Count;
