@@ -54,7 +54,7 @@ static class IclBench
         }
     }
 
-    static (string Model, string TaskDir) Prepare(string root, int items)
+    internal static (string Model, string TaskDir) Prepare(string root, int items)
     {
         var outDir = Path.Combine(root, "bench", "out");
         var model = Path.Combine(outDir, "smollm2-135m");

@@ -47,6 +47,10 @@ public static class Program
                 Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r));
                 return 0;
             }
+            case "vs-llamacpp":
+                // vs-llamacpp [ITEMS] [PROMPTS] [TOKENS]: scoring and batched generation requests, Attune against llama.cpp in process
+                RequestRateBench.Table(Root, args.Length > 1 ? int.Parse(args[1]) : 100, args.Length > 2 ? int.Parse(args[2]) : 64, args.Length > 3 ? int.Parse(args[3]) : 64);
+                return 0;
             case "families":
                 // families [REPS] [PRESET…]: Gemma 2, Gemma 3 and OLMo 2 shapes, Attune against llama.cpp in process
                 FamilyBench.Table(Root, args.Length > 1 ? int.Parse(args[1]) : 2, args.Skip(2).ToArray(), RunSelf);

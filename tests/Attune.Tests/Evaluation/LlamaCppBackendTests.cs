@@ -121,6 +121,7 @@ public class LlamaCppBackendTests
         Assert.True(Math.Abs(ours.LogProb - theirs.LogProb) <= 5e-3 * ours.Tokens, $"{ours.LogProb} vs {theirs.LogProb}");
         Assert.Throws<ArgumentOutOfRangeException>(() => LlamaCppBackend.Open(other, "test", width: 1));
         Assert.Contains("--apply-chat-template", Assert.Throws<AttuneException>(() => backend.RenderChat([ChatMessage.User("hi")], "tool_use", false)).Message);
+        backend.Dispose(); // and again at the end of the using: a second Dispose does nothing
     }
 
     [Fact]

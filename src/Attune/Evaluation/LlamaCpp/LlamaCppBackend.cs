@@ -271,10 +271,14 @@ public sealed class LlamaCppBackend : IModelBackend
         finally { _gate.Release(); }
     }
 
-    /// <summary>Waits for a call in flight (its native state is in use), then frees the model.</summary>
+    bool _disposed;
+
+    /// <summary>Waits for a call in flight (its native state is in use), then frees the model; a second call does nothing.</summary>
     public void Dispose()
     {
+        if (_disposed) return;
         _gate.Wait();
+        _disposed = true;
         _model.Dispose();
         _gate.Dispose();
     }
