@@ -84,14 +84,7 @@ public static class SweepCommand
         sweep.CheckInputs();
         var cells = shard is null ? sweep.Cells() : Sweep.Shard(sweep.Cells(), shard);
         using var results = new ResultsStore(storePath);
-        // Without --cache, a cache for this run alone: arms that answer alike (λ = 1 and the instruct model; M(0)'s and the
-        // base's log-likelihoods) then compute each answer once.
-        using var cache = cachePath is { } cp ? new ResponseCache(cp) : ResponseCache.Temporary();
-        return RunPlan(io, plan, sweep, cells, results, cache, shard, judgeOptions);
-    }
-
-    static int RunPlan(CliIO io, SweepPlan plan, Sweep sweep, List<Cell> cells, ResultsStore results, ResponseCache cache, string? shard, RemoteOptions judgeOptions)
-    {
+        using var cache = cachePath is { } cp ? new ResponseCache(cp) : null;
         var already = results.FinishedKeys();
         int skipped = cells.Count(c => already.Contains(c.Key));
         using var judgeBackend = plan.Judge is { } j && cells.Any(c => c.Suite == "judge" && !already.Contains(c.Key)) ? ModelBackends.Open(j, judgeOptions) : null;

@@ -10,8 +10,8 @@ namespace Attune.Tests.Experiments;
 /// <summary>
 /// Arms that answer alike compute each answer once: M(1) is the instruct model (loaded as such, with its identity; the
 /// sweep already drops the instruct arm when λ = 1 is swept), and M(0) scores as the base does when their tensors and
-/// tokenizer are the same (its log-likelihoods shared with the URIAL arm, which is the base). The sweep has a cache for
-/// the run even without --cache.
+/// tokenizer are the same (its log-likelihoods shared with the URIAL arm, which is the base, through the cache every
+/// sweep run keeps).
 /// </summary>
 [Collection("Simd")]
 public class ArmReuseTests
