@@ -47,6 +47,10 @@ public static class Program
                 Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r));
                 return 0;
             }
+            case "study":
+                // study [ICL_ITEMS_PER_TASK] [IF_PROMPTS]: the built-in study on a reduced plan, extrapolated to the full one
+                StudyBench.Table(Root, args.Length > 1 ? int.Parse(args[1]) : 30, args.Length > 2 ? int.Parse(args[2]) : 20);
+                return 0;
             case "vs-llamacpp":
                 // vs-llamacpp [ITEMS] [PROMPTS] [TOKENS]: scoring and batched generation requests, Attune against llama.cpp in process
                 RequestRateBench.Table(Root, args.Length > 1 ? int.Parse(args[1]) : 100, args.Length > 2 ? int.Parse(args[2]) : 64, args.Length > 3 ? int.Parse(args[3]) : 64);
