@@ -261,16 +261,15 @@ public static class GgufConverter
         return ff;
     }
 
-    static byte[] Encode(float[] values, GgufTensorSpec spec)
+    /// <summary>A tensor's values in its GGUF type, with one copy at most (f32 goes out as it is): a 2B model's 256k-row
+    /// embedding is a few GB of floats, so each extra array counts.</summary>
+    static ReadOnlySpan<byte> Encode(float[] values, GgufTensorSpec spec) => spec.Type switch
     {
-        switch (spec.Type)
-        {
-            case GgmlType.F32: return MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
-            case GgmlType.F16: return MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray();
-            case GgmlType.BF16: return MemoryMarshal.AsBytes(values.Select(BFloat16.FromSingle).ToArray().AsSpan()).ToArray();
-            default: return Q8_0.Quantize(values);
-        }
-    }
+        GgmlType.F32 => MemoryMarshal.AsBytes(values.AsSpan()),
+        GgmlType.F16 => DTypes.FromSingle(DType.F16, values),
+        GgmlType.BF16 => DTypes.FromSingle(DType.BF16, values),
+        _ => Q8_0.Quantize(values),
+    };
 
     /// <summary>The tokenizer as llama.cpp's <c>gpt2</c> (byte-level BPE) vocabulary.</summary>
     static IEnumerable<(string, GgufValue)> TokenizerMetadata(Checkpoint ckpt, ModelConfig c)
@@ -521,7 +520,7 @@ public static class GgufConverter
                     if (c.NormPlusOne && IsNorm(t.Name)) values = values.Select(w => w - 1).ToArray(); // back to Gemma's stored w
                     if (permuted && IsQueryOrKey(t.Name, out bool isQuery))
                         values = PermuteRows(values, isQuery ? c.NumHeads : c.NumKvHeads, c.HeadDim, t.Shape.Length == 1 ? 1 : (int)t.Shape[1], inverse: true);
-                    writer.Write(t.Name, EncodeDType(values, specs[k].DType));
+                    writer.Write(t.Name, DTypes.FromSingle(specs[k].DType, values));
                     progress?.Report((double)(k + 1) / expected.Count);
                 }
                 writer.Commit();
@@ -529,10 +528,4 @@ public static class GgufConverter
         });
     }
 
-    static byte[] EncodeDType(float[] values, DType d) => d switch
-    {
-        DType.F32 => MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
-        DType.F16 => MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
-        _ => MemoryMarshal.AsBytes(values.Select(BFloat16.FromSingle).ToArray().AsSpan()).ToArray(),
-    };
 }
