@@ -35,12 +35,13 @@ public sealed class Checkpoint : IDisposable
         return File.Exists(p) ? p : null;
     }
 
-    public static Checkpoint Open(string dir)
+    /// <summary>Opens and checks a checkpoint folder; its weights mapped, or read into memory (<paramref name="inMemory"/>, for inference).</summary>
+    public static Checkpoint Open(string dir, bool inMemory = false)
     {
         if (!System.IO.Directory.Exists(dir))
             throw new AttuneException(dir, File.Exists(dir) ? "is a file; a checkpoint is a folder with config.json" : "folder not found");
         var config = ModelConfig.Load(Path.Combine(dir, ConfigFileName));
-        var weights = SafeTensorsIndex.Open(dir);
+        var weights = SafeTensorsIndex.Open(dir, inMemory);
         try
         {
             var problems = Validate(config, weights);

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using Attune.Tensors;
 
 namespace Attune.Formats;
@@ -89,8 +88,7 @@ public sealed unsafe class GgufFile : IDisposable
     const uint Magic = 0x46554747; // "GGUF"
     const long MaxString = 1L << 30;
 
-    readonly MemoryMappedFile _map;
-    readonly MemoryMappedViewAccessor _view;
+    readonly FileBytes _bytes;
     readonly byte* _base;
     readonly Dictionary<string, GgufTensor> _byName;
     bool _disposed;
@@ -102,12 +100,12 @@ public sealed unsafe class GgufFile : IDisposable
     public long Alignment { get; }
     public long FileLength { get; }
 
-    GgufFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* b, long length)
+    GgufFile(string path, FileBytes file)
     {
         Path = path;
-        _map = map;
-        _view = view;
-        _base = b;
+        _bytes = file;
+        byte* b = _base = file.Pointer;
+        long length = file.Length;
         FileLength = length;
         var r = new Reader(path, b, length);
         if (r.U32("magic") != Magic) throw new AttuneException(path, "not a GGUF file (bad magic)");
@@ -173,22 +171,17 @@ public sealed unsafe class GgufFile : IDisposable
         Tensors = tensors;
     }
 
-    public static GgufFile Open(string path)
+    /// <summary>Opens a GGUF file: mapped, or read into memory (<paramref name="inMemory"/>: weights for inference, see <see cref="FileBytes"/>).</summary>
+    public static GgufFile Open(string path, bool inMemory = false)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         long length = FileLinks.Resolve(path).Length;
         if (length < 24) throw new AttuneException(path, $"file is {length} bytes, too short for a GGUF header");
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* b = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref b);
-        b += view.PointerOffset;
-        try { return new GgufFile(path, map, view, b, length); }
+        var file = FileBytes.Open(path, length, inMemory);
+        try { return new GgufFile(path, file); }
         catch
         {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
-            view.Dispose();
-            map.Dispose();
+            file.Dispose();
             throw;
         }
     }
@@ -283,9 +276,7 @@ public sealed unsafe class GgufFile : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
+        _bytes.Dispose();
     }
 
     /// <summary>Bounds-checked little-endian reads over the mapped file.</summary>

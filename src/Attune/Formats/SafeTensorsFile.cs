@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using Attune.Tensors;
 
@@ -23,8 +22,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>Headers above this size are refused (the reference implementation uses the same bound).</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;
 
-    readonly MemoryMappedFile? _map;
-    readonly MemoryMappedViewAccessor? _view;
+    readonly FileBytes _bytes;
     readonly byte* _base;
     readonly Dictionary<string, TensorEntry> _entries;
     bool _disposed;
@@ -35,12 +33,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public IReadOnlyList<TensorEntry> Entries { get; }
     public long FileLength { get; }
 
-    SafeTensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePtr,
+    SafeTensorsFile(string path, FileBytes bytes, byte* basePtr,
         long length, List<TensorEntry> entries, Dictionary<string, string> metadata)
     {
         Path = path;
-        _map = map;
-        _view = view;
+        _bytes = bytes;
         _base = basePtr;
         FileLength = length;
         Entries = entries;
@@ -48,7 +45,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         Metadata = metadata;
     }
 
-    public static SafeTensorsFile Open(string path)
+    /// <summary>Opens a .safetensors file: mapped, or read into memory (<paramref name="inMemory"/>: weights for inference, see <see cref="FileBytes"/>).</summary>
+    public static SafeTensorsFile Open(string path, bool inMemory = false)
     {
         if (!File.Exists(path)) throw new AttuneException(path, "file not found");
         long length;
@@ -58,26 +56,16 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         if (length < 8)
             throw new AttuneException(path, $"file is {length} bytes, too short for the 8-byte header length");
 
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        byte* basePtr = null;
+        var bytes = FileBytes.Open(path, length, inMemory);
         try
         {
-            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-            basePtr += view.PointerOffset;
+            byte* basePtr = bytes.Pointer;
             var (entries, metadata) = ParseHeader(path, new ReadOnlySpan<byte>(basePtr, 8), length, basePtr);
-            return new SafeTensorsFile(path, map, view, basePtr, length, entries, metadata);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Release(view, map, basePtr != null);
-            throw new AttuneException(path, $"cannot map file: {e.Message}");
+            return new SafeTensorsFile(path, bytes, basePtr, length, entries, metadata);
         }
         catch
         {
-            Release(view, map, basePtr != null);
+            bytes.Dispose();
             throw;
         }
     }
@@ -207,16 +195,6 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        Release(_view, _map, true);
-    }
-
-    static void Release(MemoryMappedViewAccessor? view, MemoryMappedFile? map, bool acquired)
-    {
-        if (view is not null)
-        {
-            if (acquired) view.SafeMemoryMappedViewHandle.ReleasePointer();
-            view.Dispose();
-        }
-        map?.Dispose();
+        _bytes.Dispose();
     }
 }

@@ -27,26 +27,29 @@ public sealed class SafeTensorsIndex : IDisposable
         Names = names;
     }
 
-    /// <summary>Opens a folder (index or single file), an index file, or one .safetensors file.</summary>
-    public static SafeTensorsIndex Open(string path)
+    /// <summary>
+    /// Opens a folder (index or single file), an index file, or one .safetensors file; mapped, or read into memory
+    /// (<paramref name="inMemory"/>: weights for inference, see <see cref="FileBytes"/>).
+    /// </summary>
+    public static SafeTensorsIndex Open(string path, bool inMemory = false)
     {
         if (Directory.Exists(path))
         {
             var index = Path.Combine(path, IndexFileName);
-            if (File.Exists(index)) return OpenIndex(index);
+            if (File.Exists(index)) return OpenIndex(index, inMemory);
             var single = Path.Combine(path, SingleFileName);
-            if (File.Exists(single)) return OpenFiles([single]);
+            if (File.Exists(single)) return OpenFiles([single], inMemory);
             var any = Directory.GetFiles(path, "*.safetensors").Order(StringComparer.Ordinal).ToArray();
-            if (any.Length == 1) return OpenFiles(any);
+            if (any.Length == 1) return OpenFiles(any, inMemory);
             throw new AttuneException(path, any.Length == 0
                 ? $"no {SingleFileName} or {IndexFileName} in this folder"
                 : $"several .safetensors files but no {IndexFileName} to say which tensors are where");
         }
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return OpenIndex(path);
-        return OpenFiles([path]);
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return OpenIndex(path, inMemory);
+        return OpenFiles([path], inMemory);
     }
 
-    static SafeTensorsIndex OpenIndex(string indexPath)
+    static SafeTensorsIndex OpenIndex(string indexPath, bool inMemory)
     {
         JsonNode? root;
         try { root = JsonNode.Parse(Utf8Input.ReadAllText(indexPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
@@ -79,7 +82,7 @@ public sealed class SafeTensorsIndex : IDisposable
             var byShard = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
             foreach (var shard in shardNames)
             {
-                var f = SafeTensorsFile.Open(Path.Combine(dir, shard));
+                var f = SafeTensorsFile.Open(Path.Combine(dir, shard), inMemory);
                 files.Add(f);
                 byShard[shard] = f;
             }
@@ -102,7 +105,7 @@ public sealed class SafeTensorsIndex : IDisposable
         }
     }
 
-    static SafeTensorsIndex OpenFiles(string[] paths)
+    static SafeTensorsIndex OpenFiles(string[] paths, bool inMemory)
     {
         var files = new List<SafeTensorsFile>();
         try
@@ -111,7 +114,7 @@ public sealed class SafeTensorsIndex : IDisposable
             var names = new List<string>();
             foreach (var p in paths)
             {
-                var f = SafeTensorsFile.Open(p);
+                var f = SafeTensorsFile.Open(p, inMemory);
                 files.Add(f);
                 foreach (var e in f.Entries)
                 {

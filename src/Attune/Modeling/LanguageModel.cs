@@ -57,7 +57,9 @@ public sealed class LanguageModel : IDisposable
     public static LanguageModel Load(string path)
     {
         if (File.Exists(path) && path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return LoadGguf(path);
-        var ckpt = Checkpoint.Open(path);
+        // The weights are read into memory when they fit comfortably (a decode step streams faster from there; see FileBytes).
+        long bytes = Directory.Exists(path) ? new DirectoryInfo(path).GetFiles("*.safetensors").Sum(f => FileLinks.Resolve(f).Length) : 0;
+        var ckpt = Checkpoint.Open(path, inMemory: FileBytes.WeightsFitInMemory(bytes));
         try
         {
             var tokenizer = ckpt.TokenizerPath is not null ? Tokenizer.Load(path)
@@ -73,7 +75,7 @@ public sealed class LanguageModel : IDisposable
 
     static LanguageModel LoadGguf(string path)
     {
-        var g = GgufFile.Open(path);
+        var g = GgufFile.Open(path, inMemory: FileBytes.WeightsFitInMemory(FileLinks.Resolve(path).Length));
         try
         {
             var config = ModelConfig.Parse(GgufConverter.ConfigJson(g), path);

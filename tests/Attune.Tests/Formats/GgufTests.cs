@@ -8,6 +8,8 @@ using Attune.Text;
 
 namespace Attune.Tests.Formats;
 
+/// <summary>In the "Simd" collection: its comparisons of two forward passes must not see the SIMD level switched between them.</summary>
+[Collection("Simd")]
 public class GgufTests
 {
     static string Init(TempDir tmp, string arch, DType dtype = DType.F32, JsonObject? edit = null)
