@@ -4,6 +4,7 @@ using Attune.Checkpoints;
 using Attune.Formats;
 using Attune.Modeling;
 using Attune.Tensors;
+using static Attune.Tests.Conformance.ReferenceDecoding;
 using Xunit.Abstractions;
 
 namespace Attune.Tests.Conformance;
@@ -54,16 +55,6 @@ public class LlamaCppConformanceTests(ITestOutputHelper output)
         return tmp["model.gguf"];
     }
 
-    static double[] LogSoftmax(ReadOnlySpan<float> logits)
-    {
-        float max = TensorPrimitives.Max(logits);
-        double sum = 0;
-        foreach (var l in logits) sum += Math.Exp(l - max);
-        double lse = max + Math.Log(sum);
-        var r = new double[logits.Length];
-        for (int i = 0; i < r.Length; i++) r[i] = logits[i] - lse;
-        return r;
-    }
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -113,18 +104,4 @@ public class LlamaCppConformanceTests(ITestOutputHelper output)
 
     static JsonArray Ids(IEnumerable<int> ids) => new(ids.Select(x => (JsonNode)x).ToArray());
 
-    /// <summary>Exactly <paramref name="n"/> argmax tokens, not stopping at end-of-sequence (as the peer is asked to).</summary>
-    static int[] Greedy(LanguageModel lm, int[] prompt, int n)
-    {
-        var t = lm.Transformer;
-        var cache = t.NewCache(prompt.Length + n);
-        var logits = t.Forward(cache, prompt);
-        var result = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            result[i] = TensorPrimitives.IndexOfMax(logits.Row(0));
-            if (i + 1 < n) logits = t.Forward(cache, [result[i]]);
-        }
-        return result;
-    }
 }

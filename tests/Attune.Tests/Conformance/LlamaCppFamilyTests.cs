@@ -6,6 +6,7 @@ using Attune.Evaluation.LlamaCpp;
 using Attune.Formats;
 using Attune.Modeling;
 using Attune.Tensors;
+using static Attune.Tests.Conformance.ReferenceDecoding;
 using Xunit.Abstractions;
 
 namespace Attune.Tests.Conformance;
@@ -79,16 +80,6 @@ public class LlamaCppFamilyTests(ITestOutputHelper output)
         SafeTensorsWriter.Save(path, tensors, new Dictionary<string, string> { ["format"] = "pt" });
     }
 
-    static double[] LogSoftmax(ReadOnlySpan<float> logits)
-    {
-        float max = TensorPrimitives.Max(logits);
-        double sum = 0;
-        foreach (var l in logits) sum += Math.Exp(l - max);
-        double lse = max + Math.Log(sum);
-        var r = new double[logits.Length];
-        for (int i = 0; i < r.Length; i++) r[i] = logits[i] - lse;
-        return r;
-    }
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -134,20 +125,5 @@ public class LlamaCppFamilyTests(ITestOutputHelper output)
             }
         }
         output.WriteLine($"{arch} {type}: largest log-prob difference {worst:E2}, greedy near-ties {nearTies}");
-    }
-
-    /// <summary>Exactly <paramref name="n"/> argmax tokens, not stopping at end-of-sequence.</summary>
-    static int[] Greedy(LanguageModel lm, int[] prompt, int n)
-    {
-        var t = lm.Transformer;
-        var cache = t.NewCache(prompt.Length + n);
-        var logits = t.Forward(cache, prompt);
-        var result = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            result[i] = TensorPrimitives.IndexOfMax(logits.Row(0));
-            if (i + 1 < n) logits = t.Forward(cache, [result[i]]);
-        }
-        return result;
     }
 }
