@@ -59,16 +59,7 @@ public static class FamilyBench
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var (name, path) in models)
         {
-            EngineBench.Result Best(string command)
-            {
-                EngineBench.Result? best = null;
-                for (int i = 0; i < reps; i++)
-                {
-                    var r = System.Text.Json.JsonSerializer.Deserialize<EngineBench.Result>(runSelf($"{command} {path} 512 128 2").Trim())!;
-                    best = best is null ? r : best with { PromptTps = Math.Max(best.PromptTps, r.PromptTps), GenTps = Math.Max(best.GenTps, r.GenTps), RssMb = Math.Min(best.RssMb, r.RssMb) };
-                }
-                return best!;
-            }
+            EngineBench.Result Best(string command) => EngineBench.Result.BestOf(reps, () => runSelf($"{command} {path} 512 128 2"));
             var ours = Best("engine-one");
             var theirs = Best("llamacpp-one");
             Console.WriteLine($"| {name} | {new FileInfo(path).Length / 1e9:F2} GB | {ours.PromptTps:F1} | {theirs.PromptTps:F1} | {ours.PromptTps / theirs.PromptTps:F2}× | {ours.GenTps:F2} | {theirs.GenTps:F2} | {ours.GenTps / theirs.GenTps:F2}× | {ours.RssMb:F0} MB | {theirs.RssMb:F0} MB |");

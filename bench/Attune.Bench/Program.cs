@@ -192,12 +192,7 @@ public static class Program
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var (name, path) in models)
         {
-            EngineBench.Result? best = null;
-            for (int i = 0; i < reps; i++)
-            {
-                var r = System.Text.Json.JsonSerializer.Deserialize<EngineBench.Result>(RunSelf($"engine-one {path} 512 128 2").Trim())!;
-                best = best is null ? r : best with { PromptTps = Math.Max(best.PromptTps, r.PromptTps), GenTps = Math.Max(best.GenTps, r.GenTps), RssMb = Math.Min(best.RssMb, r.RssMb) };
-            }
+            var best = EngineBench.Result.BestOf(reps, () => RunSelf($"engine-one {path} 512 128 2"));
             double lp = 0, lg2 = 0, lg1 = 0, lrss = double.MaxValue;
             for (int i = 0; i < reps; i++)
             {
@@ -208,7 +203,7 @@ public static class Program
                 lg1 = Math.Max(lg1, one["gen_tps"]!.GetValue<double>());
                 lrss = Math.Min(lrss, two["rss_mb"]!.GetValue<double>());
             }
-            double bound = bandwidth * 1e9 / best!.WeightBytes;
+            double bound = bandwidth * 1e9 / best.WeightBytes;
             double weightsMb = best.WeightBytes / 1048576.0;
             Console.WriteLine($"| {name} | {best.PromptTps:F0} | {lp:F0} | {best.PromptTps / lp:F2}× | {best.GenTps:F1} | {lg2:F1} / {lg1:F1} | {best.GenTps / Math.Max(lg1, lg2):F2}× | {bound:F0} | {100 * best.GenTps / bound:F0}% | {best.RssMb:F0} MB | {weightsMb:F0} MB | {best.RssMb / weightsMb:F2}× | {lrss:F0} MB |");
         }
