@@ -33,6 +33,17 @@ public static class Program
             case "load-rss":
                 LoadRss(args[1]);
                 return 0;
+            case "prefill":
+                // prefill PEAK_GFLOPS [MODEL]: prompt processing inside the model, one sequence and many together, against the FMA peak
+                {
+                    double peak = double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture);
+                    var model = args.ElementAtOrDefault(2) ?? Path.Combine(Root, "bench", "out", "smollm2-135m");
+                    Console.WriteLine("| sequences × tokens | tok/s | 2·N·tok/s GFLOP/s | of FMA peak | phases (best pass) |");
+                    Console.WriteLine("|---|---:|---:|---:|---|");
+                    foreach (var (n, seqs) in new[] { (32, 1), (128, 1), (512, 1), (25, 32), (32, 32), (128, 8) })
+                        EngineBench.Prefill(model, n, seqs, 3, peak);
+                }
+                return 0;
             case "engine-one":
             {
                 // engine-one MODEL PROMPT GEN THREADS: one model in a fresh process (so peak RSS is its own)

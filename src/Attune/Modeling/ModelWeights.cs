@@ -68,6 +68,13 @@ public sealed unsafe class ModelWeights : IDisposable
         (LmHead.Data == Embedding.Data ? Embedding.ByteLength : Embedding.ByteLength + LmHead.ByteLength)
         + Layers.Sum(l => l.Q.ByteLength + l.K.ByteLength + l.V.ByteLength + l.O.ByteLength + l.Gate.ByteLength + l.Up.ByteLength + l.Down.ByteLength);
 
+    /// <summary>Elements of the matrices, the embedding once when the head is tied to it (the N of the usual 2·N FLOPs per token).</summary>
+    public long MatrixParameters =>
+        (LmHead.Data == Embedding.Data ? Elements(Embedding) : Elements(Embedding) + Elements(LmHead))
+        + Layers.Sum(l => Elements(l.Q) + Elements(l.K) + Elements(l.V) + Elements(l.O) + Elements(l.Gate) + Elements(l.Up) + Elements(l.Down));
+
+    static long Elements(WeightMatrix w) => (long)w.Rows * w.Cols;
+
     /// <summary>A stored tensor the engine can read in place: its first byte, dtype and shape.</summary>
     public readonly unsafe record struct StoredTensor(nint Data, DType DType, long[] Shape, long ByteLength);
 

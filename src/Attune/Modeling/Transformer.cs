@@ -80,6 +80,35 @@ public sealed unsafe class Transformer
         return Run(caches, tokens, Enumerable.Range(firstLogitRow, tokens.Length - firstLogitRow).ToArray());
     }
 
+    /// <summary>
+    /// Appends tokens to several sequences in one pass (a ragged batch: few-shot items, a question's choices): sequence i
+    /// takes the next <paramref name="lengths"/>[i] of <paramref name="tokens"/>. Every linear layer runs once over all
+    /// the rows, so many short sequences keep the packed product busy where each alone would not. Logits for the rows
+    /// in <paramref name="logitRows"/> (indices into <paramref name="tokens"/>, ascending), or for each sequence's last row.
+    /// </summary>
+    public Logits ForwardMany(IReadOnlyList<KvCache> caches, ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, int[]? logitRows = null)
+    {
+        if (caches.Count != lengths.Length) throw new ArgumentException("one length per cache");
+        var rowCache = new KvCache[tokens.Length];
+        var distinct = new HashSet<KvCache>();
+        int row = 0;
+        var lastRows = logitRows is null ? new int[lengths.Length] : null;
+        for (int i = 0; i < lengths.Length; i++)
+        {
+            if (!distinct.Add(caches[i])) throw new ArgumentException("each sequence may appear once in a batch");
+            if (lengths[i] <= 0 || row + lengths[i] > tokens.Length) throw new ArgumentException("lengths must be positive and cover the tokens");
+            Array.Fill(rowCache, caches[i], row, lengths[i]);
+            row += lengths[i];
+            if (lastRows is not null) lastRows[i] = row - 1;
+        }
+        if (row != tokens.Length) throw new ArgumentException("lengths must be positive and cover the tokens");
+        if (logitRows is not null)
+            for (int i = 0; i < logitRows.Length; i++)
+                if ((uint)logitRows[i] >= (uint)tokens.Length || (i > 0 && logitRows[i] <= logitRows[i - 1]))
+                    throw new ArgumentException("logit rows must be ascending indices into the tokens", nameof(logitRows));
+        return Run(rowCache, tokens, logitRows ?? lastRows);
+    }
+
     /// <summary>One new token for each of several sequences (batched decode); logits row i is sequence i's.</summary>
     public Logits ForwardBatch(ReadOnlySpan<KvCache> caches, ReadOnlySpan<int> tokens)
     {

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Attune.Tensors;
 
@@ -40,7 +41,6 @@ public sealed unsafe class Gemm : IRangeJob
     int _ldc;
     bool _accumulate;
     int _nr;
-    WeightMatrix _weights;
     bool _bIsWeights;
 
     [ThreadStatic] static float[]? t_packA;
@@ -61,18 +61,35 @@ public sealed unsafe class Gemm : IRangeJob
     }
 
     /// <summary>
-    /// C [m, W.Rows] = A·Wᵀ for a weight matrix W [rows, k] stored in any <see cref="WeightType"/> (inference's
-    /// prefill of a linear layer): W's rows are converted to f32 as its blocks are packed, so the product runs
-    /// on the same micro-kernel as f32 without a converted copy of W.
+    /// C [m, W.Rows] = A·Wᵀ for weight matrices W [rows, k] stored in any <see cref="WeightType"/> (inference's
+    /// prefill of linear layers; up to three reading the same rows, as q, k and v do, in one job). W's rows are
+    /// converted to f32 as its blocks are packed, so the product runs on the same micro-kernel as f32 without a
+    /// converted copy of W. Work is split over the pool by strips of NR columns of C — rows of W — so each weight
+    /// is read and converted once per call whatever the thread count (a split by rows of C would have every
+    /// thread convert all of W: the whole cost of a short prompt); every thread packs the rows of A it needs,
+    /// which are few beside W. Per element the same chain of fused multiply-adds as <see cref="Multiply"/>.
     /// </summary>
-    public static void MultiplyByWeights(WorkerPool? pool, int m, StridedMatrix a, WeightMatrix w, float* c, int ldc)
+    public static void MultiplyByWeights(WorkerPool? pool, int m, ReadOnlySpan<WeightProduct> products)
     {
-        if (m <= 0 || w.Rows <= 0) return;
+        if (m <= 0 || products.Length == 0) return;
+        if (products.Length > MaxProducts) throw new ArgumentException($"at most {MaxProducts} products run together");
         var g = t_instance ??= new Gemm();
-        g._m = m; g._n = w.Rows; g._k = w.Cols; g._a = a; g._c = c; g._ldc = ldc; g._accumulate = false; g._nr = NR;
-        g._weights = w; g._bIsWeights = true;
-        g.Start(pool);
+        g._m = m; g._nr = NR; g._bIsWeights = true; g._accumulate = false;
+        g._productCount = products.Length;
+        for (int i = 0; i < products.Length; i++)
+        {
+            g._products[i] = products[i];
+            g._firstStrip[i + 1] = g._firstStrip[i] + (products[i].W.Rows + g._nr - 1) / g._nr;
+        }
+        int strips = g._firstStrip[products.Length];
+        if (pool is null) g.Execute(0, strips);
+        else pool.Run(g, strips);
     }
+
+    const int MaxProducts = 3;
+    readonly WeightProduct[] _products = new WeightProduct[MaxProducts];
+    readonly int[] _firstStrip = new int[MaxProducts + 1];
+    int _productCount;
 
     void Start(WorkerPool? pool)
     {
@@ -83,6 +100,11 @@ public sealed unsafe class Gemm : IRangeJob
 
     public void Execute(int startUnit, int endUnit)
     {
+        if (_bIsWeights)
+        {
+            ExecuteWeightStrips(startUnit, endUnit);
+            return;
+        }
         int m0 = startUnit * MR, m1 = Math.Min(endUnit * MR, _m);
         if (m0 >= m1) return;
         if (_k == 0)
@@ -108,7 +130,7 @@ public sealed unsafe class Gemm : IRangeJob
                     for (int ic = m0; ic < m1; ic += MC)
                     {
                         int mc = Math.Min(MC, m1 - ic);
-                        PackA(ap, ic, mc, pc, kc);
+                        PackA(_a, ap, ic, mc, pc, kc);
                         for (int jr = 0; jr < nc; jr += nr)
                         {
                             float* bStrip = bp + (long)jr * kc;
@@ -131,10 +153,63 @@ public sealed unsafe class Gemm : IRangeJob
             }
     }
 
-    /// <summary>A block [ic, ic+mc) × [pc, pc+kc) as strips of MR rows, k-major (MR values per k), zero-padded.</summary>
-    void PackA(float* dst, int ic, int mc, int pc, int kc)
+    /// <summary>Strips [s0, s1) of the products' columns (see <see cref="MultiplyByWeights"/>), each product's own in turn.</summary>
+    void ExecuteWeightStrips(int s0, int s1)
     {
-        var a = _a;
+        int nr = _nr;
+        var packA = t_packA is { } pa && pa.Length >= MC * KC ? pa : t_packA = GC.AllocateUninitializedArray<float>(MC * KC, pinned: true);
+        var packB = t_packB is { } pb && pb.Length >= KC * NC ? pb : t_packB = GC.AllocateUninitializedArray<float>(KC * NC, pinned: true);
+        fixed (float* ap = packA, bp = packB)
+            for (int i = 0; i < _productCount; i++)
+            {
+                int s = Math.Max(s0, _firstStrip[i]), e = Math.Min(s1, _firstStrip[i + 1]);
+                if (s >= e) continue;
+                var p = _products[i];
+                int col0 = (s - _firstStrip[i]) * nr, col1 = Math.Min((e - _firstStrip[i]) * nr, p.W.Rows), k = p.W.Cols;
+                for (int pc = 0; pc < k; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    bool accumulate = pc > 0;
+                    for (int jc = col0; jc < col1; jc += NC)
+                    {
+                        int nc = Math.Min(NC, col1 - jc);
+                        for (int jr = 0; jr < nc; jr += nr)
+                        {
+                            float* strip = bp + (long)jr * kc;
+                            int cols = Math.Min(nr, nc - jr);
+                            if (cols < nr) new Span<float>(strip, kc * nr).Clear();
+                            PackWeights(p.W, strip, pc, kc, jc + jr, cols, nr);
+                        }
+                        for (int ic = 0; ic < _m; ic += MC)
+                        {
+                            int mc = Math.Min(MC, _m - ic);
+                            PackA(p.A, ap, ic, mc, pc, kc);
+                            for (int jr = 0; jr < nc; jr += nr)
+                            {
+                                float* bStrip = bp + (long)jr * kc;
+                                int cols = Math.Min(nr, nc - jr);
+                                for (int ir = 0; ir < mc; ir += MR)
+                                {
+                                    float* c = p.C + (long)(ic + ir) * p.Ldc + jc + jr;
+                                    int rows = Math.Min(MR, mc - ir);
+                                    float* aStrip = ap + (long)ir * kc;
+                                    switch (Simd.Level)
+                                    {
+                                        case SimdLevel.V512: Kernel512(kc, aStrip, bStrip, c, p.Ldc, rows, cols, accumulate); break;
+                                        case SimdLevel.V256: Kernel256(kc, aStrip, bStrip, c, p.Ldc, rows, cols, accumulate); break;
+                                        default: KernelScalar(kc, aStrip, bStrip, c, p.Ldc, rows, cols, accumulate, nr); break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+    }
+
+    /// <summary>A block [ic, ic+mc) × [pc, pc+kc) as strips of MR rows, k-major (MR values per k), zero-padded.</summary>
+    static void PackA(StridedMatrix a, float* dst, int ic, int mc, int pc, int kc)
+    {
         for (int ir = 0; ir < mc; ir += MR)
         {
             float* strip = dst + (long)ir * kc;
@@ -158,11 +233,6 @@ public sealed unsafe class Gemm : IRangeJob
             float* strip = dst + (long)jr * kc;
             int cols = Math.Min(nr, nc - jr);
             if (cols < nr) new Span<float>(strip, kc * nr).Clear();
-            if (_bIsWeights)
-            {
-                PackWeights(strip, pc, kc, jc + jr, cols, nr);
-                continue;
-            }
             float* origin = b.Data + (long)pc * b.RowStride + (long)(jc + jr) * b.ColStride;
             if (b.ColStride == 1)
                 for (int p = 0; p < kc; p++)
@@ -181,15 +251,62 @@ public sealed unsafe class Gemm : IRangeJob
     /// A strip of Wᵀ: columns [n0, n0+cols) of B are rows of W, each converted over [pc, pc+kc) and laid
     /// k-major. pc is a multiple of KC, itself a multiple of the Q8_0 block, so a range starts on a block.
     /// </summary>
-    void PackWeights(float* strip, int pc, int kc, int n0, int cols, int nr)
+    static void PackWeights(WeightMatrix w, float* strip, int pc, int kc, int n0, int cols, int nr)
     {
-        float* row = stackalloc float[KC];
-        var type = _weights.Type;
+        var type = w.Type;
         long skip = type.RowBytes(pc);
-        for (int j = 0; j < cols; j++)
+        int j = 0;
+        if (Simd.Level == SimdLevel.V512 && Avx512F.IsSupported)
         {
-            Dot.Dequantize(type, _weights.Row(n0 + j) + skip, new Span<float>(row, kc));
+            // Sixteen rows converted into a tile, then transposed sixteen by sixteen in registers (a scalar
+            // store per value made packing the whole cost of a short prompt).
+            float* tile = stackalloc float[16 * KC];
+            int whole = kc & ~15;
+            for (; j + 16 <= cols; j += 16)
+            {
+                for (int r = 0; r < 16; r++) Dot.Dequantize(type, w.Row(n0 + j + r) + skip, new Span<float>(tile + r * KC, kc));
+                for (int p = 0; p < whole; p += 16) Transpose16(tile + p, KC, strip + p * nr + j, nr);
+                for (int p = whole; p < kc; p++)
+                    for (int r = 0; r < 16; r++) strip[p * nr + j + r] = tile[r * KC + p];
+            }
+        }
+        float* row = stackalloc float[KC];
+        for (; j < cols; j++)
+        {
+            Dot.Dequantize(type, w.Row(n0 + j) + skip, new Span<float>(row, kc));
             for (int p = 0; p < kc; p++) strip[p * nr + j] = row[p];
+        }
+    }
+
+    /// <summary>dst[i·ldd + r] = src[r·lds + i] for a 16 × 16 block: interleave pairs, then quads, then 128-bit lanes twice.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose16(float* src, int lds, float* dst, int ldd)
+    {
+        Span<Vector512<float>> r = stackalloc Vector512<float>[16];
+        Span<Vector512<float>> t = stackalloc Vector512<float>[16];
+        for (int i = 0; i < 16; i++) r[i] = Vector512.Load(src + i * lds);
+        for (int i = 0; i < 16; i += 2)
+        {
+            t[i] = Avx512F.UnpackLow(r[i], r[i + 1]);
+            t[i + 1] = Avx512F.UnpackHigh(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4)
+        {
+            r[i] = Avx512F.Shuffle(t[i], t[i + 2], 0x44);
+            r[i + 1] = Avx512F.Shuffle(t[i], t[i + 2], 0xEE);
+            r[i + 2] = Avx512F.Shuffle(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = Avx512F.Shuffle(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int h = 0; h < 16; h += 8)
+            for (int i = 0; i < 4; i++)
+            {
+                t[h + i] = Avx512F.Shuffle4x128(r[h + i], r[h + i + 4], 0x88);
+                t[h + i + 4] = Avx512F.Shuffle4x128(r[h + i], r[h + i + 4], 0xDD);
+            }
+        for (int i = 0; i < 8; i++)
+        {
+            Avx512F.Shuffle4x128(t[i], t[i + 8], 0x88).Store(dst + i * ldd);
+            Avx512F.Shuffle4x128(t[i], t[i + 8], 0xDD).Store(dst + (i + 8) * ldd);
         }
     }
 
@@ -293,4 +410,13 @@ public sealed unsafe class Gemm : IRangeJob
             else for (int j = 0; j < cols; j++) row[j] = src[j];
         }
     }
+}
+
+/// <summary>One product of <see cref="Gemm.MultiplyByWeights"/>: C [m, W.Rows] (rows <paramref name="ldc"/> apart) = A·Wᵀ.</summary>
+public readonly unsafe struct WeightProduct(StridedMatrix a, WeightMatrix w, float* c, int ldc)
+{
+    public readonly StridedMatrix A = a;
+    public readonly WeightMatrix W = w;
+    public readonly float* C = c;
+    public readonly int Ldc = ldc;
 }

@@ -103,11 +103,14 @@ public sealed unsafe class MatMul : IRangeJob
         }
         if (t >= GemmMinRows)
         {
-            // Prefill: the packed, cache-blocked product, W converted block by block as it is packed.
+            // Prefill: the packed, cache-blocked product, W converted block by block as it is packed; the parts in one job.
+            Span<WeightProduct> products = stackalloc WeightProduct[MaxParts];
+            for (int i = 0; i < _partCount; i++)
+                products[i] = new WeightProduct(StridedMatrix.RowMajor(Input(_parts[i]), cols), _parts[i].W, _parts[i].Y, _parts[i].W.Rows);
+            Gemm.MultiplyByWeights(pool, t, products[.._partCount]);
             for (int i = 0; i < _partCount; i++)
             {
                 var part = _parts[i];
-                Gemm.MultiplyByWeights(pool, t, StridedMatrix.RowMajor(Input(part), cols), part.W, part.Y, part.W.Rows);
                 if (part.Bias != null)
                     for (int r = 0; r < t; r++)
                     {
@@ -123,8 +126,8 @@ public sealed unsafe class MatMul : IRangeJob
     }
 
     /// <summary>
-    /// From this many input rows on, the product runs on <see cref="Gemm"/> (rows of Y split over threads,
-    /// each packing W once); below it, a few rows (batched decode) split W's rows over threads instead, so
+    /// From this many input rows on, the product runs on <see cref="Gemm"/> (W's rows split over threads,
+    /// each weight converted once); below it, a few rows (batched decode) split W's rows over threads instead, so
     /// that no weight is read twice.
     /// </summary>
     public const int GemmMinRows = 32;

@@ -179,6 +179,39 @@ public class TransformerTests : IDisposable
         Assert.Equal(prefix.Length, shared.Length);
     }
 
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Sequences_run_together_give_what_each_gives_alone(string name, string config, DType dtype)
+    {
+        // A ragged batch: one sequence long enough for the packed product alone, two short ones, one after a
+        // forked prefix; together they pass the product's threshold, which none of the short ones does alone.
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, config, dtype);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var reference = new ReferenceTransformer(weights);
+        var model = new Transformer(weights);
+        int[] prefix = Tokens(6, weights.Config.VocabSize, 4);
+        var shared = model.NewCache(8);
+        model.Forward(shared, prefix);
+        int[][] pieces = [Tokens(40, weights.Config.VocabSize, 5), Tokens(3, weights.Config.VocabSize, 6), Tokens(7, weights.Config.VocabSize, 7)];
+        KvCache[] caches = [model.NewCache(40), model.NewCache(3), shared.Fork(16)];
+        int[] lengths = [.. pieces.Select(p => p.Length)];
+        int[] all = [.. pieces.SelectMany(p => p)];
+        int[] rows = [0, 39, 40, 42, 43, 49]; // the first and last row of each
+        var logits = model.ForwardMany(caches, all, lengths, rows);
+        int[][] whole = [pieces[0], pieces[1], [.. prefix, .. pieces[2]]];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int s = i / 2, within = rows[i] - lengths.Take(s).Sum() + (s == 2 ? prefix.Length : 0);
+            var expected = reference.Logits(whole[s])[within];
+            Assert.True(MaxRelativeError(logits.Row(i), expected) < 1e-4, $"{name} {dtype}: sequence {s}, row {rows[i]}");
+        }
+        Assert.Equal([40, 3, 13], caches.Select(c => c.Length));
+        Assert.Equal(6, shared.Length);
+        Assert.Throws<ArgumentException>(() => model.ForwardMany([caches[1], caches[1]], [1, 2], [1, 1]));
+        Assert.Throws<ArgumentException>(() => model.ForwardMany([model.NewCache(2)], [1, 2], [1]));
+    }
+
     [Fact]
     public void Results_are_identical_across_thread_counts()
     {

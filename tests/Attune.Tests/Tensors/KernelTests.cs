@@ -137,7 +137,9 @@ public class KernelTests : IDisposable
         using var pool = new WorkerPool(2);
         var mm = new MatMul();
         foreach (var type in Enum.GetValues<WeightType>())
-            foreach (var (rows, cols) in new[] { (7, 64), (12, 96), (33, 160) })
+            // Prefill packs weights sixteen rows at a time and in strips of 64: shapes below, at and past both,
+            // with a last k block of 32 and (not Q8_0, whose blocks are 32 wide) of 8.
+            foreach (var (rows, cols) in new[] { (7, 64), (12, 96), (33, 160), (130, 224), (70, type == WeightType.Q8_0 ? 160 : 200) })
                 foreach (int t in new[] { 1, 3, 4, 9, MatMul.GemmMinRows, 70 }) // decode, batched decode, prefill
                 {
                     var (bytes, values) = Stored(type, RandomFloats(rng, rows * cols));
@@ -163,6 +165,31 @@ public class KernelTests : IDisposable
                             Assert.True(Math.Abs(y[i * rows + r] - e) < 1e-4, $"{type} {rows}x{cols} t={t} ({i},{r}): {y[i * rows + r]} vs {e}");
                         }
                 }
+    }
+
+    [Fact]
+    public unsafe void Prefill_products_are_bit_identical_on_every_simd_level_and_thread_count()
+    {
+        var rng = new Random(8);
+        int t = 70;
+        foreach (var type in Enum.GetValues<WeightType>())
+        {
+            int rows = 150, cols = type == WeightType.Q8_0 ? 224 : 200;
+            var (bytes, _) = Stored(type, RandomFloats(rng, rows * cols));
+            var x = RandomFloats(rng, t * cols);
+            float[]? first = null;
+            foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512 })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    Simd.Level = level;
+                    using var pool = new WorkerPool(threads);
+                    var y = new float[t * rows];
+                    fixed (byte* w = bytes) fixed (float* xp = x, yp = y)
+                        new MatMul().Run(pool, new WeightMatrix(w, type, rows, cols), xp, t, yp);
+                    first ??= y;
+                    Assert.True(first.AsSpan().SequenceEqual(y), $"{type} at {level} on {threads} threads differs from the scalar path on one");
+                }
+        }
     }
 
     [Theory]
