@@ -40,7 +40,7 @@ public static class Program
                     var model = args.ElementAtOrDefault(2) ?? Path.Combine(Root, "bench", "out", "smollm2-135m");
                     Console.WriteLine("| sequences × tokens | tok/s | 2·N·tok/s GFLOP/s | of FMA peak | phases (best pass) |");
                     Console.WriteLine("|---|---:|---:|---:|---|");
-                    foreach (var (n, seqs) in new[] { (32, 1), (128, 1), (512, 1), (25, 32), (32, 32), (128, 8) })
+                    foreach (var (n, seqs) in Environment.GetEnvironmentVariable("PREFILL_SHAPES") is { } shapes ? shapes.Split(",").Select(x => (int.Parse(x.Split("x")[1]), int.Parse(x.Split("x")[0]))).ToArray() : new[] { (32, 1), (128, 1), (512, 1), (25, 32), (32, 32), (128, 8) })
                         EngineBench.Prefill(model, n, seqs, 3, peak);
                 }
                 return 0;

@@ -68,6 +68,17 @@ public sealed class KvCache
     /// <summary>A copy of this cache's filled prefix with room for <paramref name="capacity"/> positions.</summary>
     public KvCache Fork(int capacity) => new(this, capacity);
 
+    /// <summary>Makes this cache hold the first <paramref name="length"/> positions of <paramref name="source"/> (a fork into storage it already has).</summary>
+    public void CopyPrefix(KvCache source, int length)
+    {
+        if (source.Layers != Layers || source.KvHeads != KvHeads || source.HeadDim != HeadDim) throw new ArgumentException("the caches are of different models");
+        if (length < 0 || length > source.Length) throw new ArgumentOutOfRangeException(nameof(length));
+        Length = 0;
+        Reserve(length);
+        Length = length;
+        CopyFrom(source._k, source._v, source.Capacity);
+    }
+
     /// <summary>Forgets positions from <paramref name="length"/> on (to re-run a continuation after a shared prefix).</summary>
     public void Truncate(int length)
     {

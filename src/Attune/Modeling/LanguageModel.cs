@@ -230,11 +230,13 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>
-    /// Scores many (context, continuation) pairs. With <paramref name="reusePrefixes"/> they run in
-    /// sorted token order through one KV cache that keeps the longest prefix each shares with the one
-    /// before (the few-shot examples, a question's context for each of its choices), so a shared
-    /// prefix is computed once; without, each pair is scored on its own as <see cref="Score(IReadOnlyList{int}, IReadOnlyList{int})"/>
-    /// does. Results come back in the order given. <paramref name="progress"/> hears the count done.
+    /// Scores many (context, continuation) pairs. With <paramref name="reusePrefixes"/>, pairs with the same context
+    /// (a question's choices) compute it once, and contexts run in sorted order, in batches of several sequences per
+    /// forward pass (see <see cref="Transformer.ForwardMany"/>): a batch's shared prefix (fixed few-shot examples) is
+    /// computed once into a trunk cache and copied to each context's cache, each context's own tokens then run
+    /// together, and then the continuations, one choice of every context per pass. Without, each pair is scored on
+    /// its own as <see cref="Score(IReadOnlyList{int}, IReadOnlyList{int})"/> does. Results come back in the order
+    /// given. <paramref name="progress"/> hears the count done.
     /// </summary>
     public ScoreResult[] ScoreMany(IReadOnlyList<(int[] Context, int[] Continuation)> pairs, bool reusePrefixes = true, Action<int>? progress = null)
     {
@@ -244,36 +246,159 @@ public sealed class LanguageModel : IDisposable
             for (int i = 0; i < pairs.Count; i++) { results[i] = Score(pairs[i].Context, pairs[i].Continuation); progress?.Invoke(i + 1); }
             return results;
         }
-        // The tokens each pair runs: context then all but the last continuation token (whose logits are never needed).
-        var runs = new int[pairs.Count][];
-        var contexts = new int[pairs.Count];
+        var byContext = new Dictionary<int[], List<int>>(SequenceComparer.Instance);
         for (int i = 0; i < pairs.Count; i++)
         {
             var (ctx, cont) = pairs[i];
             if (cont.Length == 0) throw new AttuneException(null, "the continuation is empty");
             if (ctx.Length == 0) ctx = [PrefixToken];
-            runs[i] = [.. ctx, .. cont.AsSpan(0, cont.Length - 1)];
-            contexts[i] = ctx.Length;
-            CheckContext(runs[i].Length + 1, "context and continuation");
+            CheckContext(ctx.Length + cont.Length, "context and continuation");
+            if (!byContext.TryGetValue(ctx, out var members)) byContext[ctx] = members = [];
+            members.Add(i);
         }
-        var order = Enumerable.Range(0, pairs.Count).ToArray();
-        Array.Sort(order, (a, b) => runs[a].AsSpan().SequenceCompareTo(runs[b]));
-        var cache = Transformer.NewCache(runs.Length == 0 ? 1 : runs.Max(r => r.Length));
-        int[] held = [];
+        var groups = byContext.Select(g => (Context: g.Key, Members: g.Value)).ToList();
+        groups.Sort((a, b) => a.Context.AsSpan().SequenceCompareTo(b.Context));
+        var scorer = new BatchScorer(Transformer, pairs, results, ScoringRowsPerPass);
         int done = 0;
-        foreach (int i in order)
+        for (int g0 = 0; g0 < groups.Count;)
         {
-            var run = runs[i];
-            int firstNeeded = contexts[i] - 1; // the row that predicts the continuation's first token
-            int reuse = Math.Min(run.AsSpan().CommonPrefixLength(held), firstNeeded);
-            reuse = Math.Min(reuse, cache.Length);
-            cache.Truncate(reuse);
-            var logits = Transformer.Forward(cache, run.AsSpan(reuse), firstLogitRow: firstNeeded - reuse);
-            results[i] = ContinuationScore(logits, pairs[i].Continuation);
-            held = run;
-            progress?.Invoke(++done);
+            int g1 = scorer.BatchEnd(groups, g0);
+            scorer.Run(groups, g0, g1);
+            for (int g = g0; g < g1; g++) done += groups[g].Members.Count;
+            progress?.Invoke(done);
+            g0 = g1;
         }
         return results;
+    }
+
+    /// <summary>The most context rows <see cref="ScoreMany"/> runs in one pass (tests lower it to make many batches).</summary>
+    internal int ScoringRowsPerPass { get; set; } = 2048;
+
+    /// <summary>Token sequences compared by content, for grouping pairs by their context.</summary>
+    sealed class SequenceComparer : IEqualityComparer<int[]>
+    {
+        public static readonly SequenceComparer Instance = new();
+        public bool Equals(int[]? a, int[]? b) => a.AsSpan().SequenceEqual(b);
+        public int GetHashCode(int[] a)
+        {
+            var h = new HashCode();
+            h.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan()));
+            return h.ToHashCode();
+        }
+    }
+
+    /// <summary>The batches of <see cref="ScoreMany"/>: a trunk cache for the shared prefix, and caches reused across batches.</summary>
+    sealed class BatchScorer(Transformer model, IReadOnlyList<(int[] Context, int[] Continuation)> pairs, ScoreResult[] results, int maxRows)
+    {
+        /// <summary>A bound on a batch's KV cache bytes for its contexts (rows in one pass: <see cref="ScoringRowsPerPass"/>).</summary>
+        const long CacheBudget = 128L << 20;
+        /// <summary>A batch of two or more contexts ends rather than let their shared prefix shrink by more than this (a task's shots ending).</summary>
+        const int PrefixSlack = 8;
+
+        readonly KvCache _trunk = model.NewCache(1);
+        readonly List<KvCache> _caches = [];
+        int[] _held = [];
+        readonly long _bytesPerPosition = model.NewCache(1).Bytes;
+
+        public int BatchEnd(List<(int[] Context, List<int> Members)> groups, int g0)
+        {
+            var first = groups[g0].Context;
+            int prefix = first.Length - 1;
+            long bytes = 0;
+            int rows = 0, g = g0;
+            for (; g < groups.Count; g++)
+            {
+                var (ctx, members) = groups[g];
+                int longest = members.Max(m => pairs[m].Continuation.Length);
+                int p = Math.Min(prefix, Math.Min(first.AsSpan().CommonPrefixLength(ctx), ctx.Length - 1));
+                long b = bytes + (ctx.Length + longest) * _bytesPerPosition;
+                int r = rows + ctx.Length - p;
+                if (g > g0 && (b > CacheBudget || r > maxRows || (g > g0 + 1 && p < prefix - PrefixSlack))) break;
+                (prefix, bytes, rows) = (p, b, r);
+            }
+            return g;
+        }
+
+        public void Run(List<(int[] Context, List<int> Members)> groups, int g0, int g1)
+        {
+            int n = g1 - g0;
+            var first = groups[g0].Context;
+            int prefix = first.Length - 1;
+            for (int g = g0; g < g1; g++) prefix = Math.Min(prefix, Math.Min(first.AsSpan().CommonPrefixLength(groups[g].Context), groups[g].Context.Length - 1));
+            // The shared prefix, in the trunk: what it already holds is kept.
+            int reuse = Math.Min(_held.AsSpan().CommonPrefixLength(first.AsSpan(0, prefix)), _trunk.Length);
+            _trunk.Truncate(reuse);
+            if (prefix > reuse) model.Forward(_trunk, first.AsSpan(reuse, prefix - reuse));
+            _held = first[..prefix];
+            // Each context's own tokens, together; the last row predicts every member's first continuation token.
+            while (_caches.Count < n) _caches.Add(model.NewCache(1));
+            var caches = _caches.GetRange(0, n);
+            var lengths = new int[n];
+            var tokens = new List<int>();
+            for (int i = 0; i < n; i++)
+            {
+                var (ctx, members) = groups[g0 + i];
+                caches[i].CopyPrefix(_trunk, prefix);
+                caches[i].Reserve(ctx.Length + members.Max(m => pairs[m].Continuation.Length));
+                lengths[i] = ctx.Length - prefix;
+                tokens.AddRange(ctx.AsSpan(prefix));
+            }
+            var logits = model.ForwardMany(caches, tokens.ToArray(), lengths);
+            var sums = new double[n][];
+            var greedy = new bool[n][];
+            for (int i = 0; i < n; i++)
+            {
+                var members = groups[g0 + i].Members;
+                (sums[i], greedy[i]) = (new double[members.Count], new bool[members.Count]);
+                var row = logits.Row(i);
+                int argmax = TensorPrimitives.IndexOfMax(row);
+                for (int j = 0; j < members.Count; j++)
+                {
+                    int first0 = pairs[members[j]].Continuation[0];
+                    (sums[i][j], greedy[i][j]) = (LogProb(row, first0), argmax == first0);
+                }
+            }
+            // The rest of each continuation: member j of every context in pass j, each context's cache cut back after.
+            int most = groups.Skip(g0).Take(n).Max(g => g.Members.Count);
+            for (int j = 0; j < most; j++)
+            {
+                var passCaches = new List<KvCache>();
+                var passLengths = new List<int>();
+                var passTokens = new List<int>();
+                var who = new List<int>();
+                for (int i = 0; i < n; i++)
+                {
+                    var members = groups[g0 + i].Members;
+                    if (j >= members.Count) continue;
+                    var cont = pairs[members[j]].Continuation;
+                    if (cont.Length < 2) continue;
+                    passCaches.Add(caches[i]);
+                    passLengths.Add(cont.Length - 1);
+                    passTokens.AddRange(cont.AsSpan(0, cont.Length - 1));
+                    who.Add(i);
+                }
+                if (who.Count == 0) continue;
+                var pass = model.ForwardMany(passCaches, passTokens.ToArray(), passLengths.ToArray(), Enumerable.Range(0, passTokens.Count).ToArray());
+                int row = 0;
+                foreach (int i in who)
+                {
+                    var cont = pairs[groups[g0 + i].Members[j]].Continuation;
+                    for (int t = 1; t < cont.Length; t++, row++)
+                    {
+                        var r = pass.Row(row);
+                        sums[i][j] += LogProb(r, cont[t]);
+                        greedy[i][j] &= TensorPrimitives.IndexOfMax(r) == cont[t];
+                    }
+                    caches[i].Truncate(groups[g0 + i].Context.Length);
+                }
+            }
+            for (int i = 0; i < n; i++)
+            {
+                var members = groups[g0 + i].Members;
+                for (int j = 0; j < members.Count; j++)
+                    results[members[j]] = new ScoreResult(sums[i][j], greedy[i][j], pairs[members[j]].Continuation.Length);
+            }
+        }
     }
 
     /// <summary>The <paramref name="k"/> most likely next tokens after <paramref name="contextIds"/>, most likely first, with their log-probabilities.</summary>

@@ -33,6 +33,41 @@ public class WaistTests(LanguageModelTests.TinyModelFixture tiny) : IClassFixtur
         Assert.Equal(direct.LogProb, reused[0].LogProb, 1e-4);
     }
 
+    [Theory]
+    [InlineData(2048)]
+    [InlineData(40)]
+    [InlineData(1)]
+    public void Batched_scoring_equals_scoring_each_pair_alone_across_tasks_and_batches(int rowsPerPass)
+    {
+        // Two tasks with their own fixed shots, an item with per-item shots, choices of one to several tokens and
+        // different counts per question, a repeated pair, an empty context: in one batch, in several, one per batch.
+        using var lm = LanguageModel.Load(tiny.Path);
+        const string other = "Word: hot. Opposite: cold\n\nWord: up. Opposite: down\n\n";
+        var requests = MultipleChoice();
+        foreach (var w in new[] { "big", "fast", "early", "light" })
+            foreach (var c in new[] { " small", " slow and steady", " late" })
+                requests.Add(new LoglikelihoodRequest(other + $"Word: {w}. Opposite:", c));
+        requests.Add(new LoglikelihoodRequest("Q: 9 + 9 = ? A: 18\n\nQ: 5 + 5 = ? A:", " 10"));
+        requests.Add(new LoglikelihoodRequest("Q: 9 + 9 = ? A: 18\n\nQ: 5 + 5 = ? A:", " ten, I think"));
+        requests.Add(requests[3]);
+        var pairs = requests.Select(r => lm.SplitForScoring(r.Context, r.Continuation)).ToList();
+        pairs.Add(([], lm.Tokenizer.Encode("Hola", addSpecialTokens: false)));
+        lm.ScoringRowsPerPass = rowsPerPass;
+        var heard = new List<int>();
+        var reused = lm.ScoreMany(pairs, reusePrefixes: true, progress: heard.Add);
+        var alone = lm.ScoreMany(pairs, reusePrefixes: false);
+        for (int i = 0; i < pairs.Count; i++)
+        {
+            Assert.Equal(alone[i].LogProb, reused[i].LogProb, 1e-4);
+            Assert.Equal(alone[i].Tokens, reused[i].Tokens);
+            Assert.Equal(alone[i].IsGreedy, reused[i].IsGreedy);
+        }
+        Assert.Equal(pairs.Count, heard[^1]);
+        // Nine distinct contexts: one batch each at one row per pass; at 2048 rows, at most one batch per task's shots.
+        int batches = heard.Count;
+        Assert.True(rowsPerPass switch { 1 => batches == 9, 2048 => batches <= 3, _ => batches > 3 && batches < 9 }, $"{batches} batches");
+    }
+
     /// <summary>A backend that counts what it is asked and can fail on demand.</summary>
     sealed class CountingBackend : IModelBackend
     {
