@@ -59,8 +59,10 @@ public static class Program
                 return 0;
             }
             case "study":
-                // study [ICL_ITEMS_PER_TASK] [IF_PROMPTS]: the built-in study on a reduced plan, extrapolated to the full one
-                StudyBench.Table(Root, args.Length > 1 ? int.Parse(args[1]) : 30, args.Length > 2 ? int.Parse(args[2]) : 20);
+                // study PEAK_GFLOPS [ICL_ITEMS_PER_TASK] [IF_PROMPTS]: the built-in study on a reduced plan, extrapolated to the
+                // full one; ATTUNE_BEFORE=…/Attune.Cli.dll adds the build before issue 20 (git worktree of d065de9)
+                StudyBench.Table(Root, args.Length > 2 ? int.Parse(args[2]) : 30, args.Length > 3 ? int.Parse(args[3]) : 20,
+                    double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
                 return 0;
             case "vs-llamacpp":
                 // vs-llamacpp [ITEMS] [PROMPTS] [TOKENS]: scoring and batched generation requests, Attune against llama.cpp in process

@@ -54,7 +54,8 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
         try
         {
             // The engine thread owns the model while the gate is held; it stops before the gate opens.
-            using var engine = new BatchEngine(model, MaxBatch, queueCapacity: requests.Count);
+            // All the requests wait from the start: admitted half a batch at a time, their prompts prefill together.
+            using var engine = new BatchEngine(model, MaxBatch, queueCapacity: requests.Count, admitTogether: Math.Max(1, MaxBatch / 2));
             var readers = new System.Threading.Channels.ChannelReader<CompletionEvent>[requests.Count];
             for (int i = 0; i < requests.Count; i++)
                 if (engine.Submit(new CompletionRequest { PromptIds = prompts[i], Options = requests[i].Options }, cancel, out readers[i]) != SubmitResult.Accepted)

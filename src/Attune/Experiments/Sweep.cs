@@ -56,6 +56,11 @@ public sealed record SweepPlan
     public string? IclSystemInstruction { get; init; }
     public int? IfLimit { get; init; }
     public int IfMaxTokens { get; init; } = 256;
+    /// <summary>
+    /// Benchmarks only (no command-line flag): IF replies run to <see cref="IfMaxTokens"/>, the end token and the loop
+    /// guard ignored — a random model never stops, so this stands in for the lengths of real answers.
+    /// </summary>
+    public bool IfRunToLimit { get; init; }
     /// <summary>The LLM judge (a served model or a local one); null: no judge suite.</summary>
     public ModelReference? Judge { get; init; }
     /// <summary>The judged instructions with reference answers: builtin or a JSONL file.</summary>
@@ -175,6 +180,7 @@ public sealed class Sweep(SweepPlan plan)
                     if (suite == "icl" && IclChat(arm)) settings["chat_template"] = new JsonObject { ["fewshot_as_multiturn"] = plan.IclFewshotAsMultiturn ?? true };
                     if (suite == "icl" && plan.IclSystemInstruction is { } system) settings["system_instruction"] = system;
                     if (suite == "icl" && plan.ShotsPerTask is { } sets) settings["shots_per_task"] = sets; // only when set, so older keys stay
+                    if (suite == "if" && plan.IfRunToLimit) settings["run_to_limit"] = true; // a benchmark's stand-in, never a study's cell
                     var keyText = string.Join("\n", arm.Name, suite, lang, identity, settings.ToJsonString());
                     var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(keyText)))[..24];
                     settings["model_spec"] = arm.Model.Spec;
@@ -426,7 +432,7 @@ public sealed class Sweep(SweepPlan plan)
     async Task<CellResult> IfCell(Cell cell, RequestRunner runner, string identity, CancellationToken cancel)
     {
         var prompts = IfPrompts(cell.Language);
-        var items = await IfEvaluation.RunAsync(prompts, runner, cell.Arm.IfMode, plan.IfMaxTokens, plan.UrialShots, cancel: cancel);
+        var items = await IfEvaluation.RunAsync(prompts, runner, cell.Arm.IfMode, plan.IfMaxTokens, plan.UrialShots, cancel: cancel, runToLimit: plan.IfRunToLimit);
         var s = IfEvaluation.Summarize(cell.Language, items);
         var aggregates = new List<Aggregate>
         {

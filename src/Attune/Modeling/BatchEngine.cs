@@ -68,9 +68,19 @@ public sealed class BatchEngine : IDisposable
     /// <summary>The most sequences one decode step has advanced together so far.</summary>
     public int LargestBatch => Volatile.Read(ref _largest);
     int _largest;
+    /// <summary>The most prompts prefilled together in one forward pass so far.</summary>
+    public int LargestPrefill => Volatile.Read(ref _largestPrefill);
+    int _largestPrefill;
 
-    public BatchEngine(LanguageModel model, int maxBatch = 8, int queueCapacity = 64)
+    /// <summary>
+    /// Requests are admitted once this many places are free (or the batch is empty, or fewer wait), so that their
+    /// prompts are prefilled together in one pass; 1 (the default, for serving) admits each as soon as it can run.
+    /// </summary>
+    public int AdmitTogether { get; }
+
+    public BatchEngine(LanguageModel model, int maxBatch = 8, int queueCapacity = 64, int admitTogether = 1)
     {
+        AdmitTogether = Math.Clamp(admitTogether, 1, Math.Max(1, maxBatch));
         if (maxBatch < 1) throw new AttuneException(null, "--max-batch", $"{maxBatch} must be ≥ 1");
         if (queueCapacity < 0) throw new AttuneException(null, "--queue", $"{queueCapacity} must be ≥ 0");
         _model = model;
@@ -103,12 +113,15 @@ public sealed class BatchEngine : IDisposable
             Interlocked.Add(ref _queued, requests.Count);
         }
         events = new ChannelReader<CompletionEvent>[requests.Count];
+        var jobs = new Job[requests.Count];
         for (int i = 0; i < requests.Count; i++)
         {
             var channel = Channel.CreateUnbounded<CompletionEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-            _queue.Enqueue(new Job(requests[i], cancel, channel.Writer));
+            jobs[i] = new Job(requests[i], cancel, channel.Writer);
             events[i] = channel.Reader;
         }
+        // Enqueued under the lock the engine takes to take them off, so requests submitted together arrive together.
+        lock (_queue) foreach (var job in jobs) _queue.Enqueue(job);
         _wake.Release();
         if (_stopped.Task.IsCompleted) CancelQueued(); // the engine stopped between the check above and now
         return SubmitResult.Accepted;
@@ -155,7 +168,7 @@ public sealed class BatchEngine : IDisposable
         {
             while (true)
             {
-                while (_queue.TryDequeue(out var job)) waiting.Add(job);
+                lock (_queue) while (_queue.TryDequeue(out var job)) waiting.Add(job);
                 if (_abort.IsCancellationRequested)
                 {
                     foreach (var r in running) End(r, FinishReason.Cancelled);
@@ -172,16 +185,19 @@ public sealed class BatchEngine : IDisposable
                     Cancelled(w);
                     return true;
                 });
-                int admitted = 0;
-                while (running.Count < MaxBatch && admitted < waiting.Count)
+                int free = MaxBatch - running.Count;
+                if (free > 0 && waiting.Count > 0 && (running.Count == 0 || free >= Math.Min(AdmitTogether, waiting.Count)))
                 {
-                    var job = waiting[admitted++];
-                    // Counted as active before it stops counting as queued, so Submit never sees it in neither.
-                    Interlocked.Increment(ref _active);
-                    Interlocked.Decrement(ref _queued);
-                    if (Admit(job) is { } r) running.Add(r);
+                    var jobs = waiting.GetRange(0, Math.Min(free, waiting.Count));
+                    waiting.RemoveRange(0, jobs.Count);
+                    foreach (var job in jobs)
+                    {
+                        // Counted as active before it stops counting as queued, so Submit never sees it in neither.
+                        Interlocked.Increment(ref _active);
+                        Interlocked.Decrement(ref _queued);
+                    }
+                    running.AddRange(AdmitAll(jobs));
                 }
-                waiting.RemoveRange(0, admitted);
                 running.RemoveAll(r => r.Cancelled && End(r, FinishReason.Cancelled));
                 if (running.Count == 0)
                 {
@@ -238,9 +254,28 @@ public sealed class BatchEngine : IDisposable
         r.Job.Events.TryComplete();
     }
 
-    /// <summary>Prefills a request's prompt (scoring it when asked) and takes its first token; null when it ends there.</summary>
-    /// <remarks>The job arrives counted in <see cref="Active"/>; every way out of here but a running sequence uncounts it.</remarks>
-    Running? Admit(Job job)
+    /// <summary>
+    /// Admits jobs that arrive counted in <see cref="Active"/>: a prompt scored for echo on its own (<see cref="Admit"/>), the
+    /// others prefilled together (<see cref="Prefill"/>). Returns the sequences that go on running.
+    /// </summary>
+    List<Running> AdmitAll(List<Job> jobs)
+    {
+        var started = new List<Running>();
+        var pending = new List<Running>();
+        foreach (var job in jobs)
+        {
+            if (job.Request.ScorePrompt) { if (Admit(job) is { } r) started.Add(r); }
+            else if (Begin(job, endWhenDone: true) is { } p) pending.Add(p);
+        }
+        started.AddRange(Prefill(pending));
+        return started;
+    }
+
+    /// <summary>
+    /// A job's decoder and cache, before its prompt runs; null (and the job ended) when it cannot run, or with
+    /// <paramref name="endWhenDone"/> when it has nothing to generate (a zero budget).
+    /// </summary>
+    Running? Begin(Job job, bool endWhenDone)
     {
         if (job.Cancel.IsCancellationRequested)
         {
@@ -248,46 +283,16 @@ public sealed class BatchEngine : IDisposable
             Cancelled(job);
             return null;
         }
-        var req = job.Request;
         Running? running = null;
         try
         {
-            var decoder = _model.NewDecoder(req.PromptIds, req.Options);
-            var transformer = _model.Transformer;
+            var decoder = _model.NewDecoder(job.Request.PromptIds, job.Request.Options);
             // Room for a first stretch of the reply; the cache doubles when the reply outgrows it, so a
             // request allowed the whole context window does not reserve it up front.
-            var cache = transformer.NewCache(req.PromptIds.Length + Math.Min(decoder.Budget, 256));
+            var cache = _model.Transformer.NewCache(job.Request.PromptIds.Length + Math.Min(decoder.Budget, 256));
             running = new Running(job, cache, decoder) { Counted = true };
-            var prompt = req.PromptIds;
-            Logits last;
-            if (req.ScorePrompt)
-            {
-                var scored = new List<TokenLogprob>(prompt.Length);
-                int top = req.Logprobs ?? 0;
-                Logits logits = default;
-                for (int start = 0; start < prompt.Length;)
-                {
-                    int n = Math.Min(ScoreChunk, prompt.Length - start);
-                    if (prompt.Length - start - n == 1) n++; // no chunk of one row: it would take the matrix-vector path
-                    logits = transformer.Forward(cache, prompt.AsSpan(start, n), allLogits: true);
-                    for (int i = 0; i < n; i++)
-                        if (start + i + 1 < prompt.Length)
-                            scored.Add(Logprobs.Of(logits.Row(i), prompt[start + i + 1], top));
-                    start += n;
-                }
-                job.Events.TryWrite(new PromptScored(scored));
-                if (decoder.Finish is not null) { End(running, decoder.Finish.Value); return null; }
-                // The last prompt row's logits are still in the buffer, at the end of the last chunk.
-                last = logits;
-                Take(running, last.Row(last.Rows - 1));
-            }
-            else
-            {
-                if (decoder.Finish is not null) { End(running, decoder.Finish.Value); return null; }
-                last = transformer.Forward(cache, prompt);
-                Take(running, last.Row(0));
-            }
-            return running.Decoder.Finish is null ? running : null;
+            if (endWhenDone && decoder.Finish is not null) { End(running, decoder.Finish.Value); return null; }
+            return running;
         }
         catch (Exception e)
         {
@@ -296,6 +301,111 @@ public sealed class BatchEngine : IDisposable
             job.Events.TryWrite(e is AttuneException ? new CompletionFailed(e.Message, IsUserError: true)
                 : new CompletionFailed($"{e.GetType().Name}: {e.Message}", IsUserError: false));
             job.Events.TryComplete();
+            return null;
+        }
+    }
+
+    /// <summary>A shared prompt prefix of at least this many tokens is computed once and copied to each cache.</summary>
+    const int SharedPrefixTokens = 16;
+    KvCache? _trunk;
+    int[] _trunkTokens = [];
+
+    /// <summary>
+    /// Runs the prompts of several sequences in one forward pass (after the prefix they all share — a task's fixed
+    /// few-shot examples — computed once in a trunk cache that keeps it for the next admission) and takes each one's
+    /// first token. A batch that fails (a prompt the model cannot take) is run again one prompt at a time, so only
+    /// the bad prompt fails.
+    /// </summary>
+    List<Running> Prefill(List<Running> pending)
+    {
+        if (pending.Count == 0) return [];
+        var transformer = _model.Transformer;
+        if (pending.Count > 1)
+        {
+            try
+            {
+                var first = pending[0].Job.Request.PromptIds;
+                int prefix = first.Length - 1;
+                foreach (var r in pending)
+                {
+                    var ids = r.Job.Request.PromptIds;
+                    prefix = Math.Min(prefix, Math.Min(first.AsSpan().CommonPrefixLength(ids), ids.Length - 1));
+                }
+                if (prefix < SharedPrefixTokens) prefix = 0;
+                else
+                {
+                    _trunk ??= transformer.NewCache(prefix);
+                    int reuse = Math.Min(_trunkTokens.AsSpan().CommonPrefixLength(first.AsSpan(0, prefix)), _trunk.Length);
+                    _trunk.Truncate(reuse);
+                    if (prefix > reuse) transformer.Forward(_trunk, first.AsSpan(reuse, prefix - reuse));
+                    _trunkTokens = first[..prefix];
+                }
+                var tokens = new List<int>();
+                var lengths = new int[pending.Count];
+                for (int i = 0; i < pending.Count; i++)
+                {
+                    var ids = pending[i].Job.Request.PromptIds;
+                    if (prefix > 0) pending[i].Cache.CopyPrefix(_trunk!, prefix);
+                    tokens.AddRange(ids.AsSpan(prefix));
+                    lengths[i] = ids.Length - prefix;
+                }
+                var logits = transformer.ForwardMany(pending.Select(r => r.Cache).ToList(), tokens.ToArray(), lengths);
+                if (pending.Count > _largestPrefill) Volatile.Write(ref _largestPrefill, pending.Count);
+                var started = new List<Running>();
+                for (int i = 0; i < pending.Count; i++)
+                {
+                    try { Take(pending[i], logits.Row(i)); }
+                    catch (Exception e) { Fail(pending[i], e); continue; }
+                    if (pending[i].Decoder.Finish is null) started.Add(pending[i]);
+                }
+                return started;
+            }
+            catch (Exception)
+            {
+                _trunkTokens = [];
+                foreach (var r in pending) r.Cache.Truncate(0); // and each alone below
+            }
+        }
+        var alone = new List<Running>();
+        foreach (var r in pending)
+        {
+            try { Take(r, transformer.Forward(r.Cache, r.Job.Request.PromptIds).Row(0)); }
+            catch (Exception e) { Fail(r, e); continue; }
+            if (r.Decoder.Finish is null) alone.Add(r);
+        }
+        return alone;
+    }
+
+    /// <summary>Prefills a prompt scored for echo, reports its scores, and takes its first token; null when it ends there.</summary>
+    /// <remarks>The job arrives counted in <see cref="Active"/>; every way out of here but a running sequence uncounts it.</remarks>
+    Running? Admit(Job job)
+    {
+        if (Begin(job, endWhenDone: false) is not { } running) return null;
+        try
+        {
+            var prompt = job.Request.PromptIds;
+            var scored = new List<TokenLogprob>(prompt.Length);
+            int top = job.Request.Logprobs ?? 0;
+            Logits logits = default;
+            for (int start = 0; start < prompt.Length;)
+            {
+                int n = Math.Min(ScoreChunk, prompt.Length - start);
+                if (prompt.Length - start - n == 1) n++; // no chunk of one row: it would take the matrix-vector path
+                logits = _model.Transformer.Forward(running.Cache, prompt.AsSpan(start, n), allLogits: true);
+                for (int i = 0; i < n; i++)
+                    if (start + i + 1 < prompt.Length)
+                        scored.Add(Logprobs.Of(logits.Row(i), prompt[start + i + 1], top));
+                start += n;
+            }
+            job.Events.TryWrite(new PromptScored(scored));
+            if (running.Decoder.Finish is { } done) { End(running, done); return null; }
+            // The last prompt row's logits are still in the buffer, at the end of the last chunk.
+            Take(running, logits.Row(logits.Rows - 1));
+            return running.Decoder.Finish is null ? running : null;
+        }
+        catch (Exception e)
+        {
+            Fail(running, e);
             return null;
         }
     }

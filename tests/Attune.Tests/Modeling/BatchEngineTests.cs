@@ -138,4 +138,49 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
         Assert.IsType<CompletionFinished>((await All(good))[^1]);
         Assert.Equal(0, engine.Active);
     }
+
+    [Fact]
+    public async Task Prompts_admitted_together_prefill_in_one_pass_and_give_what_each_gives_alone()
+    {
+        using var local = LanguageModel.Load(_tiny.Path);
+        using var served = LanguageModel.Load(_tiny.Path);
+        using var engine = new BatchEngine(served, maxBatch: 8, admitTogether: 8);
+        // Few-shot prompts of one task: a long shared prefix (computed once, then copied) and different questions.
+        var shots = "Question: two plus two? Answer: four.\nQuestion: the capital of France? Answer: Paris.\n";
+        string[] questions = ["Question: three times three? Answer:", "Question: le chien? Answer:", "Q:", "Question: el gato negro y el perro blanco? Answer:"];
+        var requests = new List<CompletionRequest>();
+        foreach (var (q, i) in questions.Select((q, i) => (q, i)))
+        {
+            requests.Add(Request(local.Tokenizer.Encode(shots + q), 5 + i, temperature: i % 2 == 0 ? 0 : 0.8f, seed: (ulong)i));
+            requests.Add(Request(local.Tokenizer.Encode(q), 3)); // no shared prefix with the others
+        }
+        Assert.True(local.Tokenizer.Encode(shots).Length >= 16);
+
+        async Task Check(List<CompletionRequest> batch, int? bad)
+        {
+            Assert.Equal(SubmitResult.Accepted, engine.Submit(batch, default, out var events));
+            for (int i = 0; i < batch.Count; i++)
+            {
+                var got = await All(events[i]);
+                if (i == bad)
+                {
+                    Assert.Contains("outside the model's vocabulary", Assert.IsType<CompletionFailed>(got[^1]).Message);
+                    continue;
+                }
+                var expected = local.Generate(batch[i].PromptIds, batch[i].Options);
+                var finished = Assert.IsType<CompletionFinished>(got[^1]);
+                Assert.Equal(expected.Text, finished.Text);
+                Assert.Equal(expected.Tokens, got.OfType<TokenGenerated>().Where(t => t.Id >= 0 && !t.IsStop).Select(t => t.Id).ToList());
+            }
+        }
+
+        // All eight together, then the sharers alone (the prefix kept from the first admission is reused).
+        await Check(requests, bad: null);
+        Assert.Equal(8, engine.LargestPrefill);
+        await Check(requests.Where((_, i) => i % 2 == 0).ToList(), bad: null);
+        // A prompt the model cannot take fails alone; the others in its pass still run.
+        var withBad = requests.Take(4).Append(Request([.. requests[0].PromptIds, served.Config.VocabSize + 3], 2)).ToList();
+        await Check(withBad, bad: 4);
+        Assert.Equal(0, engine.Active);
+    }
 }

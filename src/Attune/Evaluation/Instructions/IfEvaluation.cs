@@ -60,13 +60,18 @@ public static class IfEvaluation
         new(prompt, "", new bool[prompt.Instructions.Count], new bool[prompt.Instructions.Count], CriticalError.Empty, FinishReason.Stop) { Unanswered = true };
 
     /// <summary>The generation request for a prompt in a mode: chat template, URIAL (base models), or the prompt as is.</summary>
-    public static GenerateRequest Request(IfPrompt prompt, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots) =>
-        Request(prompt.Prompt, prompt.Language, mode, maxTokens, shots);
+    public static GenerateRequest Request(IfPrompt prompt, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots, bool runToLimit = false) =>
+        Request(prompt.Prompt, prompt.Language, mode, maxTokens, shots, runToLimit);
 
-    /// <summary>A request for an answer to one user message: greedy, with the loop guard, through the chosen prompt mode.</summary>
-    public static GenerateRequest Request(string message, string language, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots)
+    /// <summary>
+    /// A request for an answer to one user message: greedy, with the loop guard, through the chosen prompt mode. With
+    /// <paramref name="runToLimit"/> (benchmarks only) the reply runs to <paramref name="maxTokens"/>, the end token and
+    /// the loop guard ignored: a random model's stand-in for the lengths of real answers.
+    /// </summary>
+    public static GenerateRequest Request(string message, string language, PromptMode mode, int maxTokens, int shots = UrialPrompt.DefaultShots, bool runToLimit = false)
     {
-        var options = new GenerationOptions { MaxNewTokens = maxTokens, RepetitionGuard = new RepetitionGuard() };
+        var options = runToLimit ? new GenerationOptions { MaxNewTokens = maxTokens, IgnoreEos = true }
+            : new GenerationOptions { MaxNewTokens = maxTokens, RepetitionGuard = new RepetitionGuard() };
         var conversation = new[] { ChatMessage.User(message) };
         return mode switch
         {
@@ -81,9 +86,9 @@ public static class IfEvaluation
         mode == PromptMode.Urial ? UrialPrompt.CleanAnswer(generated.Text) : generated.Text.Trim();
 
     public static async Task<List<IfItem>> RunAsync(IReadOnlyList<IfPrompt> prompts, RequestRunner runner, PromptMode mode, int maxTokens,
-        int shots = UrialPrompt.DefaultShots, Action<int, int>? progress = null, CancellationToken cancel = default)
+        int shots = UrialPrompt.DefaultShots, Action<int, int>? progress = null, CancellationToken cancel = default, bool runToLimit = false)
     {
-        var requests = prompts.Select(p => Request(p, mode, maxTokens, shots)).ToList();
+        var requests = prompts.Select(p => Request(p, mode, maxTokens, shots, runToLimit)).ToList();
         var answers = await runner.GenerateAsync(requests, progress, cancel);
         return prompts.Select((p, i) =>
         {
