@@ -23,7 +23,9 @@ static class GenerationWidthBench
         Console.WriteLine("| batch width | seconds | generated tok/s | vs width 8 | peak RSS |");
         Console.WriteLine("|---:|---:|---:|---:|---:|");
         double first = 0;
-        foreach (int width in new[] { 8, 16, 32, 64 })
+        // GEN_WIDTHS=16,64 runs only those widths (for a profile of one).
+        var widths = Environment.GetEnvironmentVariable("GEN_WIDTHS") is { Length: > 0 } list ? list.Split(',').Select(int.Parse).ToArray() : [8, 16, 32, 64];
+        foreach (int width in widths)
         {
             using var backend = new LocalBackend(LanguageModel.Load(model)) { MaxBatch = width };
             backend.GenerateManyAsync(requests.Take(2).ToList()).GetAwaiter().GetResult(); // JIT

@@ -166,4 +166,33 @@ public class WaistTests(LanguageModelTests.TinyModelFixture tiny) : IClassFixtur
         Assert.Equal(12, many.Count);
         Assert.All(many, g => Assert.InRange(g.CompletionTokens, 0, 10));
     }
+
+    [Fact]
+    public void The_default_generation_width_is_the_widest_whose_caches_fit_the_budget()
+    {
+        // Small weights, wide KV heads and a long window: 32 KiB of cache per token, so the budget binds.
+        using var tmp = new TempDir();
+        var wide = (System.Text.Json.Nodes.JsonObject)Presets.Find("tiny", "llama").Config.DeepClone(); // the preset is shared
+        (wide["num_hidden_layers"], wide["num_attention_heads"], wide["num_key_value_heads"], wide["head_dim"], wide["max_position_embeddings"]) = (4, 4, 4, 256, 32768);
+        ModelInitializer.Write(tmp["wide"], wide, seed: 1, Attune.Tensors.DType.F32);
+        using var backend = new LocalBackend(LanguageModel.Load(tmp["wide"]));
+        var c = backend.Model.Config;
+        long perToken = 2L * c.NumLayers * c.NumKvHeads * c.HeadDim * sizeof(float);
+        var prompt = new int[10];
+        var widths = new List<int>();
+        foreach (int budget in new[] { 1, 500, 2000, 8000, 60000 })
+        {
+            var request = GenerateRequest.Raw("x", new GenerationOptions { MaxNewTokens = budget });
+            int width = backend.BatchWidth([prompt, new int[3]], [request, request]);
+            long longest = Math.Min(c.MaxPositionEmbeddings, prompt.Length + budget);
+            Assert.InRange(width, 8, LocalBackend.WidestBatch);
+            // Either the caches fit and one more would not (or the widest is reached), or the floor of 8 holds.
+            Assert.True(width == 8 || width * perToken * longest <= LocalBackend.KvBudgetBytes);
+            Assert.True(width == LocalBackend.WidestBatch || (width + 1) * perToken * longest > LocalBackend.KvBudgetBytes);
+            widths.Add(width);
+        }
+        Assert.Equal([64, 64, 32, 8, 8], widths); // the widest, the budget's, and the floor
+        using var fixedWidth = new LocalBackend(LanguageModel.Load(tiny.Path)) { MaxBatch = 3 };
+        Assert.Equal(3, fixedWidth.BatchWidth([prompt], [GenerateRequest.Raw("x", new GenerationOptions())]));
+    }
 }
