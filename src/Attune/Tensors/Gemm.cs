@@ -256,7 +256,20 @@ public sealed unsafe class Gemm : IRangeJob
         var type = w.Type;
         long skip = type.RowBytes(pc);
         int j = 0;
-        if (Simd.Level == SimdLevel.V512 && Avx512F.IsSupported)
+        if (Simd.Level == SimdLevel.V512 && Avx512F.IsSupported && type == WeightType.BF16)
+        {
+            // BF16 widened in registers on the way into the transpose: no tile, no call per row.
+            int whole = kc & ~15;
+            for (; j + 16 <= cols; j += 16)
+            {
+                ushort* src = (ushort*)(w.Row(n0 + j) + skip);
+                long lds = w.RowBytes / sizeof(ushort);
+                for (int p = 0; p < whole; p += 16) TransposeBf16x16(src + p, lds, strip + p * nr + j, nr);
+                for (int p = whole; p < kc; p++)
+                    for (int r = 0; r < 16; r++) strip[p * nr + j + r] = BitConverter.Int32BitsToSingle(src[r * lds + p] << 16);
+            }
+        }
+        else if (Simd.Level == SimdLevel.V512 && Avx512F.IsSupported)
         {
             // Sixteen rows converted into a tile, then transposed sixteen by sixteen in registers (a scalar
             // store per value made packing the whole cost of a short prompt).
@@ -309,6 +322,66 @@ public sealed unsafe class Gemm : IRangeJob
             Avx512F.Shuffle4x128(t[i], t[i + 8], 0xDD).Store(dst + (i + 8) * ldd);
         }
     }
+
+    /// <summary>
+    /// <see cref="Transpose16"/> of sixteen BF16 rows (<paramref name="lds"/> values apart), each widened to f32 as it is
+    /// loaded; the sixteen rows and their shuffles stay in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void TransposeBf16x16(ushort* src, long lds, float* dst, int ldd)
+    {
+        var r0 = Bf16(src + 0 * lds);
+        var r1 = Bf16(src + 1 * lds);
+        var r2 = Bf16(src + 2 * lds);
+        var r3 = Bf16(src + 3 * lds);
+        var r4 = Bf16(src + 4 * lds);
+        var r5 = Bf16(src + 5 * lds);
+        var r6 = Bf16(src + 6 * lds);
+        var r7 = Bf16(src + 7 * lds);
+        var r8 = Bf16(src + 8 * lds);
+        var r9 = Bf16(src + 9 * lds);
+        var r10 = Bf16(src + 10 * lds);
+        var r11 = Bf16(src + 11 * lds);
+        var r12 = Bf16(src + 12 * lds);
+        var r13 = Bf16(src + 13 * lds);
+        var r14 = Bf16(src + 14 * lds);
+        var r15 = Bf16(src + 15 * lds);
+        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+        var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+        var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
+        var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
+        var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
+        r0 = Avx512F.Shuffle(t0, t2, 0x44); r1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        r2 = Avx512F.Shuffle(t1, t3, 0x44); r3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        r4 = Avx512F.Shuffle(t4, t6, 0x44); r5 = Avx512F.Shuffle(t4, t6, 0xEE);
+        r6 = Avx512F.Shuffle(t5, t7, 0x44); r7 = Avx512F.Shuffle(t5, t7, 0xEE);
+        r8 = Avx512F.Shuffle(t8, t10, 0x44); r9 = Avx512F.Shuffle(t8, t10, 0xEE);
+        r10 = Avx512F.Shuffle(t9, t11, 0x44); r11 = Avx512F.Shuffle(t9, t11, 0xEE);
+        r12 = Avx512F.Shuffle(t12, t14, 0x44); r13 = Avx512F.Shuffle(t12, t14, 0xEE);
+        r14 = Avx512F.Shuffle(t13, t15, 0x44); r15 = Avx512F.Shuffle(t13, t15, 0xEE);
+        t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t4 = Avx512F.Shuffle4x128(r0, r4, 0xDD);
+        t1 = Avx512F.Shuffle4x128(r1, r5, 0x88); t5 = Avx512F.Shuffle4x128(r1, r5, 0xDD);
+        t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t6 = Avx512F.Shuffle4x128(r2, r6, 0xDD);
+        t3 = Avx512F.Shuffle4x128(r3, r7, 0x88); t7 = Avx512F.Shuffle4x128(r3, r7, 0xDD);
+        t8 = Avx512F.Shuffle4x128(r8, r12, 0x88); t12 = Avx512F.Shuffle4x128(r8, r12, 0xDD);
+        t9 = Avx512F.Shuffle4x128(r9, r13, 0x88); t13 = Avx512F.Shuffle4x128(r9, r13, 0xDD);
+        t10 = Avx512F.Shuffle4x128(r10, r14, 0x88); t14 = Avx512F.Shuffle4x128(r10, r14, 0xDD);
+        t11 = Avx512F.Shuffle4x128(r11, r15, 0x88); t15 = Avx512F.Shuffle4x128(r11, r15, 0xDD);
+        Avx512F.Shuffle4x128(t0, t8, 0x88).Store(dst + 0 * ldd); Avx512F.Shuffle4x128(t0, t8, 0xDD).Store(dst + 8 * ldd);
+        Avx512F.Shuffle4x128(t1, t9, 0x88).Store(dst + 1 * ldd); Avx512F.Shuffle4x128(t1, t9, 0xDD).Store(dst + 9 * ldd);
+        Avx512F.Shuffle4x128(t2, t10, 0x88).Store(dst + 2 * ldd); Avx512F.Shuffle4x128(t2, t10, 0xDD).Store(dst + 10 * ldd);
+        Avx512F.Shuffle4x128(t3, t11, 0x88).Store(dst + 3 * ldd); Avx512F.Shuffle4x128(t3, t11, 0xDD).Store(dst + 11 * ldd);
+        Avx512F.Shuffle4x128(t4, t12, 0x88).Store(dst + 4 * ldd); Avx512F.Shuffle4x128(t4, t12, 0xDD).Store(dst + 12 * ldd);
+        Avx512F.Shuffle4x128(t5, t13, 0x88).Store(dst + 5 * ldd); Avx512F.Shuffle4x128(t5, t13, 0xDD).Store(dst + 13 * ldd);
+        Avx512F.Shuffle4x128(t6, t14, 0x88).Store(dst + 6 * ldd); Avx512F.Shuffle4x128(t6, t14, 0xDD).Store(dst + 14 * ldd);
+        Avx512F.Shuffle4x128(t7, t15, 0x88).Store(dst + 7 * ldd); Avx512F.Shuffle4x128(t7, t15, 0xDD).Store(dst + 15 * ldd);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Bf16(ushort* p) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load(p)), 16).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel512(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool accumulate)
