@@ -311,43 +311,59 @@ public sealed class BatchEngine : IDisposable
     int[] _trunkTokens = [];
 
     /// <summary>
-    /// Runs the prompts of several sequences in one forward pass (after the prefix they all share — a task's fixed
-    /// few-shot examples — computed once in a trunk cache that keeps it for the next admission) and takes each one's
-    /// first token. A batch that fails (a prompt the model cannot take) is run again one prompt at a time, so only
-    /// the bad prompt fails.
+    /// Runs the prompts of several sequences in one forward pass and takes each one's first token. Prompts that share a
+    /// prefix of at least <see cref="SharedPrefixTokens"/> (a task's fixed few-shot examples) form a group whose prefix
+    /// is computed once, in a trunk cache that keeps the last group's prefix for the next admission, and copied to each
+    /// member; the pass then runs every prompt's rest. A batch that fails (a prompt the model cannot take) is run again
+    /// one prompt at a time, so only the bad prompt fails.
     /// </summary>
     List<Running> Prefill(List<Running> pending)
     {
         if (pending.Count == 0) return [];
         var transformer = _model.Transformer;
-        if (pending.Count > 1)
         {
             try
             {
-                var first = pending[0].Job.Request.PromptIds;
-                int prefix = first.Length - 1;
-                foreach (var r in pending)
+                // In token order, neighbours share the longest prefixes; a group ends where the shared part gets short.
+                var order = Enumerable.Range(0, pending.Count)
+                    .OrderBy(i => pending[i].Job.Request.PromptIds, Comparer<int[]>.Create((a, b) => a.AsSpan().SequenceCompareTo(b))).ToArray();
+                var prefix = new int[pending.Count];
+                for (int g = 0; g < order.Length;)
                 {
-                    var ids = r.Job.Request.PromptIds;
-                    prefix = Math.Min(prefix, Math.Min(first.AsSpan().CommonPrefixLength(ids), ids.Length - 1));
-                }
-                if (prefix < SharedPrefixTokens) prefix = 0;
-                else
-                {
-                    _trunk ??= transformer.NewCache(prefix);
-                    int reuse = Math.Min(_trunkTokens.AsSpan().CommonPrefixLength(first.AsSpan(0, prefix)), _trunk.Length);
-                    _trunk.Truncate(reuse);
-                    if (prefix > reuse) transformer.Forward(_trunk, first.AsSpan(reuse, prefix - reuse));
-                    _trunkTokens = first[..prefix];
+                    var first = pending[order[g]].Job.Request.PromptIds;
+                    int shared = first.Length - 1, end = g + 1;
+                    for (; end < order.Length; end++)
+                    {
+                        var ids = pending[order[end]].Job.Request.PromptIds;
+                        int next = Math.Min(shared, Math.Min(first.AsSpan().CommonPrefixLength(ids), ids.Length - 1));
+                        if (next < SharedPrefixTokens) break;
+                        shared = next;
+                    }
+                    // A prompt alone still takes what the trunk kept from the last admission.
+                    if (end == g + 1) shared = Math.Min(shared, _trunkTokens.AsSpan().CommonPrefixLength(first));
+                    if (shared >= SharedPrefixTokens)
+                    {
+                        _trunk ??= transformer.NewCache(shared);
+                        int reuse = Math.Min(_trunkTokens.AsSpan().CommonPrefixLength(first.AsSpan(0, shared)), _trunk.Length);
+                        _trunk.Truncate(reuse);
+                        _trunkTokens = [];
+                        if (shared > reuse) transformer.Forward(_trunk, first.AsSpan(reuse, shared - reuse));
+                        _trunkTokens = first[..shared];
+                        for (int j = g; j < end; j++)
+                        {
+                            pending[order[j]].Cache.CopyPrefix(_trunk, shared);
+                            prefix[order[j]] = shared;
+                        }
+                    }
+                    g = end;
                 }
                 var tokens = new List<int>();
                 var lengths = new int[pending.Count];
                 for (int i = 0; i < pending.Count; i++)
                 {
                     var ids = pending[i].Job.Request.PromptIds;
-                    if (prefix > 0) pending[i].Cache.CopyPrefix(_trunk!, prefix);
-                    tokens.AddRange(ids.AsSpan(prefix));
-                    lengths[i] = ids.Length - prefix;
+                    tokens.AddRange(ids.AsSpan(prefix[i]));
+                    lengths[i] = ids.Length - prefix[i];
                 }
                 var logits = transformer.ForwardMany(pending.Select(r => r.Cache).ToList(), tokens.ToArray(), lengths);
                 if (pending.Count > _largestPrefill) Volatile.Write(ref _largestPrefill, pending.Count);
@@ -360,10 +376,15 @@ public sealed class BatchEngine : IDisposable
                 }
                 return started;
             }
-            catch (Exception)
+            catch (Exception) when (pending.Count > 1)
             {
                 _trunkTokens = [];
                 foreach (var r in pending) r.Cache.Truncate(0); // and each alone below
+            }
+            catch (Exception e)
+            {
+                Fail(pending[0], e);
+                return [];
             }
         }
         var alone = new List<Running>();

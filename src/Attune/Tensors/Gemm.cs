@@ -153,23 +153,37 @@ public sealed unsafe class Gemm : IRangeJob
             }
     }
 
-    /// <summary>Strips [s0, s1) of the products' columns (see <see cref="MultiplyByWeights"/>), each product's own in turn.</summary>
+    /// <summary>
+    /// Strips [s0, s1) of the products' columns (see <see cref="MultiplyByWeights"/>). Per block of KC inputs, A is
+    /// packed once — all its rows — for every product that reads it (q, k and v read the same A), then each product's
+    /// strips of W are packed and run against it.
+    /// </summary>
     void ExecuteWeightStrips(int s0, int s1)
     {
-        int nr = _nr;
-        var packA = t_packA is { } pa && pa.Length >= MC * KC ? pa : t_packA = GC.AllocateUninitializedArray<float>(MC * KC, pinned: true);
+        int nr = _nr, m = _m, mPad = (m + MR - 1) / MR * MR;
+        var packA = t_packA is { } pa && pa.Length >= mPad * KC ? pa : t_packA = GC.AllocateUninitializedArray<float>(Math.Max(mPad, MC) * KC, pinned: true);
         var packB = t_packB is { } pb && pb.Length >= KC * NC ? pb : t_packB = GC.AllocateUninitializedArray<float>(KC * NC, pinned: true);
+        int kMax = 0;
+        for (int i = 0; i < _productCount; i++) kMax = Math.Max(kMax, _products[i].W.Cols);
         fixed (float* ap = packA, bp = packB)
-            for (int i = 0; i < _productCount; i++)
+            for (int pc = 0; pc < kMax; pc += KC)
             {
-                int s = Math.Max(s0, _firstStrip[i]), e = Math.Min(s1, _firstStrip[i + 1]);
-                if (s >= e) continue;
-                var p = _products[i];
-                int col0 = (s - _firstStrip[i]) * nr, col1 = Math.Min((e - _firstStrip[i]) * nr, p.W.Rows), k = p.W.Cols;
-                for (int pc = 0; pc < k; pc += KC)
+                var packedA = default(StridedMatrix); // the A (and block width) ap holds now
+                int packedKc = 0;
+                for (int i = 0; i < _productCount; i++)
                 {
+                    int s = Math.Max(s0, _firstStrip[i]), e = Math.Min(s1, _firstStrip[i + 1]);
+                    var p = _products[i];
+                    int k = p.W.Cols;
+                    if (s >= e || pc >= k) continue;
+                    int col0 = (s - _firstStrip[i]) * nr, col1 = Math.Min((e - _firstStrip[i]) * nr, p.W.Rows);
                     int kc = Math.Min(KC, k - pc);
                     bool accumulate = pc > 0;
+                    if (packedA.Data != p.A.Data || packedA.RowStride != p.A.RowStride || packedA.ColStride != p.A.ColStride || packedKc != kc)
+                    {
+                        PackA(p.A, ap, 0, m, pc, kc);
+                        (packedA, packedKc) = (p.A, kc);
+                    }
                     for (int jc = col0; jc < col1; jc += NC)
                     {
                         int nc = Math.Min(NC, col1 - jc);
@@ -180,10 +194,10 @@ public sealed unsafe class Gemm : IRangeJob
                             if (cols < nr) new Span<float>(strip, kc * nr).Clear();
                             PackWeights(p.W, strip, pc, kc, jc + jr, cols, nr);
                         }
-                        for (int ic = 0; ic < _m; ic += MC)
+                        // Blocks of MC rows of A, so a block and the strips of W it meets stay in cache together.
+                        for (int ic = 0; ic < m; ic += MC)
                         {
-                            int mc = Math.Min(MC, _m - ic);
-                            PackA(p.A, ap, ic, mc, pc, kc);
+                            int mc = Math.Min(MC, m - ic);
                             for (int jr = 0; jr < nc; jr += nr)
                             {
                                 float* bStrip = bp + (long)jr * kc;
@@ -192,7 +206,7 @@ public sealed unsafe class Gemm : IRangeJob
                                 {
                                     float* c = p.C + (long)(ic + ir) * p.Ldc + jc + jr;
                                     int rows = Math.Min(MR, mc - ir);
-                                    float* aStrip = ap + (long)ir * kc;
+                                    float* aStrip = ap + (long)(ic + ir) * kc;
                                     switch (Simd.Level)
                                     {
                                         case SimdLevel.V512: Kernel512(kc, aStrip, bStrip, c, p.Ldc, rows, cols, accumulate); break;
@@ -215,6 +229,15 @@ public sealed unsafe class Gemm : IRangeJob
             float* strip = dst + (long)ir * kc;
             int rows = Math.Min(MR, mc - ir);
             if (rows < MR) new Span<float>(strip, kc * MR).Clear();
+            else if (a.ColStride == 1 && Simd.Level == SimdLevel.V512 && Avx512F.IsSupported)
+            {
+                float* s0 = a.Data + (long)(ic + ir) * a.RowStride + pc;
+                int p = 0;
+                for (; p + 16 <= kc; p += 16) Interleave4(s0 + p, a.RowStride, strip + p * MR);
+                for (; p < kc; p++)
+                    for (int r = 0; r < MR; r++) strip[p * MR + r] = s0[(long)r * a.RowStride + p];
+                continue;
+            }
             for (int r = 0; r < rows; r++)
             {
                 float* src = a.Data + (long)(ic + ir + r) * a.RowStride + (long)pc * a.ColStride;
@@ -222,6 +245,22 @@ public sealed unsafe class Gemm : IRangeJob
                 for (int p = 0; p < kc; p++) strip[p * MR + r] = src[p * cs];
             }
         }
+    }
+
+    /// <summary>dst[4p + r] = src[r·lds + p] for four rows of sixteen: pairs, then quads, then 128-bit lanes twice.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Interleave4(float* src, long lds, float* dst)
+    {
+        var r0 = Vector512.Load(src); var r1 = Vector512.Load(src + lds); var r2 = Vector512.Load(src + 2 * lds); var r3 = Vector512.Load(src + 3 * lds);
+        var a = Avx512F.UnpackLow(r0, r1).AsDouble(); var b = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        var c = Avx512F.UnpackLow(r2, r3).AsDouble(); var d = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        // Per 128-bit lane l: e holds p = 4l (rows 0..3), f 4l+1, g 4l+2, h 4l+3.
+        var e = Avx512F.UnpackLow(a, c).AsSingle(); var f = Avx512F.UnpackHigh(a, c).AsSingle();
+        var g = Avx512F.UnpackLow(b, d).AsSingle(); var h = Avx512F.UnpackHigh(b, d).AsSingle();
+        var u0 = Avx512F.Shuffle4x128(e, f, 0x44); var u1 = Avx512F.Shuffle4x128(e, f, 0xEE);
+        var u2 = Avx512F.Shuffle4x128(g, h, 0x44); var u3 = Avx512F.Shuffle4x128(g, h, 0xEE);
+        Avx512F.Shuffle4x128(u0, u2, 0x88).Store(dst); Avx512F.Shuffle4x128(u0, u2, 0xDD).Store(dst + 16);
+        Avx512F.Shuffle4x128(u1, u3, 0x88).Store(dst + 32); Avx512F.Shuffle4x128(u1, u3, 0xDD).Store(dst + 48);
     }
 
     /// <summary>B block [pc, pc+kc) × [jc, jc+nc) as strips of NR columns, k-major (NR values per k), zero-padded.</summary>

@@ -146,15 +146,17 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
         using var served = LanguageModel.Load(_tiny.Path);
         using var engine = new BatchEngine(served, maxBatch: 8, admitTogether: 8);
         // Few-shot prompts of one task: a long shared prefix (computed once, then copied) and different questions.
+        // Two tasks' shots, mixed in one admission: each task's prefix is computed once for its own prompts.
         var shots = "Question: two plus two? Answer: four.\nQuestion: the capital of France? Answer: Paris.\n";
+        var otherShots = "Traduis : le chat. Réponse : the cat.\nTraduis : la maison bleue. Réponse : the blue house.\n";
         string[] questions = ["Question: three times three? Answer:", "Question: le chien? Answer:", "Q:", "Question: el gato negro y el perro blanco? Answer:"];
         var requests = new List<CompletionRequest>();
         foreach (var (q, i) in questions.Select((q, i) => (q, i)))
         {
             requests.Add(Request(local.Tokenizer.Encode(shots + q), 5 + i, temperature: i % 2 == 0 ? 0 : 0.8f, seed: (ulong)i));
-            requests.Add(Request(local.Tokenizer.Encode(q), 3)); // no shared prefix with the others
+            requests.Add(Request(local.Tokenizer.Encode(i % 2 == 0 ? otherShots + q : q), 3)); // another task's prefix, or none
         }
-        Assert.True(local.Tokenizer.Encode(shots).Length >= 16);
+        Assert.True(local.Tokenizer.Encode(shots).Length >= 16 && local.Tokenizer.Encode(otherShots).Length >= 16);
 
         async Task Check(List<CompletionRequest> batch, int? bad)
         {
@@ -174,10 +176,11 @@ public class BatchEngineTests : IClassFixture<LanguageModelTests.TinyModelFixtur
             }
         }
 
-        // All eight together, then the sharers alone (the prefix kept from the first admission is reused).
+        // All eight together, then the first task's prompts again (its prefix may still be in the trunk), then one alone.
         await Check(requests, bad: null);
         Assert.Equal(8, engine.LargestPrefill);
         await Check(requests.Where((_, i) => i % 2 == 0).ToList(), bad: null);
+        await Check([requests[2]], bad: null);
         // A prompt the model cannot take fails alone; the others in its pass still run.
         var withBad = requests.Take(4).Append(Request([.. requests[0].PromptIds, served.Config.VocabSize + 3], 2)).ToList();
         await Check(withBad, bad: 4);

@@ -5,6 +5,7 @@ using Attune.Training;
 
 namespace Attune.Tests.Training;
 
+[Collection("Simd")] // a finite-difference check: a kernel switched to another SIMD level mid-run moves its last bits
 public class DpoTests
 {
     static string Pairs(IEnumerable<string> subjects) => string.Join("\n", subjects.Select(s =>
