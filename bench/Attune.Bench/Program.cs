@@ -64,6 +64,11 @@ public static class Program
                 StudyBench.Table(Root, args.Length > 2 ? int.Parse(args[2]) : 30, args.Length > 3 ? int.Parse(args[3]) : 20,
                     double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
                 return 0;
+            case "study-one":
+                // study-one [PRESET] [ARCH] [ICL_ITEMS_PER_TASK] [IF_PROMPTS]: λ = 0's cells of the reduced study on another shape
+                StudyBench.OneLambda(Root, args.ElementAtOrDefault(1) ?? "qwen2.5-0.5b", args.ElementAtOrDefault(2) ?? "qwen2",
+                    args.Length > 3 ? int.Parse(args[3]) : 30, args.Length > 4 ? int.Parse(args[4]) : 20);
+                return 0;
             case "vs-llamacpp":
                 // vs-llamacpp [ITEMS] [PROMPTS] [TOKENS]: scoring and batched generation requests, Attune against llama.cpp in process
                 RequestRateBench.Table(Root, args.Length > 1 ? int.Parse(args[1]) : 100, args.Length > 2 ? int.Parse(args[2]) : 64, args.Length > 3 ? int.Parse(args[3]) : 64);

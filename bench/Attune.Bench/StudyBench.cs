@@ -81,6 +81,48 @@ static class StudyBench
         Console.WriteLine($"Prompt passes inside the two ICL runs above (passes of ≥ {Attune.Tensors.MatMul.GemmMinRows} rows): {rows} rows in {seconds:F1} s = {tps:F0} tok/s; 2·N·tok/s = {gflops:F0} GFLOP/s = {100 * gflops / peakGflops:F0}% of the {peakGflops:F0} GFLOP/s FMA peak.");
     }
 
+    /// <summary>
+    /// One λ (the base model's cells, λ = 0) of the reduced plan on another preset's shape (Qwen2.5-0.5B), BF16 random
+    /// weights, per-item shots and one shot set per task, IF with the loop guard and run to 256 tokens; extrapolated to
+    /// that λ's share of the full study (3 languages, 150 items per task, 120 IF prompts).
+    /// </summary>
+    public static void OneLambda(string root, string preset, string arch, int iclLimit, int ifLimit)
+    {
+        var outDir = Path.Combine(root, "bench", "out");
+        var baseDir = Path.Combine(outDir, preset);
+        var instructDir = Path.Combine(outDir, preset + "-seed1");
+        if (!Directory.Exists(baseDir)) ModelInitializer.Write(baseDir, Presets.Find(preset, arch).Config, 0, Attune.Tensors.DType.BF16);
+        if (!Directory.Exists(instructDir)) ModelInitializer.Write(instructDir, Presets.Find(preset, arch).Config, 1, Attune.Tensors.DType.BF16);
+        Console.WriteLine($"{preset} shape, BF16, random weights: λ = 0's cells only, English, ICL builtin:all with {iclLimit} items per task, IF builtin with {ifLimit} prompts, ≤ 256 new tokens; {Environment.ProcessorCount} threads.");
+        Console.WriteLine();
+        Console.WriteLine("| shots, IF replies | ICL s | IF s | one λ of the full study extrapolated |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        double iclScale = 150.0 / iclLimit, ifScale = 120.0 / ifLimit;
+        (double Icl, double If) Run(int? shotsPerTask, bool runToLimit)
+        {
+            var plan = new SweepPlan
+            {
+                Base = ModelReference.Parse(baseDir), Instruct = ModelReference.Parse(instructDir),
+                Lambdas = [new Lambda(0)], Languages = ["en"], IclLimit = iclLimit, IfLimit = ifLimit, IfMaxTokens = 256,
+                ShotsPerTask = shotsPerTask, Icl = "builtin:all", If = "builtin", IfRunToLimit = runToLimit,
+            };
+            var sweep = new Sweep(plan);
+            var cells = sweep.Cells().Where(c => c.Arm.Name == "lambda-0.00").ToList();
+            var t = WithStore(storePath =>
+            {
+                using (var store = new ResultsStore(storePath))
+                    sweep.RunAsync(store, store.BeginRun("bench study one λ", "bench", plan.ToJson()), cells).GetAwaiter().GetResult();
+                return Read(storePath, 0);
+            });
+            return (t.Icl0, t.If0);
+        }
+        foreach (var (name, shots, toLimit) in new[] { ("per item, IF with the loop guard", (int?)null, false), ("--shots-per-task 1, IF with the loop guard", 1, false), ("--shots-per-task 1, IF run to 256 tokens", 1, true) })
+        {
+            var (icl, ifSeconds) = Run(shots, toLimit);
+            Console.WriteLine($"| {name} | {icl:F0} | {ifSeconds:F0} | {3 * (icl * iclScale + ifSeconds * ifScale) / 60:F0} min |");
+        }
+    }
+
     static long ParametersOf(string folder)
     {
         using var lm = LanguageModel.Load(folder);
