@@ -155,6 +155,16 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
         {
             var (row0, count) = _blocks[item / heads];
             int h = item % heads, kvh = h / group;
+            // A prompt's item is one head's rows; a decode row's item is up to four heads of one KV group, so their keys are
+            // read once for all of them (the same sums: each score is the same chain of fused multiply-adds either way).
+            int rows = count, qStride = heads * hd;
+            if (count == 1 && group > 1)
+            {
+                int g = h % group;
+                if (g % MaxRows != 0) continue; // computed by the item of the first head of its four
+                rows = Math.Min(MaxRows, group - g);
+                qStride = hd;
+            }
             var cache = _caches[row0];
             int p0 = _pos[row0], last = p0 + count - 1;
             int first = window is int win && p0 >= win ? p0 - win + 1 : 0;
@@ -163,20 +173,22 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             fixed (float* s = scores)
             {
                 float* keys = cache.Keys(_layer, kvh) + first;
-                Scores(_q + row0 * heads * hd + h * hd, heads * hd, count, keys, cache.Capacity, hd, n, s, scale);
+                Scores(_q + row0 * heads * hd + h * hd, qStride, rows, keys, cache.Capacity, hd, n, s, scale);
                 int minLo = n, maxHi = 0;
-                for (int r = 0; r < count; r++)
+                for (int r = 0; r < rows; r++)
                 {
-                    var (lo, hi) = MaskedSoftmax(s + r * n, n, p0 + r, first, window, 1f, cap);
+                    var (lo, hi) = MaskedSoftmax(s + r * n, n, count == 1 ? p0 : p0 + r, first, window, 1f, cap);
                     minLo = Math.Min(minLo, lo);
                     maxHi = Math.Max(maxHi, hi);
                 }
                 float* values = cache.Values(_layer, kvh) + (long)first * hd;
                 float* o0 = _out + row0 * heads * hd + h * hd;
+                // MixFour's single chain per element differs from Mix's two in the last bits: prompts' blocks of four only,
+                // as before, so a decode step gives what it gave when each head ran alone.
                 if (count == MaxRows && hd % 64 == 0 && Simd.Level == SimdLevel.V512)
-                    MixFour(s, n, minLo, maxHi, values, hd, o0, heads * hd);
+                    MixFour(s, n, minLo, maxHi, values, hd, o0, qStride);
                 else
-                    for (int r = 0; r < count; r++) Mix(s + r * n, minLo, maxHi, values, hd, o0 + r * heads * hd);
+                    for (int r = 0; r < rows; r++) Mix(s + r * n, minLo, maxHi, values, hd, o0 + r * qStride);
             }
         }
     }
