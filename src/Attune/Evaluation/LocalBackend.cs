@@ -28,7 +28,7 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
     /// <summary>
     /// The widest default batch. A decode step reads every weight once for the whole batch, so tokens per second grow
     /// with the width until the products and attention, not the weight reads, bound a step: on SmolLM2-135M (2 threads)
-    /// 8 → 16 → 32 → 64 gave 161 → 249 → 277 → 312 tok/s (bench: gen-width).
+    /// 8 → 16 → 32 → 64 gave 236 → 281 → 359 → 375 tok/s (bench: gen-width, bench/RESULTS.md).
     /// </summary>
     public const int WidestBatch = 64;
     /// <summary>The KV memory (f32) a default-width batch may take: 2 GiB.</summary>
