@@ -18,7 +18,11 @@ namespace Attune.Experiments;
 /// </summary>
 public static class DemoWorld
 {
-    public sealed record Corpus(IReadOnlyList<string> Documents, IReadOnlyList<JsonObject> Sft, IReadOnlyList<JsonObject> Preferences);
+    public sealed record Corpus(IReadOnlyList<string> Documents, IReadOnlyList<JsonObject> Sft, IReadOnlyList<JsonObject> Preferences)
+    {
+        /// <summary>Composed responses the IF checkers rejected (dropped from the data).</summary>
+        public int DroppedResponses { get; init; }
+    }
 
     static readonly string[] Languages = ["en", "fr", "es"];
 
@@ -67,6 +71,7 @@ public static class DemoWorld
         var documents = new List<string>();
         var sft = new List<JsonObject>();
         var preferences = new List<JsonObject>();
+        int dropped = 0;
         var concepts = BuiltinData.Load("tasks", "translation")["concepts"]!.AsArray();
         for (int li = 0; li < Languages.Length; li++)
         {
@@ -75,6 +80,7 @@ public static class DemoWorld
             var rng = new Rng(seed * 1000 + (ulong)li);
             // The built-in suite's test items, in the suite's own format, are kept out of the world.
             var held = BuiltinSuite.Types.SelectMany(t => BuiltinSuite.Load(t, lang).Items()).Select(i => i.Context[(i.Context.LastIndexOf("\n\n", StringComparison.Ordinal) + 2)..]).ToHashSet();
+            var shots = BuiltinSuite.Types.Select(t => ShotSource(t, lang, rng)).ToList();
             var generators = new Func<Rng, string>[]
             {
                 r => Person(lex, r).Passage,
@@ -91,21 +97,90 @@ public static class DemoWorld
             int made = 0, tries = 0;
             while (made < documentsPerLanguage && tries++ < documentsPerLanguage * 20)
             {
-                var doc = generators[rng.Next(generators.Length)](rng);
+                // Half the documents are runs of examples in a task's own format, as lists and Q/A pages are on the web.
+                var doc = rng.Next(2) == 0 ? FewShotBlock(shots[rng.Next(shots.Count)], rng) : generators[rng.Next(generators.Length)](rng);
                 if (held.Any(h => doc.Contains(h, StringComparison.Ordinal))) continue;
                 documents.Add(doc);
                 made++;
             }
-            var (pairs, prefs) = Instructions(lex, concepts, lang, rng, instructionsPerLanguage);
-            sft.AddRange(pairs);
-            preferences.AddRange(prefs);
+            var (examples, failed) = DemoInstructions.Generate(lang, instructionsPerLanguage, r => Plain(lex, concepts, lang, r), r => Sentence(lex, r), rng);
+            dropped += failed;
+            foreach (var e in examples)
+            {
+                sft.Add(Conversation(e.Prompt, e.Followed, lang));
+                if (e.Broken is not null) preferences.Add(new JsonObject { ["prompt"] = e.Prompt, ["chosen"] = e.Followed, ["rejected"] = e.Broken, ["lang"] = lang });
+            }
+            // Plain requests too (no instruction), so the instruct model answers ordinary questions.
+            for (int i = 0; i < instructionsPerLanguage / 4; i++)
+            {
+                var (request, answer) = Plain(lex, concepts, lang, rng);
+                sft.Add(Conversation(request, answer, lang));
+            }
         }
         // Languages interleaved, so that any prefix of the corpus has all three.
         var order = new Rng(seed);
         Shuffle(documents, order);
         Shuffle(sft, order);
         Shuffle(preferences, order);
-        return new Corpus(documents, sft, preferences);
+        return new Corpus(documents, sft, preferences) { DroppedResponses = dropped };
+    }
+
+    static JsonObject Conversation(string prompt, string reply, string lang) => new()
+    {
+        ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt }, new JsonObject { ["role"] = "assistant", ["content"] = reply }),
+        ["lang"] = lang,
+    };
+
+    /// <summary>A task type's documents for the world: its generator's items (drawn four times over where it draws) except the test items.</summary>
+    static IclTask ShotSource(string type, string lang, Rng rng)
+    {
+        var suite = BuiltinSuite.Load(type, lang);
+        var tested = suite.EvalDocs.Select((d, i) => suite.Text(d, i)).ToHashSet();
+        var docs = new List<JsonObject>();
+        for (int i = 0; i < (type is "arithmetic" or "symbols" or "reading" ? 4 : 1); i++) docs.AddRange(BuiltinSuite.Documents(type, lang, rng));
+        var config = BuiltinSuite.Config(type, lang);
+        var all = new IclTask(config, docs, docs);
+        var pool = docs.Where((d, i) => !tested.Contains(all.Text(d, i))).ToList();
+        return new IclTask(config, pool, pool);
+    }
+
+    /// <summary>Two to eight examples of a task in its own format (query, answer), separated as few-shot prompts separate them.</summary>
+    static string FewShotBlock(IclTask task, Rng rng)
+    {
+        int k = 2 + rng.Next(7);
+        var examples = new List<string>(k);
+        for (int e = 0; e < k; e++)
+        {
+            int i = rng.Next(task.EvalDocs.Count);
+            var doc = task.EvalDocs[i];
+            examples.Add(task.Text(doc, i) + task.Config.TargetDelimiter + task.Target(doc, i, task.Choices(doc, i)).Text);
+        }
+        return string.Join(task.Config.FewshotDelimiter, examples);
+    }
+
+    /// <summary>A sentence or two of the world, to fill a response: a person, a review, a topic.</summary>
+    static string Sentence(JsonObject lex, Rng rng)
+    {
+        switch (rng.Next(3))
+        {
+            case 0: return Person(lex, rng).Passage;
+            case 1:
+            {
+                var s = lex["sentiment"]!.AsObject();
+                var verdicts = Strings(s[rng.Next(2) == 0 ? "positive" : "negative"]);
+                var frames = Strings(s["frames"]);
+                var subjects = Strings(s["subjects"]);
+                return Fill(frames[rng.Next(frames.Count)], ("subject", subjects[rng.Next(subjects.Count)]), ("verdict", verdicts[rng.Next(verdicts.Count)]));
+            }
+            default:
+            {
+                var t = lex["topic"]!.AsObject();
+                var labels = Strings(t["labels"]);
+                var phrases = Strings(t["phrases"]![labels[rng.Next(labels.Count)]]);
+                var frames = Strings(t["frames"]);
+                return Fill(frames[rng.Next(frames.Count)], ("phrase", phrases[rng.Next(phrases.Count)]));
+            }
+        }
     }
 
     static void Shuffle<T>(List<T> list, Rng rng)
@@ -170,7 +245,8 @@ public static class DemoWorld
     {
         var pairs = lex["antonyms"]!["pairs"]!.AsArray();
         var p = pairs[rng.Next(pairs.Count)]!;
-        return Fill(Requests[lang]["opposite_answer"], ("word", p[0]!.GetValue<string>()), ("answer", p[1]!.GetValue<string>()));
+        int first = rng.Next(2);
+        return Fill(Requests[lang]["opposite_answer"], ("word", p[first]!.GetValue<string>()), ("answer", p[1 - first]!.GetValue<string>()));
     }
 
     static string Translation(JsonObject lex, JsonArray concepts, string lang, Rng rng)
@@ -185,8 +261,8 @@ public static class DemoWorld
     {
         var s = lex["symbols"]!.AsObject();
         var words = Strings(s["words"]);
-        var w = words[rng.Next(words.Count)];
-        var op = new[] { "reverse", "sort", "upper" }[rng.Next(3)];
+        var op = new[] { "reverse", "sort", "upper", "first_letters" }[rng.Next(4)];
+        var w = op == "first_letters" ? string.Join(' ', Enumerable.Range(0, 3).Select(_ => words[rng.Next(words.Count)])) : words[rng.Next(words.Count)];
         return $"{s["operations"]![op]!.GetValue<string>()}: {w} → {BuiltinSuite.Apply(op, w)}";
     }
 
@@ -197,93 +273,6 @@ public static class DemoWorld
         var label = labels[rng.Next(labels.Count)];
         var phrases = Strings(topic["phrases"]![label]);
         return $"{label}: {string.Join(", ", Enumerable.Range(0, 3).Select(_ => phrases[rng.Next(phrases.Count)]))}.";
-    }
-
-    /// <summary>Instruction kinds the world's responses can follow exactly, each turning a plain answer into one that follows it.</summary>
-    static readonly string[] Kinds =
-    [
-        "change_case:english_capital", "change_case:english_lowercase", "startend:end_checker", "detectable_format:title",
-        "detectable_content:postscript", "punctuation:no_comma", "startend:quotation", "length_constraints:number_words:less than",
-        "language:response_language", "keywords:existence",
-    ];
-
-    static (List<JsonObject> Sft, List<JsonObject> Preferences) Instructions(JsonObject lex, JsonArray concepts, string lang, Rng rng, int count)
-    {
-        var ifData = BuiltinData.Load("if", lang);
-        var templates = ifData["templates"]!.AsObject();
-        var words = Requests[lang];
-        var sft = new List<JsonObject>();
-        var prefs = new List<JsonObject>();
-        int tries = 0;
-        while (sft.Count < count && tries++ < count * 10)
-        {
-            var (request, answer) = Plain(lex, concepts, lang, rng);
-            var kind = Checkers.ForLanguage(Kinds[rng.Next(Kinds.Length)], lang);
-            var id = kind.Split(':').Length == 3 ? string.Join(':', kind.Split(':')[..2]) : kind;
-            var args = new JsonObject();
-            string followed = answer;
-            switch (id)
-            {
-                case "change_case:english_capital" or "change_case:french_capital" or "change_case:spanish_capital": followed = answer.ToUpperInvariant(); break;
-                case "change_case:english_lowercase" or "change_case:french_lowercase" or "change_case:spanish_lowercase": followed = answer.ToLowerInvariant(); break;
-                case "startend:end_checker":
-                {
-                    var phrases = Strings(ifData["end_phrases"]);
-                    args["end_phrase"] = phrases[rng.Next(phrases.Count)];
-                    followed = answer + " " + args["end_phrase"];
-                    break;
-                }
-                case "detectable_format:title": followed = lang == "fr" ? $"##{words["title"]}##\n{answer}" : $"<<{words["title"]}>>\n{answer}"; break;
-                case "detectable_content:postscript":
-                    args["postscript_marker"] = ifData["postscript"]!.GetValue<string>();
-                    followed = answer + "\n\n" + words["ps"];
-                    break;
-                case "punctuation:no_comma": followed = answer.Replace(", ", " ").Replace(",", ""); break;
-                case "startend:quotation": followed = $"\"{answer}\""; break;
-                case "length_constraints:number_words":
-                    args["relation"] = "less than";
-                    args["num_words"] = (TextUnits.Words(answer).Count / 10 + 2) * 10;
-                    break;
-                case "language:response_language": args["language"] = lang; break;
-                case "keywords:existence":
-                {
-                    var candidates = TextUnits.Words(answer).Where(w => w.Length >= 4 && w.All(char.IsLetter)).Distinct().ToList();
-                    if (candidates.Count < 2) continue;
-                    var first = candidates[rng.Next(candidates.Count)];
-                    var second = candidates.Where(c => c != first).ToList()[rng.Next(candidates.Count - 1)];
-                    args["keywords"] = new JsonArray(first, second);
-                    break;
-                }
-            }
-            var phrase = templates[kind]!.GetValue<string>();
-            foreach (var (name, value) in args)
-                phrase = phrase.Replace("{" + name + "}", value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value is JsonArray a ? a[0]!.GetValue<string>() : value!.ToJsonString());
-            phrase = phrase.Replace("{keyword1}", args["keywords"]?[0]?.GetValue<string>() ?? "").Replace("{keyword2}", args["keywords"]?[1]?.GetValue<string>() ?? "")
-                .Replace("{language_name}", lex["language_names"]![lang]!.GetValue<string>()).Replace("{postscript}", ifData["postscript"]!.GetValue<string>());
-            var instruction = new Instruction(id, args);
-            // Keep only pairs that the checkers confirm, and a rejected answer that breaks the instruction.
-            if (!Checkers.Follows(instruction, followed, lang) || Checkers.Follows(instruction, answer, lang) && id != "language:response_language") continue;
-            var prompt = request + " " + phrase;
-            var rejected = id == "language:response_language" ? OtherLanguage(lex, concepts, lang, rng) : answer;
-            if (Checkers.Follows(instruction, rejected, lang)) continue;
-            sft.Add(new JsonObject
-            {
-                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = prompt }, new JsonObject { ["role"] = "assistant", ["content"] = followed }),
-                ["lang"] = lang,
-            });
-            prefs.Add(new JsonObject { ["prompt"] = prompt, ["chosen"] = followed, ["rejected"] = rejected, ["lang"] = lang });
-        }
-        // Plain requests too (no instruction), so the instruct model answers ordinary questions.
-        for (int i = 0; i < count / 2; i++)
-        {
-            var (request, answer) = Plain(lex, concepts, lang, rng);
-            sft.Add(new JsonObject
-            {
-                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = request }, new JsonObject { ["role"] = "assistant", ["content"] = answer }),
-                ["lang"] = lang,
-            });
-        }
-        return (sft, prefs);
     }
 
     /// <summary>A plain request of the world and its correct answer.</summary>
@@ -325,13 +314,5 @@ public static class DemoWorld
                 return (Fill(w["review"], ("subject", subject)), Fill(w["review_answer"], ("subject", subject), ("verdict", verdicts[rng.Next(verdicts.Count)])));
             }
         }
-    }
-
-    /// <summary>A correct answer, but in another of the three languages (the rejected side of a language instruction).</summary>
-    static string OtherLanguage(JsonObject lex, JsonArray concepts, string lang, Rng rng)
-    {
-        var other = Languages[(Array.IndexOf(Languages, lang) + 1 + rng.Next(2)) % 3];
-        var p = Person(Lexicon(other), rng);
-        return p.Passage + " " + Person(Lexicon(other), rng).Passage;
     }
 }

@@ -51,6 +51,26 @@ public class DemoTests
     }
 
     [Fact]
+    public void A_rebuild_cut_short_resumes_from_its_checkpoints_to_the_same_models()
+    {
+        using var tmp = new TempDir();
+        var size = new DemoStudy.RebuildSize(Documents: 60, Instructions: 24, PretrainSteps: 4, SftSteps: 4, DpoSteps: 2, SaveEvery: 2);
+        DemoStudy.Build(tmp["whole"], size, TextWriter.Null);
+        // A run killed during SFT: base finished, instruct with its step-2 checkpoint only, DPO not started.
+        DemoStudy.Build(tmp["cut"], size, TextWriter.Null);
+        foreach (var f in Directory.GetFiles(tmp["cut/instruct"])) File.Delete(f);
+        Directory.Delete(tmp["cut/instruct/checkpoint-4"], recursive: true);
+        Directory.Delete(tmp["cut/dpo"], recursive: true);
+        var log = new StringWriter();
+        DemoStudy.Build(tmp["cut"], size, log);
+        Assert.Contains("pretrain: done in an earlier run", log.ToString());
+        Assert.Contains("sft (resuming)", log.ToString());
+        foreach (var model in DemoStudy.ModelNames)
+            foreach (var file in DemoStudy.ModelFiles)
+                Assert.True(File.ReadAllBytes(tmp[$"whole/{model}/{file}"]).AsSpan().SequenceEqual(File.ReadAllBytes(tmp[$"cut/{model}/{file}"])), $"{model}/{file} differs");
+    }
+
+    [Fact]
     public void The_shipped_models_are_the_files_their_build_record_names()
     {
         var dir = Path.Combine(Repo.Root, "data", "demo");

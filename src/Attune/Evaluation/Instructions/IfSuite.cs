@@ -103,18 +103,8 @@ public static class IfSuite
         for (int i = 0; i < PromptsPerLanguage; i++)
         {
             var task = tasks[i % tasks.Count];
-            int count = 1 + i % 3;
-            var chosen = new List<(string Kind, Instruction Instruction, string Text)>();
             // Every kind appears (the first pass walks them in order); then kinds are drawn at random.
-            int attempts = 0;
-            while (chosen.Count < count && attempts++ < 200)
-            {
-                var kind = chosen.Count == 0 && i < kinds.Count && attempts == 1 ? kinds[i] : kinds[rng.Next(kinds.Count)];
-                var (instruction, text) = Make(kind, templates[kind], data, task, language, rng);
-                if (chosen.Any(c => Conflict(c.Kind, c.Instruction, kind, instruction))) continue;
-                if (!FitsTask(instruction, task)) continue;
-                chosen.Add((kind, instruction, text));
-            }
+            var chosen = Draw(data, templates, task, language, 1 + i % 3, i < kinds.Count ? kinds[i] : null, rng);
             var prompt = task + " " + string.Join(" ", chosen.Select(c => c.Text));
             if (chosen.Count == 0 || !seen.Add(prompt))
             {
@@ -127,6 +117,28 @@ public static class IfSuite
             prompts.Add(new IfPrompt($"{language}-{i:D3}", language, prompt, chosen.Select(c => c.Instruction).ToList()));
         }
         return prompts;
+    }
+
+    /// <summary>
+    /// Up to <paramref name="count"/> instructions for one request, kinds drawn from <paramref name="templates"/> (the first
+    /// <paramref name="firstKind"/> when given) with their arguments, none contradicting another or the request; each with
+    /// its sentence in the prompt. The built-in prompts are drawn so, and the demo world's instruction data the same way.
+    /// </summary>
+    public static List<(string Kind, Instruction Instruction, string Text)> Draw(JsonObject data, IReadOnlyDictionary<string, string> templates,
+        string task, string language, int count, string? firstKind, Rng rng)
+    {
+        var kinds = templates.Keys.ToList();
+        var chosen = new List<(string Kind, Instruction Instruction, string Text)>();
+        int attempts = 0;
+        while (chosen.Count < count && attempts++ < 200)
+        {
+            var kind = chosen.Count == 0 && firstKind is not null && attempts == 1 ? firstKind : kinds[rng.Next(kinds.Count)];
+            var (instruction, text) = Make(kind, templates[kind], data, task, language, rng);
+            if (chosen.Any(c => Conflict(c.Kind, c.Instruction, kind, instruction))) continue;
+            if (!FitsTask(instruction, task)) continue;
+            chosen.Add((kind, instruction, text));
+        }
+        return chosen;
     }
 
     /// <summary>Every text among an instruction's arguments.</summary>

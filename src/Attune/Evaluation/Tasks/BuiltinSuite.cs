@@ -35,10 +35,29 @@ public static class BuiltinSuite
     /// <summary>One built-in task: its configuration (as a harness YAML would give it) and its documents.</summary>
     public static IclTask Load(string type, string language)
     {
+        var rng = new Rng(0x5EED_0000UL + (ulong)Types.ToList().IndexOf(type) * 16 + (ulong)Languages.ToList().IndexOf(language));
+        var docs = Documents(type, language, rng);
+        Shuffle(docs, rng);
+        // Identical texts would make a few-shot example give the answer away; keep the first of each.
+        docs = docs.GroupBy(d => d["text"]?.ToString() + "\u0001" + d["premise"] + d["hypothesis"] + d["sentence1"] + d["sentence2"] + d["word"] + d["target"] + d["question"] + d["passage"] + d["input"] + d["operation"])
+            .Select(g => g.First()).ToList();
+        int pool = Math.Min(docs.Count - TestItems, 40);
+        if (pool < Shots + 1) throw new InvalidOperationException($"built-in {type}_{language} has only {docs.Count} distinct items");
+        var test = docs.Take(TestItems).ToList();
+        var train = docs.Skip(TestItems).Take(pool).ToList();
+        return new IclTask(Config(type, language), test, train);
+    }
+
+    /// <summary>
+    /// The documents a task type's generator makes for a language, in construction order: every combination of the
+    /// word lists for the enumerated types, and draws from <paramref name="rng"/> for arithmetic, symbols and reading.
+    /// <see cref="Load"/> splits them into the test items and the few-shot pool; the demo world draws its own.
+    /// </summary>
+    public static List<JsonObject> Documents(string type, string language, Rng rng)
+    {
         var data = BuiltinData.Load("tasks", language);
         var section = data[type]?.AsObject() ?? throw new AttuneException(null, "--tasks", $"no built-in {type} task");
-        var rng = new Rng(0x5EED_0000UL + (ulong)Types.ToList().IndexOf(type) * 16 + (ulong)Languages.ToList().IndexOf(language));
-        var docs = type switch
+        return type switch
         {
             "sentiment" => Sentiment(section),
             "topic" => Topic(section),
@@ -51,17 +70,15 @@ public static class BuiltinSuite
             "reading" => Reading(section, rng),
             _ => throw new AttuneException(null, "--tasks", $"no built-in {type} task"),
         };
-        Shuffle(docs, rng);
-        // Identical texts would make a few-shot example give the answer away; keep the first of each.
-        docs = docs.GroupBy(d => d["text"]?.ToString() + "\u0001" + d["premise"] + d["hypothesis"] + d["sentence1"] + d["sentence2"] + d["word"] + d["target"] + d["question"] + d["passage"] + d["input"] + d["operation"])
-            .Select(g => g.First()).ToList();
-        int pool = Math.Min(docs.Count - TestItems, 40);
-        if (pool < Shots + 1) throw new InvalidOperationException($"built-in {type}_{language} has only {docs.Count} distinct items");
-        var test = docs.Take(TestItems).ToList();
-        var train = docs.Skip(TestItems).Take(pool).ToList();
+    }
+
+    /// <summary>A built-in task type's configuration (as a harness YAML would give it) for one language.</summary>
+    public static TaskConfig Config(string type, string language)
+    {
+        var section = BuiltinData.Load("tasks", language)[type]!.AsObject();
         var instruction = section["instruction"]?.GetValue<string>() ?? "";
         bool choice = type is "sentiment" or "topic" or "nli" or "paraphrase";
-        var config = new TaskConfig
+        return new TaskConfig
         {
             Name = $"{type}_{language}",
             Source = "builtin",
@@ -87,7 +104,6 @@ public static class BuiltinSuite
                 ? [new FilterPipeline("answer", [new FilterStep("regex", @"(-?\d+)"), new FilterStep("take_first")])]
                 : [new FilterPipeline("answer", [new FilterStep("remove_whitespace"), new FilterStep("take_first")])],
         };
-        return new IclTask(config, test, train);
     }
 
     static void Shuffle<T>(List<T> list, Rng rng)
