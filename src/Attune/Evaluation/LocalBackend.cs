@@ -39,7 +39,7 @@ public sealed class LocalBackend(LanguageModel model, string? identity = null) :
     {
         if (MaxBatch is { } fixedWidth) return fixedWidth;
         var c = model.Config;
-        long perToken = 2L * c.NumLayers * c.NumKvHeads * c.HeadDim * sizeof(float);
+        long perToken = 2L * c.NumLayers * c.NumKvHeads * c.HeadDim * (model.Transformer.KvCacheBf16 ? sizeof(ushort) : sizeof(float));
         long longest = 1;
         for (int i = 0; i < prompts.Count; i++)
             longest = Math.Max(longest, Math.Min(c.MaxPositionEmbeddings, prompts[i].Length + (long)requests[i].Options.MaxNewTokens));

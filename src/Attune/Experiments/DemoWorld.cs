@@ -10,11 +10,14 @@ namespace Attune.Experiments;
 
 /// <summary>
 /// The demo world: a small trilingual (en/fr/es) world generated from the project's word lists with a
-/// seed — documents about people and their city, job and pet, reviews, topics, sums, opposites,
-/// translations, letter games, short dialogues; instruction/response pairs whose responses follow the
-/// verifiable instructions they are given (each checked by the IF checkers); and preference pairs (the
-/// response that follows against one that does not). Items of the built-in evaluation suite's test
-/// splits never appear in the world in the suite's own format.
+/// seed. Half its documents are runs of two to eight examples of a built-in task in the task's own format
+/// (as lists and Q/A pages are on the web), drawn from the task's generator but never a test item; the other
+/// half are about people and their city, job and pet, reviews, topics, sums, opposites and translations
+/// (sentences and glossaries), letter games and short dialogues. Its instruction data are requests with
+/// verifiable instructions drawn as the IF suite draws them, answered by replies composed to follow them
+/// (<see cref="DemoInstructions"/>), and preference pairs (that reply against the plain answer that breaks
+/// an instruction). Items of the built-in evaluation suite's test splits never appear in the world in the
+/// suite's own format.
 /// </summary>
 public static class DemoWorld
 {
@@ -93,6 +96,8 @@ public static class DemoWorld
                 r => Letters(lex, r),
                 r => Dialogues[lang][r.Next(Dialogues[lang].Length)],
                 r => List(lex, lang, r),
+                r => OppositeGlossary(lex, lang, r),
+                r => TranslationGlossary(lex, concepts, lang, r),
             };
             int made = 0, tries = 0;
             while (made < documentsPerLanguage && tries++ < documentsPerLanguage * 20)
@@ -247,6 +252,35 @@ public static class DemoWorld
         var p = pairs[rng.Next(pairs.Count)]!;
         int first = rng.Next(2);
         return Fill(Requests[lang]["opposite_answer"], ("word", p[first]!.GetValue<string>()), ("answer", p[1 - first]!.GetValue<string>()));
+    }
+
+    /// <summary>Glossary headings per language (written for Attune).</summary>
+    static readonly Dictionary<string, string> OppositesHeading = new() { ["en"] = "Opposites:", ["fr"] = "Contraires :", ["es"] = "Contrarios:" };
+
+    /// <summary>A list of four to eight word pairs with their opposites, as a glossary page has them.</summary>
+    static string OppositeGlossary(JsonObject lex, string lang, Rng rng)
+    {
+        var pairs = lex["antonyms"]!["pairs"]!.AsArray();
+        var lines = Enumerable.Range(0, 4 + rng.Next(5)).Select(_ =>
+        {
+            var p = pairs[rng.Next(pairs.Count)]!;
+            int first = rng.Next(2);
+            return $"{p[first]!.GetValue<string>()} – {p[1 - first]!.GetValue<string>()}";
+        });
+        return OppositesHeading[lang] + "\n" + string.Join("\n", lines);
+    }
+
+    /// <summary>A two-column word list from this language into another, as a vocabulary page has it.</summary>
+    static string TranslationGlossary(JsonObject lex, JsonArray concepts, string lang, Rng rng)
+    {
+        int from = Array.IndexOf(Languages, lang), to = (from + 1 + rng.Next(2)) % 3;
+        var names = lex["language_names"]!;
+        var lines = Enumerable.Range(0, 4 + rng.Next(5)).Select(_ =>
+        {
+            var c = concepts[rng.Next(concepts.Count)]!;
+            return $"{c[from]!.GetValue<string>()} – {c[to]!.GetValue<string>()}";
+        });
+        return $"{names[lang]!.GetValue<string>()} – {names[Languages[to]]!.GetValue<string>()}\n" + string.Join("\n", lines);
     }
 
     static string Translation(JsonObject lex, JsonArray concepts, string lang, Rng rng)

@@ -71,6 +71,15 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
     }
 
     float[] _promptScores = [];
+    /// <summary>A bf16 cache's keys (hd × n) then values (n × hd) of one KV head, widened for a prompt's products.</summary>
+    float[] _widened = [];
+
+    static void Widen(ushort* bits, float* to, int n)
+    {
+        int i = 0;
+        for (; i + 16 <= n; i += 16) Bf16Elements.Load512(bits, i).Store(to + i);
+        for (; i < n; i++) to[i] = Bf16Elements.Load(bits, i);
+    }
     readonly SoftmaxRows _softmax = new();
 
     /// <summary>
@@ -93,15 +102,33 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             int first = window is int win && p0 >= win ? p0 - win + 1 : 0;
             int n = last - first + 1;
             if (_promptScores.Length < count * n) _promptScores = GC.AllocateUninitializedArray<float>(count * n, pinned: true);
-            fixed (float* s = _promptScores)
+            if (cache.Bf16 && _widened.Length < 2 * hd * n) _widened = GC.AllocateUninitializedArray<float>(2 * hd * n, pinned: true);
+            fixed (float* s = _promptScores, wide = _widened)
                 for (int h = 0; h < heads; h++)
                 {
                     int kvh = h / group;
                     float* q = _q + (long)r0 * qStride + h * hd;
-                    Gemm.Multiply(pool, count, n, hd, StridedMatrix.RowMajor(q, qStride), new StridedMatrix(cache.Keys(_layer, kvh) + first, cache.Capacity, 1), s, n, false);
+                    // A bf16 cache's keys and values for these positions are widened once per KV head for the products.
+                    StridedMatrix keys, values;
+                    if (!cache.Bf16)
+                    {
+                        keys = new StridedMatrix(cache.Keys(_layer, kvh) + first, cache.Capacity, 1);
+                        values = StridedMatrix.RowMajor(cache.Values(_layer, kvh) + (long)first * hd, hd);
+                    }
+                    else
+                    {
+                        if (h % group == 0)
+                        {
+                            ushort* k16 = cache.KeysBf16(_layer, kvh) + first;
+                            for (int d = 0; d < hd; d++) Widen(k16 + (long)d * cache.Capacity, wide + (long)d * n, n);
+                            Widen(cache.ValuesBf16(_layer, kvh) + (long)first * hd, wide + (long)hd * n, n * hd);
+                        }
+                        keys = StridedMatrix.RowMajor(wide, n);
+                        values = StridedMatrix.RowMajor(wide + (long)hd * n, hd);
+                    }
+                    Gemm.Multiply(pool, count, n, hd, StridedMatrix.RowMajor(q, qStride), keys, s, n, false);
                     _softmax.Run(pool, s, count, n, p0, first, window, scale, cap);
-                    Gemm.Multiply(pool, count, hd, n, StridedMatrix.RowMajor(s, n), StridedMatrix.RowMajor(cache.Values(_layer, kvh) + (long)first * hd, hd),
-                        _out + (long)r0 * qStride + h * hd, qStride, false);
+                    Gemm.Multiply(pool, count, hd, n, StridedMatrix.RowMajor(s, n), values, _out + (long)r0 * qStride + h * hd, qStride, false);
                 }
         }
     }
@@ -172,8 +199,9 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             var scores = t_scores is { } sc && sc.Length >= MaxRows * n ? sc : (t_scores = new float[Math.Max(MaxRows * n, 1024)]);
             fixed (float* s = scores)
             {
-                float* keys = cache.Keys(_layer, kvh) + first;
-                Scores(_q + row0 * heads * hd + h * hd, qStride, rows, keys, cache.Capacity, hd, n, s, scale);
+                float* q = _q + row0 * heads * hd + h * hd;
+                if (cache.Bf16) Scores<Bf16Elements>(q, qStride, rows, cache.KeysBf16(_layer, kvh) + first, cache.Capacity, hd, n, s, scale);
+                else Scores<F32Elements>(q, qStride, rows, cache.Keys(_layer, kvh) + first, cache.Capacity, hd, n, s, scale);
                 int minLo = n, maxHi = 0;
                 for (int r = 0; r < rows; r++)
                 {
@@ -181,20 +209,26 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                     minLo = Math.Min(minLo, lo);
                     maxHi = Math.Max(maxHi, hi);
                 }
-                float* values = cache.Values(_layer, kvh) + (long)first * hd;
                 float* o0 = _out + row0 * heads * hd + h * hd;
-                // MixFour's single chain per element differs from Mix's two in the last bits: prompts' blocks of four only,
-                // as before, so a decode step gives what it gave when each head ran alone.
-                if (count == MaxRows && hd % 64 == 0 && Simd.Level == SimdLevel.V512)
-                    MixFour(s, n, minLo, maxHi, values, hd, o0, qStride);
-                else
-                    for (int r = 0; r < rows; r++) Mix(s + r * n, minLo, maxHi, values, hd, o0 + r * qStride);
+                if (cache.Bf16) Output<Bf16Elements>(s, n, count, rows, minLo, maxHi, cache.ValuesBf16(_layer, kvh) + (long)first * hd, hd, o0, qStride);
+                else Output<F32Elements>(s, n, count, rows, minLo, maxHi, cache.Values(_layer, kvh) + (long)first * hd, hd, o0, qStride);
             }
         }
     }
 
+    /// <summary>The rows' outputs from their probabilities over <paramref name="values"/>.</summary>
+    static void Output<T>(float* s, int n, int count, int rows, int lo, int hi, void* values, int hd, float* o0, int oStride) where T : struct, IKvElements
+    {
+        // MixFour's single chain per element differs from Mix's two in the last bits: prompts' blocks of four only,
+        // as before, so a decode step gives what it gave when each head ran alone.
+        if (count == MaxRows && hd % 64 == 0 && Simd.Level == SimdLevel.V512)
+            MixFour<T>(s, n, lo, hi, values, hd, o0, oStride);
+        else
+            for (int r = 0; r < rows; r++) Mix<T>(s + r * n, lo, hi, values, hd, o0 + r * oStride);
+    }
+
     /// <summary>s[r·n + j] = scale · Σ_d q_r[d] · K[d][j] for <paramref name="rows"/> query rows.</summary>
-    static void Scores(float* q, int qStride, int rows, float* keys, int capacity, int hd, int n, float* s, float scale)
+    static void Scores<T>(float* q, int qStride, int rows, void* keys, int capacity, int hd, int n, float* s, float scale) where T : struct, IKvElements
     {
         int j = 0;
         // One query row: four position vectors at once, so four FMA chains run in parallel.
@@ -205,11 +239,11 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 for (int d = 0; d < hd; d++)
                 {
                     var qd = Vector512.Create(q[d]);
-                    float* k = keys + (long)d * capacity + j;
-                    a0 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k), a0);
-                    a1 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k + 16), a1);
-                    a2 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k + 32), a2);
-                    a3 = Vector512.FusedMultiplyAdd(qd, Vector512.Load(k + 48), a3);
+                    long k = (long)d * capacity + j;
+                    a0 = Vector512.FusedMultiplyAdd(qd, T.Load512(keys, k), a0);
+                    a1 = Vector512.FusedMultiplyAdd(qd, T.Load512(keys, k + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(qd, T.Load512(keys, k + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(qd, T.Load512(keys, k + 48), a3);
                 }
                 (a0 * scale).Store(s + j); (a1 * scale).Store(s + j + 16);
                 (a2 * scale).Store(s + j + 32); (a3 * scale).Store(s + j + 48);
@@ -221,11 +255,11 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 for (int d = 0; d < hd; d++)
                 {
                     var qd = Vector256.Create(q[d]);
-                    float* k = keys + (long)d * capacity + j;
-                    a0 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k), a0);
-                    a1 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k + 8), a1);
-                    a2 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k + 16), a2);
-                    a3 = Vector256.FusedMultiplyAdd(qd, Vector256.Load(k + 24), a3);
+                    long k = (long)d * capacity + j;
+                    a0 = Vector256.FusedMultiplyAdd(qd, T.Load256(keys, k), a0);
+                    a1 = Vector256.FusedMultiplyAdd(qd, T.Load256(keys, k + 8), a1);
+                    a2 = Vector256.FusedMultiplyAdd(qd, T.Load256(keys, k + 16), a2);
+                    a3 = Vector256.FusedMultiplyAdd(qd, T.Load256(keys, k + 24), a3);
                 }
                 (a0 * scale).Store(s + j); (a1 * scale).Store(s + j + 8);
                 (a2 * scale).Store(s + j + 16); (a3 * scale).Store(s + j + 24);
@@ -237,9 +271,9 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
                 for (int d = 0; d < hd; d++)
                 {
-                    float* kp = keys + (long)d * capacity + j;
-                    var k = Vector512.Load(kp);
-                    var k2 = Vector512.Load(kp + 16);
+                    long kp = (long)d * capacity + j;
+                    var k = T.Load512(keys, kp);
+                    var k2 = T.Load512(keys, kp + 16);
                     var q0 = Vector512.Create(q[d]); var q1 = Vector512.Create(q[qStride + d]);
                     var q2 = Vector512.Create(q[2 * qStride + d]); var q3 = Vector512.Create(q[3 * qStride + d]);
                     a0 = Vector512.FusedMultiplyAdd(q0, k, a0); b0 = Vector512.FusedMultiplyAdd(q0, k2, b0);
@@ -258,7 +292,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 for (int d = 0; d < hd; d++)
                 {
-                    var k = Vector512.Load(keys + (long)d * capacity + j);
+                    var k = T.Load512(keys, (long)d * capacity + j);
                     a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q[d]), k, a0);
                     if (rows > 1) a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q[qStride + d]), k, a1);
                     if (rows > 2) a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q[2 * qStride + d]), k, a2);
@@ -275,7 +309,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
                 for (int d = 0; d < hd; d++)
                 {
-                    var k = Vector256.Load(keys + (long)d * capacity + j);
+                    var k = T.Load256(keys, (long)d * capacity + j);
                     a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q[d]), k, a0);
                     if (rows > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.Create(q[qStride + d]), k, a1);
                     if (rows > 2) a2 = Vector256.FusedMultiplyAdd(Vector256.Create(q[2 * qStride + d]), k, a2);
@@ -290,13 +324,13 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
             for (int r = 0; r < rows; r++)
             {
                 float a = 0;
-                for (int d = 0; d < hd; d++) a = MathF.FusedMultiplyAdd(q[r * qStride + d], keys[(long)d * capacity + j], a);
+                for (int d = 0; d < hd; d++) a = MathF.FusedMultiplyAdd(q[r * qStride + d], T.Load(keys, (long)d * capacity + j), a);
                 s[r * n + j] = a * scale;
             }
     }
 
     /// <summary>Four rows' outputs at once, 64 dimensions at a time: each value vector is loaded once for all four.</summary>
-    static void MixFour(float* p, int n, int lo, int hi, float* values, int hd, float* o, int oStride)
+    static void MixFour<T>(float* p, int n, int lo, int hi, void* values, int hd, float* o, int oStride) where T : struct, IKvElements
     {
         for (int d = 0; d < hd; d += 64)
         {
@@ -306,8 +340,8 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 a30 = default, a31 = default, a32 = default, a33 = default;
             for (int j = lo; j < hi; j++)
             {
-                float* v = values + (long)j * hd + d;
-                var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
+                long v = (long)j * hd + d;
+                var v0 = T.Load512(values, v); var v1 = T.Load512(values, v + 16); var v2 = T.Load512(values, v + 32); var v3 = T.Load512(values, v + 48);
                 var w = Vector512.Create(p[j]);
                 a00 = Vector512.FusedMultiplyAdd(w, v0, a00); a01 = Vector512.FusedMultiplyAdd(w, v1, a01);
                 a02 = Vector512.FusedMultiplyAdd(w, v2, a02); a03 = Vector512.FusedMultiplyAdd(w, v3, a03);
@@ -329,7 +363,7 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
     }
 
     /// <summary>o = Σ_{j∈[lo,hi)} p[j] · V[j], accumulated in registers 64 (or 32) dimensions at a time.</summary>
-    static void Mix(float* p, int lo, int hi, float* values, int hd, float* o)
+    static void Mix<T>(float* p, int lo, int hi, void* values, int hd, float* o) where T : struct, IKvElements
     {
         int d = 0;
         if (Simd.Level == SimdLevel.V512)
@@ -343,25 +377,25 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 {
                     var w = Vector512.Create(p[j]);
                     var u = Vector512.Create(p[j + 1]);
-                    float* v = values + (long)j * hd + d;
-                    float* x = v + hd;
-                    a0 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 16), a1);
-                    a2 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 32), a2);
-                    a3 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 48), a3);
-                    b0 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x), b0);
-                    b1 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x + 16), b1);
-                    b2 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x + 32), b2);
-                    b3 = Vector512.FusedMultiplyAdd(u, Vector512.Load(x + 48), b3);
+                    long v = (long)j * hd + d;
+                    long x = v + hd;
+                    a0 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v + 48), a3);
+                    b0 = Vector512.FusedMultiplyAdd(u, T.Load512(values, x), b0);
+                    b1 = Vector512.FusedMultiplyAdd(u, T.Load512(values, x + 16), b1);
+                    b2 = Vector512.FusedMultiplyAdd(u, T.Load512(values, x + 32), b2);
+                    b3 = Vector512.FusedMultiplyAdd(u, T.Load512(values, x + 48), b3);
                 }
                 for (; j < hi; j++)
                 {
                     var w = Vector512.Create(p[j]);
-                    float* v = values + (long)j * hd + d;
-                    a0 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v), a0);
-                    a1 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 16), a1);
-                    a2 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 32), a2);
-                    a3 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 48), a3);
+                    long v = (long)j * hd + d;
+                    a0 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(w, T.Load512(values, v + 48), a3);
                 }
                 (a0 + b0).Store(o + d); (a1 + b1).Store(o + d + 16); (a2 + b2).Store(o + d + 32); (a3 + b3).Store(o + d + 48);
             }
@@ -372,19 +406,58 @@ internal sealed unsafe class Attention(Transformer model) : IRangeJob
                 for (int j = lo; j < hi; j++)
                 {
                     var w = Vector256.Create(p[j]);
-                    float* v = values + (long)j * hd + d;
-                    a0 = Vector256.FusedMultiplyAdd(w, Vector256.Load(v), a0);
-                    a1 = Vector256.FusedMultiplyAdd(w, Vector256.Load(v + 8), a1);
-                    a2 = Vector256.FusedMultiplyAdd(w, Vector256.Load(v + 16), a2);
-                    a3 = Vector256.FusedMultiplyAdd(w, Vector256.Load(v + 24), a3);
+                    long v = (long)j * hd + d;
+                    a0 = Vector256.FusedMultiplyAdd(w, T.Load256(values, v), a0);
+                    a1 = Vector256.FusedMultiplyAdd(w, T.Load256(values, v + 8), a1);
+                    a2 = Vector256.FusedMultiplyAdd(w, T.Load256(values, v + 16), a2);
+                    a3 = Vector256.FusedMultiplyAdd(w, T.Load256(values, v + 24), a3);
                 }
                 a0.Store(o + d); a1.Store(o + d + 8); a2.Store(o + d + 16); a3.Store(o + d + 24);
             }
         for (; d < hd; d++)
         {
             float a = 0;
-            for (int j = lo; j < hi; j++) a = MathF.FusedMultiplyAdd(p[j], values[(long)j * hd + d], a);
+            for (int j = lo; j < hi; j++) a = MathF.FusedMultiplyAdd(p[j], T.Load(values, (long)j * hd + d), a);
             o[d] = a;
         }
     }
+}
+
+/// <summary>How attention reads a KV cache's elements as f32: as they are stored, or widened from bf16 bits.</summary>
+internal unsafe interface IKvElements
+{
+    /// <summary>Elements i … i+15.</summary>
+    static abstract Vector512<float> Load512(void* p, long i);
+
+    /// <summary>Elements i … i+7.</summary>
+    static abstract Vector256<float> Load256(void* p, long i);
+
+    static abstract float Load(void* p, long i);
+}
+
+internal readonly unsafe struct F32Elements : IKvElements
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load512(void* p, long i) => Vector512.Load((float*)p + i);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load256(void* p, long i) => Vector256.Load((float*)p + i);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Load(void* p, long i) => ((float*)p)[i];
+}
+
+/// <summary>bf16 is the top half of an f32: widening is a zero extension and a shift.</summary>
+internal readonly unsafe struct Bf16Elements : IKvElements
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load512(void* p, long i) =>
+        Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load((ushort*)p + i).ToVector512Unsafe()), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load256(void* p, long i) =>
+        Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load((ushort*)p + i).ToVector256Unsafe()), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Load(void* p, long i) => BFloat16.ToSingle(((ushort*)p)[i]);
 }

@@ -12,6 +12,11 @@ public sealed class ReferenceTransformer(ModelWeights weights)
 {
     readonly ModelConfig _c = weights.Config;
 
+    /// <summary>Keys and values rounded to bf16 as they are stored, as a bf16 <see cref="KvCache"/> holds them.</summary>
+    public bool Bf16KvCache { get; init; }
+
+    double[] Stored(double[] x) => Bf16KvCache ? x.Select(e => (double)BFloat16.ToSingle(BFloat16.FromSingle((float)e))).ToArray() : x;
+
     /// <summary>Logits at every position of <paramref name="tokens"/>.</summary>
     public double[][] Logits(IReadOnlyList<int> tokens)
     {
@@ -48,8 +53,8 @@ public sealed class ReferenceTransformer(ModelWeights weights)
                     if (c.QkNorm == QkNorm.PerHead) NormalizeSlice(k, head * hd, hd, w.KNorm!);
                     Rotate(k, head * hd, hd, p, invFreq[l], interleaved);
                 }
-                keys[l].Add(k);
-                values[l].Add(v);
+                keys[l].Add(Stored(k));
+                values[l].Add(Stored(v));
                 var att = new double[c.NumHeads * hd];
                 int first = c.WindowOf(l) is int win && p >= win ? p - win + 1 : 0;
                 for (int head = 0; head < c.NumHeads; head++)

@@ -59,7 +59,13 @@ public sealed unsafe class Transformer
         _rows = new RowJob(this);
     }
 
-    public KvCache NewCache(int capacity) => new(Config, capacity);
+    /// <summary>
+    /// Whether new caches hold keys and values in bf16 (half the bytes attention reads; scores and outputs still
+    /// accumulate in f32). Off by default; ATTUNE_KV_CACHE=bf16 turns it on for a process.
+    /// </summary>
+    public bool KvCacheBf16 { get; set; } = Environment.GetEnvironmentVariable("ATTUNE_KV_CACHE") == "bf16";
+
+    public KvCache NewCache(int capacity) => new(Config, capacity, KvCacheBf16);
 
     /// <summary>Appends <paramref name="tokens"/> to one sequence; logits for the last position, or for all.</summary>
     public Logits Forward(KvCache cache, ReadOnlySpan<int> tokens, bool allLogits = false)

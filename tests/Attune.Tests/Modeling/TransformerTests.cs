@@ -56,8 +56,15 @@ public class TransformerTests : IDisposable
      "max_position_embeddings": 512, "tie_word_embeddings": false}
     """;
 
+    /// <summary>Heads of 64 dimensions: a prompt's blocks of four rows mix their values together (MixFour).</summary>
+    public const string WideHeads = """
+    {"architectures": ["LlamaForCausalLM"], "hidden_size": 128, "intermediate_size": 96, "num_hidden_layers": 2,
+     "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 40, "max_position_embeddings": 512}
+    """;
+
     public static TheoryData<string, string, DType> Models() => new()
     {
+        { "llama-64-dim-heads", WideHeads, DType.BF16 },
         { "gemma2-softcap-window", Gemma2, DType.F32 },
         { "gemma3-local-global", Gemma3, DType.BF16 },
         { "olmo2-post-norms", Olmo2, DType.F32 },
@@ -149,6 +156,40 @@ public class TransformerTests : IDisposable
             Assert.True(err < 1e-4, $"{name} {dtype} step {p}: {err:E2}");
         }
         Assert.Equal(tokens.Length, cache.Length);
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void A_bf16_cache_gives_the_reference_with_its_keys_and_values_rounded_to_bf16(string name, string config, DType dtype)
+    {
+        // Scores and outputs accumulate in f32 from the widened bf16 keys and values, so the reference that rounds them as it
+        // stores them is met to the f32 paths' tolerance at most positions. (Against the unrounded reference these random
+        // models move by 0.2–6% of the largest logit: their attention is sharp enough to amplify a 2^-9 change in a key.)
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, System.Text.RegularExpressions.Regex.Replace(config, "\"max_position_embeddings\": \\d+", "\"max_position_embeddings\": 512"), dtype);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var tokens = Tokens(300, weights.Config.VocabSize, 9);
+        var expected = new ReferenceTransformer(weights) { Bf16KvCache = true }.Logits(tokens);
+        foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512 })
+        {
+            Simd.Level = level;
+            var model = new Transformer(weights) { KvCacheBf16 = true };
+            var cache = model.NewCache(4); // grows as needed
+            Assert.True(cache.Bf16);
+            // A short prompt (blocks of four rows through the row kernels), a long piece from mid-sequence (the widened
+            // products), then single steps (a decode row's heads of one KV group together).
+            var errors = new List<double>();
+            var first = model.Forward(cache, tokens.AsSpan(0, 20), allLogits: true);
+            for (int p = 0; p < 20; p++) errors.Add(MaxRelativeError(first.Row(p), expected[p]));
+            var rest = model.Forward(cache, tokens.AsSpan(20, 270), allLogits: true);
+            for (int p = 20; p < 290; p++) errors.Add(MaxRelativeError(rest.Row(p - 20), expected[p]));
+            for (int p = 290; p < tokens.Length; p++) errors.Add(MaxRelativeError(model.Forward(cache, tokens.AsSpan(p, 1)).Row(0), expected[p]));
+            // A key computed in f32 here and in double there can fall on either side of a bf16 rounding midpoint and be stored
+            // one bf16 step apart (about one element in 30,000 here): the positions that attend to it move by up to ~2e-3.
+            Assert.True(errors.Max() < 5e-3, $"{name} {dtype} {level}: largest relative error {errors.Max():E2}");
+            Assert.True(errors.Count(e => e < 1e-4) >= 0.8 * errors.Count, $"{name} {dtype} {level}: {errors.Count(e => e >= 1e-4)} of {errors.Count} positions beyond 1e-4");
+            Assert.Equal(new KvCache(weights.Config, cache.Capacity).Bytes / 2, cache.Bytes);
+        }
     }
 
     [Fact]
