@@ -124,7 +124,7 @@ public static class DemoInstructions
         {
             var body = SplitSentences(first).Where(Allowed).ToList();
             body.InsertRange(Math.Min(1, body.Count), extras);
-            int wanted = Math.Clamp(2 + rng.Next(5), minSentences, Math.Min(maxSentences, 12));
+            int wanted = Math.Clamp(2 + rng.Next(5), minSentences, Math.Max(minSentences, Math.Min(maxSentences, 12)));
             int guard = 0;
             while (guard++ < 60)
             {

@@ -51,7 +51,7 @@ public static class DemoStudy
         If = "builtin",
         IclLimit = quick ? 4 : 30,
         IfLimit = quick ? 4 : 30,
-        IfMaxTokens = 48,
+        IfMaxTokens = 256,
         UrialShots = 1,
         Shift = true,
         ShiftLimit = quick ? 2 : 6,
@@ -66,7 +66,7 @@ public static class DemoStudy
     /// </summary>
     public sealed record RebuildSize(int Documents, int Instructions, int PretrainSteps, int SftSteps, int DpoSteps, int BlockSize = 128, int SaveEvery = 0)
     {
-        public static readonly RebuildSize Full = new(40000, 6000, 2600, 2800, 300, BlockSize: 512, SaveEvery: 100);
+        public static readonly RebuildSize Full = new(40000, 6000, 1600, 1400, 300, BlockSize: 512, SaveEvery: 100);
     }
 
     /// <summary>

@@ -67,10 +67,28 @@ public sealed unsafe class Transformer
 
     public KvCache NewCache(int capacity) => new(Config, capacity, KvCacheBf16);
 
+    /// <summary>
+    /// A prompt of at least twice this many tokens whose last logits alone are wanted is prefilled in pieces of this
+    /// many rows (the last piece takes the remainder, so every piece has 128–255 rows), so the activations held are
+    /// those of 255 rows at most whatever the prompt's length. Every piece runs on the packed products and attends from
+    /// position 0, so the logits are those of one pass, bit for bit. Models with sliding-window layers are not split:
+    /// a window's products start at its first position, which moves with the piece, and their sums would differ in the
+    /// last bits.
+    /// </summary>
+    public const int PrefillPiece = 128;
+
     /// <summary>Appends <paramref name="tokens"/> to one sequence; logits for the last position, or for all.</summary>
     public Logits Forward(KvCache cache, ReadOnlySpan<int> tokens, bool allLogits = false)
     {
         if (tokens.IsEmpty) throw new ArgumentException("no tokens to run", nameof(tokens));
+        if (!allLogits && Config.SlidingWindow is null)
+            while (tokens.Length >= 2 * PrefillPiece)
+            {
+                var piece = new KvCache[PrefillPiece];
+                Array.Fill(piece, cache);
+                Run(piece, tokens[..PrefillPiece], []);
+                tokens = tokens[PrefillPiece..];
+            }
         var caches = new KvCache[tokens.Length];
         Array.Fill(caches, cache);
         return Run(caches, tokens, allLogits ? null : [tokens.Length - 1]);
@@ -200,6 +218,11 @@ public sealed unsafe class Transformer
 
             // Final norm and lm_head, only for the rows whose logits are wanted.
             int rows = logitRows?.Length ?? t;
+            if (rows == 0)
+            {
+                if (started != 0) PromptPasses.Add(t, System.Diagnostics.Stopwatch.GetTimestamp() - started);
+                return new Logits(_s.Logits, 0, Weights.LmHead.Rows);
+            }
             fixed (float* norm = Weights.FinalNorm, logits = _s.Logits)
             {
                 for (int i = 0; i < rows; i++)

@@ -192,6 +192,31 @@ public class TransformerTests : IDisposable
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void A_long_prompt_prefilled_in_pieces_gives_the_logits_of_one_pass(string name, string config, DType dtype)
+    {
+        using var tmp = new TempDir();
+        TinyModels.Write(tmp.Path, System.Text.RegularExpressions.Regex.Replace(config, "\"max_position_embeddings\": \\d+", "\"max_position_embeddings\": 1024"), dtype);
+        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        var model = new Transformer(weights);
+        int[] before = Tokens(37, weights.Config.VocabSize, 3);
+        foreach (int length in new[] { 255, 256, 300, 511, 700 })
+        {
+            var tokens = Tokens(length, weights.Config.VocabSize, length);
+            // One pass (ForwardMany never splits), then the same prompt through Forward, in pieces from 256 tokens on; both
+            // after the same 37 cached tokens.
+            var whole = model.NewCache(8);
+            model.Forward(whole, before);
+            var expected = model.ForwardMany([whole], tokens, [length]).Row(0).ToArray();
+            var pieces = model.NewCache(8);
+            model.Forward(pieces, before);
+            var got = model.Forward(pieces, tokens).Row(0).ToArray();
+            Assert.True(expected.AsSpan().SequenceEqual(got), $"{name} {dtype}: {length} tokens");
+            Assert.Equal(37 + length, pieces.Length);
+        }
+    }
+
     [Fact]
     public void A_batch_of_sequences_decodes_as_each_would_alone_and_forks_share_a_prefix()
     {
