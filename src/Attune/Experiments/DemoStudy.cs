@@ -170,10 +170,16 @@ public static class DemoStudy
         if (resume) File.WriteAllText(Path.Combine(Path.GetDirectoryName(job.OutDir)!, ResumedMark), "");
         log.WriteLine($"demo: attune train {kind}" + (resume ? " (resuming)" : ""));
         var clock = Stopwatch.StartNew();
-        (job with { SaveDType = Tensors.DType.BF16, Resume = resume }).Run(onStep: m =>
-        {
-            if (m.Step % 50 == 0) log.WriteLine($"demo: {kind} step {m.Step}/{job.Options.Steps}  loss {m.Loss:F4}  {clock.Elapsed.TotalSeconds:F0} s");
-        });
+        // A composed reply can outgrow the block (a long answer asked twice, or repeated); such lines are counted and left out.
+        (job with { SaveDType = Tensors.DType.BF16, Resume = resume, SkipBad = true }).Run(
+            prepared: p =>
+            {
+                if (p.Skipped > 0) log.WriteLine($"demo: {kind}: {p.Examples} examples, {p.Skipped} lines left out (first: {p.FirstSkipped.FirstOrDefault()})");
+            },
+            onStep: m =>
+            {
+                if (m.Step % 50 == 0) log.WriteLine($"demo: {kind} step {m.Step}/{job.Options.Steps}  loss {m.Loss:F4}  {clock.Elapsed.TotalSeconds:F0} s");
+            });
     }
 
     static string Sha256(string path)
