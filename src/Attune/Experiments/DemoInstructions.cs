@@ -130,8 +130,8 @@ public static class DemoInstructions
             {
                 var text = string.Join(" ", body);
                 bool needMore = body.Count < wanted || Words(text) < minWords
-                    || (Arg("keywords:letter_frequency") is { } lf && Count(text, lf["letter"]!.GetValue<string>()) < Int(lf, "let_frequency"))
-                    || (Arg("language_specific:accents_present") is { } ap && text.Count(IsAccented) < Int(ap, "min_accents"));
+                    || (Arg("keywords:letter_frequency") is { } lf && Checkers.CountLetter(text, lf["letter"]!.GetValue<string>()) < Int(lf, "let_frequency"))
+                    || (Arg("language_specific:accents_present") is { } ap && text.Count(Checkers.IsAccented) < Int(ap, "min_accents"));
                 if (!needMore) break;
                 var next = SplitSentences(sentences(rng)).Where(Allowed).ToList();
                 if (body.Count + next.Count > maxSentences) break;
@@ -204,14 +204,6 @@ public static class DemoInstructions
 
     static int Words(string text) => TextUnits.IfevalWordCount(text);
 
-    static int Count(string text, string letter)
-    {
-        int n = 0;
-        var lower = text.ToLowerInvariant();
-        for (int i = lower.IndexOf(letter, StringComparison.Ordinal); i >= 0; i = lower.IndexOf(letter, i + letter.Length, StringComparison.Ordinal)) n++;
-        return n;
-    }
-
     static List<string> SplitSentences(string text)
     {
         var result = new List<string>();
@@ -226,9 +218,6 @@ public static class DemoInstructions
         if (text[start..].Trim() is { Length: > 0 } rest) result.Add(rest);
         return result;
     }
-
-    static bool IsAccented(char c) =>
-        char.IsLetter(c) && c > 127 && c.ToString().Normalize(NormalizationForm.FormD).Any(d => CharUnicodeInfo.GetUnicodeCategory(d) == UnicodeCategory.NonSpacingMark);
 
     static string WithoutAccents(string text) =>
         new string(text.Normalize(NormalizationForm.FormD).Where(c => CharUnicodeInfo.GetUnicodeCategory(c) != UnicodeCategory.NonSpacingMark).ToArray()).Normalize(NormalizationForm.FormC);

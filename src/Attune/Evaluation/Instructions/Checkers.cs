@@ -283,7 +283,7 @@ public static partial class Checkers
     /// IFEval replaces a letter outside a–z (é, ñ, #) with a random one before counting; Attune counts the letter
     /// the instruction names, and the conformance report lists those instructions.
     /// </remarks>
-    static int CountLetter(string text, string letter)
+    internal static int CountLetter(string text, string letter)
     {
         var lower = text.ToLowerInvariant();
         var l = letter.ToLowerInvariant();
@@ -374,7 +374,7 @@ public static partial class Checkers
     }
 
     /// <summary>A letter with a diacritic: its canonical decomposition has a combining mark (é, ñ, ç, ü, …).</summary>
-    static bool IsAccented(char c) =>
+    internal static bool IsAccented(char c) =>
         char.IsLetter(c) && c > 127 && c.ToString().Normalize(NormalizationForm.FormD).Any(d => CharUnicodeInfo.GetUnicodeCategory(d) == UnicodeCategory.NonSpacingMark);
 
     /// <summary>Spanish punctuation: every sentence that ends with ? opens with ¿, every one that ends with ! opens with ¡, and there is at least one.</summary>
