@@ -84,6 +84,14 @@ public class TransformerTests : IDisposable
         return err / scale;
     }
 
+    /// <summary>A tiny model of <paramref name="config"/> written to <paramref name="tmp"/> and opened; <paramref name="maxPositions"/> lengthens its context.</summary>
+    static ModelWeights Open(TempDir tmp, string config, DType dtype, int? maxPositions = null)
+    {
+        if (maxPositions is { } n) config = System.Text.RegularExpressions.Regex.Replace(config, "\"max_position_embeddings\": \\d+", $"\"max_position_embeddings\": {n}");
+        TinyModels.Write(tmp.Path, config, dtype);
+        return ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+    }
+
     static int[] Tokens(int n, int vocab, int seed) { var r = new Random(seed); return Enumerable.Range(0, n).Select(_ => r.Next(vocab)).ToArray(); }
 
     [Theory]
@@ -91,8 +99,7 @@ public class TransformerTests : IDisposable
     public void Prefill_logits_match_the_double_reference(string name, string config, DType dtype)
     {
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, config, dtype);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, config, dtype);
         var tokens = Tokens(11, weights.Config.VocabSize, 4);
         var expected = new ReferenceTransformer(weights).Logits(tokens);
         foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512 })
@@ -115,8 +122,7 @@ public class TransformerTests : IDisposable
         // 300 positions: the packed products of the linear layers and of attention (a second piece that
         // starts mid-sequence, and more query rows than one attention pass takes).
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, System.Text.RegularExpressions.Regex.Replace(config, "\"max_position_embeddings\": \\d+", "\"max_position_embeddings\": 512"), dtype);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, config, dtype, maxPositions: 512);
         var tokens = Tokens(300, weights.Config.VocabSize, 7);
         var expected = new ReferenceTransformer(weights).Logits(tokens);
         foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512 })
@@ -141,8 +147,7 @@ public class TransformerTests : IDisposable
     public void Decoding_token_by_token_matches_the_reference(string name, string config, DType dtype)
     {
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, config, dtype);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, config, dtype);
         var tokens = Tokens(9, weights.Config.VocabSize, 8);
         var expected = new ReferenceTransformer(weights).Logits(tokens);
         var model = new Transformer(weights);
@@ -166,8 +171,7 @@ public class TransformerTests : IDisposable
         // stores them is met to the f32 paths' tolerance at most positions. (Against the unrounded reference these random
         // models move by 0.2–6% of the largest logit: their attention is sharp enough to amplify a 2^-9 change in a key.)
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, System.Text.RegularExpressions.Regex.Replace(config, "\"max_position_embeddings\": \\d+", "\"max_position_embeddings\": 512"), dtype);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, config, dtype, maxPositions: 512);
         var tokens = Tokens(300, weights.Config.VocabSize, 9);
         var expected = new ReferenceTransformer(weights) { Bf16KvCache = true }.Logits(tokens);
         foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.V256, SimdLevel.V512 })
@@ -197,8 +201,7 @@ public class TransformerTests : IDisposable
     public void A_long_prompt_prefilled_in_pieces_gives_the_logits_of_one_pass(string name, string config, DType dtype)
     {
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, System.Text.RegularExpressions.Regex.Replace(config, "\"max_position_embeddings\": \\d+", "\"max_position_embeddings\": 1024"), dtype);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, config, dtype, maxPositions: 1024);
         var model = new Transformer(weights);
         int[] before = Tokens(37, weights.Config.VocabSize, 3);
         foreach (int length in new[] { 255, 256, 300, 511, 700 })
@@ -221,8 +224,7 @@ public class TransformerTests : IDisposable
     public void A_batch_of_sequences_decodes_as_each_would_alone_and_forks_share_a_prefix()
     {
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, Qwen3, DType.F32);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, Qwen3, DType.F32);
         var reference = new ReferenceTransformer(weights);
         var model = new Transformer(weights);
         int[] prefix = [3, 1, 4, 1, 5];
@@ -252,8 +254,7 @@ public class TransformerTests : IDisposable
         // A ragged batch: one sequence long enough for the packed product alone, two short ones, one after a
         // forked prefix; together they pass the product's threshold, which none of the short ones does alone.
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, config, dtype);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, config, dtype);
         var reference = new ReferenceTransformer(weights);
         var model = new Transformer(weights);
         int[] prefix = Tokens(6, weights.Config.VocabSize, 4);
@@ -282,8 +283,7 @@ public class TransformerTests : IDisposable
     public void Results_are_identical_across_thread_counts()
     {
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, TinyModels.LlamaConfig, DType.BF16);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, TinyModels.LlamaConfig, DType.BF16);
         var tokens = Tokens(10, 32, 1);
         float[] Run(int threads)
         {
@@ -298,8 +298,7 @@ public class TransformerTests : IDisposable
     public void Token_ids_outside_the_vocabulary_and_overlong_sequences_are_clear_errors()
     {
         using var tmp = new TempDir();
-        TinyModels.Write(tmp.Path, TinyModels.LlamaConfig);
-        using var weights = ModelWeights.FromCheckpoint(Checkpoint.Open(tmp.Path), ownCheckpoint: true);
+        using var weights = Open(tmp, TinyModels.LlamaConfig, DType.F32);
         var model = new Transformer(weights);
         Assert.Contains("outside the model's vocabulary", Assert.Throws<AttuneException>(() => model.Forward(model.NewCache(4), [1, 99])).Message);
         Assert.Contains("context window of 128", Assert.Throws<AttuneException>(() => model.Forward(model.NewCache(4), new int[129])).Message);
